@@ -1,0 +1,60 @@
+/*
+ * mailbox.h - how workers talk to each other.
+ *
+ * One stp_ring per (sender, receiver) pair of workers. A worker posts
+ * fixed-size commands to another worker; the receiver drains its inbound rings
+ * in batches on its own loop and calls the handler for each command in FIFO
+ * order per sender. A uv_async_t wakes the receiver only when it may be asleep
+ * (an atomic "wake pending" flag makes bursts cost one wake-up).
+ *
+ * Posting never drops: when a ring is full the command goes to the sender's
+ * private overflow list for that receiver (kept in order, after the ring), and
+ * stp_mailbox_backlogged() says so, so the sender can stop reading the
+ * connection that produced the work. The overflow is moved into the ring as it
+ * drains (retried on every loop iteration of the sender and on a short timer),
+ * and on_unblocked() is called on the sender's thread when its overflow is
+ * empty again.
+ *
+ * A worker posting to itself calls the handler directly (same thread).
+ *
+ * Threads: stp_mailboxes_init/free on the main thread (before the workers
+ * start / after they stopped); attach/detach on the worker's own thread;
+ * post/backlogged from the sending worker's thread only.
+ */
+#ifndef STAMPEDE_MAILBOX_H
+#define STAMPEDE_MAILBOX_H
+
+#include "stampede/ring.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+/* Called on the receiver's thread for each command, in order per sender. */
+typedef void (*stp_mailbox_handler)(void *ctx, unsigned from, const void *cmd);
+/* Called on the sender's thread when all its overflow lists became empty. */
+typedef void (*stp_mailbox_unblocked)(void *ctx);
+
+struct stp_mailboxes; /* opaque */
+
+/* n workers, rings of ring_capacity (power of two) elements of elem_size. */
+int stp_mailboxes_init(struct stp_mailboxes **out, unsigned n, size_t ring_capacity,
+                       size_t elem_size);
+void stp_mailboxes_free(struct stp_mailboxes *mb);
+
+/* On worker `self`'s thread: start receiving on `loop`. The handles the
+ * mailbox creates are closed by detach; run the loop until they are closed. */
+int stp_mailbox_attach(struct stp_mailboxes *mb, unsigned self, uv_loop_t *loop,
+                       stp_mailbox_handler handler, stp_mailbox_unblocked on_unblocked,
+                       void *ctx);
+void stp_mailbox_detach(struct stp_mailboxes *mb, unsigned self);
+
+/* On worker `from`'s thread. Returns 0, or 1 when the command went to the
+ * overflow list (accepted all the same), or STP_ENOMEM. */
+int stp_mailbox_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const void *cmd);
+/* On worker `from`'s thread: true while any overflow list of `from` is non-empty. */
+bool stp_mailbox_backlogged(struct stp_mailboxes *mb, unsigned from);
+/* Commands waiting in rings addressed to `to` (approximate; for metrics). */
+size_t stp_mailbox_depth(struct stp_mailboxes *mb, unsigned to);
+
+#endif

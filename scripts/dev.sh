@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# dev.sh - the project's one entry point for set-up, running and testing.
+#
+#   scripts/dev.sh run [stampede flags...]  install what is missing, build, run the broker
+#   scripts/dev.sh test                     install what is missing, build, run every suite
+#                                           (plain build, then an ASan+UBSan build)
+#   scripts/dev.sh deps                     only install what is missing
+#
+# Installs Debian packages with apt-get and npm packages with npm (as root),
+# only when they are missing, so a second run is fast.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+APT_PACKAGES=(build-essential clang meson ninja-build pkg-config libuv1-dev node-llhttp
+    libwslay-dev libmbedtls-dev libcriterion-dev libclang-rt-14-dev python3-stomp
+    python3-websockets openssl nodejs npm chromium)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_deps() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "dev.sh: installing ${missing[*]}"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${missing[@]}"
+    fi
+    if [ -f tests/interop/package-lock.json ] && [ ! -d tests/interop/node_modules ]; then
+        (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+build() { # build DIR [meson setup options...]
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@"
+    fi
+    meson compile -C "$dir"
+}
+
+# Prints "SUITE: N passed, N failed" from meson's JSON log; fails when any failed.
+summarize() { # summarize DIR LABEL
+    python3 - "$1/meson-logs/testlog.json" "$2" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    res = r.get("result")
+    if res in ("OK", "EXPECTEDFAIL"):
+        passed += 1
+    elif res == "SKIP":
+        skipped += 1
+    else:
+        failed += 1
+print(f"{sys.argv[2]}: {passed} passed, {failed} failed, {skipped} skipped")
+PY
+}
+
+run_tests() {
+    local rc=0
+    build build
+    meson test -C build --print-errorlogs --num-processes 1 || rc=1
+    summarize build "plain build" || true
+    # The same unit and integration suites under AddressSanitizer + UBSan.
+    CC=clang build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbuildtype=debug
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit \
+        --suite integration --timeout-multiplier 3 || rc=1
+    summarize build-asan "asan+ubsan build" || true
+    local total_pass total_fail
+    total_pass=$(python3 - build build-asan <<'PY'
+import json, sys
+p = f = 0
+for d in sys.argv[1:]:
+    for line in open(f"{d}/meson-logs/testlog.json"):
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"): p += 1
+        elif r != "SKIP": f += 1
+print(p, f)
+PY
+)
+    read -r total_pass total_fail <<<"$total_pass"
+    echo "$total_pass passed, $total_fail failed"
+    return $rc
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+deps) install_deps ;;
+run)
+    install_deps
+    build build
+    exec build/stampede "$@"
+    ;;
+test)
+    install_deps
+    run_tests
+    ;;
+*)
+    echo "usage: scripts/dev.sh run [flags...] | test | deps" >&2
+    exit 2
+    ;;
+esac
