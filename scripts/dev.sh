@@ -14,7 +14,7 @@ cd "$top"
 
 APT_PACKAGES=(build-essential clang meson ninja-build pkg-config libuv1-dev node-llhttp
     libwslay-dev libmbedtls-dev libcriterion-dev libclang-rt-14-dev python3-stomp
-    python3-websockets openssl nodejs npm chromium)
+    python3-websockets openssl nodejs npm)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

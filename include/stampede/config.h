@@ -1,0 +1,86 @@
+/*
+ * config.h - the broker's configuration: a table of keywords, each with its
+ * command-line flag, STAMPEDE_* environment twin, default and parser
+ * (haproxy's bind_kws style). A flag beats its environment variable.
+ *
+ * Filled once on the main thread before the workers start; read-only after.
+ */
+#ifndef STAMPEDE_CONFIG_H
+#define STAMPEDE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum stp_scheme {
+    STP_SCHEME_STOMP,     /* stomp://HOST:PORT */
+    STP_SCHEME_STOMP_SSL, /* stomp+ssl://HOST:PORT */
+    STP_SCHEME_WS,        /* ws://HOST:PORT/PATH */
+    STP_SCHEME_WSS,       /* wss://HOST:PORT/PATH */
+};
+
+struct stp_listen_url {
+    enum stp_scheme scheme;
+    char host[256]; /* literal IPv4/IPv6 address or a name; IPv6 without brackets */
+    uint16_t port;  /* 0 = any free port */
+    char path[256]; /* ws/wss only; "/ws" when the URL has none */
+};
+
+struct stp_user {
+    char *login;
+    char *passcode;
+};
+
+#define STP_MAX_LISTENERS 16
+
+struct stp_config {
+    struct stp_listen_url listen[STP_MAX_LISTENERS];
+    size_t nlisten;
+    unsigned workers; /* >= 1 */
+    struct stp_user *users;
+    size_t nusers;
+    /* limits */
+    size_t max_frame_size;     /* default 4 MiB */
+    size_t max_pre_connect;    /* bytes accepted before CONNECTED; 64 KiB */
+    size_t max_headers;        /* default 1000 */
+    size_t max_header_length;  /* default 64 KiB */
+    uint64_t login_timeout_ms; /* default 10000 */
+    uint64_t heartbeat_min_ms; /* default 100 */
+    uint64_t heartbeat_max_ms; /* default 60000 */
+    size_t queue_max_messages; /* per queue; default 1,000,000 */
+    size_t queue_max_bytes;    /* per queue; default 1 GiB */
+    size_t max_pending_output; /* per connection, bytes; default 16 MiB */
+    size_t memory_budget;      /* all message bytes in the broker; default 4 GiB */
+    /* WebSocket (issue 4) and TLS (issue 5) settings are added by those modules. */
+    char **ws_allowed_origins;
+    size_t nws_allowed_origins;
+    bool ws_frame_binary;
+    char *tls_cert, *tls_key, *tls_key_password_file, *tls_ca, *tls_ciphers;
+    int tls_verify_client; /* 0 none, 1 optional, 2 required */
+    int log_level;         /* enum stp_log_level */
+};
+
+enum stp_config_result {
+    STP_CONFIG_RUN = 0,  /* start the broker */
+    STP_CONFIG_EXIT = 1, /* --help or --version was printed: exit 0 */
+    STP_CONFIG_ERROR = 2 /* a one-line error was printed to stderr: exit 2 */
+};
+
+/* Parse argv and the environment (envp, NULL-terminated "NAME=value"
+ * strings) into cfg, starting from the defaults. Prints --help/--version to
+ * stdout and one-line errors ("stampede: --workers: 'x' is not a number") to
+ * stderr. */
+enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char **argv,
+                                        char **envp);
+void stp_config_free(struct stp_config *cfg);
+
+/* "stomp://0.0.0.0:61613" etc. 0 or STP_EINVAL. */
+int stp_listen_url_parse(const char *text, struct stp_listen_url *out);
+/* Format a URL (with the given port) into buf, e.g. for the "listening on" log. */
+void stp_listen_url_format(const struct stp_listen_url *u, uint16_t port, char *buf, size_t n);
+
+/* CPUs this process may use: its affinity mask, capped by the cgroup (v2
+ * cpu.max, v1 cfs quota) CPU quota rounded up; at least 1. */
+unsigned stp_available_cpus(void);
+
+#endif
