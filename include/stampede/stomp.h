@@ -1,7 +1,9 @@
 /*
  * stomp.h - the STOMP 1.0/1.1/1.2 codec shared by the broker, stampede-bench
  * and the tests. Pure functions over caller-owned memory: no I/O, no threads,
- * no allocation except the parser's header array (sized once at init).
+ * no allocation except the parser's header array (a small array at init that
+ * grows by doubling, up to limits.max_headers, only when a frame has more
+ * headers than any before it on this parser; so it is not per frame).
  *
  * Parser contract (stp_parse):
  *   - returns > 0: one frame (or one run of heart-beat EOLs) was consumed;
@@ -21,6 +23,17 @@
  *   A body is read to content-length when that header is present (it may
  *   contain NULs; the byte after it must be NUL), otherwise to the first NUL.
  *   EOLs after the NUL are left for the next call (they are heart-beats).
+ *   Details of the implementation (src/stomp/parser.c):
+ *   - errors are sticky: once stp_parse returned < 0 it returns the same code
+ *     until stp_parser_reset();
+ *   - "\r\n" ends a line in every version; a CR elsewhere in a header line is
+ *     kept as data (1.2 says it should be escaped, but rejecting it would cost a
+ *     scan and gain nothing); a command line is upper-case letters only;
+ *   - a header line's length excludes its EOL; the first content-length header
+ *     wins; one that is not a decimal or overflows is STP_EBAD_CONTENT_LENGTH,
+ *     a valid one whose frame would exceed max_frame is STP_EFRAME_TOO_BIG (seen
+ *     as soon as the header line is complete);
+ *   - STP_V_NONE parses non-CONNECT frames with the 1.2 escape rules.
  */
 #ifndef STAMPEDE_STOMP_H
 #define STAMPEDE_STOMP_H
@@ -93,15 +106,18 @@ struct stp_parser {
     size_t content_length;
     bool has_cl;
     enum stp_cmd cmd;
-    struct stp_header *hdrs; /* capacity limits.max_headers; offsets while parsing */
+    struct stp_header *hdrs; /* capacity hdrs_cap <= limits.max_headers; offsets while parsing */
     size_t nhdrs;
+    size_t hdrs_cap;
 };
 
-/* Allocates the header array (limits->max_headers entries). 0 or STP_ENOMEM. */
+/* Allocates the initial header array. 0 or STP_ENOMEM. The version starts as
+ * STP_V_NONE; the session sets p->version once it has negotiated one. */
 int stp_parser_init(struct stp_parser *p, const struct stp_limits *limits);
-/* Change limits between frames (e.g. after CONNECTED); max_headers may only
- * shrink or stay. */
+/* Change limits between frames (e.g. after CONNECTED). */
 void stp_parser_set_limits(struct stp_parser *p, const struct stp_limits *limits);
+/* Forget any partial frame and a sticky error; keeps limits and version. */
+void stp_parser_reset(struct stp_parser *p);
 void stp_parser_free(struct stp_parser *p);
 /* See the contract at the top of this file. */
 ssize_t stp_parse(struct stp_parser *p, char *buf, size_t len, struct stp_frame *out);
