@@ -83,4 +83,18 @@ void stp_listen_url_format(const struct stp_listen_url *u, uint16_t port, char *
  * cpu.max, v1 cfs quota) CPU quota rounded up; at least 1. */
 unsigned stp_available_cpus(void);
 
+/* The pieces of stp_available_cpus, exposed for tests (src/cpus.c). */
+/* Text of a cgroup v2 cpu.max ("max 100000", "150000 100000"): *cpus = the quota
+ * in CPUs rounded up (>= 1), or 0 when unlimited. 0 or STP_EINVAL. */
+int stp_cpus_parse_cpu_max(const char *text, unsigned *cpus);
+/* Texts of cgroup v1 cpu.cfs_quota_us and cpu.cfs_period_us (quota -1 =
+ * unlimited): same result as above. 0 or STP_EINVAL. */
+int stp_cpus_parse_cfs(const char *quota, const char *period, unsigned *cpus);
+/* The CPU limit of this process's cgroup and its ancestors, rounded up; 0 when
+ * there is none or nothing could be read. root is the cgroup mount point
+ * ("/sys/fs/cgroup"); self_cgroup the text of /proc/self/cgroup (NULL: read it).
+ * Looks at ROOT/PATH/cpu.max (v2) and ROOT/cpu[,cpuacct]/PATH/cpu.cfs_* (v1),
+ * walking PATH up to ROOT and keeping the smallest limit. */
+unsigned stp_cpus_cgroup_limit(const char *root, const char *self_cgroup);
+
 #endif
