@@ -1,0 +1,930 @@
+/*
+ * harness.c - broker process control, raw TCP clients and a small STOMP frame
+ * reader for the integration suites (see harness.h for the contract).
+ *
+ * The frame reader is deliberately independent of src/stomp: it accepts what
+ * the spec allows a server to send (LF or CRLF lines, content-length bodies with
+ * NULs, heart-beat EOLs between frames) and decodes 1.1/1.2 header escapes.
+ * Single-threaded; everything allocated is kept in a registry freed by h_fini().
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---------------------------------------------------------------- registry */
+
+/* Everything handed out is remembered here and released by h_fini(). */
+struct reg_list {
+    void **items;
+    size_t n, cap;
+};
+
+static struct reg_list reg_mem, reg_frames;
+static struct h_broker *reg_brokers[32];
+static size_t reg_nbrokers;
+static struct h_conn *reg_conns[512];
+static size_t reg_nconns;
+
+static void reg_push(struct reg_list *l, void *p)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        void **items = realloc(l->items, cap * sizeof *items);
+        cr_assert(items != NULL, "harness: out of memory");
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = p;
+}
+
+static void *reg_keep(void *p)
+{
+    cr_assert(p != NULL, "harness: out of memory");
+    reg_push(&reg_mem, p);
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    cr_assert(p != NULL, "harness: out of memory");
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *p = xcalloc(1, n + 1);
+    memcpy(p, s, n);
+    return p;
+}
+
+const char *h_fmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0, "harness: vasprintf failed");
+    return reg_keep(s);
+}
+
+uint64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void h_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+const char *h_bin(void)
+{
+    const char *bin = getenv("STAMPEDE_BIN");
+    cr_assert(bin != NULL && bin[0] != '\0', "STAMPEDE_BIN is not set (run through meson test)");
+    return bin;
+}
+
+void h_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    (void)h_bin();
+}
+
+static void frame_free(struct h_frame *f);
+
+void h_fini(void)
+{
+    for (size_t i = 0; i < reg_nbrokers; i++) {
+        struct h_broker *b = reg_brokers[i];
+        if (!b->exited && b->pid > 0) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, &b->status, 0);
+            b->exited = true;
+        }
+        if (getenv("ITEST_KEEP_LOGS") == NULL)
+            unlink(b->log_path);
+        free(b);
+    }
+    reg_nbrokers = 0;
+    for (size_t i = 0; i < reg_nconns; i++) {
+        struct h_conn *c = reg_conns[i];
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c->buf);
+        free(c);
+    }
+    reg_nconns = 0;
+    for (size_t i = 0; i < reg_frames.n; i++)
+        frame_free(reg_frames.items[i]);
+    free(reg_frames.items);
+    reg_frames = (struct reg_list){0};
+    for (size_t i = 0; i < reg_mem.n; i++)
+        free(reg_mem.items[i]);
+    free(reg_mem.items);
+    reg_mem = (struct reg_list){0};
+}
+
+/* ----------------------------------------------------------------- process */
+
+static char *read_file_all(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return reg_keep(xstrndup("", 0));
+    size_t cap = 4096, len = 0;
+    char *s = xcalloc(1, cap);
+    for (;;) {
+        if (cap - len < 1024) {
+            cap *= 2;
+            s = realloc(s, cap);
+            cr_assert(s != NULL);
+        }
+        size_t n = fread(s + len, 1, cap - len - 1, fp);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    s[len] = '\0';
+    fclose(fp);
+    return reg_keep(s);
+}
+
+const char *h_broker_log(struct h_broker *b)
+{
+    return read_file_all(b->log_path);
+}
+
+/* In the child: drop the harness's own STAMPEDE_* variables (STAMPEDE_BIN) so
+ * the broker sees only what the test asks for, then add `env`. */
+static void child_env(const char *const *env)
+{
+    for (int guard = 0; guard < 1000; guard++) {
+        char *victim = NULL;
+        for (char **e = environ; e && *e; e++) {
+            if (strncmp(*e, "STAMPEDE_", 9) == 0) {
+                victim = *e;
+                break;
+            }
+        }
+        if (victim == NULL)
+            break;
+        char name[256];
+        size_t n = strcspn(victim, "=");
+        if (n >= sizeof name)
+            n = sizeof name - 1;
+        memcpy(name, victim, n);
+        name[n] = '\0';
+        unsetenv(name);
+    }
+    for (size_t i = 0; env && env[i]; i++)
+        putenv((char *)env[i]);
+}
+
+static pid_t spawn(const char *const *argv, const char *const *env, int out_fd, int err_fd)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        signal(SIGPIPE, SIG_DFL);
+        child_env(env);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Parse every "listening on stomp://HOST:PORT" line in the log. */
+static int parse_ports(const char *log, int *ports, int max)
+{
+    int n = 0;
+    const char *p = log;
+    while (n < max && (p = strstr(p, "listening on ")) != NULL) {
+        p += strlen("listening on ");
+        const char *eol = strchr(p, '\n');
+        if (eol == NULL)
+            break; /* line not complete yet */
+        const char *colon = NULL;
+        for (const char *q = p; q < eol; q++)
+            if (*q == ':')
+                colon = q;
+        if (colon != NULL && colon + 1 < eol)
+            ports[n++] = atoi(colon + 1);
+        p = eol;
+    }
+    return n;
+}
+
+static int make_log(char *path, size_t n)
+{
+    snprintf(path, n, "/tmp/stampede-itest-%d-XXXXXX", (int)getpid());
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+    return fd;
+}
+
+struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *args,
+                                   const char *const *env)
+{
+    cr_assert(reg_nbrokers < 32, "harness: too many brokers");
+    struct h_broker *b = xcalloc(1, sizeof *b);
+    reg_brokers[reg_nbrokers++] = b;
+    const char *argv[64];
+    size_t n = 0;
+    char wbuf[16];
+    snprintf(wbuf, sizeof wbuf, "%d", workers);
+    argv[n++] = h_bin();
+    if (listen) {
+        argv[n++] = "--listen";
+        argv[n++] = "stomp://127.0.0.1:0";
+    }
+    argv[n++] = "--workers";
+    argv[n++] = wbuf;
+    for (size_t i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int fd = make_log(b->log_path, sizeof b->log_path);
+    b->pid = spawn(argv, env, fd, fd);
+    close(fd);
+    uint64_t deadline = h_now_ms() + 5000;
+    while (h_now_ms() < deadline) {
+        const char *log = h_broker_log(b);
+        b->nports = parse_ports(log, b->ports, H_MAX_LISTENERS);
+        if (b->nports > 0 && (listen || strstr(log, "\n") != NULL))
+            break;
+        int st;
+        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            b->exited = true;
+            b->status = st;
+            cr_assert_fail("broker exited at start (status 0x%x); log:\n%s", st, log);
+        }
+        h_sleep_ms(5);
+    }
+    cr_assert(b->nports > 0, "broker did not log 'listening on' within 5 s; log:\n%s",
+              h_broker_log(b));
+    /* With several listeners from the environment, give the others a moment. */
+    if (!listen) {
+        uint64_t until = h_now_ms() + 300;
+        while (h_now_ms() < until) {
+            b->nports = parse_ports(h_broker_log(b), b->ports, H_MAX_LISTENERS);
+            h_sleep_ms(10);
+        }
+    }
+    b->port = b->ports[0];
+    cr_assert(b->port > 0 && b->port < 65536, "bad port in log:\n%s", h_broker_log(b));
+    return b;
+}
+
+static int wait_exit(pid_t pid, int *status, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return 0;
+        if (h_now_ms() >= deadline)
+            return -1;
+        h_sleep_ms(5);
+    }
+}
+
+int h_broker_stop_sig(struct h_broker *b, int sig, int timeout_ms)
+{
+    if (!b->exited) {
+        kill(b->pid, sig);
+        if (wait_exit(b->pid, &b->status, timeout_ms) != 0) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, &b->status, 0);
+            b->exited = true;
+            return -2;
+        }
+        b->exited = true;
+    }
+    if (WIFEXITED(b->status))
+        return WEXITSTATUS(b->status);
+    return -1;
+}
+
+void h_broker_stop_ok(struct h_broker *b)
+{
+    int rc = h_broker_stop_sig(b, SIGTERM, 5000);
+    cr_assert(rc == 0, "broker did not exit 0 on SIGTERM within 5 s (rc %d%s, signal %d); log:\n%s",
+              rc, rc == -2 ? " = timeout" : "", WIFSIGNALED(b->status) ? WTERMSIG(b->status) : 0,
+              h_broker_log(b));
+}
+
+bool h_broker_alive(struct h_broker *b)
+{
+    if (b->exited)
+        return false;
+    int st;
+    if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+        b->exited = true;
+        b->status = st;
+        return false;
+    }
+    return true;
+}
+
+int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out,
+          char **err)
+{
+    char opath[128], epath[128];
+    int ofd = make_log(opath, sizeof opath);
+    int efd = make_log(epath, sizeof epath);
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = h_bin();
+    for (size_t i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = spawn(argv, env, ofd, efd);
+    close(ofd);
+    close(efd);
+    int st = 0, rc;
+    if (wait_exit(pid, &st, timeout_ms) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        rc = -2;
+    } else {
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    if (out)
+        *out = read_file_all(opath);
+    if (err)
+        *err = read_file_all(epath);
+    unlink(opath);
+    unlink(epath);
+    return rc;
+}
+
+/* ------------------------------------------------------------- connections */
+
+struct h_conn *h_dial_port(int port, int rcvbuf)
+{
+    cr_assert(reg_nconns < 512, "harness: too many connections");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (r != 0) {
+        cr_assert(errno == EINPROGRESS, "connect to port %d: %s", port, strerror(errno));
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        r = poll(&pfd, 1, 3000);
+        cr_assert(r == 1, "connect to port %d timed out", port);
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        cr_assert(soerr == 0, "connect to port %d: %s", port, strerror(soerr));
+    }
+    struct h_conn *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->cap = 65536;
+    c->buf = xcalloc(1, c->cap);
+    reg_conns[reg_nconns++] = c;
+    return c;
+}
+
+struct h_conn *h_dial(struct h_broker *b)
+{
+    return h_dial_port(b->port, 0);
+}
+
+void h_close(struct h_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->closed = c->closed ? c->closed : 1;
+}
+
+void h_reset(struct h_conn *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (c->fd >= 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    h_close(c);
+}
+
+int h_send_raw(struct h_conn *c, const void *data, size_t len)
+{
+    const char *p = data;
+    uint64_t deadline = h_now_ms() + 3000;
+    if (c->fd < 0)
+        return -EBADF;
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+        poll(&pfd, 1, (int)(deadline - now));
+    }
+    return 0;
+}
+
+void h_send(struct h_conn *c, const void *data, size_t len)
+{
+    int r = h_send_raw(c, data, len);
+    cr_assert(r == 0, "send of %zu bytes failed: %s", len, strerror(-r));
+}
+
+void h_sendz(struct h_conn *c, const char *frame)
+{
+    h_send(c, frame, strlen(frame) + 1);
+}
+
+void h_sendf(struct h_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0);
+    int r = h_send_raw(c, s, (size_t)n + 1);
+    cr_assert(r == 0, "send of frame failed: %s: %.60s", strerror(-r), s);
+    free(s);
+}
+
+/* ------------------------------------------------------------ frame reader */
+
+static void frame_free(struct h_frame *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        free(f->names[i]);
+        free(f->values[i]);
+    }
+    free(f->names);
+    free(f->values);
+    free(f->cmd);
+    free(f->body);
+    free(f);
+}
+
+/* Decode 1.1/1.2 escapes; returns false on an undefined escape. */
+static bool unescape(char *s, size_t *len, int version)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < *len; i++) {
+        if (s[i] != '\\') {
+            s[o++] = s[i];
+            continue;
+        }
+        if (++i == *len)
+            return false;
+        switch (s[i]) {
+        case 'n': s[o++] = '\n'; break;
+        case 'c': s[o++] = ':'; break;
+        case '\\': s[o++] = '\\'; break;
+        case 'r':
+            if (version < 12)
+                return false;
+            s[o++] = '\r';
+            break;
+        default: return false;
+        }
+    }
+    *len = o;
+    s[o] = '\0';
+    return true;
+}
+
+/* Next line [start, *end) (without EOL) from pos; returns the position after the
+ * EOL, or 0 when the line is not complete. */
+static size_t next_line(const char *buf, size_t pos, size_t len, size_t *end)
+{
+    const char *nl = memchr(buf + pos, '\n', len - pos);
+    if (nl == NULL)
+        return 0;
+    size_t e = (size_t)(nl - buf);
+    *end = (e > pos && buf[e - 1] == '\r') ? e - 1 : e;
+    return e + 1;
+}
+
+static void note_eol(struct h_conn *c)
+{
+    c->eol_times[c->eols % 64] = h_now_ms();
+    c->eols++;
+}
+
+/* 1: frame in *out, 0: need more bytes. Asserts on malformed server output. */
+static int parse_frame(struct h_conn *c, struct h_frame **out)
+{
+    char *buf = c->buf;
+    size_t pos = c->off, len = c->len;
+    while (pos < len) {
+        if (buf[pos] == '\n') {
+            note_eol(c);
+            pos++;
+        } else if (buf[pos] == '\r' && pos + 1 < len && buf[pos + 1] == '\n') {
+            note_eol(c);
+            pos += 2;
+        } else {
+            break;
+        }
+    }
+    c->off = pos;
+    if (pos >= len || (buf[pos] == '\r' && pos + 1 >= len))
+        return 0;
+    size_t end, next = next_line(buf, pos, len, &end);
+    if (next == 0)
+        return 0;
+    struct h_frame *f = xcalloc(1, sizeof *f);
+    f->cmd = xstrndup(buf + pos, end - pos);
+    size_t cap = 16;
+    f->names = xcalloc(cap, sizeof(char *));
+    f->values = xcalloc(cap, sizeof(char *));
+    bool decode = c->version >= 11 && strcmp(f->cmd, "CONNECTED") != 0;
+    long long clen = -1;
+    for (;;) {
+        pos = next;
+        next = next_line(buf, pos, len, &end);
+        if (next == 0)
+            goto need_more;
+        if (end == pos)
+            break;
+        const char *colon = memchr(buf + pos, ':', end - pos);
+        cr_assert(colon != NULL, "broker sent a header line without ':' in %s: %.*s", f->cmd,
+                  (int)(end - pos), buf + pos);
+        if (f->nheaders == cap) {
+            cap *= 2;
+            f->names = realloc(f->names, cap * sizeof(char *));
+            f->values = realloc(f->values, cap * sizeof(char *));
+            cr_assert(f->names && f->values);
+        }
+        size_t nl = (size_t)(colon - (buf + pos)), vl = end - pos - nl - 1;
+        char *name = xstrndup(buf + pos, nl), *value = xstrndup(colon + 1, vl);
+        if (decode) {
+            cr_assert(unescape(name, &nl, c->version), "broker sent a bad escape in header %s",
+                      name);
+            cr_assert(unescape(value, &vl, c->version),
+                      "broker sent a bad escape in header %s: %s", name, value);
+        }
+        if (clen < 0 && strcmp(name, "content-length") == 0) {
+            char *ep;
+            clen = strtoll(value, &ep, 10);
+            cr_assert(*ep == '\0' && clen >= 0, "broker sent content-length '%s'", value);
+        }
+        f->names[f->nheaders] = name;
+        f->values[f->nheaders++] = value;
+    }
+    size_t body = next, body_end;
+    if (clen >= 0) {
+        if (len - body < (size_t)clen + 1)
+            goto need_more;
+        body_end = body + (size_t)clen;
+        cr_assert(buf[body_end] == '\0', "broker's %s body is not followed by NUL", f->cmd);
+    } else {
+        const char *nul = memchr(buf + body, '\0', len - body);
+        if (nul == NULL)
+            goto need_more;
+        body_end = (size_t)(nul - buf);
+    }
+    f->body_len = body_end - body;
+    f->body = xstrndup(buf + body, f->body_len);
+    c->off = body_end + 1;
+    reg_push(&reg_frames, f);
+    *out = f;
+    return 1;
+need_more:
+    frame_free(f);
+    return 0;
+}
+
+static void make_room(struct h_conn *c)
+{
+    if (c->off > 0 && (c->off == c->len || c->off > c->cap / 2)) {
+        memmove(c->buf, c->buf + c->off, c->len - c->off);
+        c->len -= c->off;
+        c->off = 0;
+    }
+    if (c->cap - c->len < 16384) {
+        c->cap *= 2;
+        c->buf = realloc(c->buf, c->cap);
+        cr_assert(c->buf != NULL, "harness: out of memory");
+    }
+}
+
+/* Read once (waiting up to ms). 1 read some, 0 timeout, -1 closed. */
+static int fill(struct h_conn *c, int ms)
+{
+    if (c->closed || c->fd < 0)
+        return -1;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int r = poll(&pfd, 1, ms < 0 ? 0 : ms);
+    if (r <= 0)
+        return 0;
+    make_room(c);
+    ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+    if (n > 0) {
+        c->len += (size_t)n;
+        return 1;
+    }
+    if (n == 0) {
+        c->closed = 1;
+        return -1;
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        return 0;
+    c->closed = 2;
+    return -1;
+}
+
+struct h_frame *h_read(struct h_conn *c, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        struct h_frame *f = NULL;
+        if (parse_frame(c, &f) == 1)
+            return f;
+        uint64_t now = h_now_ms();
+        int left = now >= deadline ? 0 : (int)(deadline - now);
+        int r = fill(c, left);
+        if (r < 0)
+            return NULL;
+        if (r == 0 && left == 0)
+            return NULL;
+    }
+}
+
+const char *h_hdr(const struct h_frame *f, const char *name)
+{
+    for (size_t i = 0; f && i < f->nheaders; i++)
+        if (strcmp(f->names[i], name) == 0)
+            return f->values[i];
+    return NULL;
+}
+
+size_t h_hdr_count(const struct h_frame *f, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; f && i < f->nheaders; i++)
+        n += strcmp(f->names[i], name) == 0;
+    return n;
+}
+
+const char *h_show(const struct h_frame *f)
+{
+    if (f == NULL)
+        return "(nothing)";
+    size_t cap = 512, len = 0;
+    char *s = xcalloc(1, cap);
+    len += (size_t)snprintf(s, cap, "%s", f->cmd);
+    for (size_t i = 0; i < f->nheaders && len < cap - 1; i++)
+        len += (size_t)snprintf(s + len, cap - len, " %s:%s", f->names[i], f->values[i]);
+    if (len < cap - 1)
+        snprintf(s + len, cap - len, " | %.*s", (int)(f->body_len > 80 ? 80 : f->body_len),
+                 f->body);
+    return reg_keep(s);
+}
+
+static const char *closed_text(const struct h_conn *c)
+{
+    return c->closed == 1 ? "connection closed (EOF)"
+           : c->closed   ? "connection reset"
+                         : "timeout";
+}
+
+struct h_frame *h_expect(struct h_conn *c, const char *cmd, int timeout_ms)
+{
+    struct h_frame *f = h_read(c, timeout_ms);
+    cr_assert(f != NULL, "expected %s, got %s", cmd, closed_text(c));
+    cr_assert(strcmp(f->cmd, cmd) == 0, "expected %s, got %s", cmd, h_show(f));
+    return f;
+}
+
+struct h_frame *h_expect_msg(struct h_conn *c, const char *body)
+{
+    struct h_frame *f = h_expect(c, "MESSAGE", H_WAIT);
+    cr_assert(f->body_len == strlen(body) && memcmp(f->body, body, f->body_len) == 0,
+              "expected MESSAGE '%s', got %s", body, h_show(f));
+    return f;
+}
+
+void h_expect_receipt(struct h_conn *c, const char *id)
+{
+    struct h_frame *f = h_expect(c, "RECEIPT", H_WAIT);
+    const char *rid = h_hdr(f, "receipt-id");
+    cr_assert(rid != NULL && strcmp(rid, id) == 0, "expected RECEIPT receipt-id:%s, got %s", id,
+              h_show(f));
+}
+
+bool h_wait_closed(struct h_conn *c, int ms, struct h_frame **got)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)ms;
+    if (got)
+        *got = NULL;
+    for (;;) {
+        struct h_frame *f = NULL;
+        if (parse_frame(c, &f) == 1) {
+            if (got)
+                *got = f;
+            return false;
+        }
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            return false;
+        if (fill(c, (int)(deadline - now)) < 0)
+            return true;
+    }
+}
+
+struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id)
+{
+    struct h_frame *f = h_read(c, H_WAIT);
+    cr_assert(f != NULL, "expected ERROR, got %s", closed_text(c));
+    cr_assert(strcmp(f->cmd, "ERROR") == 0, "expected ERROR, got %s", h_show(f));
+    cr_assert(h_hdr(f, "message") != NULL, "ERROR without a message header: %s", h_show(f));
+    if (receipt_id != NULL) {
+        const char *rid = h_hdr(f, "receipt-id");
+        cr_assert(rid != NULL && strcmp(rid, receipt_id) == 0,
+                  "expected ERROR receipt-id:%s, got %s", receipt_id, h_show(f));
+    }
+    struct h_frame *more = NULL;
+    cr_assert(h_wait_closed(c, 3000, &more), "connection not closed within 3 s after ERROR (%s)",
+              more ? h_show(more) : "still open");
+    return f;
+}
+
+void h_expect_silence(struct h_conn *c, int ms)
+{
+    struct h_frame *f = h_read(c, ms);
+    cr_assert(f == NULL, "expected nothing for %d ms, got %s", ms, h_show(f));
+    cr_assert(c->closed == 0, "expected nothing for %d ms, got %s", ms, closed_text(c));
+}
+
+/* ------------------------------------------------------------------- STOMP */
+
+struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version,
+                                const char *login, const char *passcode, const char *heart_beat,
+                                bool use_stomp)
+{
+    char frame[1024];
+    int n = snprintf(frame, sizeof frame, "%s\nhost:/\n", use_stomp ? "STOMP" : "CONNECT");
+    if (accept_version)
+        n += snprintf(frame + n, sizeof frame - (size_t)n, "accept-version:%s\n", accept_version);
+    if (login)
+        n += snprintf(frame + n, sizeof frame - (size_t)n, "login:%s\n", login);
+    if (passcode)
+        n += snprintf(frame + n, sizeof frame - (size_t)n, "passcode:%s\n", passcode);
+    if (heart_beat)
+        n += snprintf(frame + n, sizeof frame - (size_t)n, "heart-beat:%s\n", heart_beat);
+    snprintf(frame + n, sizeof frame - (size_t)n, "\n");
+    h_sendz(c, frame);
+    struct h_frame *f = h_read(c, H_WAIT);
+    if (f && strcmp(f->cmd, "CONNECTED") == 0) {
+        const char *v = h_hdr(f, "version");
+        c->version = (v == NULL || strcmp(v, "1.0") == 0) ? 10 : strcmp(v, "1.1") == 0 ? 11 : 12;
+    }
+    return f;
+}
+
+struct h_conn *h_client_login(struct h_broker *b, const char *version, const char *login,
+                              const char *passcode)
+{
+    struct h_conn *c = h_dial(b);
+    bool v10 = strcmp(version, "1.0") == 0;
+    struct h_frame *f = h_stomp_connect(c, v10 ? NULL : version, login, passcode, NULL, false);
+    cr_assert(f != NULL, "no reply to CONNECT (%s)", closed_text(c));
+    cr_assert(strcmp(f->cmd, "CONNECTED") == 0, "CONNECT got %s", h_show(f));
+    const char *v = h_hdr(f, "version");
+    if (v10)
+        cr_assert(v == NULL || strcmp(v, "1.0") == 0, "CONNECT 1.0 got %s", h_show(f));
+    else
+        cr_assert(v != NULL && strcmp(v, version) == 0, "CONNECT %s got %s", version, h_show(f));
+    return c;
+}
+
+struct h_conn *h_client(struct h_broker *b, const char *version)
+{
+    return h_client_login(b, version, "guest", "guest");
+}
+
+const char *h_rid(struct h_conn *c)
+{
+    return h_fmt("r%u", ++c->receipt_seq);
+}
+
+void h_subscribe(struct h_conn *c, const char *dest, const char *id, const char *ack,
+                 const char *extra)
+{
+    const char *rid = h_rid(c);
+    h_sendf(c, "SUBSCRIBE\ndestination:%s\nid:%s\n%s%s%s%sreceipt:%s\n\n", dest, id,
+            ack ? "ack:" : "", ack ? ack : "", ack ? "\n" : "", extra ? extra : "", rid);
+    h_expect_receipt(c, rid);
+}
+
+void h_unsubscribe(struct h_conn *c, const char *id)
+{
+    const char *rid = h_rid(c);
+    h_sendf(c, "UNSUBSCRIBE\nid:%s\nreceipt:%s\n\n", id, rid);
+    h_expect_receipt(c, rid);
+}
+
+void h_publish(struct h_conn *c, const char *dest, const char *body, bool with_receipt)
+{
+    if (!with_receipt) {
+        h_sendf(c, "SEND\ndestination:%s\ncontent-type:text/plain\n\n%s", dest, body);
+        return;
+    }
+    const char *rid = h_rid(c);
+    h_sendf(c, "SEND\ndestination:%s\ncontent-type:text/plain\nreceipt:%s\n\n%s", dest, rid,
+            body);
+    h_expect_receipt(c, rid);
+}
+
+static void ack_like(struct h_conn *c, const char *cmd, const struct h_frame *f, const char *txn,
+                     bool with_receipt)
+{
+    char hdrs[1024];
+    int n;
+    if (c->version >= 12) {
+        const char *ack = h_hdr(f, "ack");
+        cr_assert(ack != NULL, "1.2 MESSAGE without an ack header: %s", h_show(f));
+        n = snprintf(hdrs, sizeof hdrs, "id:%s\n", ack);
+    } else if (c->version == 11) {
+        n = snprintf(hdrs, sizeof hdrs, "message-id:%s\nsubscription:%s\n",
+                     h_hdr(f, "message-id"), h_hdr(f, "subscription"));
+    } else {
+        n = snprintf(hdrs, sizeof hdrs, "message-id:%s\n", h_hdr(f, "message-id"));
+    }
+    if (txn)
+        n += snprintf(hdrs + n, sizeof hdrs - (size_t)n, "transaction:%s\n", txn);
+    const char *rid = with_receipt ? h_rid(c) : NULL;
+    if (rid)
+        snprintf(hdrs + n, sizeof hdrs - (size_t)n, "receipt:%s\n", rid);
+    h_sendf(c, "%s\n%s\n", cmd, hdrs);
+    if (rid)
+        h_expect_receipt(c, rid);
+}
+
+void h_ack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt)
+{
+    ack_like(c, "ACK", f, txn, with_receipt);
+}
+
+void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt)
+{
+    ack_like(c, "NACK", f, txn, with_receipt);
+}
+
+void h_disconnect(struct h_conn *c)
+{
+    const char *rid = h_rid(c);
+    h_sendf(c, "DISCONNECT\nreceipt:%s\n\n", rid);
+    h_expect_receipt(c, rid);
+    struct h_frame *more = NULL;
+    cr_assert(h_wait_closed(c, 3000, &more), "not closed within 3 s after DISCONNECT receipt (%s)",
+              more ? h_show(more) : "still open");
+}
+
+const char *h_dest(const char *kind, const char *tag)
+{
+    static unsigned seq;
+    return h_fmt("/%s/%s-%d-%u", kind, tag, (int)getpid(), ++seq);
+}

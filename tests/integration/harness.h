@@ -1,0 +1,176 @@
+/*
+ * harness.h - what the integration suites use to drive a real build/stampede.
+ *
+ * Owns: starting the broker (path in $STAMPEDE_BIN) on 127.0.0.1 port 0 with
+ * stderr going to a log file (so the broker never blocks on a full pipe), finding
+ * its bound port from the "listening on stomp://HOST:PORT" log line, stopping it
+ * with SIGTERM; raw TCP clients with a small independent STOMP frame reader (the
+ * suites speak bytes, so they test the broker and not the project's codec).
+ *
+ * Thread contract: single-threaded, used from one criterion test process. Every
+ * wait has a deadline and every loop is bounded, so a broken broker fails a test
+ * instead of hanging it. Brokers, connections and frames are remembered in a
+ * per-process registry and released by h_fini() (the suites' .fini), which also
+ * kills any broker still running.
+ *
+ * Assertions: helpers named h_expect_* and the ones documented "asserts" fail the
+ * current criterion test with a message saying what was expected and what came.
+ */
+#ifndef STAMPEDE_ITEST_HARNESS_H
+#define STAMPEDE_ITEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define H_MAX_LISTENERS 8
+
+/* Default timeout for one expected frame, in ms. */
+#define H_WAIT 3000
+
+struct h_broker {
+    pid_t pid;
+    char log_path[128];
+    int nports;
+    int ports[H_MAX_LISTENERS]; /* from the "listening on" lines, in log order */
+    int port;                   /* ports[0] */
+    bool exited;
+    int status; /* waitpid status once exited */
+};
+
+struct h_frame {
+    char *cmd;
+    size_t nheaders;
+    char **names;  /* decoded (1.1/1.2 escapes) */
+    char **values; /* decoded */
+    char *body;    /* body_len bytes plus a NUL for convenience */
+    size_t body_len;
+};
+
+struct h_conn {
+    int fd;
+    int version; /* 10, 11, 12 once CONNECTED (escape decoding); 0 before */
+    char *buf;
+    size_t off, len, cap;
+    int closed; /* 0 open, 1 EOF, 2 reset/error */
+    uint64_t eols;          /* heart-beat EOLs seen between frames */
+    uint64_t eol_times[64]; /* monotonic ms of the last 64 EOLs, ring */
+    unsigned receipt_seq;
+};
+
+/* Suite fixtures: .init = h_init (ignores SIGPIPE, checks $STAMPEDE_BIN),
+ * .fini = h_fini (kills leftover brokers, frees everything). */
+void h_init(void);
+void h_fini(void);
+
+uint64_t h_now_ms(void);
+void h_sleep_ms(unsigned ms);
+const char *h_bin(void);
+
+/* Start the broker with --listen stomp://127.0.0.1:0 --workers `workers` and the
+ * extra arguments (NULL-terminated, may be NULL); `env` is a NULL-terminated
+ * list of "NAME=value" added to its environment (may be NULL). When `listen` is
+ * false no --listen flag is given (the env must provide one). Asserts the broker
+ * came up and logged its listener(s). */
+struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *args,
+                                   const char *const *env);
+#define H_START(...) h_broker_start_ex(2, true, (const char *const[]){__VA_ARGS__, NULL}, NULL)
+#define H_START0() h_broker_start_ex(2, true, NULL, NULL)
+#define H_START_W(w, ...)                                                                      \
+    h_broker_start_ex((w), true, (const char *const[]){__VA_ARGS__, NULL}, NULL)
+
+/* SIGTERM (or `sig`), wait up to timeout_ms; returns the exit code (0..255),
+ * -1 killed by a signal, -2 did not exit in time (then SIGKILLed). */
+int h_broker_stop_sig(struct h_broker *b, int sig, int timeout_ms);
+/* Stops with SIGTERM and asserts exit status 0 within 5 s. */
+void h_broker_stop_ok(struct h_broker *b);
+bool h_broker_alive(struct h_broker *b);
+/* The broker's log so far (registry-owned string). */
+const char *h_broker_log(struct h_broker *b);
+
+/* Run `stampede args...` to completion (timeout_ms), capture stdout/stderr.
+ * Returns the exit code, -1 signal, -2 timeout. Strings are registry-owned. */
+int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out,
+          char **err);
+
+/* --- raw connections --- */
+
+/* TCP connect to 127.0.0.1:port within 3 s; asserts. rcvbuf > 0 sets SO_RCVBUF first. */
+struct h_conn *h_dial_port(int port, int rcvbuf);
+struct h_conn *h_dial(struct h_broker *b);
+void h_close(struct h_conn *c);
+/* Close with SO_LINGER 0: the peer sees a reset. */
+void h_reset(struct h_conn *c);
+
+/* Send bytes within 3 s. Returns 0 or -errno (no assertion: use in tests where the
+ * broker may close the connection while we write). */
+int h_send_raw(struct h_conn *c, const void *data, size_t len);
+/* Asserting versions. h_sendz sends the string plus its terminating NUL (a frame). */
+void h_send(struct h_conn *c, const void *data, size_t len);
+void h_sendz(struct h_conn *c, const char *frame);
+/* printf-style frame, sent with its trailing NUL. */
+void h_sendf(struct h_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Read one frame within timeout_ms, skipping heart-beat EOLs. NULL on timeout or
+ * when the connection closed (c->closed says which). Asserts the bytes are a
+ * well-formed frame. */
+struct h_frame *h_read(struct h_conn *c, int timeout_ms);
+const char *h_hdr(const struct h_frame *f, const char *name);
+size_t h_hdr_count(const struct h_frame *f, const char *name);
+/* One-line rendering of a frame for messages (registry-owned). */
+const char *h_show(const struct h_frame *f);
+
+/* Asserting readers. */
+struct h_frame *h_expect(struct h_conn *c, const char *cmd, int timeout_ms);
+/* A MESSAGE whose body equals `body`. */
+struct h_frame *h_expect_msg(struct h_conn *c, const char *body);
+/* A RECEIPT with receipt-id `id`. */
+void h_expect_receipt(struct h_conn *c, const char *id);
+/* An ERROR (with a message header, receipt-id == receipt_id when non-NULL),
+ * then the connection closes within 3 s with nothing else in between. */
+struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id);
+/* Nothing but heart-beats for ms, and still open. */
+void h_expect_silence(struct h_conn *c, int ms);
+/* True when the connection closes (EOF or reset) within ms with no frame on the
+ * way (heart-beats are fine). On a frame, false and *got (if non-NULL) is set. */
+bool h_wait_closed(struct h_conn *c, int ms, struct h_frame **got);
+
+/* --- STOMP-level helpers --- */
+
+/* Send CONNECT (or STOMP when use_stomp) with host:/ and the optional
+ * accept-version / login / passcode / heart-beat headers (NULL = omitted), and
+ * return the reply (CONNECTED, ERROR or NULL on timeout/close). Sets c->version
+ * from a CONNECTED. */
+struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version,
+                                const char *login, const char *passcode, const char *heart_beat,
+                                bool use_stomp);
+/* Dial + CONNECT with accept-version `version` ("1.0" sends no accept-version),
+ * asserts CONNECTED with that version. */
+struct h_conn *h_client(struct h_broker *b, const char *version);
+struct h_conn *h_client_login(struct h_broker *b, const char *version, const char *login,
+                              const char *passcode);
+
+/* A fresh receipt id for this connection ("r1", "r2", ...); registry-owned. */
+const char *h_rid(struct h_conn *c);
+/* SUBSCRIBE with a receipt and wait for it. `extra` is "" or header lines each
+ * ending in "\n" (e.g. "prefetch-count:1\n"). ack NULL = no ack header. */
+void h_subscribe(struct h_conn *c, const char *dest, const char *id, const char *ack,
+                 const char *extra);
+void h_unsubscribe(struct h_conn *c, const char *id);
+/* SEND body (text) to dest; with_receipt waits for the RECEIPT. */
+void h_publish(struct h_conn *c, const char *dest, const char *body, bool with_receipt);
+/* ACK the MESSAGE f the way c's version wants (1.2 id=ack, 1.1
+ * message-id+subscription, 1.0 message-id); txn may be NULL; with_receipt waits. */
+void h_ack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
+void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
+/* DISCONNECT with a receipt: asserts RECEIPT then close. */
+void h_disconnect(struct h_conn *c);
+
+/* A unique destination name for this test process: "/topic/<tag>-<pid>-<n>". */
+const char *h_dest(const char *kind, const char *tag);
+
+/* Registry-owned printf. */
+const char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
