@@ -50,7 +50,8 @@ struct kw {
     const char *name;    /* the flag without its leading "--" */
     const char *env;     /* STAMPEDE_ + name in upper snake case; NULL for --help */
     const char *metavar; /* what the value looks like in --help */
-    const char *def;     /* default as text for the parser; NULL: none or def_fn */
+    const char *def;     /* default as text for the parser (a comma-separated list for
+                            repeatable keywords); NULL: none, or def_fn */
     unsigned (*def_fn)(void);
     const char *def_note; /* --help's words for a default that is not def */
     kw_parse_fn *parse;
@@ -578,9 +579,9 @@ static const struct kw keywords[] = {
      .help = "Ask TLS clients for a certificate (optional or required needs --tls-ca)."},
     {.name = "tls-ciphers", .env = "STAMPEDE_TLS_CIPHERS", .metavar = "LIST", .parse = parse_text,
      FIELD(tls_ciphers),
-     .def_note = "ECDHE with AES-GCM and ChaCha20-Poly1305",
-     .help = "Narrow the TLS 1.2 cipher suites: mbedTLS names separated by ':'\n"
-             "(e.g. TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256)."},
+     .def_note = "ECDHE with AES-GCM and ChaCha20-Poly1305 (AES-GCM first with AES-NI)",
+     .help = "Narrow (and order) the TLS 1.2 cipher suites: names separated by ':'\n"
+             "or ',', in OpenSSL, IANA or mbedTLS form (ECDHE-RSA-AES128-GCM-SHA256)."},
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},
@@ -705,19 +706,6 @@ static int apply(const struct kw *kw, struct stp_config *cfg, const char *name, 
     return 0;
 }
 
-static int apply_defaults(struct stp_config *cfg)
-{
-    cfg->max_pre_connect = 64 * KIB;
-    for (size_t i = 0; i < NKW; i++) {
-        const struct kw *kw = &keywords[i];
-        if (kw->def_fn)
-            store(cfg, kw, kw->def_fn());
-        else if (kw->def && apply(kw, cfg, kw->name, kw->def) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static const char *env_get(char **envp, const char *name)
 {
     size_t len = strlen(name);
@@ -727,13 +715,15 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
-/* A comma-separated list: each item, trimmed of blanks, added in order. */
-static int apply_env_list(const struct kw *kw, struct stp_config *cfg, const char *val)
+/* A comma-separated list (a repeatable keyword's variable or default) replaces
+ * the keyword's list: each item, trimmed of blanks, is added in order. */
+static int apply_list(const struct kw *kw, struct stp_config *cfg, const char *name,
+                      const char *val)
 {
     char *copy = strdup(val), *p = copy;
     int rc = 0, items = 0;
     if (!copy)
-        return fail(kw->env, "out of memory");
+        return fail(name, "out of memory");
     kw->reset(cfg);
     while (rc == 0 && p) {
         char *comma = strchr(p, ',');
@@ -744,15 +734,32 @@ static int apply_env_list(const struct kw *kw, struct stp_config *cfg, const cha
         while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             p[--len] = '\0';
         if (len > 0) {
-            rc = apply(kw, cfg, kw->env, p);
+            rc = apply(kw, cfg, name, p);
             items++;
         }
         p = comma ? comma + 1 : NULL;
     }
     if (rc == 0 && items == 0)
-        rc = fail(kw->env, "the list is empty");
+        rc = fail(name, "the list is empty");
     free(copy);
     return rc;
+}
+
+static int apply_defaults(struct stp_config *cfg)
+{
+    cfg->max_pre_connect = 64 * KIB;
+    for (size_t i = 0; i < NKW; i++) {
+        const struct kw *kw = &keywords[i];
+        int rc = 0;
+        if (kw->def_fn)
+            store(cfg, kw, kw->def_fn());
+        else if (kw->def)
+            rc = kw->flags & KW_REPEAT ? apply_list(kw, cfg, kw->name, kw->def)
+                                       : apply(kw, cfg, kw->name, kw->def);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Variables of the keywords the command line does not name. An empty variable
@@ -764,7 +771,8 @@ static int apply_env(struct stp_config *cfg, char **envp, const bool *on_cmdline
         const char *val = kw->env ? env_get(envp, kw->env) : NULL;
         if (on_cmdline[i] || !val || val[0] == '\0')
             continue;
-        int rc = kw->flags & KW_REPEAT ? apply_env_list(kw, cfg, val) : apply(kw, cfg, kw->env, val);
+        int rc = kw->flags & KW_REPEAT ? apply_list(kw, cfg, kw->env, val)
+                                       : apply(kw, cfg, kw->env, val);
         if (rc != 0)
             return -1;
     }
