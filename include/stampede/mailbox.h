@@ -30,7 +30,8 @@
 #include <stddef.h>
 #include <uv.h>
 
-/* Called on the receiver's thread for each command, in order per sender. */
+/* Called on the receiver's thread for each command, in order per sender. cmd
+ * points into the mailbox's buffer and is valid only during the call. */
 typedef void (*stp_mailbox_handler)(void *ctx, unsigned from, const void *cmd);
 /* Called on the sender's thread when all its overflow lists became empty. */
 typedef void (*stp_mailbox_unblocked)(void *ctx);
@@ -40,10 +41,17 @@ struct stp_mailboxes; /* opaque */
 /* n workers, rings of ring_capacity (power of two) elements of elem_size. */
 int stp_mailboxes_init(struct stp_mailboxes **out, unsigned n, size_t ring_capacity,
                        size_t elem_size);
+/* Commands still queued (in rings or overflow lists) are discarded unread: they
+ * are opaque bytes here, so the broker must drain (or drop the references its
+ * commands carry) before calling this. All workers must be detached. */
 void stp_mailboxes_free(struct stp_mailboxes *mb);
 
 /* On worker `self`'s thread: start receiving on `loop`. The handles the
- * mailbox creates are closed by detach; run the loop until they are closed. */
+ * mailbox creates are closed by detach; run the loop until they are closed.
+ * Commands posted to `self` before attach are delivered after it. detach may
+ * be called from inside the handler; commands already popped in that batch are
+ * then dropped and later ones stay queued (the broker drains before detach).
+ * After detach, posts to `self` are queued but nobody is woken. */
 int stp_mailbox_attach(struct stp_mailboxes *mb, unsigned self, uv_loop_t *loop,
                        stp_mailbox_handler handler, stp_mailbox_unblocked on_unblocked,
                        void *ctx);
@@ -56,5 +64,7 @@ int stp_mailbox_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const
 bool stp_mailbox_backlogged(struct stp_mailboxes *mb, unsigned from);
 /* Commands waiting in rings addressed to `to` (approximate; for metrics). */
 size_t stp_mailbox_depth(struct stp_mailboxes *mb, unsigned to);
+/* On worker `from`'s thread: commands of `from` waiting in its overflow lists. */
+size_t stp_mailbox_overflowed(struct stp_mailboxes *mb, unsigned from);
 
 #endif
