@@ -1,1 +1,63 @@
-int main(void) { return 0; }
+/*
+ * main.c - parse the configuration, start the workers, wait for SIGTERM or
+ * SIGINT, stop gracefully and exit 0. The main thread owns no connection.
+ */
+#include "broker/broker.h"
+#include "stampede/config.h"
+#include "stampede/log.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <uv.h>
+
+extern char **environ;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    stp_info("received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_stop(s->loop);
+}
+
+static int run(const struct stp_config *cfg)
+{
+    struct stp_broker broker;
+    stp_info("stampede %s starting with %u workers", STP_VERSION, cfg->workers);
+    if (cfg->nusers == 0)
+        stp_warn("authentication is off: no --user given, any login is accepted");
+    if (stp_broker_start(&broker, cfg) < 0) {
+        stp_error("could not start the broker");
+        return 1;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sigterm, sigint;
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    stp_broker_stop(&broker);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    stp_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct stp_config cfg;
+    signal(SIGPIPE, SIG_IGN);
+    switch (stp_config_parse(&cfg, argc, argv, environ)) {
+    case STP_CONFIG_EXIT:
+        return 0;
+    case STP_CONFIG_ERROR:
+        return 2;
+    case STP_CONFIG_RUN:
+        break;
+    }
+    stp_log_set_level((enum stp_log_level)cfg.log_level);
+    int rc = run(&cfg);
+    stp_config_free(&cfg);
+    return rc;
+}

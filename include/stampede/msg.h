@@ -1,0 +1,75 @@
+/*
+ * msg.h - immutable, reference-counted messages.
+ *
+ * A message is built once by the worker that parsed the SEND and is then
+ * shared read-only by every worker that delivers it. It holds the destination
+ * and the pre-serialized shared tail of every MESSAGE frame that carries it:
+ *
+ *     destination:/topic/x\n content-type:...\n content-length:N\n
+ *     <user headers, escaped 1.1/1.2 style>\n \n <body> \0
+ *
+ * Each delivery prepends only its own small header block ("MESSAGE\n",
+ * subscription, message-id, ack, redelivered).
+ *
+ * Ownership: stp_msg_new returns one reference. Whoever holds a reference
+ * releases it with stp_msg_unref(&m), which clears the caller's pointer; the
+ * last release frees the message. References may be taken and dropped on any
+ * thread.
+ */
+#ifndef STAMPEDE_MSG_H
+#define STAMPEDE_MSG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stp_msg {
+    atomic_uint refs;
+    uint32_t dest_len;
+    uint64_t id;      /* unique in this broker process */
+    size_t tail_len;  /* bytes of the shared tail */
+    size_t tail_cap;  /* bytes allocated for the tail */
+    size_t body_len;  /* bytes of the body inside the tail */
+    bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
+    const char *dest; /* NUL-terminated, inside data[] */
+    const char *tail; /* inside data[] */
+    char data[];
+};
+
+/* Allocate a message with room for a destination of dest_len bytes and a tail
+ * of tail_cap bytes; the caller fills the tail then sets tail_len. Returns
+ * NULL on allocation failure. Counts its size against the broker's memory. */
+struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap);
+
+static inline struct stp_msg *stp_msg_ref(struct stp_msg *m)
+{
+    /* Relaxed: taking a reference needs no ordering; the holder already has
+     * a reference that keeps the message alive (the boost/Rust Arc rule). */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+void stp_msg_free_(struct stp_msg *m);
+
+static inline void stp_msg_unref(struct stp_msg **mp)
+{
+    struct stp_msg *m = *mp;
+    *mp = NULL;
+    if (!m)
+        return;
+    /* Release on the decrement publishes this thread's reads of the message
+     * before the free; the acquire fence in the last owner orders the free
+     * after every other owner's release. */
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release) == 1) {
+        atomic_thread_fence(memory_order_acquire);
+        stp_msg_free_(m);
+    }
+}
+
+/* Bytes of message memory alive in the process (for the memory budget). */
+size_t stp_msg_bytes_in_use(void);
+/* Unique ids: the worker index in the top bits, a per-worker counter below. */
+uint64_t stp_msg_next_id(unsigned worker);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * broker.c - start and stop the workers; open the listening sockets.
+ *
+ * Main thread only. Each listener gets one socket per worker with
+ * SO_REUSEPORT, all bound to the same address: the kernel spreads incoming
+ * connections over the workers and no thread hands sockets to another. With
+ * port 0 the first socket picks the port and the others bind to it.
+ */
+#include "broker/broker.h"
+
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/mailbox.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RING_CAPACITY 16384
+#define STOP_DRAIN_MS 4000
+
+static int bind_one(const struct addrinfo *ai, uint16_t port)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int open_listener(struct stp_broker *b, unsigned l)
+{
+    const struct stp_listen_url *u = &b->cfg->listen[l];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE}, *ai = NULL;
+    int rc = getaddrinfo(u->host, NULL, &hints, &ai);
+    if (rc != 0) {
+        stp_error("cannot resolve listen address '%s': %s", u->host, gai_strerror(rc));
+        return STP_EINVAL;
+    }
+    uint16_t port = u->port;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        int fd = bind_one(ai, port);
+        if (fd < 0) {
+            stp_error("cannot listen on %s:%u: %s", u->host, port, strerror(-fd));
+            freeaddrinfo(ai);
+            return STP_EIO;
+        }
+        b->fds[l * b->nworkers + i] = fd;
+        if (i == 0)
+            port = bound_port(fd);
+    }
+    freeaddrinfo(ai);
+    b->ports[l] = port;
+    char url[600];
+    stp_listen_url_format(u, port, url, sizeof(url));
+    stp_info("listening on %s", url);
+    return 0;
+}
+
+static int check_listeners(const struct stp_config *cfg)
+{
+    for (size_t l = 0; l < cfg->nlisten; l++) {
+        if (cfg->listen[l].scheme != STP_SCHEME_STOMP) {
+            stp_error("listener %zu: only stomp:// listeners are available in this build", l);
+            return STP_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg)
+{
+    memset(b, 0, sizeof(*b));
+    b->cfg = cfg;
+    b->nworkers = cfg->workers;
+    int rc = check_listeners(cfg);
+    if (rc < 0)
+        return rc;
+    b->fds = malloc(cfg->nlisten * b->nworkers * sizeof(int));
+    b->workers = calloc(b->nworkers, sizeof(*b->workers));
+    if (!b->fds || !b->workers)
+        return STP_ENOMEM;
+    for (size_t i = 0; i < cfg->nlisten * b->nworkers; i++)
+        b->fds[i] = -1;
+    rc = stp_mailboxes_init(&b->mb, b->nworkers, RING_CAPACITY, sizeof(struct stp_post));
+    if (rc < 0)
+        return rc;
+    for (unsigned l = 0; l < cfg->nlisten; l++) {
+        if ((rc = open_listener(b, l)) < 0)
+            return rc;
+    }
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        struct stp_worker *w = &b->workers[i];
+        w->id = i;
+        w->broker_workers = b->nworkers;
+        w->broker = b;
+        w->mb = b->mb;
+        w->cfg = cfg;
+        w->nlisteners = (unsigned)cfg->nlisten;
+        if ((rc = stp_worker_start(w)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void stp_broker_stop(struct stp_broker *b)
+{
+    for (unsigned i = 0; i < b->nworkers; i++)
+        stp_worker_request_stop(&b->workers[i], 1);
+    for (unsigned waited = 0; waited < STOP_DRAIN_MS; waited += 10) {
+        if (atomic_load_explicit(&b->drained, memory_order_acquire) == b->nworkers)
+            break;
+        sleep_ms(10);
+    }
+    for (unsigned i = 0; i < b->nworkers; i++)
+        stp_worker_request_stop(&b->workers[i], 2);
+    for (unsigned i = 0; i < b->nworkers; i++)
+        uv_thread_join(&b->workers[i].thread);
+    stp_mailboxes_free(b->mb);
+    free(b->workers);
+    free(b->fds);
+}

@@ -1,0 +1,36 @@
+/*
+ * broker.h - the broker: its workers, their mailboxes and listening sockets.
+ *
+ * Created, started and stopped on the main thread. stp_broker_start opens
+ * every listener (one SO_REUSEPORT socket per worker, so the kernel spreads
+ * connections over the workers) and starts the worker threads.
+ * stp_broker_stop stops accepting, lets every worker flush and close its
+ * connections, then joins the threads and frees everything.
+ */
+#ifndef STP_BROKER_BROKER_H
+#define STP_BROKER_BROKER_H
+
+#include "stampede/config.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct stp_worker;
+struct stp_mailboxes;
+
+struct stp_broker {
+    const struct stp_config *cfg;
+    unsigned nworkers;
+    struct stp_worker *workers;
+    struct stp_mailboxes *mb;
+    int *fds; /* [listener * nworkers + worker] */
+    uint16_t ports[STP_MAX_LISTENERS];
+    /* Workers whose connections are all closed (read by the main thread
+     * while stopping; release/acquire so their frees happen-before). */
+    atomic_uint drained;
+};
+
+int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg);
+void stp_broker_stop(struct stp_broker *b);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * dest.h - destinations: topics and queues, owner side and local side.
+ *
+ * Owner side (called only on the worker that owns the destination):
+ * stp_topic_* keeps which workers have subscribers of a topic and fans
+ * messages out to them; stp_queue_* keeps queue contents, consumers and
+ * in-flight deliveries. Local side (on a subscriber's worker): stp_ltopic_*
+ * keeps the worker's subscribers of a topic.
+ */
+#ifndef STP_BROKER_DEST_H
+#define STP_BROKER_DEST_H
+
+#include "broker/cmd.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct stp_worker;
+struct stp_msg;
+struct stp_sub;
+
+enum stp_dest_kind { STP_DEST_BAD = 0, STP_DEST_TOPIC, STP_DEST_QUEUE };
+/* "/topic/NAME" or "/queue/NAME" with a non-empty NAME. */
+enum stp_dest_kind stp_dest_kind(const char *name, size_t len);
+
+/* owner side; each takes over the command's message reference and string */
+void stp_topic_route(struct stp_worker *w, struct stp_msg *m);
+void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd);
+void stp_topics_free(struct stp_worker *w);
+
+void stp_queue_route(struct stp_worker *w, struct stp_post *cmd);
+void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd);
+void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd);
+void stp_queue_written(struct stp_worker *w, struct stp_post *cmd);
+void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd);
+void stp_queues_free(struct stp_worker *w);
+
+/* local side */
+/* Add sub to the worker's subscribers of its topic; true when it is the first. */
+int stp_ltopic_add(struct stp_worker *w, struct stp_sub *sub, bool *first);
+/* Remove; true when it was the last. */
+bool stp_ltopic_remove(struct stp_worker *w, struct stp_sub *sub);
+/* Give m to every local subscriber of its topic; takes over the reference. */
+void stp_ltopic_deliver(struct stp_worker *w, struct stp_msg *m);
+
+#endif

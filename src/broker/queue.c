@@ -1,0 +1,389 @@
+/*
+ * queue.c - queues, on their owner worker.
+ *
+ * A queue holds messages until a consumer with credit takes them, round-robin
+ * among its consumers. Credit has two parts: deliveries not yet written to the
+ * consumer's socket (bounded by OUT_WINDOW, so a slow socket simply gets no
+ * more) and, with client acks and a prefetch-count, deliveries not yet acked.
+ * Every delivery stays in the consumer's in-flight list until it is settled:
+ * written (auto ack) or acked (client acks). NACK and a consumer leaving put
+ * in-flight messages back at the head, in order, marked redelivered.
+ * A queue over its bound (messages or bytes) pauses the publishers that send
+ * to it until it drains below 90% of the bound.
+ */
+#include "broker/dest.h"
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OUT_WINDOW 2048
+
+struct qentry {
+    struct stp_msg *msg;
+    uint64_t tag; /* in-flight lists: the delivery tag */
+    bool redelivered;
+};
+
+/* A FIFO of entries that can also grow at the head (for requeues). */
+struct deque {
+    struct qentry *e;
+    size_t head, count, cap;
+};
+
+struct stp_consumer {
+    uint64_t key;
+    struct stp_queue *q;
+    uint16_t worker;
+    uint32_t slot, gen;
+    bool client_ack;
+    uint32_t prefetch;
+    uint64_t next_tag;
+    uint64_t written; /* highest tag known written to the socket */
+    struct deque inflight;
+};
+
+struct connref {
+    uint16_t worker;
+    uint32_t slot, gen;
+};
+
+struct stp_queue {
+    char *name;
+    size_t name_len;
+    struct deque ready;
+    size_t bytes;
+    struct stp_consumer **consumers;
+    size_t nconsumers, cap_consumers;
+    size_t rr;
+    struct connref *throttled;
+    size_t nthrottled, cap_throttled;
+};
+
+/* --- deque --- */
+
+static int dq_grow(struct deque *d)
+{
+    size_t ncap = d->cap ? d->cap * 2 : 64;
+    struct qentry *ne = malloc(ncap * sizeof(*ne));
+    if (!ne)
+        return STP_ENOMEM;
+    for (size_t i = 0; i < d->count; i++)
+        ne[i] = d->e[(d->head + i) % d->cap];
+    free(d->e);
+    d->e = ne;
+    d->head = 0;
+    d->cap = ncap;
+    return 0;
+}
+
+static struct qentry *dq_at(struct deque *d, size_t i)
+{
+    return &d->e[(d->head + i) % d->cap];
+}
+
+static int dq_push_back(struct deque *d, struct qentry e)
+{
+    if (d->count == d->cap && dq_grow(d) < 0)
+        return STP_ENOMEM;
+    d->e[(d->head + d->count) % d->cap] = e;
+    d->count++;
+    return 0;
+}
+
+static int dq_push_front(struct deque *d, struct qentry e)
+{
+    if (d->count == d->cap && dq_grow(d) < 0)
+        return STP_ENOMEM;
+    d->head = (d->head + d->cap - 1) % d->cap;
+    d->e[d->head] = e;
+    d->count++;
+    return 0;
+}
+
+static struct qentry dq_pop_front(struct deque *d)
+{
+    struct qentry e = d->e[d->head];
+    d->head = (d->head + 1) % d->cap;
+    d->count--;
+    return e;
+}
+
+static void dq_remove(struct deque *d, size_t idx)
+{
+    for (size_t i = idx; i + 1 < d->count; i++)
+        *dq_at(d, i) = *dq_at(d, i + 1);
+    d->count--;
+}
+
+static void dq_free(struct deque *d)
+{
+    while (d->count) {
+        struct qentry e = dq_pop_front(d);
+        stp_msg_unref(&e.msg);
+    }
+    free(d->e);
+    d->e = NULL;
+    d->cap = 0;
+}
+
+/* --- queues --- */
+
+static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_t len,
+                                   bool create)
+{
+    struct stp_queue *q = stp_map_get(&w->queues, name, len);
+    if (q || !create)
+        return q;
+    q = calloc(1, sizeof(*q));
+    if (!q || !(q->name = malloc(len + 1))) {
+        free(q);
+        return NULL;
+    }
+    memcpy(q->name, name, len);
+    q->name[len] = '\0';
+    q->name_len = len;
+    if (stp_map_put(&w->queues, q->name, len, q) < 0) {
+        free(q->name);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static bool has_credit(const struct stp_consumer *c)
+{
+    if (c->next_tag - c->written >= OUT_WINDOW)
+        return false;
+    return !c->client_ack || c->prefetch == 0 || c->inflight.count < c->prefetch;
+}
+
+static struct stp_consumer *next_consumer(struct stp_queue *q)
+{
+    for (size_t n = 0; n < q->nconsumers; n++) {
+        struct stp_consumer *c = q->consumers[q->rr % q->nconsumers];
+        q->rr = (q->rr + 1) % q->nconsumers;
+        if (has_credit(c))
+            return c;
+    }
+    return NULL;
+}
+
+static void unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
+{
+    const struct stp_config *cfg = w->cfg;
+    if (q->nthrottled == 0 || q->ready.count * 10 > cfg->queue_max_messages * 9 ||
+        q->bytes * 10 > cfg->queue_max_bytes * 9)
+        return;
+    for (size_t i = 0; i < q->nthrottled; i++) {
+        struct stp_post cmd = {.type = CMD_THROTTLE, .a = 0, .worker = q->throttled[i].worker,
+                              .slot = q->throttled[i].slot, .gen = q->throttled[i].gen};
+        stp_worker_post(w, q->throttled[i].worker, &cmd);
+    }
+    q->nthrottled = 0;
+}
+
+static void dispatch(struct stp_worker *w, struct stp_queue *q)
+{
+    struct stp_consumer *c;
+    while (q->ready.count > 0 && (c = next_consumer(q)) != NULL) {
+        struct qentry e = dq_pop_front(&q->ready);
+        q->bytes -= e.msg->tail_len;
+        e.tag = ++c->next_tag;
+        struct stp_post cmd = {.type = CMD_QDELIVER, .msg = stp_msg_ref(e.msg), .a = c->key,
+                              .b = e.tag, .worker = c->worker, .slot = c->slot, .gen = c->gen};
+        if (e.redelivered)
+            cmd.flags |= CMDF_REDELIVERED;
+        if (dq_push_back(&c->inflight, e) < 0) {
+            stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
+        }
+        stp_worker_post(w, c->worker, &cmd);
+    }
+    unthrottle_if_drained(w, q);
+}
+
+static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
+{
+    for (size_t i = 0; i < q->nthrottled; i++) {
+        struct connref *r = &q->throttled[i];
+        if (r->worker == cmd->worker && r->slot == cmd->slot && r->gen == cmd->gen)
+            return;
+    }
+    if (q->nthrottled == q->cap_throttled) {
+        size_t ncap = q->cap_throttled ? q->cap_throttled * 2 : 4;
+        struct connref *nr = realloc(q->throttled, ncap * sizeof(*nr));
+        if (!nr)
+            return;
+        q->throttled = nr;
+        q->cap_throttled = ncap;
+    }
+    q->throttled[q->nthrottled++] = (struct connref){cmd->worker, cmd->slot, cmd->gen};
+    struct stp_post t = {.type = CMD_THROTTLE, .a = 1, .worker = cmd->worker, .slot = cmd->slot,
+                        .gen = cmd->gen};
+    stp_worker_post(w, cmd->worker, &t);
+}
+
+void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_msg *m = cmd->msg;
+    cmd->msg = NULL;
+    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true);
+    if (!q || dq_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
+        stp_error("queue %s: out of memory, message dropped", m->dest);
+        stp_msg_unref(&m);
+        return;
+    }
+    q->bytes += m->tail_len;
+    if (q->ready.count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes)
+        throttle(w, q, cmd);
+    dispatch(w, q);
+}
+
+/* --- consumers --- */
+
+void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd)
+{
+    struct stp_queue *q = queue_get(w, cmd->str, strlen(cmd->str), true);
+    free(cmd->str);
+    struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
+    if (!c)
+        return;
+    c->key = cmd->a;
+    c->q = q;
+    c->worker = (uint16_t)from;
+    c->slot = cmd->slot;
+    c->gen = cmd->gen;
+    c->client_ack = cmd->flags & CMDF_CLIENT_ACK;
+    c->prefetch = (uint32_t)cmd->b;
+    if (q->nconsumers == q->cap_consumers) {
+        size_t ncap = q->cap_consumers ? q->cap_consumers * 2 : 4;
+        struct stp_consumer **nc = realloc(q->consumers, ncap * sizeof(*nc));
+        if (!nc) {
+            free(c);
+            return;
+        }
+        q->consumers = nc;
+        q->cap_consumers = ncap;
+    }
+    if (stp_map_put(&w->consumers, &c->key, sizeof(c->key), c) < 0) {
+        free(c);
+        return;
+    }
+    q->consumers[q->nconsumers++] = c;
+    dispatch(w, q);
+}
+
+/* Put entries [0, n) of the consumer's in-flight list back at the queue's
+ * head, in order, marked redelivered. */
+static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
+{
+    for (size_t i = n; i > 0; i--) {
+        struct qentry e = *dq_at(&c->inflight, i - 1);
+        e.redelivered = true;
+        if (dq_push_front(&q->ready, e) < 0)
+            stp_msg_unref(&e.msg);
+        else
+            q->bytes += e.msg->tail_len;
+    }
+    for (size_t i = 0; i < n; i++)
+        dq_pop_front(&c->inflight);
+}
+
+void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_consumer *c = stp_map_del(&w->consumers, &cmd->a, sizeof(cmd->a));
+    if (!c)
+        return;
+    struct stp_queue *q = c->q;
+    requeue_front(q, c, c->inflight.count);
+    for (size_t i = 0; i < q->nconsumers; i++) {
+        if (q->consumers[i] == c) {
+            q->consumers[i] = q->consumers[--q->nconsumers];
+            break;
+        }
+    }
+    dq_free(&c->inflight);
+    free(c);
+    dispatch(w, q);
+}
+
+void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_consumer *c = stp_map_get(&w->consumers, &cmd->a, sizeof(cmd->a));
+    if (!c)
+        return;
+    if (cmd->b > c->written)
+        c->written = cmd->b;
+    while (!c->client_ack && c->inflight.count && dq_at(&c->inflight, 0)->tag <= c->written) {
+        struct qentry e = dq_pop_front(&c->inflight);
+        stp_msg_unref(&e.msg);
+    }
+    dispatch(w, c->q);
+}
+
+void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_consumer *c = stp_map_get(&w->consumers, &cmd->a, sizeof(cmd->a));
+    if (!c)
+        return;
+    bool nack = cmd->flags & CMDF_NACK;
+    size_t n = 0, idx = 0;
+    if (cmd->flags & CMDF_UPTO) {
+        while (n < c->inflight.count && dq_at(&c->inflight, n)->tag <= cmd->b)
+            n++;
+    } else {
+        while (idx < c->inflight.count && dq_at(&c->inflight, idx)->tag != cmd->b)
+            idx++;
+        if (idx == c->inflight.count)
+            return;
+    }
+    if (cmd->flags & CMDF_UPTO) {
+        if (nack) {
+            requeue_front(c->q, c, n);
+        } else {
+            while (n--) {
+                struct qentry e = dq_pop_front(&c->inflight);
+                stp_msg_unref(&e.msg);
+            }
+        }
+    } else {
+        struct qentry e = *dq_at(&c->inflight, idx);
+        dq_remove(&c->inflight, idx);
+        if (nack) {
+            e.redelivered = true;
+            if (dq_push_front(&c->q->ready, e) < 0)
+                stp_msg_unref(&e.msg);
+            else
+                c->q->bytes += e.msg->tail_len;
+        } else {
+            stp_msg_unref(&e.msg);
+        }
+    }
+    dispatch(w, c->q);
+}
+
+void stp_queues_free(struct stp_worker *w)
+{
+    for (size_t i = 0; i < w->consumers.cap; i++) {
+        struct stp_consumer *c = w->consumers.slots[i].hash ? w->consumers.slots[i].value : NULL;
+        if (c) {
+            dq_free(&c->inflight);
+            free(c);
+        }
+    }
+    stp_map_free(&w->consumers);
+    for (size_t i = 0; i < w->queues.cap; i++) {
+        struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
+        if (q) {
+            dq_free(&q->ready);
+            free(q->consumers);
+            free(q->throttled);
+            free(q->name);
+            free(q);
+        }
+    }
+    stp_map_free(&w->queues);
+}

@@ -1,0 +1,319 @@
+/*
+ * session.c - STOMP session: CONNECT, frame dispatch, ERROR, heart-beats.
+ *
+ * Runs on the connection's worker. Frames come from stp_session_feed; a frame
+ * that breaks the protocol gets an ERROR and the connection closes after it
+ * is written (every version), as issue #2 and RabbitMQ do.
+ */
+#include "broker/session.h"
+
+#include "broker/session_int.h"
+#include "broker/worker.h"
+#include "net/conn.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SERVER_NAME "stampede/" STP_VERSION
+
+static struct stp_limits pre_connect_limits(const struct stp_config *cfg)
+{
+    size_t max = cfg->max_pre_connect < cfg->max_frame_size ? cfg->max_pre_connect
+                                                            : cfg->max_frame_size;
+    return (struct stp_limits){.max_frame = max,
+                               .max_headers = cfg->max_headers,
+                               .max_header_len = cfg->max_header_length < max
+                                                     ? cfg->max_header_length
+                                                     : max};
+}
+
+static void on_session_timer(uv_timer_t *t)
+{
+    struct stp_conn *c = t->data;
+    stp_session_tick(c, stp_now_ms(c));
+}
+
+int stp_session_init(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    const struct stp_config *cfg = c->w->cfg;
+    s->state = STP_SESS_AWAIT_CONNECT;
+    struct stp_limits lim = pre_connect_limits(cfg);
+    /* The header array is sized once for the post-CONNECT limit. */
+    struct stp_limits init = lim;
+    init.max_headers = cfg->max_headers;
+    if (stp_parser_init(&s->parser, &init) < 0)
+        return STP_ENOMEM;
+    stp_parser_set_limits(&s->parser, &lim);
+    s->touched = calloc((c->w->broker_workers + 63) / 64, sizeof(uint64_t));
+    if (!s->touched)
+        return STP_ENOMEM;
+    s->last_read_ms = s->last_write_ms = stp_now_ms(c);
+    uv_timer_start(&c->timer, on_session_timer, cfg->login_timeout_ms, 0);
+    return 0;
+}
+
+/* --- ERROR --- */
+
+static void write_error(struct stp_conn *c, const char *message, const char *detail,
+                        const struct stp_slice *receipt, const char *xname, const char *xvalue)
+{
+    struct stp_buf b = STP_BUF_INIT;
+    enum stp_version v = c->s.version ? c->s.version : STP_V12;
+    size_t dlen = detail ? strlen(detail) : 0;
+    stp_write_command(&b, STP_CMD_ERROR);
+    stp_write_header_str(&b, "message", message, v);
+    if (receipt)
+        stp_write_header(&b, "receipt-id", *receipt, v);
+    if (xname)
+        stp_write_header_str(&b, xname, xvalue, STP_V10);
+    stp_write_header_str(&b, "content-type", "text/plain", v);
+    stp_write_header_u64(&b, "content-length", dlen);
+    stp_write_body(&b, (struct stp_slice){detail ? detail : "", dlen});
+    stp_conn_write(c, b.data, b.len);
+    stp_buf_free(&b);
+}
+
+static void error_and_close(struct stp_conn *c, const char *message, const char *detail,
+                            const struct stp_slice *receipt, const char *xname,
+                            const char *xvalue)
+{
+    if (c->s.state == STP_SESS_CLOSING)
+        return;
+    stp_debug("%s: ERROR %s: %s", c->peer, message, detail ? detail : "");
+    write_error(c, message, detail, receipt, xname, xvalue);
+    c->s.state = STP_SESS_CLOSING;
+    stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+}
+
+void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
+                       const struct stp_slice *receipt)
+{
+    error_and_close(c, message, detail, receipt, NULL, NULL);
+}
+
+const struct stp_slice *stp_session_receipt(const struct stp_frame *f)
+{
+    return stp_frame_header(f, "receipt");
+}
+
+int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
+                    const char *detail)
+{
+    stp_session_error(c, message, detail, stp_session_receipt(f));
+    return -1;
+}
+
+char *stp_session_strdup(struct stp_slice s)
+{
+    char *p = malloc(s.len + 1);
+    if (p) {
+        memcpy(p, s.p, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+/* --- CONNECT --- */
+
+static bool login_ok(const struct stp_config *cfg, const struct stp_frame *f)
+{
+    if (cfg->nusers == 0)
+        return true;
+    const struct stp_slice *login = stp_frame_header(f, "login");
+    const struct stp_slice *pass = stp_frame_header(f, "passcode");
+    if (!login || !pass)
+        return false;
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        if (stp_slice_eq(*login, cfg->users[i].login) &&
+            stp_slice_eq(*pass, cfg->users[i].passcode))
+            return true;
+    }
+    return false;
+}
+
+static void start_heartbeats(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    uint64_t period = 0;
+    if (s->hb_send_ms)
+        period = s->hb_send_ms / 2;
+    if (s->hb_recv_ms && (!period || s->hb_recv_ms / 2 < period))
+        period = s->hb_recv_ms / 2;
+    uv_timer_stop(&c->timer);
+    if (period) {
+        if (period < 10)
+            period = 10;
+        uv_timer_start(&c->timer, on_session_timer, period, period);
+    }
+}
+
+static int write_connected(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    struct stp_buf b = STP_BUF_INIT;
+    char hb[48], sess[48];
+    snprintf(hb, sizeof(hb), "%llu,%llu", (unsigned long long)s->hb_send_ms,
+             (unsigned long long)s->hb_recv_ms);
+    snprintf(sess, sizeof(sess), "session-%u-%u-%u", c->w->id, c->slot, c->gen);
+    stp_write_command(&b, STP_CMD_CONNECTED);
+    stp_write_header_str(&b, "version", stp_version_str(s->version), STP_V10);
+    stp_write_header_str(&b, "server", SERVER_NAME, STP_V10);
+    stp_write_header_str(&b, "session", sess, STP_V10);
+    stp_write_header_str(&b, "heart-beat", hb, STP_V10);
+    stp_write_body(&b, (struct stp_slice){"", 0});
+    int rc = stp_conn_write(c, b.data, b.len);
+    stp_buf_free(&b);
+    return rc;
+}
+
+static int on_connect(struct stp_conn *c, const struct stp_frame *f)
+{
+    struct stp_session *s = &c->s;
+    const struct stp_config *cfg = c->w->cfg;
+    enum stp_version v = stp_negotiate_version(stp_frame_header(f, "accept-version"));
+    if (v == STP_V_NONE) {
+        error_and_close(c, "unsupported protocol version",
+                        "Supported protocol versions are 1.0, 1.1 and 1.2.",
+                        stp_session_receipt(f), "version", "1.0,1.1,1.2");
+        return -1;
+    }
+    uint64_t cx, cy;
+    if (stp_heartbeat_parse(stp_frame_header(f, "heart-beat"), &cx, &cy) < 0)
+        return stp_session_bad(c, f, "invalid heart-beat header",
+                               "heart-beat must be two non-negative integers: cx,cy");
+    if (!login_ok(cfg, f)) {
+        c->w->stats.failed_logins++;
+        stp_info("%s: login failed", c->peer);
+        /* The same text whether the login or the passcode was wrong. */
+        return stp_session_bad(c, f, "access refused", "Login or passcode is not valid.");
+    }
+    stp_heartbeat_negotiate(cx, cy, cfg->heartbeat_min_ms, cfg->heartbeat_max_ms, &s->hb_send_ms,
+                            &s->hb_recv_ms);
+    s->version = v;
+    s->parser.version = v;
+    struct stp_limits lim = {cfg->max_frame_size, cfg->max_headers, cfg->max_header_length};
+    stp_parser_set_limits(&s->parser, &lim);
+    s->state = STP_SESS_OPEN;
+    start_heartbeats(c);
+    return write_connected(c);
+}
+
+/* --- dispatch --- */
+
+static int on_disconnect(struct stp_conn *c, const struct stp_frame *f)
+{
+    c->s.state = STP_SESS_CLOSING;
+    return stp_session_receipt_fence(c, stp_session_receipt(f), true);
+}
+
+static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
+{
+    struct stp_session *s = &c->s;
+    if (s->state == STP_SESS_AWAIT_CONNECT) {
+        if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
+            return on_connect(c, f);
+        return stp_session_bad(c, f, "not connected",
+                               "The first frame must be CONNECT or STOMP.");
+    }
+    switch (f->cmd) {
+    case STP_CMD_SEND:
+        return stp_session_on_send(c, f);
+    case STP_CMD_SUBSCRIBE:
+        return stp_session_on_subscribe(c, f);
+    case STP_CMD_UNSUBSCRIBE:
+        return stp_session_on_unsubscribe(c, f);
+    case STP_CMD_ACK:
+        return stp_session_on_ack(c, f, false);
+    case STP_CMD_NACK:
+        return stp_session_on_ack(c, f, true);
+    case STP_CMD_BEGIN:
+    case STP_CMD_COMMIT:
+    case STP_CMD_ABORT:
+        return stp_session_on_txn(c, f);
+    case STP_CMD_DISCONNECT:
+        return on_disconnect(c, f);
+    case STP_CMD_CONNECT:
+    case STP_CMD_STOMP:
+        return stp_session_bad(c, f, "already connected",
+                               "CONNECT may only be sent once per connection.");
+    default:
+        return stp_session_bad(c, f, "unknown command",
+                               "This frame's command is not one a client may send.");
+    }
+}
+
+int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consumed)
+{
+    struct stp_session *s = &c->s;
+    size_t off = 0;
+    while (off < len && s->state != STP_SESS_CLOSING && c->closing == STP_OPEN && !c->paused) {
+        struct stp_frame f;
+        ssize_t n = stp_parse(&s->parser, data + off, len - off, &f);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            char detail[160];
+            snprintf(detail, sizeof(detail), "%s (at byte %zu of the frame)",
+                     s->parser.err_text ? s->parser.err_text : stp_strerror((int)n),
+                     s->parser.err_offset);
+            stp_session_error(c, stp_strerror((int)n), detail, NULL);
+            *consumed = len;
+            return -1;
+        }
+        off += (size_t)n;
+        if (f.cmd == STP_CMD_HEARTBEAT)
+            continue;
+        if (handle_frame(c, &f) < 0) {
+            if (s->state != STP_SESS_CLOSING)
+                stp_session_error(c, "internal error", "The broker ran out of memory.", NULL);
+            *consumed = len;
+            return -1;
+        }
+    }
+    *consumed = s->state == STP_SESS_CLOSING ? len : off;
+    return 0;
+}
+
+/* --- timers --- */
+
+void stp_session_tick(struct stp_conn *c, uint64_t now)
+{
+    struct stp_session *s = &c->s;
+    if (s->state == STP_SESS_AWAIT_CONNECT) {
+        stp_info("%s: no CONNECT within the login timeout", c->peer);
+        stp_session_error(c, "login timeout", "No CONNECT frame arrived in time.", NULL);
+        return;
+    }
+    if (s->state != STP_SESS_OPEN)
+        return;
+    if (s->hb_recv_ms && now - s->last_read_ms > 2 * s->hb_recv_ms) {
+        stp_info("%s: no heart-beat for %llu ms, closing", c->peer,
+                 (unsigned long long)(now - s->last_read_ms));
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    if (s->hb_send_ms && now - s->last_write_ms >= s->hb_send_ms - s->hb_send_ms / 4 &&
+        stp_conn_pending(c) == 0) {
+        stp_conn_write(c, "\n", 1);
+        s->last_write_ms = now;
+    }
+}
+
+void stp_session_teardown(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    s->state = STP_SESS_CLOSING;
+    stp_session_free_subs(c);
+    stp_session_free_txns(c);
+    for (size_t i = 0; i < s->fence_count; i++)
+        free(s->fences[(s->fence_head + i) % s->fence_cap].receipt);
+    free(s->fences);
+    s->fences = NULL;
+    s->fence_count = 0;
+    free(s->touched);
+    s->touched = NULL;
+    stp_parser_free(&s->parser);
+}

@@ -1,0 +1,113 @@
+/*
+ * session.h - the STOMP session of one connection.
+ *
+ * Owned by the connection's worker; every function here runs on that thread.
+ * The session does not know its transport: it reads frames from bytes handed
+ * to stp_session_feed and writes frames through the connection's output
+ * queue (net/conn.h).
+ */
+#ifndef STP_BROKER_SESSION_H
+#define STP_BROKER_SESSION_H
+
+#include "stampede/map.h"
+#include "stampede/stomp.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct stp_conn;
+struct stp_msg;
+
+enum stp_ack_mode { STP_ACK_AUTO, STP_ACK_CLIENT, STP_ACK_CLIENT_INDIVIDUAL };
+
+/* A delivery awaiting the client's ACK or NACK (queue subscriptions). */
+struct stp_unacked {
+    uint64_t tag;
+    uint64_t msg_id;
+};
+
+/* A subscription's local record, on the connection's worker. */
+struct stp_sub {
+    struct stp_conn *conn;
+    uint64_t key; /* unique in the broker: names the consumer at the owner */
+    uint32_t num; /* connection-local number, first part of 1.2 ack ids */
+    char *id;     /* the SUBSCRIBE frame's id */
+    size_t id_len;
+    char *dest;
+    size_t dest_len;
+    bool is_queue;
+    enum stp_ack_mode ack_mode;
+    uint32_t prefetch;
+    unsigned owner;
+    struct stp_sub *next; /* in the session's list */
+    /* topic: in the worker's local list of subscribers of dest */
+    struct stp_ltopic *lt;
+    struct stp_sub *tnext, *tprev;
+    /* queue, client acks: deliveries not acked yet, oldest first */
+    struct stp_unacked *ua;
+    size_t ua_head, ua_count, ua_cap;
+    uint64_t tag_queued;   /* highest tag put in the output queue */
+    uint64_t tag_reported; /* highest tag reported written to the owner */
+    uint64_t topic_tag;    /* topic: numbers client-ack deliveries */
+    /* "MESSAGE\nsubscription:<id>\n" prebuilt for the hot path */
+    char *hdr;
+    size_t hdr_len;
+};
+
+/* The worker's local subscribers of one topic. */
+struct stp_ltopic {
+    char *name;
+    size_t name_len;
+    struct stp_sub *head;
+    size_t count;
+};
+
+struct stp_fence_wait {
+    uint64_t id;
+    unsigned remaining;
+    char *receipt; /* receipt-id to send, NULL for none */
+    bool disconnect;
+};
+
+enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_OPEN, STP_SESS_CLOSING };
+
+struct stp_session {
+    enum stp_session_state state;
+    enum stp_version version;
+    struct stp_parser parser;
+    struct stp_sub *subs;
+    uint32_t next_sub_num;
+    struct stp_map txns; /* transaction name -> struct stp_txn */
+    uint64_t *touched;   /* bitmap of owners sent to since the last fence */
+    bool touched_any;
+    struct stp_fence_wait *fences;
+    size_t fence_head, fence_count, fence_cap;
+    uint64_t next_fence_id;
+    uint64_t hb_send_ms, hb_recv_ms;
+    uint64_t last_read_ms, last_write_ms;
+    bool publisher;
+    bool has_client_topic_sub;
+    uint64_t session_num;
+};
+
+int stp_session_init(struct stp_conn *c);
+/* Bytes from the transport (STOMP stream). Consumes what it can; returns 0,
+ * or a negative code when the connection must close (the ERROR is queued). */
+int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consumed);
+/* The connection is going away: drop subscriptions, abort transactions. */
+void stp_session_teardown(struct stp_conn *c);
+/* A fence this session posted was answered. */
+void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id);
+/* Queue an ERROR frame (message + body + receipt-id) and close after it. */
+void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
+                       const struct stp_slice *receipt);
+/* Timer tick for heart-beats and the login timeout. */
+void stp_session_tick(struct stp_conn *c, uint64_t now_ms);
+
+/* Deliveries, on the subscriber's worker. */
+void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m);
+void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
+                               bool redelivered);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * session_int.h - helpers shared by the session's source files
+ * (session.c: connect, dispatch, errors, heart-beats; session_sub.c:
+ * subscriptions, deliveries, acks; session_send.c: SEND, transactions,
+ * receipts). Everything runs on the connection's worker.
+ */
+#ifndef STP_BROKER_SESSION_INT_H
+#define STP_BROKER_SESSION_INT_H
+
+#include "broker/cmd.h"
+#include "broker/session.h"
+#include "stampede/stomp.h"
+
+struct stp_conn;
+
+/* Post to a destination owner and remember it for the next receipt fence. */
+void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd);
+/* Remember an owner for the next receipt fence without posting. */
+void stp_session_touch(struct stp_conn *c, unsigned owner);
+/* ACK/NACK inside a transaction: checked now, applied at COMMIT. */
+int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+                        const struct stp_slice *txname, const struct stp_slice *id,
+                        const struct stp_slice *sub);
+/* Settle a delivery named by an ack id (1.2) or message-id (1.0/1.1). */
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+                          const char *id, size_t id_len, const char *sub, size_t sub_len);
+/* The receipt header of f, or NULL. */
+const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
+/* Queue a RECEIPT behind every earlier fence (and close after it when
+ * disconnect is set). */
+int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
+                              bool disconnect);
+/* ERROR for a missing or bad header; returns -1 for the caller to return. */
+int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
+                    const char *detail);
+
+int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f);
+int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f);
+int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f);
+int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack);
+int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f);
+void stp_session_free_subs(struct stp_conn *c);
+void stp_session_free_txns(struct stp_conn *c);
+
+/* Copy a slice into a new NUL-terminated string (NULL on ENOMEM). */
+char *stp_session_strdup(struct stp_slice s);
+
+#endif

@@ -1,0 +1,381 @@
+/*
+ * session_send.c - SEND (building the shared message once), transactions,
+ * and receipts as barriers.
+ *
+ * Runs on the connection's worker. A SEND builds one immutable message whose
+ * tail every MESSAGE frame shares, and posts it to the destination's owner.
+ * A receipt is a fence: posted to every owner this connection has sent work
+ * to since the last fence; the RECEIPT is written when all answered, in the
+ * order the receipts were asked for.
+ */
+#include "broker/dest.h"
+#include "broker/session_int.h"
+#include "broker/worker.h"
+#include "net/conn.h"
+#include "stampede/error.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- posting and fences --- */
+
+void stp_session_touch(struct stp_conn *c, unsigned owner)
+{
+    if (owner != c->w->id) {
+        c->s.touched[owner / 64] |= 1ULL << (owner % 64);
+        c->s.touched_any = true;
+    }
+}
+
+void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd)
+{
+    struct stp_worker *w = c->w;
+    stp_session_touch(c, owner);
+    cmd->worker = (uint16_t)w->id;
+    cmd->slot = c->slot;
+    cmd->gen = c->gen;
+    stp_worker_post(w, owner, cmd);
+    if (stp_worker_backlogged(w))
+        stp_conn_pause(c);
+}
+
+static void write_receipt(struct stp_conn *c, const char *receipt)
+{
+    struct stp_buf b = STP_BUF_INIT;
+    stp_write_command(&b, STP_CMD_RECEIPT);
+    stp_write_header_str(&b, "receipt-id", receipt, c->s.version);
+    stp_write_body(&b, (struct stp_slice){"", 0});
+    stp_conn_write(c, b.data, b.len);
+    stp_buf_free(&b);
+}
+
+/* Write every receipt at the head whose fence completed. */
+static void release_fences(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    while (s->fence_count > 0) {
+        struct stp_fence_wait *f = &s->fences[s->fence_head];
+        if (f->remaining > 0)
+            return;
+        if (f->receipt)
+            write_receipt(c, f->receipt);
+        free(f->receipt);
+        f->receipt = NULL;
+        bool disconnect = f->disconnect;
+        s->fence_head = (s->fence_head + 1) % s->fence_cap;
+        s->fence_count--;
+        if (disconnect) {
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+            return;
+        }
+    }
+}
+
+static int push_fence(struct stp_session *s, struct stp_fence_wait fw)
+{
+    if (s->fence_count == s->fence_cap) {
+        size_t ncap = s->fence_cap ? s->fence_cap * 2 : 4;
+        struct stp_fence_wait *nf = malloc(ncap * sizeof(*nf));
+        if (!nf)
+            return STP_ENOMEM;
+        for (size_t i = 0; i < s->fence_count; i++)
+            nf[i] = s->fences[(s->fence_head + i) % s->fence_cap];
+        free(s->fences);
+        s->fences = nf;
+        s->fence_head = 0;
+        s->fence_cap = ncap;
+    }
+    s->fences[(s->fence_head + s->fence_count) % s->fence_cap] = fw;
+    s->fence_count++;
+    return 0;
+}
+
+int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
+                              bool disconnect)
+{
+    struct stp_session *s = &c->s;
+    if (!receipt && !disconnect)
+        return 0;
+    struct stp_fence_wait fw = {.id = ++s->next_fence_id, .disconnect = disconnect};
+    if (receipt && !(fw.receipt = stp_session_strdup(*receipt)))
+        return STP_ENOMEM;
+    unsigned n = c->w->broker_workers;
+    for (unsigned o = 0; s->touched_any && o < n; o++) {
+        if (!(s->touched[o / 64] & (1ULL << (o % 64))))
+            continue;
+        fw.remaining++;
+    }
+    if (push_fence(s, fw) < 0) {
+        free(fw.receipt);
+        return STP_ENOMEM;
+    }
+    for (unsigned o = 0; s->touched_any && o < n; o++) {
+        if (!(s->touched[o / 64] & (1ULL << (o % 64))))
+            continue;
+        struct stp_post cmd = {.type = CMD_FENCE, .a = fw.id};
+        cmd.worker = (uint16_t)c->w->id;
+        cmd.slot = c->slot;
+        cmd.gen = c->gen;
+        stp_worker_post(c->w, o, &cmd);
+        s->touched[o / 64] &= ~(1ULL << (o % 64));
+    }
+    s->touched_any = false;
+    release_fences(c);
+    return 0;
+}
+
+void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
+{
+    struct stp_session *s = &c->s;
+    for (size_t i = 0; i < s->fence_count; i++) {
+        struct stp_fence_wait *f = &s->fences[(s->fence_head + i) % s->fence_cap];
+        if (f->id == fence_id) {
+            if (f->remaining > 0)
+                f->remaining--;
+            break;
+        }
+    }
+    release_fences(c);
+}
+
+/* --- building a message --- */
+
+/* Headers a client sets that belong to the SEND frame, not to the message. */
+static bool is_frame_control(struct stp_slice name)
+{
+    static const char *const names[] = {"destination", "content-length", "content-type",
+                                        "receipt",     "transaction",    "message-id",
+                                        "subscription", "ack",           "redelivered"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (stp_slice_eq(name, names[i]))
+            return true;
+    }
+    return false;
+}
+
+static bool seen_before(const struct stp_frame *f, size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (f->headers[j].name.len == f->headers[i].name.len &&
+            memcmp(f->headers[j].name.p, f->headers[i].name.p, f->headers[i].name.len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Serialize the shared tail's headers (everything before the blank line). */
+static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
+                              struct stp_slice dest, bool *needs_escape)
+{
+    int rc = 0;
+    *needs_escape = stp_needs_escape(dest);
+    rc |= stp_write_header(b, "destination", dest, STP_V12);
+    const struct stp_slice *ct = stp_frame_header(f, "content-type");
+    if (ct) {
+        rc |= stp_write_header(b, "content-type", *ct, STP_V12);
+        *needs_escape |= stp_needs_escape(*ct);
+    }
+    rc |= stp_write_header_u64(b, "content-length", f->body.len);
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const struct stp_header *h = &f->headers[i];
+        if (is_frame_control(h->name) || (f->nheaders > 1 && seen_before(f, i)))
+            continue;
+        *needs_escape |= stp_needs_escape(h->name) || stp_needs_escape(h->value);
+        rc |= stp_escape_append(b, h->name, STP_V12);
+        rc |= stp_buf_append(b, ":", 1);
+        rc |= stp_escape_append(b, h->value, STP_V12);
+        rc |= stp_buf_append(b, "\n", 1);
+    }
+    return rc ? STP_ENOMEM : 0;
+}
+
+static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
+                                     struct stp_slice dest)
+{
+    static _Thread_local struct stp_buf hdrs;
+    bool needs_escape;
+    stp_buf_reset(&hdrs);
+    if (build_tail_headers(&hdrs, f, dest, &needs_escape) < 0)
+        return NULL;
+    size_t tail_len = hdrs.len + 1 + f->body.len + 1;
+    struct stp_msg *m = stp_msg_alloc(dest.p, dest.len, tail_len);
+    if (!m)
+        return NULL;
+    char *t = (char *)m->tail;
+    memcpy(t, hdrs.data, hdrs.len);
+    t[hdrs.len] = '\n';
+    memcpy(t + hdrs.len + 1, f->body.p, f->body.len);
+    t[tail_len - 1] = '\0';
+    m->tail_len = tail_len;
+    m->body_len = f->body.len;
+    m->needs_escape = needs_escape;
+    m->id = stp_msg_next_id(c->w->id);
+    return m;
+}
+
+static void route(struct stp_conn *c, struct stp_msg *m)
+{
+    unsigned owner = stp_owner_of(c->w, m->dest, m->dest_len);
+    struct stp_post cmd = {.type = CMD_ROUTE, .msg = m};
+    c->w->stats.msgs_published++;
+    stp_session_post(c, owner, &cmd);
+}
+
+/* --- transactions --- */
+
+enum txn_op { TXN_SEND, TXN_ACK, TXN_NACK };
+
+struct txn_action {
+    enum txn_op op;
+    struct stp_msg *msg;   /* TXN_SEND */
+    char *ack_id;          /* TXN_ACK/NACK: the id as sent */
+    char *ack_sub;         /* 1.1: subscription header, or NULL */
+};
+
+struct stp_txn {
+    char *name;
+    size_t name_len;
+    struct txn_action *acts;
+    size_t n, cap;
+};
+
+static void txn_free(struct stp_txn *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        stp_msg_unref(&t->acts[i].msg);
+        free(t->acts[i].ack_id);
+        free(t->acts[i].ack_sub);
+    }
+    free(t->acts);
+    free(t->name);
+    free(t);
+}
+
+static struct stp_txn *txn_find(struct stp_conn *c, const struct stp_slice *name)
+{
+    return stp_map_get(&c->s.txns, name->p, name->len);
+}
+
+static int txn_push(struct stp_txn *t, struct txn_action a)
+{
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 8;
+        struct txn_action *na = realloc(t->acts, ncap * sizeof(*na));
+        if (!na)
+            return STP_ENOMEM;
+        t->acts = na;
+        t->cap = ncap;
+    }
+    t->acts[t->n++] = a;
+    return 0;
+}
+
+int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+                        const struct stp_slice *txname, const struct stp_slice *id,
+                        const struct stp_slice *sub)
+{
+    struct stp_txn *t = txn_find(c, txname);
+    if (!t)
+        return stp_session_bad(c, f, "unknown transaction",
+                               "ACK/NACK names a transaction that was not begun.");
+    struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK, .ack_id = stp_session_strdup(*id),
+                           .ack_sub = sub ? stp_session_strdup(*sub) : NULL};
+    if (!a.ack_id || txn_push(t, a) < 0) {
+        free(a.ack_id);
+        free(a.ack_sub);
+        return STP_ENOMEM;
+    }
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}
+
+static int commit(struct stp_conn *c, const struct stp_frame *f, struct stp_txn *t)
+{
+    int rc = 0;
+    for (size_t i = 0; i < t->n && rc == 0; i++) {
+        struct txn_action *a = &t->acts[i];
+        if (a->op == TXN_SEND) {
+            route(c, a->msg);
+            a->msg = NULL;
+        } else {
+            rc = stp_session_apply_ack(c, f, a->op == TXN_NACK, a->ack_id, strlen(a->ack_id),
+                                       a->ack_sub, a->ack_sub ? strlen(a->ack_sub) : 0);
+        }
+    }
+    return rc;
+}
+
+int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
+{
+    const struct stp_slice *name = stp_frame_header(f, "transaction");
+    if (!name)
+        return stp_session_bad(c, f, "missing transaction header",
+                               "BEGIN, COMMIT and ABORT need a transaction header.");
+    struct stp_txn *t = txn_find(c, name);
+    if (f->cmd == STP_CMD_BEGIN) {
+        if (t)
+            return stp_session_bad(c, f, "transaction already exists",
+                                   "BEGIN names a transaction that is already open.");
+        t = calloc(1, sizeof(*t));
+        if (!t || !(t->name = stp_session_strdup(*name))) {
+            free(t);
+            return STP_ENOMEM;
+        }
+        t->name_len = name->len;
+        if (stp_map_put(&c->s.txns, t->name, t->name_len, t) < 0) {
+            txn_free(t);
+            return STP_ENOMEM;
+        }
+        return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+    }
+    if (!t)
+        return stp_session_bad(c, f, "unknown transaction",
+                               "COMMIT/ABORT names a transaction that was not begun.");
+    stp_map_del(&c->s.txns, t->name, t->name_len);
+    int rc = f->cmd == STP_CMD_COMMIT ? commit(c, f, t) : 0;
+    txn_free(t);
+    if (rc < 0)
+        return rc;
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}
+
+void stp_session_free_txns(struct stp_conn *c)
+{
+    struct stp_map *m = &c->s.txns;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].hash)
+            txn_free(m->slots[i].value);
+    }
+    stp_map_free(m);
+}
+
+/* --- SEND --- */
+
+int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
+{
+    const struct stp_slice *dest = stp_frame_header(f, "destination");
+    if (!dest)
+        return stp_session_bad(c, f, "missing destination header",
+                               "SEND needs a destination header.");
+    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
+        return stp_session_bad(c, f, "unknown destination",
+                               "Destinations are /topic/NAME or /queue/NAME.");
+    const struct stp_slice *txname = stp_frame_header(f, "transaction");
+    struct stp_txn *t = NULL;
+    if (txname && !(t = txn_find(c, txname)))
+        return stp_session_bad(c, f, "unknown transaction",
+                               "SEND names a transaction that was not begun.");
+    struct stp_msg *m = build_message(c, f, *dest);
+    if (!m)
+        return stp_session_bad(c, f, "out of memory", "The broker could not store the message.");
+    c->s.publisher = true;
+    if (t) {
+        if (txn_push(t, (struct txn_action){.op = TXN_SEND, .msg = m}) < 0) {
+            stp_msg_unref(&m);
+            return STP_ENOMEM;
+        }
+    } else {
+        route(c, m);
+    }
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}

@@ -1,0 +1,417 @@
+/*
+ * session_sub.c - SUBSCRIBE, UNSUBSCRIBE, deliveries and ACK/NACK.
+ *
+ * Runs on the connection's worker. A subscription's local record is created
+ * here and the owner is told (topic interest, or a queue consumer). Removal
+ * is local first, so a late delivery finds nobody and is dropped (a queue's
+ * owner puts back what it had in flight when it hears the consumer left).
+ *
+ * Ack ids: MESSAGE frames for client-ack subscriptions carry
+ * `ack:<sub number>-<tag>`; 1.0/1.1 clients ack by message-id instead.
+ */
+#include "broker/dest.h"
+#include "broker/session_int.h"
+#include "broker/worker.h"
+#include "net/conn.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct stp_sub *find_sub_by_id(struct stp_conn *c, const char *id, size_t len)
+{
+    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
+        if (s->id_len == len && memcmp(s->id, id, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static struct stp_sub *find_sub_by_num(struct stp_conn *c, uint32_t num)
+{
+    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
+        if (s->num == num)
+            return s;
+    }
+    return NULL;
+}
+
+static void sub_free(struct stp_sub *sub)
+{
+    free(sub->ua);
+    free(sub->id);
+    free(sub->dest);
+    free(sub->hdr);
+    free(sub);
+}
+
+static int build_sub_header(struct stp_sub *sub, enum stp_version v)
+{
+    struct stp_buf b = STP_BUF_INIT;
+    int rc = stp_write_command(&b, STP_CMD_MESSAGE);
+    rc |= stp_write_header(&b, "subscription", (struct stp_slice){sub->id, sub->id_len}, v);
+    if (rc) {
+        stp_buf_free(&b);
+        return STP_ENOMEM;
+    }
+    sub->hdr = b.data;
+    sub->hdr_len = b.len;
+    return 0;
+}
+
+static int parse_ack_mode(const struct stp_slice *ack, enum stp_ack_mode *mode)
+{
+    if (!ack || stp_slice_eq(*ack, "auto"))
+        *mode = STP_ACK_AUTO;
+    else if (stp_slice_eq(*ack, "client"))
+        *mode = STP_ACK_CLIENT;
+    else if (stp_slice_eq(*ack, "client-individual"))
+        *mode = STP_ACK_CLIENT_INDIVIDUAL;
+    else
+        return STP_EINVAL;
+    return 0;
+}
+
+/* Tell the owner about a new subscription. */
+static int register_sub(struct stp_conn *c, struct stp_sub *sub)
+{
+    struct stp_worker *w = c->w;
+    sub->owner = stp_owner_of(w, sub->dest, sub->dest_len);
+    if (!sub->is_queue) {
+        bool first = false;
+        if (stp_ltopic_add(w, sub, &first) < 0)
+            return STP_ENOMEM;
+        if (sub->ack_mode != STP_ACK_AUTO)
+            c->s.has_client_topic_sub = true;
+        if (!first) {
+            /* This worker's interest was posted before: FIFO rings put it
+             * ahead of any later fence, so marking the owner is enough. */
+            stp_session_touch(c, sub->owner);
+            return 0;
+        }
+        struct stp_post cmd = {.type = CMD_INTEREST, .a = 1, .str = strdup(sub->dest)};
+        if (!cmd.str)
+            return STP_ENOMEM;
+        stp_session_post(c, sub->owner, &cmd);
+        return 0;
+    }
+    struct stp_post cmd = {.type = CMD_CONSUMER_ADD, .a = sub->key, .b = sub->prefetch};
+    if (sub->ack_mode != STP_ACK_AUTO)
+        cmd.flags |= CMDF_CLIENT_ACK;
+    if (!(cmd.str = strdup(sub->dest)))
+        return STP_ENOMEM;
+    stp_session_post(c, sub->owner, &cmd);
+    return 0;
+}
+
+static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
+                              const struct stp_slice **dest, struct stp_slice *id,
+                              enum stp_ack_mode *mode, uint64_t *prefetch)
+{
+    *dest = stp_frame_header(f, "destination");
+    if (!*dest)
+        return stp_session_bad(c, f, "missing destination header",
+                               "SUBSCRIBE needs a destination header.");
+    const struct stp_slice *idh = stp_frame_header(f, "id");
+    if (!idh && c->s.version >= STP_V11)
+        return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
+    *id = idh ? *idh : **dest; /* 1.0: the destination names the subscription */
+    if (stp_dest_kind((*dest)->p, (*dest)->len) == STP_DEST_BAD)
+        return stp_session_bad(c, f, "unknown destination",
+                               "Destinations are /topic/NAME or /queue/NAME.");
+    if (find_sub_by_id(c, id->p, id->len))
+        return stp_session_bad(c, f, "duplicate subscription id",
+                               "This connection already has a subscription with that id.");
+    if (parse_ack_mode(stp_frame_header(f, "ack"), mode) < 0)
+        return stp_session_bad(c, f, "invalid ack mode",
+                               "ack must be auto, client or client-individual.");
+    const struct stp_slice *pf = stp_frame_header(f, "prefetch-count");
+    *prefetch = 0;
+    if (pf && (stp_parse_u64(*pf, prefetch) < 0 || *prefetch > UINT32_MAX))
+        return stp_session_bad(c, f, "invalid prefetch-count",
+                               "prefetch-count must be a non-negative integer.");
+    return 0;
+}
+
+int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
+{
+    const struct stp_slice *dest;
+    struct stp_slice id;
+    enum stp_ack_mode mode = STP_ACK_AUTO;
+    uint64_t prefetch = 0;
+    if (validate_subscribe(c, f, &dest, &id, &mode, &prefetch) < 0)
+        return -1;
+    struct stp_worker *w = c->w;
+    struct stp_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub)
+        return STP_ENOMEM;
+    sub->conn = c;
+    sub->key = ((uint64_t)w->id << 48) | ++w->sub_counter;
+    sub->num = ++c->s.next_sub_num;
+    sub->id = stp_session_strdup(id);
+    sub->id_len = id.len;
+    sub->dest = stp_session_strdup(*dest);
+    sub->dest_len = dest->len;
+    sub->is_queue = stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE;
+    sub->ack_mode = mode;
+    sub->prefetch = (uint32_t)prefetch;
+    if (!sub->id || !sub->dest || build_sub_header(sub, c->s.version) < 0 ||
+        stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
+        sub_free(sub);
+        return STP_ENOMEM;
+    }
+    sub->next = c->s.subs;
+    c->s.subs = sub;
+    if (register_sub(c, sub) < 0)
+        return STP_ENOMEM;
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}
+
+/* Drop the local record and tell the owner; the record is freed here. */
+static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
+{
+    struct stp_worker *w = c->w;
+    for (struct stp_sub **pp = &c->s.subs; *pp; pp = &(*pp)->next) {
+        if (*pp == sub) {
+            *pp = sub->next;
+            break;
+        }
+    }
+    stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
+    if (sub->is_queue) {
+        struct stp_post cmd = {.type = CMD_CONSUMER_DEL, .a = sub->key};
+        stp_session_post(c, sub->owner, &cmd);
+    } else if (stp_ltopic_remove(w, sub)) {
+        struct stp_post cmd = {.type = CMD_INTEREST, .a = (uint64_t)-1, .str = strdup(sub->dest)};
+        if (cmd.str)
+            stp_session_post(c, sub->owner, &cmd);
+    }
+    sub_free(sub);
+}
+
+int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
+{
+    const struct stp_slice *id = stp_frame_header(f, "id");
+    if (!id && c->s.version == STP_V10)
+        id = stp_frame_header(f, "destination");
+    if (!id)
+        return stp_session_bad(c, f, "missing id header", "UNSUBSCRIBE needs an id header.");
+    struct stp_sub *sub = find_sub_by_id(c, id->p, id->len);
+    if (!sub)
+        return stp_session_bad(c, f, "unknown subscription",
+                               "UNSUBSCRIBE names no subscription of this connection.");
+    sub_remove(c, sub);
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}
+
+void stp_session_free_subs(struct stp_conn *c)
+{
+    while (c->s.subs)
+        sub_remove(c, c->s.subs);
+}
+
+/* --- deliveries --- */
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The per-delivery header block: MESSAGE, subscription, message-id, ack,
+ * redelivered. The shared tail follows. */
+static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
+{
+    struct stp_conn *c = sub->conn;
+    char *p0 = stp_conn_reserve(c, sub->hdr_len + 96);
+    if (!p0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    char *p = put_str(p0, sub->hdr, sub->hdr_len);
+    p = put_str(p, "message-id:", 11);
+    p = put_u64(p, m->id);
+    *p++ = '\n';
+    if (sub->ack_mode != STP_ACK_AUTO && c->s.version >= STP_V12) {
+        p = put_str(p, "ack:", 4);
+        p = put_u64(p, sub->num);
+        *p++ = '-';
+        p = put_u64(p, tag);
+        *p++ = '\n';
+    }
+    if (redelivered)
+        p = put_str(p, "redelivered:true\n", 17);
+    stp_conn_commit(c, (size_t)(p - p0));
+    stp_conn_write_tail(c, m);
+    c->w->stats.msgs_delivered++;
+}
+
+void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
+{
+    struct stp_conn *c = sub->conn;
+    if (c->closing != STP_OPEN)
+        return;
+    write_delivery(sub, m, ++sub->topic_tag, false);
+    if (stp_conn_pending(c) > c->w->cfg->max_pending_output) {
+        c->w->stats.slow_consumers++;
+        stp_info("%s: slow consumer (%zu bytes pending), disconnecting", c->peer,
+                 stp_conn_pending(c));
+        stp_session_error(c, "slow consumer",
+                          "The connection fell too far behind its subscriptions.", NULL);
+    }
+}
+
+static int ua_push(struct stp_sub *sub, uint64_t tag, uint64_t msg_id)
+{
+    if (sub->ua_count == sub->ua_cap) {
+        size_t ncap = sub->ua_cap ? sub->ua_cap * 2 : 16;
+        struct stp_unacked *nu = malloc(ncap * sizeof(*nu));
+        if (!nu)
+            return STP_ENOMEM;
+        for (size_t i = 0; i < sub->ua_count; i++)
+            nu[i] = sub->ua[(sub->ua_head + i) % sub->ua_cap];
+        free(sub->ua);
+        sub->ua = nu;
+        sub->ua_head = 0;
+        sub->ua_cap = ncap;
+    }
+    sub->ua[(sub->ua_head + sub->ua_count) % sub->ua_cap] = (struct stp_unacked){tag, msg_id};
+    sub->ua_count++;
+    return 0;
+}
+
+void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
+                               bool redelivered)
+{
+    struct stp_conn *c = sub->conn;
+    if (sub->ack_mode != STP_ACK_AUTO && ua_push(sub, tag, m->id) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    write_delivery(sub, m, tag, redelivered);
+    sub->tag_queued = tag;
+}
+
+/* --- ACK / NACK --- */
+
+static struct stp_unacked *ua_at(struct stp_sub *sub, size_t i)
+{
+    return &sub->ua[(sub->ua_head + i) % sub->ua_cap];
+}
+
+/* Index of the delivery in sub's unacked list, or -1. by_tag selects the key. */
+static ssize_t ua_find(struct stp_sub *sub, uint64_t key, bool by_tag)
+{
+    for (size_t i = 0; i < sub->ua_count; i++) {
+        struct stp_unacked *u = ua_at(sub, i);
+        if ((by_tag ? u->tag : u->msg_id) == key)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+static void ua_remove(struct stp_sub *sub, size_t idx, bool upto)
+{
+    if (upto) {
+        sub->ua_head = (sub->ua_head + idx + 1) % sub->ua_cap;
+        sub->ua_count -= idx + 1;
+        return;
+    }
+    for (size_t i = idx; i + 1 < sub->ua_count; i++)
+        *ua_at(sub, i) = *ua_at(sub, i + 1);
+    sub->ua_count--;
+}
+
+static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, bool nack)
+{
+    bool upto = sub->ack_mode == STP_ACK_CLIENT;
+    struct stp_post cmd = {.type = CMD_QACK, .a = sub->key, .b = ua_at(sub, idx)->tag};
+    cmd.flags = (uint8_t)((upto ? CMDF_UPTO : 0) | (nack ? CMDF_NACK : 0));
+    ua_remove(sub, idx, upto);
+    stp_session_post(c, sub->owner, &cmd);
+    return 0;
+}
+
+/* "<num>-<tag>" */
+static bool parse_ack_id(const char *id, size_t len, uint32_t *num, uint64_t *tag)
+{
+    const char *dash = memchr(id, '-', len);
+    uint64_t n;
+    if (!dash || stp_parse_u64((struct stp_slice){id, (size_t)(dash - id)}, &n) < 0 ||
+        n > UINT32_MAX)
+        return false;
+    *num = (uint32_t)n;
+    return stp_parse_u64((struct stp_slice){dash + 1, len - (size_t)(dash - id) - 1}, tag) == 0;
+}
+
+static int unknown_ack(struct stp_conn *c, const struct stp_frame *f)
+{
+    return stp_session_bad(c, f, "unknown message",
+                           "ACK/NACK names no message awaiting acknowledgement here.");
+}
+
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+                          const char *id, size_t id_len, const char *subid, size_t sub_len)
+{
+    if (c->s.version >= STP_V12) {
+        uint32_t num;
+        uint64_t tag;
+        struct stp_sub *sub;
+        if (!parse_ack_id(id, id_len, &num, &tag) || !(sub = find_sub_by_num(c, num)))
+            return unknown_ack(c, f);
+        if (!sub->is_queue)
+            return 0; /* topic messages are not stored: nothing to settle */
+        ssize_t i = ua_find(sub, tag, true);
+        return i < 0 ? unknown_ack(c, f) : settle(c, sub, (size_t)i, nack);
+    }
+    uint64_t msg_id;
+    if (stp_parse_u64((struct stp_slice){id, id_len}, &msg_id) < 0)
+        return unknown_ack(c, f);
+    for (struct stp_sub *sub = c->s.subs; sub; sub = sub->next) {
+        if (subid && (sub->id_len != sub_len || memcmp(sub->id, subid, sub_len) != 0))
+            continue;
+        ssize_t i = sub->is_queue ? ua_find(sub, msg_id, false) : -1;
+        if (i >= 0)
+            return settle(c, sub, (size_t)i, nack);
+    }
+    if (c->s.has_client_topic_sub)
+        return 0; /* most likely a topic message: not stored, nothing to settle */
+    return unknown_ack(c, f);
+}
+
+int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
+{
+    const char *idname = c->s.version >= STP_V12 ? "id" : "message-id";
+    const struct stp_slice *id = stp_frame_header(f, idname);
+    if (!id)
+        return stp_session_bad(c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
+                               c->s.version >= STP_V12 ? "ACK and NACK need an id header."
+                                                       : "ACK and NACK need a message-id header.");
+    const struct stp_slice *sub = stp_frame_header(f, "subscription");
+    if (!sub && c->s.version == STP_V11)
+        return stp_session_bad(c, f, "missing subscription header",
+                               "In STOMP 1.1, ACK and NACK need a subscription header.");
+    const struct stp_slice *tx = stp_frame_header(f, "transaction");
+    if (tx)
+        return stp_session_txn_ack(c, f, nack, tx, id, sub);
+    int rc = stp_session_apply_ack(c, f, nack, id->p, id->len, sub ? sub->p : NULL,
+                                   sub ? sub->len : 0);
+    if (rc < 0)
+        return rc;
+    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+}

@@ -1,0 +1,161 @@
+/*
+ * topic.c - topics: the owner's interest table and each worker's local
+ * subscribers.
+ *
+ * Owner side: for each topic, how many workers have local subscribers; a
+ * routed message goes to each of those workers once (one reference each),
+ * through FIFO rings, so every subscriber sees the owner's order. Local side:
+ * a worker walks its own subscribers of the topic and queues each a small
+ * header block plus the shared tail. A message for a topic nobody subscribes
+ * to is dropped.
+ */
+#include "broker/dest.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct stp_topic {
+    char *name;
+    size_t name_len;
+    unsigned nworkers; /* workers with a non-zero count */
+    uint32_t counts[]; /* per worker: 1 while it has local subscribers */
+};
+
+enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
+{
+    if (len > 7 && memcmp(name, "/topic/", 7) == 0)
+        return STP_DEST_TOPIC;
+    if (len > 7 && memcmp(name, "/queue/", 7) == 0)
+        return STP_DEST_QUEUE;
+    return STP_DEST_BAD;
+}
+
+void stp_topic_route(struct stp_worker *w, struct stp_msg *m)
+{
+    struct stp_topic *t = stp_map_get(&w->topics, m->dest, m->dest_len);
+    if (t) {
+        for (unsigned i = 0; i < w->broker_workers && t->nworkers; i++) {
+            if (!t->counts[i])
+                continue;
+            struct stp_post cmd = {.type = CMD_TOPIC_DELIVER, .msg = stp_msg_ref(m)};
+            stp_worker_post(w, i, &cmd);
+        }
+    }
+    stp_msg_unref(&m);
+}
+
+void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd)
+{
+    size_t len = strlen(cmd->str);
+    struct stp_topic *t = stp_map_get(&w->topics, cmd->str, len);
+    int delta = (int64_t)cmd->a > 0 ? 1 : -1;
+    if (!t && delta > 0) {
+        t = calloc(1, sizeof(*t) + w->broker_workers * sizeof(uint32_t));
+        if (!t || stp_map_put(&w->topics, cmd->str, len, t) < 0) {
+            free(t);
+            free(cmd->str);
+            return;
+        }
+        t->name = cmd->str; /* the map's key lives in the topic */
+        t->name_len = len;
+        cmd->str = NULL;
+    }
+    free(cmd->str);
+    if (!t)
+        return;
+    if (delta > 0 && t->counts[from]++ == 0)
+        t->nworkers++;
+    else if (delta < 0 && t->counts[from] > 0 && --t->counts[from] == 0)
+        t->nworkers--;
+    if (t->nworkers == 0) {
+        stp_map_del(&w->topics, t->name, t->name_len);
+        free(t->name);
+        free(t);
+    }
+}
+
+void stp_topics_free(struct stp_worker *w)
+{
+    for (size_t i = 0; i < w->topics.cap; i++) {
+        struct stp_topic *t = w->topics.slots[i].hash ? w->topics.slots[i].value : NULL;
+        if (t) {
+            free(t->name);
+            free(t);
+        }
+    }
+    stp_map_free(&w->topics);
+}
+
+/* --- local side --- */
+
+int stp_ltopic_add(struct stp_worker *w, struct stp_sub *sub, bool *first)
+{
+    struct stp_ltopic *lt = stp_map_get(&w->local_topics, sub->dest, sub->dest_len);
+    *first = false;
+    if (!lt) {
+        lt = calloc(1, sizeof(*lt));
+        if (!lt || !(lt->name = strdup(sub->dest))) {
+            free(lt);
+            return STP_ENOMEM;
+        }
+        lt->name_len = sub->dest_len;
+        if (stp_map_put(&w->local_topics, lt->name, lt->name_len, lt) < 0) {
+            free(lt->name);
+            free(lt);
+            return STP_ENOMEM;
+        }
+        *first = true;
+    }
+    /* Append at the tail so deliveries keep subscription order. */
+    sub->lt = lt;
+    sub->tnext = NULL;
+    sub->tprev = NULL;
+    if (!lt->head) {
+        lt->head = sub;
+        sub->tprev = sub; /* head->tprev points at the tail */
+    } else {
+        struct stp_sub *tail = lt->head->tprev;
+        tail->tnext = sub;
+        sub->tprev = tail;
+        lt->head->tprev = sub;
+    }
+    lt->count++;
+    return 0;
+}
+
+bool stp_ltopic_remove(struct stp_worker *w, struct stp_sub *sub)
+{
+    struct stp_ltopic *lt = sub->lt;
+    if (!lt)
+        return false;
+    if (sub == lt->head) {
+        lt->head = sub->tnext;
+        if (lt->head)
+            lt->head->tprev = sub->tprev;
+    } else {
+        sub->tprev->tnext = sub->tnext;
+        if (sub->tnext)
+            sub->tnext->tprev = sub->tprev;
+        else
+            lt->head->tprev = sub->tprev;
+    }
+    sub->lt = NULL;
+    if (--lt->count > 0)
+        return false;
+    stp_map_del(&w->local_topics, lt->name, lt->name_len);
+    free(lt->name);
+    free(lt);
+    return true;
+}
+
+void stp_ltopic_deliver(struct stp_worker *w, struct stp_msg *m)
+{
+    struct stp_ltopic *lt = stp_map_get(&w->local_topics, m->dest, m->dest_len);
+    for (struct stp_sub *s = lt ? lt->head : NULL; s; s = s->tnext)
+        stp_session_deliver_topic(s, m);
+    stp_msg_unref(&m);
+}

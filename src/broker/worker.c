@@ -1,0 +1,269 @@
+/*
+ * worker.c - a worker thread: its loop, listeners, command dispatch and the
+ * per-iteration flush.
+ *
+ * Each worker runs one uv loop on its own thread. Commands from other
+ * workers arrive through the mailboxes (stp_worker_handle); connections are
+ * accepted on the worker's own SO_REUSEPORT listeners. Once per loop
+ * iteration (uv_check) the worker finishes pending closes and writes every
+ * connection that has output, one writev each.
+ */
+#include "broker/worker.h"
+
+#include "broker/broker.h"
+#include "broker/dest.h"
+#include "net/conn.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/mailbox.h"
+#include "stampede/map.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+unsigned stp_owner_of(const struct stp_worker *w, const char *dest, size_t len)
+{
+    return (unsigned)(stp_hash(dest, len) % w->broker_workers);
+}
+
+void stp_worker_post(struct stp_worker *w, unsigned to, struct stp_post *cmd)
+{
+    if (to == w->id) {
+        stp_worker_handle(w, w->id, cmd);
+        return;
+    }
+    if (stp_mailbox_post(w->mb, w->id, to, cmd) < 0) {
+        /* Out of memory: drop what the command owns rather than leak it. */
+        stp_error("mailbox post to worker %u failed: out of memory", to);
+        stp_msg_unref(&cmd->msg);
+        free(cmd->str);
+    }
+}
+
+bool stp_worker_backlogged(struct stp_worker *w)
+{
+    return w->broker_workers > 1 && stp_mailbox_backlogged(w->mb, w->id);
+}
+
+static void on_queue_delivery(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_sub *sub = stp_map_get(&w->subs_by_key, &cmd->a, sizeof(cmd->a));
+    /* A subscription that is gone (or closing) drops the delivery; its
+     * owner puts the message back when it hears the consumer left. */
+    if (sub && sub->conn->closing == STP_OPEN)
+        stp_session_deliver_queue(sub, cmd->msg, cmd->b, cmd->flags & CMDF_REDELIVERED);
+    stp_msg_unref(&cmd->msg);
+}
+
+static void on_throttle(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+    if (!c)
+        return;
+    if (cmd->a) {
+        c->throttled++;
+        stp_conn_pause(c);
+    } else if (c->throttled > 0 && --c->throttled == 0 && !stp_worker_backlogged(w)) {
+        stp_conn_resume_paused(w);
+    }
+}
+
+static void on_route(struct stp_worker *w, struct stp_post *cmd)
+{
+    if (stp_dest_kind(cmd->msg->dest, cmd->msg->dest_len) == STP_DEST_QUEUE) {
+        stp_queue_route(w, cmd);
+    } else {
+        stp_topic_route(w, cmd->msg);
+        cmd->msg = NULL;
+    }
+}
+
+void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd)
+{
+    switch (cmd->type) {
+    case CMD_ROUTE:
+        on_route(w, cmd);
+        break;
+    case CMD_TOPIC_DELIVER:
+        stp_ltopic_deliver(w, cmd->msg);
+        cmd->msg = NULL;
+        break;
+    case CMD_INTEREST:
+        stp_topic_interest(w, from, cmd);
+        break;
+    case CMD_CONSUMER_ADD:
+        stp_queue_consumer_add(w, from, cmd);
+        break;
+    case CMD_CONSUMER_DEL:
+        stp_queue_consumer_del(w, cmd);
+        break;
+    case CMD_QDELIVER:
+        on_queue_delivery(w, cmd);
+        break;
+    case CMD_QWRITTEN:
+        stp_queue_written(w, cmd);
+        break;
+    case CMD_QACK:
+        stp_queue_ack(w, cmd);
+        break;
+    case CMD_FENCE: {
+        /* Everything this connection sent before the fence is done here. */
+        struct stp_post ok = *cmd;
+        ok.type = CMD_FENCE_OK;
+        stp_worker_post(w, cmd->worker, &ok);
+        break;
+    }
+    case CMD_FENCE_OK: {
+        struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+        if (c && c->closing == STP_OPEN)
+            stp_session_fence_ok(c, cmd->a);
+        break;
+    }
+    case CMD_THROTTLE:
+        on_throttle(w, cmd);
+        break;
+    default:
+        stp_error("unknown command type %d from worker %u", cmd->type, from);
+        stp_msg_unref(&cmd->msg);
+        free(cmd->str);
+        break;
+    }
+}
+
+/* --- loop plumbing --- */
+
+static void on_mailbox(void *ctx, unsigned from, const void *p)
+{
+    struct stp_post cmd;
+    memcpy(&cmd, p, sizeof(cmd));
+    stp_worker_handle(ctx, from, &cmd);
+}
+
+static void on_unblocked(void *ctx)
+{
+    struct stp_worker *w = ctx;
+    stp_conn_resume_paused(w);
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct stp_worker *w = h->data;
+    stp_conn_reap(w);
+    stp_conn_flush_dirty(w);
+    stp_conn_reap(w);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct stp_worker *w = server->loop->data;
+    if (status < 0) {
+        stp_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    stp_conn_accept(w, server, (unsigned)(uintptr_t)server->data);
+}
+
+static void close_all_conns(struct stp_worker *w)
+{
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        struct stp_conn *c = w->slots[i];
+        if (c && c->closing == STP_OPEN)
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+    }
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct stp_worker *w = t->data;
+    close_all_conns(w);
+    if (w->nconns == 0 && !w->reap && !w->drained_reported) {
+        w->drained_reported = true;
+        atomic_fetch_add_explicit(&w->broker->drained, 1, memory_order_release);
+    }
+    if (w->stop_phase == 2) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, NULL);
+        uv_close((uv_handle_t *)&w->flush_check, NULL);
+        uv_close((uv_handle_t *)&w->stop_async, NULL);
+        stp_mailbox_detach(w->mb, w->id);
+        for (uint32_t i = 0; i < w->nslots; i++) {
+            if (w->slots[i])
+                stp_conn_close(w->slots[i], STP_CLOSE_NOW);
+        }
+        stp_conn_reap(w);
+    }
+}
+
+/* Phase 1 (stopping): stop accepting, flush and close every connection,
+ * keep serving the mailboxes. Phase 2 (the main thread saw every worker
+ * drained, or gave up waiting): close the remaining handles; the loop ends. */
+static void on_stop(uv_async_t *a)
+{
+    struct stp_worker *w = a->data;
+    if (!w->stopping) {
+        w->stopping = true;
+        for (unsigned i = 0; i < w->nlisteners; i++)
+            uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        uv_timer_init(&w->loop, &w->drain_timer);
+        w->drain_timer.data = w;
+        uv_timer_start(&w->drain_timer, on_drain_timer, 0, 20);
+    }
+    w->stop_phase = atomic_load_explicit(&w->stop_request, memory_order_acquire);
+}
+
+static int open_listeners(struct stp_worker *w)
+{
+    struct stp_broker *b = w->broker;
+    for (unsigned l = 0; l < w->nlisteners; l++) {
+        uv_tcp_t *t = &w->listeners[l];
+        uv_tcp_init(&w->loop, t);
+        t->data = (void *)(uintptr_t)l;
+        int rc = uv_tcp_open(t, b->fds[l * b->nworkers + w->id]);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+        if (rc < 0) {
+            stp_error("listen failed: %s", uv_strerror(rc));
+            return stp_err_from_uv(rc);
+        }
+    }
+    return 0;
+}
+
+static void worker_main(void *arg)
+{
+    struct stp_worker *w = arg;
+    stp_log_set_thread_worker((int)w->id);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    stp_queues_free(w);
+    stp_topics_free(w);
+    stp_map_free(&w->local_topics);
+    stp_map_free(&w->subs_by_key);
+    uv_loop_close(&w->loop);
+}
+
+int stp_worker_start(struct stp_worker *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc < 0)
+        return stp_err_from_uv(rc);
+    w->loop.data = w;
+    uv_async_init(&w->loop, &w->stop_async, on_stop);
+    w->stop_async.data = w;
+    uv_check_init(&w->loop, &w->flush_check);
+    w->flush_check.data = w;
+    uv_check_start(&w->flush_check, on_check);
+    rc = stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
+    if (rc == 0)
+        rc = open_listeners(w);
+    if (rc < 0)
+        return rc;
+    rc = uv_thread_create(&w->thread, worker_main, w);
+    return rc < 0 ? stp_err_from_uv(rc) : 0;
+}
+
+void stp_worker_request_stop(struct stp_worker *w, unsigned phase)
+{
+    atomic_store_explicit(&w->stop_request, phase, memory_order_release);
+    uv_async_send(&w->stop_async);
+}

@@ -1,0 +1,96 @@
+/*
+ * worker.h - one event loop thread and everything it owns.
+ *
+ * A worker owns: its uv loop and handles, the connections it accepted (by
+ * slot), the local records of their subscriptions, and the destinations that
+ * hash to it (topics' interest tables, queues). Nothing here is touched by
+ * another thread; other workers reach it only through the mailboxes.
+ */
+#ifndef STP_BROKER_WORKER_H
+#define STP_BROKER_WORKER_H
+
+#include "broker/cmd.h"
+#include "stampede/config.h"
+#include "stampede/map.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct stp_conn;
+struct stp_broker;
+struct stp_mailboxes;
+
+struct stp_worker_stats {
+    uint64_t conns_accepted;
+    uint64_t msgs_published;
+    uint64_t msgs_delivered;
+    uint64_t slow_consumers;
+    uint64_t failed_logins;
+};
+
+struct stp_worker {
+    unsigned id;
+    unsigned broker_workers; /* how many workers the broker runs */
+    struct stp_broker *broker;
+    struct stp_mailboxes *mb;
+    const struct stp_config *cfg;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop_async;
+    uv_check_t flush_check;
+    uv_tcp_t listeners[STP_MAX_LISTENERS];
+    unsigned nlisteners;
+    bool stopping;
+    /* Written by the main thread, read by the worker after the stop wake-up:
+     * release/acquire orders the main thread's earlier writes before it. */
+    atomic_uint stop_request;
+    unsigned stop_phase;
+    bool drained_reported;
+    uv_timer_t drain_timer;
+
+    /* Connections by slot; a slot's generation changes when it is freed. */
+    struct stp_conn **slots;
+    uint32_t *gens;
+    uint32_t nslots;
+    uint32_t *free_slots;
+    uint32_t nfree;
+    uint32_t nconns;
+    struct stp_conn *dirty; /* connections with output to flush (intrusive list) */
+    struct stp_conn *reap; /* connections to finish closing */
+    struct stp_conn *paused; /* connections not read because of back-pressure */
+
+    /* Local subscription records. */
+    struct stp_map local_topics; /* topic name -> struct stp_ltopic */
+    struct stp_map subs_by_key;  /* sub key (8 bytes) -> struct stp_sub */
+    uint64_t sub_counter;
+
+    /* Destinations owned by this worker. */
+    struct stp_map topics; /* name -> struct stp_topic */
+    struct stp_map queues; /* name -> struct stp_queue */
+    struct stp_map consumers; /* sub key -> struct stp_consumer */
+
+    struct stp_worker_stats stats;
+};
+
+/* The owner of a destination: hash(name) % workers. */
+unsigned stp_owner_of(const struct stp_worker *w, const char *dest, size_t len);
+
+/* Post a command from worker w to worker `to` (direct call when to == w). */
+void stp_worker_post(struct stp_worker *w, unsigned to, struct stp_post *cmd);
+/* True while w's outgoing mailboxes overflow (stop reading publishers). */
+bool stp_worker_backlogged(struct stp_worker *w);
+
+/* The connection behind a (slot, gen) reference, or NULL when it is gone. */
+struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen);
+
+/* Called on the worker's thread for each command from another worker. */
+void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd);
+
+int stp_worker_start(struct stp_worker *w);
+/* From the main thread: phase 1 stops accepting and closes connections,
+ * phase 2 ends the loop. */
+void stp_worker_request_stop(struct stp_worker *w, unsigned phase);
+
+#endif

@@ -1,0 +1,53 @@
+/* msg.c - allocation and release of reference-counted messages (see msg.h). */
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Relaxed: a statistic compared against a budget; no data is published
+ * through it. */
+static atomic_size_t bytes_in_use;
+/* Per thread: each worker numbers its own messages. */
+static _Thread_local uint64_t id_counter;
+
+static size_t msg_size(size_t dest_len, size_t tail_cap)
+{
+    return sizeof(struct stp_msg) + dest_len + 1 + tail_cap;
+}
+
+struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap)
+{
+    struct stp_msg *m = malloc(msg_size(dest_len, tail_cap));
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->dest_len = (uint32_t)dest_len;
+    m->id = 0;
+    m->tail_len = 0;
+    m->tail_cap = tail_cap;
+    m->body_len = 0;
+    m->needs_escape = false;
+    memcpy(m->data, dest, dest_len);
+    m->data[dest_len] = '\0';
+    m->dest = m->data;
+    m->tail = m->data + dest_len + 1;
+    atomic_fetch_add_explicit(&bytes_in_use, msg_size(dest_len, tail_cap), memory_order_relaxed);
+    return m;
+}
+
+void stp_msg_free_(struct stp_msg *m)
+{
+    atomic_fetch_sub_explicit(&bytes_in_use, msg_size(m->dest_len, m->tail_cap),
+                              memory_order_relaxed);
+    free(m);
+}
+
+size_t stp_msg_bytes_in_use(void)
+{
+    return atomic_load_explicit(&bytes_in_use, memory_order_relaxed);
+}
+
+uint64_t stp_msg_next_id(unsigned worker)
+{
+    return ((uint64_t)worker << 48) | ++id_counter;
+}

@@ -1,0 +1,547 @@
+/*
+ * conn.c - client connections: accept, read, output queue, flush, close.
+ *
+ * Owned by the accepting worker (see conn.h). The read path hands bytes to
+ * the transport, which hands STOMP bytes to the session. The write path is
+ * batched: frames are appended to the filling output queue and the worker
+ * flushes every dirty connection once per loop iteration (uv_check).
+ */
+#include "net/conn.h"
+
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/msg.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK (64 * 1024)
+#define LINGER_MS 2000
+
+static void on_close(uv_handle_t *h);
+static void start_closing_handles(struct stp_conn *c);
+
+uint64_t stp_now_ms(const struct stp_conn *c)
+{
+    return uv_now(&c->w->loop);
+}
+
+/* --- output queue --- */
+
+static struct stp_outq *fillq(struct stp_conn *c)
+{
+    return &c->out[c->fill];
+}
+
+static int add_seg(struct stp_outq *q, uint32_t off, uint32_t len, struct stp_msg *m)
+{
+    if (!m && q->nsegs > 0) {
+        struct stp_out_seg *last = &q->segs[q->nsegs - 1];
+        if (!last->msg && last->off + last->len == off) {
+            last->len += len;
+            return 0;
+        }
+    }
+    if (q->nsegs == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 16;
+        struct stp_out_seg *ns = realloc(q->segs, ncap * sizeof(*ns));
+        if (!ns)
+            return STP_ENOMEM;
+        q->segs = ns;
+        q->cap = ncap;
+    }
+    q->segs[q->nsegs++] = (struct stp_out_seg){off, len, m};
+    return 0;
+}
+
+char *stp_conn_reserve(struct stp_conn *c, size_t n)
+{
+    struct stp_outq *q = fillq(c);
+    if (stp_buf_reserve(&q->bytes, n))
+        return NULL;
+    return q->bytes.data + q->bytes.len;
+}
+
+void stp_conn_commit(struct stp_conn *c, size_t n)
+{
+    struct stp_outq *q = fillq(c);
+    size_t off = q->bytes.len;
+    q->bytes.len += n;
+    if (add_seg(q, (uint32_t)off, (uint32_t)n, NULL)) {
+        q->bytes.len = off; /* out of memory: drop the bytes, close below */
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    q->total += n;
+    stp_conn_mark_dirty(c);
+}
+
+int stp_conn_write(struct stp_conn *c, const void *p, size_t n)
+{
+    char *dst = stp_conn_reserve(c, n);
+    if (!dst)
+        return STP_ENOMEM;
+    memcpy(dst, p, n);
+    stp_conn_commit(c, n);
+    return 0;
+}
+
+int stp_conn_write_tail(struct stp_conn *c, struct stp_msg *m)
+{
+    if (m->tail_len <= STP_COPY_TAIL_MAX)
+        return stp_conn_write(c, m->tail, m->tail_len);
+    struct stp_outq *q = fillq(c);
+    int rc = add_seg(q, 0, (uint32_t)m->tail_len, stp_msg_ref(m));
+    if (rc) {
+        stp_msg_unref(&m);
+        return rc;
+    }
+    q->total += m->tail_len;
+    stp_conn_mark_dirty(c);
+    return 0;
+}
+
+size_t stp_conn_pending(const struct stp_conn *c)
+{
+    return c->out[0].total + c->out[1].total;
+}
+
+static void outq_reset(struct stp_outq *q)
+{
+    for (size_t i = 0; i < q->nsegs; i++)
+        stp_msg_unref(&q->segs[i].msg);
+    q->nsegs = 0;
+    q->total = 0;
+    stp_buf_reset(&q->bytes);
+    /* Give back memory a burst grew, so idle connections stay small. */
+    if (q->bytes.cap > 256 * 1024)
+        stp_buf_free(&q->bytes);
+}
+
+static void outq_free(struct stp_outq *q)
+{
+    outq_reset(q);
+    stp_buf_free(&q->bytes);
+    free(q->segs);
+    q->segs = NULL;
+    q->cap = 0;
+}
+
+void stp_conn_mark_dirty(struct stp_conn *c)
+{
+    if (c->dirty || c->closing == STP_CLOSE_NOW)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->w->dirty;
+    c->w->dirty = c;
+}
+
+/* --- writing --- */
+
+static void report_written(struct stp_conn *c)
+{
+    for (size_t i = 0; i < c->nwmarks; i++) {
+        struct stp_post cmd = {.type = CMD_QWRITTEN, .a = c->wmarks[i].key,
+                              .b = c->wmarks[i].tag};
+        stp_worker_post(c->w, c->wmarks[i].owner, &cmd);
+    }
+    c->nwmarks = 0;
+}
+
+/* Remember, for the write about to start, the highest queue tag of each
+ * subscription it carries, so the owners learn when those are written. */
+static void collect_wmarks(struct stp_conn *c)
+{
+    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
+        if (!s->is_queue || s->tag_queued == s->tag_reported)
+            continue;
+        if (c->nwmarks == c->wmarks_cap) {
+            size_t ncap = c->wmarks_cap ? c->wmarks_cap * 2 : 4;
+            struct stp_wmark *nw = realloc(c->wmarks, ncap * sizeof(*nw));
+            if (!nw)
+                return; /* reported with a later write */
+            c->wmarks = nw;
+            c->wmarks_cap = ncap;
+        }
+        c->wmarks[c->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
+        s->tag_reported = s->tag_queued;
+    }
+}
+
+static void maybe_finish_close(struct stp_conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct stp_conn *c = req->data;
+    c->writing = false;
+    outq_reset(&c->out[!c->fill]);
+    if (status < 0) {
+        c->nwmarks = 0;
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    report_written(c);
+    c->s.last_write_ms = stp_now_ms(c);
+    if (fillq(c)->total > 0)
+        stp_conn_mark_dirty(c);
+    else
+        maybe_finish_close(c);
+}
+
+static int tcp_flush(struct stp_conn *c)
+{
+    struct stp_outq *q = fillq(c);
+    if (c->iov_cap < q->nsegs) {
+        uv_buf_t *ni = realloc(c->iov, q->nsegs * sizeof(*ni));
+        if (!ni)
+            return STP_ENOMEM;
+        c->iov = ni;
+        c->iov_cap = q->nsegs;
+    }
+    for (size_t i = 0; i < q->nsegs; i++) {
+        struct stp_out_seg *s = &q->segs[i];
+        const char *base = s->msg ? s->msg->tail : q->bytes.data + s->off;
+        c->iov[i] = uv_buf_init((char *)base, s->len);
+    }
+    collect_wmarks(c);
+    c->fill = !c->fill;
+    c->writing = true;
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov, (unsigned)q->nsegs, on_write);
+    if (rc < 0) {
+        c->writing = false;
+        return stp_err_from_uv(rc);
+    }
+    return 0;
+}
+
+static void flush_one(struct stp_conn *c)
+{
+    if (c->closing == STP_CLOSE_NOW || c->writing || fillq(c)->total == 0)
+        return;
+    if (c->ops->flush(c) < 0)
+        stp_conn_close(c, STP_CLOSE_NOW);
+}
+
+void stp_conn_flush_dirty(struct stp_worker *w)
+{
+    struct stp_conn *c = w->dirty;
+    w->dirty = NULL;
+    while (c) {
+        struct stp_conn *next = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        flush_one(c);
+        c = next;
+    }
+}
+
+/* --- reading --- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct stp_conn *c = h->data;
+    (void)suggested;
+    if (stp_buf_reserve(&c->rbuf, READ_CHUNK)) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(c->rbuf.data + c->rbuf.len, (unsigned)(c->rbuf.cap - c->rbuf.len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct stp_conn *c = stream->data;
+    (void)buf;
+    if (nread < 0) {
+        c->read_eof = true;
+        uv_read_stop(stream);
+        if (c->closing == STP_OPEN)
+            stp_conn_close(c, STP_CLOSE_NOW);
+        else
+            maybe_finish_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->closing != STP_OPEN)
+        return; /* lingering after an ERROR: discard */
+    c->s.last_read_ms = stp_now_ms(c);
+    c->rbuf.len += (size_t)nread;
+    if (c->ops->on_read(c, c->rbuf.data, c->rbuf.len) < 0)
+        return;
+}
+
+static int tcp_on_read(struct stp_conn *c, char *data, size_t len)
+{
+    size_t consumed = 0;
+    int rc = stp_session_feed(c, data, len, &consumed);
+    stp_buf_consume(&c->rbuf, consumed);
+    return rc;
+}
+
+static const struct stp_transport_ops tcp_ops = {
+    .name = "tcp",
+    .on_read = tcp_on_read,
+    .flush = tcp_flush,
+};
+
+void stp_conn_pause(struct stp_conn *c)
+{
+    if (c->paused || c->closing != STP_OPEN)
+        return;
+    c->paused = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->paused_next = c->w->paused;
+    c->w->paused = c;
+}
+
+void stp_conn_resume_paused(struct stp_worker *w)
+{
+    struct stp_conn *c = w->paused;
+    w->paused = NULL;
+    while (c) {
+        struct stp_conn *next = c->paused_next;
+        if (c->throttled > 0) {
+            /* A queue over its bound still holds this publisher back. */
+            c->paused_next = w->paused;
+            w->paused = c;
+            c = next;
+            continue;
+        }
+        c->paused_next = NULL;
+        c->paused = false;
+        if (c->closing == STP_OPEN && !c->read_eof) {
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+            /* Frames already buffered but not parsed when we paused. */
+            if (c->rbuf.len)
+                c->ops->on_read(c, c->rbuf.data, c->rbuf.len);
+        }
+        c = next;
+    }
+}
+
+/* --- accept and close --- */
+
+static int slot_alloc(struct stp_worker *w, struct stp_conn *c)
+{
+    if (w->nfree == 0) {
+        uint32_t ncap = w->nslots ? w->nslots * 2 : 64;
+        struct stp_conn **ns = realloc(w->slots, ncap * sizeof(*ns));
+        if (!ns)
+            return STP_ENOMEM;
+        w->slots = ns;
+        uint32_t *ng = realloc(w->gens, ncap * sizeof(*ng));
+        if (!ng)
+            return STP_ENOMEM;
+        w->gens = ng;
+        uint32_t *nf = realloc(w->free_slots, ncap * sizeof(*nf));
+        if (!nf)
+            return STP_ENOMEM;
+        w->free_slots = nf;
+        for (uint32_t i = ncap; i > w->nslots; i--) {
+            w->slots[i - 1] = NULL;
+            w->gens[i - 1] = 1;
+            w->free_slots[w->nfree++] = i - 1;
+        }
+        w->nslots = ncap;
+    }
+    uint32_t slot = w->free_slots[--w->nfree];
+    w->slots[slot] = c;
+    c->slot = slot;
+    c->gen = w->gens[slot];
+    w->nconns++;
+    return 0;
+}
+
+static void slot_free(struct stp_worker *w, struct stp_conn *c)
+{
+    w->slots[c->slot] = NULL;
+    w->gens[c->slot]++;
+    w->free_slots[w->nfree++] = c->slot;
+    w->nconns--;
+}
+
+struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen)
+{
+    if (slot >= w->nslots || w->gens[slot] != gen)
+        return NULL;
+    return w->slots[slot];
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct stp_conn *c = t->data;
+    if (c->closing != STP_OPEN) {
+        /* Linger expired: the peer did not close after our ERROR. */
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    stp_session_tick(c, stp_now_ms(c));
+}
+
+static void format_peer(struct stp_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[48] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+}
+
+void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
+{
+    struct stp_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->w = w;
+    c->ops = &tcp_ops;
+    c->listener = lidx;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles = 1;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || slot_alloc(w, c) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles++;
+    format_peer(c);
+    w->stats.conns_accepted++;
+    if (stp_session_init(c) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    struct stp_conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    outq_free(&c->out[0]);
+    outq_free(&c->out[1]);
+    stp_buf_free(&c->rbuf);
+    free(c->iov);
+    free(c->wmarks);
+    free(c);
+}
+
+static void unlink_paused(struct stp_conn *c)
+{
+    if (!c->paused)
+        return;
+    for (struct stp_conn **pp = &c->w->paused; *pp; pp = &(*pp)->paused_next) {
+        if (*pp == c) {
+            *pp = c->paused_next;
+            break;
+        }
+    }
+    c->paused = false;
+}
+
+static void start_closing_handles(struct stp_conn *c)
+{
+    unlink_paused(c);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (c->handles > 1)
+        uv_close((uv_handle_t *)&c->timer, on_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct stp_conn *c = req->data;
+    (void)status;
+    maybe_finish_close(c);
+}
+
+/* Closing after flush: once the output is written, send FIN and keep reading
+ * (discarding) until the peer closes or the linger timer fires, so our last
+ * frame is not destroyed by a reset caused by unread input. */
+static void maybe_finish_close(struct stp_conn *c)
+{
+    if (c->closing != STP_CLOSE_AFTER_FLUSH || c->writing || fillq(c)->total > 0)
+        return;
+    if (c->read_eof) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    if (!c->shut) {
+        c->shut = true;
+        c->sreq.data = c;
+        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+            stp_conn_close(c, STP_CLOSE_NOW);
+    }
+}
+
+/* Closing is two-step so no list a caller is walking changes under it: here
+ * the connection is only marked and queued; stp_conn_reap, run by the worker
+ * once per loop iteration, tears the session down and closes the handles. */
+void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how)
+{
+    if (how == STP_OPEN || c->closing == STP_CLOSE_NOW)
+        return;
+    if (c->closing == STP_OPEN) {
+        c->reap_next = c->w->reap;
+        c->w->reap = c;
+    } else if (c->torn_down && how == STP_CLOSE_NOW) {
+        /* Already reaped while lingering: nothing walks it any more. */
+        c->closing = STP_CLOSE_NOW;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        start_closing_handles(c);
+        return;
+    }
+    if (how == STP_CLOSE_NOW) {
+        c->closing = STP_CLOSE_NOW;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    c->closing = STP_CLOSE_AFTER_FLUSH;
+}
+
+static void reap_one(struct stp_conn *c)
+{
+    struct stp_worker *w = c->w;
+    if (!c->torn_down) {
+        c->torn_down = true;
+        stp_session_teardown(c);
+        if (c->slot < w->nslots && w->slots[c->slot] == c)
+            slot_free(w, c);
+    }
+    if (c->closing == STP_CLOSE_NOW) {
+        start_closing_handles(c);
+        return;
+    }
+    /* After flush: keep reading (and discarding) until the peer closes or
+     * the linger timer fires. */
+    if (!c->paused && !c->read_eof)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    unlink_paused(c);
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    stp_conn_mark_dirty(c);
+    maybe_finish_close(c);
+}
+
+void stp_conn_reap(struct stp_worker *w)
+{
+    while (w->reap) {
+        struct stp_conn *c = w->reap;
+        w->reap = c->reap_next;
+        c->reap_next = NULL;
+        reap_one(c);
+    }
+}
