@@ -69,7 +69,10 @@ enum stp_config_result {
 /* Parse argv and the environment (envp, NULL-terminated "NAME=value"
  * strings) into cfg, starting from the defaults. Prints --help/--version to
  * stdout and one-line errors ("stampede: --workers: 'x' is not a number") to
- * stderr. */
+ * stderr. Only RUN leaves anything to free in cfg (stp_config_free is safe
+ * after every result, and twice). An empty STAMPEDE_* variable counts as unset;
+ * the repeatable ones (LISTEN, USER, WS_ALLOWED_ORIGIN) take comma-separated
+ * lists. */
 enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char **argv,
                                         char **envp);
 void stp_config_free(struct stp_config *cfg);

@@ -501,6 +501,31 @@ Test(config, help_lists_every_flag_variable_and_default, .init = redirect_out)
     cr_assert_not_null(strstr(buf, workers), "--help lacks '%s'", workers);
 }
 
+/* Each "  --flag-name" entry's "env" line names STAMPEDE_FLAG_NAME. */
+Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse(&cfg, "--help"), STP_CONFIG_EXIT);
+    char buf[16384], want[128];
+    drain(stdout, STDOUT_FILENO, cr_get_redirected_stdout(), buf, sizeof(buf));
+    int flags = 0;
+    for (char *line = strstr(buf, "\n  --"); line; line = strstr(line + 1, "\n  --")) {
+        const char *name = line + 5;
+        size_t len = strcspn(name, " \n");
+        if (strncmp(name, "help", len) == 0 || strncmp(name, "version", len) == 0)
+            continue;
+        size_t k = (size_t)snprintf(want, sizeof(want), "env STAMPEDE_");
+        for (size_t i = 0; i < len && k < sizeof(want) - 2; i++)
+            want[k++] = name[i] == '-' ? '_' : (char)(name[i] - 'a' + 'A');
+        strcpy(want + k, ";");
+        char *next = strstr(line + 1, "\n  --");
+        char *env = strstr(line, want);
+        cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
+        flags++;
+    }
+    cr_assert_eq(flags, 22);
+}
+
 Test(config, help_ignores_the_environment, .init = redirect_out)
 {
     char *env[] = {"STAMPEDE_WORKERS=abc", NULL};
