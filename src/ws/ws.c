@@ -1,0 +1,156 @@
+/*
+ * ws.c - the WebSocket engine's life cycle, its dispatch of fed bytes
+ * (request head first, then frames) and its output buffer. The contract is
+ * in include/stampede/ws.h. One engine per connection, used only on the
+ * connection's worker thread.
+ */
+#include "ws_internal.h"
+
+#include "stampede/error.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops,
+                          void *ud)
+{
+    assert(cfg && cfg->path && cfg->max_message > 0 && ops);
+    struct stp_ws *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return NULL;
+    ws->cfg = cfg;
+    ws->ops = ops;
+    ws->ud = ud;
+    ws->state = STP_WS_HANDSHAKE;
+    stp_ws__http_init(ws);
+    return ws;
+}
+
+void stp_ws_free(struct stp_ws **wsp)
+{
+    struct stp_ws *ws = *wsp;
+    if (!ws)
+        return;
+    stp_ws__http_release(ws);
+    stp_ws__frames_release(ws);
+    stp_buf_free(&ws->out);
+    free(ws);
+    *wsp = NULL;
+}
+
+static int feed_result(struct stp_ws *ws)
+{
+    if (ws->err) {
+        ws->state = STP_WS_DONE;
+        return ws->err;
+    }
+    return ws->state == STP_WS_DONE ? STP_ECLOSED : 0;
+}
+
+int stp_ws_feed(struct stp_ws *ws, const uint8_t *p, size_t n)
+{
+    if (ws->state == STP_WS_HANDSHAKE) {
+        size_t used = stp_ws__http_feed(ws, p, n);
+        assert(used <= n);
+        p += used;
+        n -= used;
+    }
+    if (ws->state == STP_WS_OPEN && n > 0)
+        stp_ws__frames_feed(ws, p, n);
+    return feed_result(ws);
+}
+
+enum stp_ws_state stp_ws_state(const struct stp_ws *ws)
+{
+    return ws->state;
+}
+
+const uint8_t *stp_ws_out(const struct stp_ws *ws, size_t *len)
+{
+    *len = ws->out.len;
+    return ws->out.len ? (const uint8_t *)ws->out.data : NULL;
+}
+
+void stp_ws_out_consume(struct stp_ws *ws, size_t n)
+{
+    assert(n <= ws->out.len);
+    stp_buf_consume(&ws->out, n);
+}
+
+uint16_t stp_ws_close_code(const struct stp_ws *ws)
+{
+    return ws->close_code;
+}
+
+int stp_ws_http_status(const struct stp_ws *ws)
+{
+    return ws->http_status;
+}
+
+int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type,
+                      const void *body, size_t n)
+{
+    if (ws->state != STP_WS_HTTP)
+        return STP_EINVAL;
+    ws->state = STP_WS_DONE;
+    int rc = stp_ws__http_answer(ws, status, NULL, content_type, body, n);
+    if (rc < 0)
+        ws->err = rc;
+    return rc;
+}
+
+int stp_ws__out_frame(struct stp_ws *ws, int opcode, const void *p, size_t n)
+{
+    uint8_t hdr[10];
+    size_t hlen = stp_ws_frame_header(hdr, opcode, n);
+    int rc = stp_buf_reserve(&ws->out, hlen + n);
+    if (rc < 0)
+        return rc;
+    stp_buf_append(&ws->out, hdr, hlen);
+    stp_buf_append(&ws->out, p, n);
+    return 0;
+}
+
+int stp_ws_send(struct stp_ws *ws, int opcode, const void *p, size_t n)
+{
+    if (ws->state != STP_WS_OPEN)
+        return STP_ECLOSED;
+    if ((opcode & 0x8) && n > 125)
+        return STP_EINVAL;
+    return stp_ws__out_frame(ws, opcode, p, n);
+}
+
+void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer)
+{
+    assert(ws->state == STP_WS_OPEN);
+    uint8_t payload[125];
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > sizeof(payload) - 2)
+        rlen = sizeof(payload) - 2;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (rlen)
+        memcpy(payload + 2, reason, rlen);
+    ws->state = STP_WS_DONE;
+    ws->close_code = code;
+    int rc = stp_ws__out_frame(ws, STP_WS_OP_CLOSE, payload, 2 + rlen);
+    if (rc < 0)
+        ws->err = rc;
+    if (ws->ops->on_close)
+        ws->ops->on_close(ws->ud, code, by_peer);
+}
+
+int stp_ws_close(struct stp_ws *ws, uint16_t code, const char *reason)
+{
+    switch (ws->state) {
+    case STP_WS_DONE:
+        return STP_ECLOSED;
+    case STP_WS_OPEN:
+        stp_ws__fail(ws, code, reason, false);
+        return 0;
+    default:
+        ws->state = STP_WS_DONE;
+        return 0;
+    }
+}

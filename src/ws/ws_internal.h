@@ -1,0 +1,96 @@
+/*
+ * ws_internal.h - the WebSocket engine's state, shared by the files of
+ * src/ws/ (ws.c: life cycle and output; ws_http.c: request head and HTTP
+ * answers; ws_frame.c: frames and messages; ws_util.c: pure helpers).
+ * Owned by one worker thread, like the engine itself.
+ */
+#ifndef STAMPEDE_WS_INTERNAL_H
+#define STAMPEDE_WS_INTERNAL_H
+
+#include "stampede/buf.h"
+#include "stampede/ws.h"
+
+#include <llhttp.h>
+#include <wslay/wslay.h>
+
+/* Request headers the handshake looks at. */
+enum ws_hdr {
+    WS_H_HOST,
+    WS_H_UPGRADE,
+    WS_H_CONNECTION,
+    WS_H_VERSION,
+    WS_H_KEY,
+    WS_H_PROTOCOL,
+    WS_H_ORIGIN,
+    WS_H__COUNT,
+    WS_H_NONE = WS_H__COUNT,
+};
+
+/* What the request head asked for, decided when it is complete. */
+enum ws_verdict {
+    WS_V_PENDING = 0,
+    WS_V_UPGRADE,
+    WS_V_HEALTHZ,
+    WS_V_METRICS,
+    WS_V_ERROR, /* ws->http_status says which answer */
+};
+
+struct stp_ws {
+    const struct stp_ws_config *cfg;
+    const struct stp_ws_ops *ops;
+    void *ud;
+    enum stp_ws_state state;
+    struct stp_buf out; /* engine-produced bytes the caller drains */
+    int http_status;
+    int err;            /* STP_ENOMEM once memory ran out (then DONE) */
+    uint16_t close_code;
+
+    /* Handshake (released once OPEN). */
+    llhttp_t http;
+    size_t head_len;                /* request-head bytes given to llhttp */
+    struct stp_buf url;
+    struct stp_buf field;           /* header name being read */
+    struct stp_buf hdr[WS_H__COUNT];
+    bool seen[WS_H__COUNT];
+    enum ws_hdr cur;                /* header whose value is being read */
+    bool value_started;
+    enum ws_verdict verdict;
+
+    /* Frames (set up at the upgrade). */
+    wslay_frame_context_ptr fctx;
+    const uint8_t *in;              /* bytes of the current feed not yet given to wslay */
+    size_t in_len;
+    bool in_frame;                  /* a frame's header was seen, payload incomplete */
+    uint8_t frame_op;
+    uint64_t frame_len, frame_got;
+    bool frame_fin;
+    bool direct;                    /* whole message arrived in one chunk: no copy */
+    bool msg_active;                /* a data message is being reassembled */
+    uint8_t msg_op;
+    struct stp_buf msg;
+    uint8_t ctrl[125];
+    size_t ctrl_len;
+};
+
+/* ws_http.c */
+void stp_ws__http_init(struct stp_ws *ws);
+void stp_ws__http_release(struct stp_ws *ws);
+/* Feed request bytes; returns how many belong to the request head (the
+ * rest, if the engine went OPEN, are frames). */
+size_t stp_ws__http_feed(struct stp_ws *ws, const uint8_t *p, size_t n);
+/* Append "HTTP/1.1 status reason" + headers + body to ws->out. */
+int stp_ws__http_answer(struct stp_ws *ws, int status, const char *extra_headers,
+                        const char *content_type, const void *body, size_t n);
+
+/* ws_frame.c */
+int stp_ws__frames_init(struct stp_ws *ws);
+void stp_ws__frames_release(struct stp_ws *ws);
+void stp_ws__frames_feed(struct stp_ws *ws, const uint8_t *p, size_t n);
+
+/* ws.c */
+/* Append a whole unmasked frame to ws->out. */
+int stp_ws__out_frame(struct stp_ws *ws, int opcode, const void *p, size_t n);
+/* Queue a close frame with code (and reason), report it, go DONE. */
+void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer);
+
+#endif
