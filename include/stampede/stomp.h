@@ -81,7 +81,7 @@ struct stp_header {
 
 struct stp_frame {
     enum stp_cmd cmd;
-    struct stp_header *headers; /* points into the parser's array */
+    struct stp_header *headers; /* the parser's array: valid until its next stp_parse */
     size_t nheaders;
     struct stp_slice body;
     bool has_content_length;

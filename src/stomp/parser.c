@@ -49,11 +49,17 @@ const char *stp_cmd_name(enum stp_cmd cmd)
     return cmd_names[cmd];
 }
 
+static const unsigned char cmd_lens[STP_CMD__COUNT] = {
+#define STP_CMD_LEN(n) [STP_CMD_##n] = sizeof(#n) - 1,
+    STP_CMD_MAP(STP_CMD_LEN)
+#undef STP_CMD_LEN
+};
+
+/* s[0..n) is 1..CMD_LINE_MAX upper-case letters. */
 static enum stp_cmd lookup_cmd(const char *s, size_t n)
 {
     for (int c = STP_CMD_HEARTBEAT + 1; c < STP_CMD__COUNT; c++) {
-        const char *name = cmd_names[c];
-        if (name[0] == s[0] && strlen(name) == n && memcmp(name, s, n) == 0)
+        if (cmd_lens[c] == n && memcmp(cmd_names[c], s, n) == 0)
             return (enum stp_cmd)c;
     }
     return STP_CMD_UNKNOWN;
@@ -220,7 +226,7 @@ static int add_header(struct stp_parser *p, char *buf, size_t hs, size_t le)
     if (nlen == 0)
         return fail(p, STP_EBAD_HEADER, hs, "empty header name");
     size_t voff = hs + nlen + 1, vlen = le - voff;
-    if (escapes_apply(p)) {
+    if (escapes_apply(p) && memchr(line, '\\', le - hs)) {
         size_t bad;
         ssize_t r = stp_stomp_unescape(line, nlen, p->version, &bad);
         if (r < 0)
