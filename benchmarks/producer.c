@@ -1,0 +1,149 @@
+/*
+ * producer.c - a producer connection: SEND frames built once as templates and
+ * copied into the output buffer with the sequence number and intended send
+ * time patched in (no allocation per message), paced by struct stp_pacer.
+ * Runs on the producer's thread only; its counters are single-writer atomics
+ * read by the main thread.
+ */
+#include "bench.h"
+
+#include "stampede/buf.h"
+#include "stampede/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stop generating while this much output waits behind the write in flight. */
+#define PENDING_LIMIT (256 * 1024)
+#define RCPT_RING 65536
+#define SEQ_OFF (8 + 1 + 8 + 1)
+#define TIME_OFF (SEQ_OFF + 16 + 1)
+
+static int build_template(struct stp_bench_conn *c, struct stp_bench_run *r, int with_receipt)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    struct stp_buf b = STP_BUF_INIT;
+    char value[STP_BENCH_HDR_VALUE_LEN + 1];
+    snprintf(value, sizeof(value), "%08x:%08x:%016x:%016x", r->run_id, p->id, 0u, 0u);
+    int rc = stp_write_command(&b, STP_CMD_SEND);
+    rc = rc ? rc : stp_write_header_str(&b, "destination", r->dests[p->dest].name, STP_V10);
+    rc = rc ? rc : stp_write_header_u64(&b, "content-length", r->cfg.size);
+    rc = rc ? rc : stp_buf_append_str(&b, STP_BENCH_HDR ":");
+    size_t hdr_off = b.len;
+    rc = rc ? rc : stp_buf_append_str(&b, value);
+    rc = rc ? rc : stp_buf_append_str(&b, "\n");
+    if (with_receipt) {
+        rc = rc ? rc : stp_buf_append_str(&b, "receipt:");
+        p->receipt_off = b.len;
+        rc = rc ? rc : stp_buf_append_str(&b, "0000000000000000\n");
+    }
+    rc = rc ? rc : stp_buf_append_str(&b, "\n");
+    rc = rc ? rc : stp_buf_reserve(&b, r->cfg.size + 1);
+    if (rc) {
+        stp_buf_free(&b);
+        return rc;
+    }
+    memset(b.data + b.len, 'x', r->cfg.size);
+    b.len += r->cfg.size;
+    b.data[b.len++] = '\0';
+    p->tmpl[with_receipt] = b.data;
+    p->tmpl_len[with_receipt] = b.len;
+    p->hdr_off[with_receipt] = hdr_off;
+    return 0;
+}
+
+int stp_bench_producer_init(struct stp_bench_conn *c, struct stp_bench_run *r)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    p->id = c->index;
+    p->dest = c->index % r->cfg.destinations;
+    int rc = build_template(c, r, 0);
+    rc = rc ? rc : build_template(c, r, 1);
+    if (rc == 0 && r->cfg.receipts) {
+        p->rcpt_ring = calloc(RCPT_RING, sizeof(*p->rcpt_ring));
+        if (!p->rcpt_ring)
+            rc = STP_ENOMEM;
+    }
+    return rc;
+}
+
+void stp_bench_producer_free(struct stp_bench_conn *c)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    free(p->tmpl[0]);
+    free(p->tmpl[1]);
+    free(p->rcpt_ring);
+}
+
+static bool wants_receipt(const struct stp_bench_producer *p, unsigned every)
+{
+    return every && p->seq % every == every - 1 && p->rcpt_tail - p->rcpt_head < RCPT_RING;
+}
+
+/* Copy one SEND into the output buffer; false when out of memory. */
+static bool emit(struct stp_bench_conn *c, uint64_t intended, unsigned every)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    int k = wants_receipt(p, every);
+    char *dst = stp_bench_conn_out_reserve(c, p->tmpl_len[k]);
+    if (!dst)
+        return false;
+    memcpy(dst, p->tmpl[k], p->tmpl_len[k]);
+    stp_bench_hex(dst + p->hdr_off[k] + SEQ_OFF, p->seq, 16);
+    stp_bench_hex(dst + p->hdr_off[k] + TIME_OFF, intended, 16);
+    if (k) {
+        stp_bench_hex(dst + p->receipt_off, p->seq, 16);
+        p->rcpt_ring[p->rcpt_tail++ % RCPT_RING] = intended;
+    }
+    p->seq++;
+    return true;
+}
+
+static void check_done(struct stp_bench_conn *c, uint64_t now)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    if (now >= c->t->run->t_measure_end && !c->writing && stp_bench_conn_pending(c) == 0)
+        atomic_store_explicit(&p->done, 1, memory_order_relaxed);
+}
+
+void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    const struct stp_bench_run *r = c->t->run;
+    if (c->state != CONN_READY || atomic_load_explicit(&p->done, memory_order_relaxed))
+        return;
+    uint64_t due = now < r->t_measure_end ? stp_pacer_due(&p->pacer, now) : 0;
+    /* room in the buffer being filled; at most one more buffer is in flight */
+    size_t pending = c->out[c->fill].len, frame = p->tmpl_len[1];
+    uint64_t room = pending < PENDING_LIMIT ? (PENDING_LIMIT - pending) / frame + 1 : 0;
+    uint64_t n = due < room ? due : room, measured = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t intended = stp_pacer_take(&p->pacer, now);
+        if (!emit(c, intended, r->cfg.receipts)) {
+            stp_bench_fail(c->t->run, "producer %u: out of memory", p->id);
+            break;
+        }
+        measured += intended >= r->t_warm_end;
+    }
+    if (n) {
+        COUNT_ADD(p->sent, n);
+        COUNT_ADD(p->sent_measured, measured);
+    }
+    stp_bench_conn_flush(c);
+    check_done(c, now);
+}
+
+void stp_bench_producer_on_receipt(struct stp_bench_conn *c, const struct stp_frame *f,
+                                   uint64_t now)
+{
+    struct stp_bench_producer *p = &c->u.p;
+    if (p->rcpt_head == p->rcpt_tail)
+        return; /* not one of ours */
+    uint64_t intended = p->rcpt_ring[p->rcpt_head++ % RCPT_RING];
+    COUNT_ADD(p->receipts, 1);
+    const struct stp_bench_run *r = c->t->run;
+    if (intended >= r->t_warm_end && intended < r->t_measure_end && now >= intended)
+        stp_lathist_record(&c->t->rcpt_lat, now - intended);
+    (void)f;
+}

@@ -1,0 +1,293 @@
+/*
+ * run.c - the main thread's side of a run (see run.h). The main thread polls
+ * the workers' single-writer counters every 10 ms; the phase times are
+ * published to the workers with a release store of run->started.
+ */
+#include "run.h"
+
+#include "stampede/error.h"
+
+#include <netdb.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_NS UINT64_C(10000000)
+#define SEC UINT64_C(1000000000)
+
+static volatile sig_atomic_t interrupted;
+
+void stp_bench_run_interrupt(void)
+{
+    interrupted = 1;
+}
+
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int resolve(struct stp_bench_run *r, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", r->cfg.url.port);
+    int rc = getaddrinfo(r->cfg.url.host, port, &hints, &ai);
+    if (rc || !ai) {
+        snprintf(err, errlen, "cannot resolve %s: %s", r->cfg.url.host, gai_strerror(rc));
+        return STP_EINVAL;
+    }
+    memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static struct stp_bench_conn *new_conn(struct stp_bench_run *r, enum stp_bench_role role,
+                                       unsigned index, unsigned *next_thread)
+{
+    struct stp_bench_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->role = role;
+    c->index = index;
+    struct stp_bench_thread *t = &r->threads[(*next_thread)++ % r->nthreads];
+    c->t = t;
+    t->conns[t->nconns++] = c;
+    int rc = 0;
+    if (role == ROLE_PRODUCER)
+        rc = stp_bench_producer_init(c, r);
+    else if (role == ROLE_CONSUMER)
+        rc = stp_bench_consumer_init(c, r);
+    return rc ? NULL : c;
+}
+
+static int build_dests(struct stp_bench_run *r)
+{
+    const struct stp_bench_config *cfg = &r->cfg;
+    r->dests = calloc(cfg->destinations, sizeof(*r->dests));
+    if (!r->dests)
+        return STP_ENOMEM;
+    for (unsigned d = 0; d < cfg->destinations; d++) {
+        struct stp_bench_dest *dst = &r->dests[d];
+        snprintf(dst->name, sizeof(dst->name), "/%s/bench-%u", cfg->topic ? "topic" : "queue", d);
+        dst->nproducers =
+            cfg->producers / cfg->destinations + (d < cfg->producers % cfg->destinations);
+        dst->nconsumers =
+            cfg->consumers / cfg->destinations + (d < cfg->consumers % cfg->destinations);
+        if (!cfg->topic && stp_seqtrack_init(&dst->shared, dst->nproducers))
+            return STP_ENOMEM;
+    }
+    return 0;
+}
+
+static int build(struct stp_bench_run *r)
+{
+    const struct stp_bench_config *cfg = &r->cfg;
+    r->nthreads = cfg->threads ? cfg->threads : usable_cpus();
+    r->total_conns = cfg->producers + cfg->consumers + cfg->idle_connections;
+    if (r->nthreads > r->total_conns)
+        r->nthreads = r->total_conns;
+    r->threads = calloc(r->nthreads, sizeof(*r->threads));
+    r->producers = calloc(cfg->producers + 1, sizeof(*r->producers));
+    r->consumers = calloc(cfg->consumers + 1, sizeof(*r->consumers));
+    r->idles = calloc(cfg->idle_connections + 1, sizeof(*r->idles));
+    if (!r->threads || !r->producers || !r->consumers || !r->idles || build_dests(r))
+        return STP_ENOMEM;
+    for (unsigned i = 0; i < r->nthreads; i++) {
+        struct stp_bench_thread *t = &r->threads[i];
+        t->run = r;
+        t->index = i;
+        t->conns = calloc(r->total_conns / r->nthreads + 1, sizeof(*t->conns));
+        if (!t->conns || stp_bench_thread_init(t))
+            return STP_ENOMEM;
+    }
+    unsigned next = 0;
+    for (unsigned i = 0; i < cfg->consumers; i++)
+        if (!(r->consumers[i] = new_conn(r, ROLE_CONSUMER, i, &next)))
+            return STP_ENOMEM;
+    for (unsigned i = 0; i < cfg->producers; i++)
+        if (!(r->producers[i] = new_conn(r, ROLE_PRODUCER, i, &next)))
+            return STP_ENOMEM;
+    for (unsigned i = 0; i < cfg->idle_connections; i++)
+        if (!(r->idles[i] = new_conn(r, ROLE_IDLE, i, &next)))
+            return STP_ENOMEM;
+    return 0;
+}
+
+/* --- live counters --- */
+
+struct totals {
+    uint64_t sent, expected, unique, received;
+    bool producers_done;
+};
+
+static void gather(const struct stp_bench_run *r, struct totals *tt)
+{
+    const struct stp_bench_config *cfg = &r->cfg;
+    memset(tt, 0, sizeof(*tt));
+    tt->producers_done = true;
+    for (unsigned i = 0; i < cfg->producers; i++) {
+        struct stp_bench_producer *p = &r->producers[i]->u.p;
+        uint64_t s = COUNT_GET(p->sent);
+        unsigned d = p->dest;
+        tt->sent += s;
+        /* a topic delivers to each subscriber, a queue to one of them */
+        if (r->dests[d].nconsumers)
+            tt->expected += cfg->topic ? s * r->dests[d].nconsumers : s;
+        tt->producers_done &= atomic_load_explicit(&p->done, memory_order_relaxed) != 0;
+    }
+    for (unsigned i = 0; i < cfg->consumers; i++) {
+        tt->unique += COUNT_GET(r->consumers[i]->u.c.unique);
+        tt->received += COUNT_GET(r->consumers[i]->u.c.received);
+    }
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / SEC), .tv_nsec = (long)(ns % SEC)};
+    nanosleep(&ts, NULL);
+}
+
+static void progress(const struct stp_bench_run *r, uint64_t now, struct totals *prev,
+                     uint64_t *last)
+{
+    struct totals tt;
+    gather(r, &tt);
+    double dt = (double)(now - *last) / 1e9;
+    const char *phase = now < r->t_warm_end      ? "warmup"
+                        : now < r->t_measure_end ? "measure"
+                                                 : "drain";
+    if (!r->cfg.quiet)
+        fprintf(stderr, "[%6.1fs] %-7s sent %10.0f/s  delivered %10.0f/s  backlog %llu\n",
+                (double)(now - r->t_start) / 1e9, phase, (double)(tt.sent - prev->sent) / dt,
+                (double)(tt.unique - prev->unique) / dt,
+                (unsigned long long)(tt.expected > tt.unique ? tt.expected - tt.unique : 0));
+    *prev = tt;
+    *last = now;
+}
+
+static bool failed(struct stp_bench_run *r)
+{
+    /* acquire pairs with the release in stp_bench_fail: fail_msg is complete */
+    return atomic_load_explicit(&r->failed, memory_order_acquire) == 1;
+}
+
+static int wait_ready(struct stp_bench_run *r)
+{
+    uint64_t deadline = uv_hrtime() + r->cfg.connect_timeout_ns;
+    while (!failed(r) && !interrupted) {
+        unsigned ready = atomic_load(&r->ready);
+        if (ready == r->total_conns)
+            return 0;
+        if (uv_hrtime() > deadline) {
+            stp_bench_fail(r, "timed out after %.1f s: %u of %u connections got CONNECTED%s",
+                           (double)r->cfg.connect_timeout_ns / 1e9, ready, r->total_conns,
+                           r->cfg.consumers ? " (and their SUBSCRIBE receipt)" : "");
+            return STP_ETIMEOUT;
+        }
+        sleep_ns(POLL_NS);
+    }
+    return STP_ECLOSED;
+}
+
+static void publish_start(struct stp_bench_run *r)
+{
+    r->t_start = uv_hrtime() + 20 * UINT64_C(1000000);
+    r->t_warm_end = r->t_start + r->cfg.warmup_ns;
+    r->t_measure_end = r->t_warm_end + r->cfg.duration_ns;
+    /* release: workers that see started=1 see the times above */
+    atomic_store_explicit(&r->started, 1, memory_order_release);
+    for (unsigned i = 0; i < r->nthreads; i++)
+        stp_bench_thread_wake(&r->threads[i]);
+}
+
+/* Measure, then drain: returns when everything arrived or the drain ended. */
+static void run_phases(struct stp_bench_run *r, struct stp_bench_report *rep)
+{
+    struct totals prev = {0}, tt;
+    uint64_t last = r->t_start, next_line = r->t_start + SEC;
+    bool backlog_taken = false;
+    while (!failed(r) && !interrupted) {
+        sleep_ns(POLL_NS);
+        uint64_t now = uv_hrtime();
+        if (now >= next_line) {
+            progress(r, now, &prev, &last);
+            next_line += SEC;
+        }
+        if (now < r->t_measure_end)
+            continue;
+        gather(r, &tt);
+        if (!backlog_taken) {
+            rep->backlog_at_end = tt.expected > tt.unique ? tt.expected - tt.unique : 0;
+            backlog_taken = true;
+        }
+        rep->drain_ms = (double)(now - r->t_measure_end) / 1e6;
+        if (tt.producers_done && tt.unique >= tt.expected) {
+            rep->drained = true;
+            return;
+        }
+        if (now - r->t_measure_end > r->cfg.drain_ns)
+            return;
+    }
+}
+
+static void stop_threads(struct stp_bench_run *r, unsigned spawned)
+{
+    atomic_store_explicit(&r->stop, 1, memory_order_release);
+    for (unsigned i = 0; i < spawned; i++)
+        stp_bench_thread_wake(&r->threads[i]);
+    for (unsigned i = 0; i < spawned; i++)
+        uv_thread_join(&r->threads[i].tid);
+}
+
+void stp_bench_report_fill(struct stp_bench_run *r, struct stp_bench_report *rep);
+
+int stp_bench_run(struct stp_bench_run *r, const struct stp_bench_config *cfg,
+                  struct stp_bench_report *rep)
+{
+    memset(r, 0, sizeof(*r));
+    memset(rep, 0, sizeof(*rep));
+    r->cfg = *cfg;
+    rep->cfg = &r->cfg;
+    r->run_id = (uint32_t)(uv_hrtime() ^ ((uint64_t)getpid() << 16));
+    raise_fd_limit();
+    int rc = resolve(r, rep->error, sizeof(rep->error));
+    if (rc) {
+        rep->failed = true;
+        return 0;
+    }
+    rc = build(r);
+    if (rc)
+        return rc;
+    unsigned spawned = 0;
+    for (; spawned < r->nthreads; spawned++)
+        if ((rc = stp_bench_thread_spawn(&r->threads[spawned])) != 0)
+            break;
+    if (rc == 0 && wait_ready(r) == 0) {
+        publish_start(r);
+        run_phases(r, rep);
+    }
+    if (interrupted && !failed(r))
+        stp_bench_fail(r, "interrupted");
+    stop_threads(r, spawned);
+    stp_bench_report_fill(r, rep);
+    return rc;
+}
