@@ -102,8 +102,8 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-    {"", 1},       {"B", 1},       {"K", KIB}, {"KiB", KIB}, {"M", MIB}, {"MiB", MIB},
-    {"G", GIB},    {"GiB", GIB},   {"T", TIB}, {"TiB", TIB}, {NULL, 0},
+    {"", 1},    {"B", 1},     {"K", KIB}, {"KiB", KIB}, {"M", MIB}, {"MiB", MIB},
+    {"G", GIB}, {"GiB", GIB}, {"T", TIB}, {"TiB", TIB}, {NULL, 0},
 };
 static const struct unit duration_units[] = {
     {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {NULL, 0},
@@ -319,8 +319,7 @@ static const char *url_port(const char **p, struct stp_listen_url *out)
 }
 
 /* The rest after HOST:PORT. NULL or the reason. */
-static const char *url_path(const char *s, const struct scheme_info *si,
-                            struct stp_listen_url *out)
+static const char *url_path(const char *s, const struct scheme_info *si, struct stp_listen_url *out)
 {
     if (!si->has_path) {
         if (s[0] != '\0' && strcmp(s, "/") != 0)
@@ -501,12 +500,12 @@ _Static_assert(STP_LOG_DEBUG == 0 && STP_LOG_INFO == 1 && STP_LOG_WARN == 2 && S
 #define FIELD(f) .off = offsetof(struct stp_config, f), .width = sizeof(((struct stp_config *)0)->f)
 #define SIZE_KW(flag, ENV, field, dflt, lo, hi, text)                                              \
     {                                                                                              \
-        .name = flag, .env = ENV, .metavar = "SIZE", .def = dflt, .parse = parse_size,            \
+        .name = flag, .env = ENV, .metavar = "SIZE", .def = dflt, .parse = parse_size,             \
         FIELD(field), .min = lo, .max = hi, .help = text                                           \
     }
 #define DURATION_KW(flag, ENV, field, dflt, lo, hi, text)                                          \
     {                                                                                              \
-        .name = flag, .env = ENV, .metavar = "MS", .def = dflt, .parse = parse_duration,          \
+        .name = flag, .env = ENV, .metavar = "MS", .def = dflt, .parse = parse_duration,           \
         FIELD(field), .min = lo, .max = hi, .help = text                                           \
     }
 #define FILE_KW(flag, ENV, field, text)                                                            \
@@ -515,6 +514,8 @@ _Static_assert(STP_LOG_DEBUG == 0 && STP_LOG_INFO == 1 && STP_LOG_WARN == 2 && S
         .help = text                                                                               \
     }
 
+/* One keyword per paragraph reads better than one field per line. */
+/* clang-format off */
 static const struct kw keywords[] = {
     {.name = "listen", .env = "STAMPEDE_LISTEN", .metavar = "URL",
      .def = "stomp://0.0.0.0:61613", .parse = parse_listen, .reset = reset_listen,
@@ -569,10 +570,12 @@ static const struct kw keywords[] = {
              "is not UTF-8) or always binary."},
     FILE_KW("tls-cert", "STAMPEDE_TLS_CERT", tls_cert,
             "PEM certificate chain for stomp+ssl:// and wss:// listeners."),
-    FILE_KW("tls-key", "STAMPEDE_TLS_KEY", tls_key, "PEM private key (RSA or ECDSA) of --tls-cert."),
+    FILE_KW("tls-key", "STAMPEDE_TLS_KEY", tls_key,
+            "PEM private key (RSA or ECDSA) of --tls-cert."),
     FILE_KW("tls-key-password-file", "STAMPEDE_TLS_KEY_PASSWORD_FILE", tls_key_password_file,
             "File whose first line is the passphrase of --tls-key."),
-    FILE_KW("tls-ca", "STAMPEDE_TLS_CA", tls_ca, "PEM CA certificates that client certificates must chain to."),
+    FILE_KW("tls-ca", "STAMPEDE_TLS_CA", tls_ca,
+            "PEM CA certificates that client certificates must chain to."),
     {.name = "tls-verify-client", .env = "STAMPEDE_TLS_VERIFY_CLIENT",
      .metavar = "none|optional|required", .def = "none", .parse = parse_choice,
      .choices = verify_modes, FIELD(tls_verify_client),
@@ -588,6 +591,7 @@ static const struct kw keywords[] = {
     {.name = "help", .flags = KW_NOVALUE, .help = "Print this help and exit."},
     {.name = "version", .flags = KW_NOVALUE, .help = "Print the version and exit."},
 };
+/* clang-format on */
 
 #define NKW (sizeof(keywords) / sizeof(keywords[0]))
 
@@ -815,8 +819,8 @@ static int check(const struct stp_config *cfg)
         bool tls = u->scheme == STP_SCHEME_STOMP_SSL || u->scheme == STP_SCHEME_WSS;
         if (tls && (!cfg->tls_cert || !cfg->tls_key)) {
             stp_listen_url_format(u, u->port, url, sizeof(url));
-            fprintf(stderr, "stampede: --listen %s: a TLS listener needs --tls-cert and --tls-key\n",
-                    url);
+            fprintf(stderr,
+                    "stampede: --listen %s: a TLS listener needs --tls-cert and --tls-key\n", url);
             return -1;
         }
     }
@@ -828,8 +832,7 @@ static int check(const struct stp_config *cfg)
     return 0;
 }
 
-enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char **argv,
-                                        char **envp)
+enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char **argv, char **envp)
 {
     bool on_cmdline[NKW] = {false};
     memset(cfg, 0, sizeof(*cfg));

@@ -179,8 +179,8 @@ Test(config, every_flag_separate_value)
                        "2m", "--queue-max-messages", "500", "--queue-max-bytes", "1M",
                        "--max-pending-output", "65536", "--memory-budget", "2GiB",
                        "--ws-allowed-origin", "https://example.com", "--ws-frame", "binary",
-                       "--tls-cert", f, "--tls-key", f, "--tls-key-password-file", f, "--tls-ca",
-                       f, "--tls-verify-client", "required", "--tls-ciphers",
+                       "--tls-cert", f, "--tls-key", f, "--tls-key-password-file", f, "--tls-ca", f,
+                       "--tls-verify-client", "required", "--tls-ciphers",
                        "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256", "--log-level", "warn"),
                  STP_CONFIG_RUN);
     assert_all_set(&cfg, f);
@@ -258,8 +258,7 @@ Test(config, flag_beats_variable)
     char *env[] = {"STAMPEDE_WORKERS=7", "STAMPEDE_MAX_HEADERS=9", "STAMPEDE_LOG_LEVEL=error",
                    NULL};
     struct stp_config cfg;
-    cr_assert_eq(parse_env(&cfg, env, "--workers", "2", "--log-level=debug", NULL),
-                 STP_CONFIG_RUN);
+    cr_assert_eq(parse_env(&cfg, env, "--workers", "2", "--log-level=debug", NULL), STP_CONFIG_RUN);
     cr_assert_eq(cfg.workers, 2);
     cr_assert_eq(cfg.log_level, STP_LOG_DEBUG);
     cr_assert_eq(cfg.max_headers, 9, "a variable without its flag still applies");
@@ -327,8 +326,10 @@ Test(config, comma_separated_variable_lists)
 {
     char *env[] = {"STAMPEDE_LISTEN=stomp://127.0.0.1:1, ws://[::1]:2/x ,,wss://h:3",
                    "STAMPEDE_USER=alice:one,bob:two:three,carol:",
-                   "STAMPEDE_WS_ALLOWED_ORIGIN=http://a.test, https://b.test", "STAMPEDE_TLS_CERT=/dev/null",
-                   "STAMPEDE_TLS_KEY=/dev/null", NULL};
+                   "STAMPEDE_WS_ALLOWED_ORIGIN=http://a.test, https://b.test",
+                   "STAMPEDE_TLS_CERT=/dev/null",
+                   "STAMPEDE_TLS_KEY=/dev/null",
+                   NULL};
     struct stp_config cfg;
     cr_assert_eq(parse_env(&cfg, env, NULL), STP_CONFIG_RUN);
     cr_assert_eq(cfg.nlisten, 3);
@@ -384,10 +385,10 @@ struct unit_case {
 Test(config, size_suffixes)
 {
     static const struct unit_case cases[] = {
-        {"1", 1},           {"4096", 4096},         {"4K", 4096},        {"4KiB", 4096},
-        {"4k", 4096},       {"4kib", 4096},         {"2M", 2 << 20},     {"2MiB", 2 << 20},
-        {"1G", 1 << 30},    {"1GiB", 1 << 30},      {"4 MiB", 4 << 20},  {"10B", 10},
-        {"0001K", 1024},    {"1048576K", 1 << 30},
+        {"1", 1},        {"4096", 4096},        {"4K", 4096},       {"4KiB", 4096},
+        {"4k", 4096},    {"4kib", 4096},        {"2M", 2 << 20},    {"2MiB", 2 << 20},
+        {"1G", 1 << 30}, {"1GiB", 1 << 30},     {"4 MiB", 4 << 20}, {"10B", 10},
+        {"0001K", 1024}, {"1048576K", 1 << 30},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct stp_config cfg;
@@ -405,8 +406,8 @@ Test(config, size_suffixes)
 Test(config, duration_suffixes)
 {
     static const struct unit_case cases[] = {
-        {"250", 250},   {"250ms", 250},      {"2s", 2000},       {"2 s", 2000},
-        {"1m", 60000},  {"1h", 3600000},     {"90S", 90000},     {"24h", 86400000},
+        {"250", 250},  {"250ms", 250},  {"2s", 2000},   {"2 s", 2000},
+        {"1m", 60000}, {"1h", 3600000}, {"90S", 90000}, {"24h", 86400000},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct stp_config cfg;
@@ -471,24 +472,65 @@ Test(config, free_twice_is_harmless)
 Test(config, help_lists_every_flag_variable_and_default, .init = redirect_out)
 {
     static const char *expect[] = {
-        "--listen URL", "STAMPEDE_LISTEN", "default: stomp://0.0.0.0:61613", "--workers N",
-        "STAMPEDE_WORKERS", "--user LOGIN:PASSCODE", "STAMPEDE_USER", "--max-frame-size SIZE",
-        "STAMPEDE_MAX_FRAME_SIZE", "default: 4MiB", "--max-headers N", "STAMPEDE_MAX_HEADERS",
-        "default: 1000", "--max-header-length SIZE", "STAMPEDE_MAX_HEADER_LENGTH",
-        "default: 64KiB", "--login-timeout MS", "STAMPEDE_LOGIN_TIMEOUT", "default: 10s",
-        "--heartbeat-min MS", "STAMPEDE_HEARTBEAT_MIN", "default: 100ms", "--heartbeat-max MS",
-        "STAMPEDE_HEARTBEAT_MAX", "default: 60s", "--queue-max-messages N",
-        "STAMPEDE_QUEUE_MAX_MESSAGES", "default: 1000000", "--queue-max-bytes SIZE",
-        "STAMPEDE_QUEUE_MAX_BYTES", "default: 1GiB", "--max-pending-output SIZE",
-        "STAMPEDE_MAX_PENDING_OUTPUT", "default: 16MiB", "--memory-budget SIZE",
-        "STAMPEDE_MEMORY_BUDGET", "default: 4GiB", "--ws-allowed-origin ORIGIN",
-        "STAMPEDE_WS_ALLOWED_ORIGIN", "--ws-frame text|binary", "STAMPEDE_WS_FRAME",
-        "--tls-cert FILE", "STAMPEDE_TLS_CERT", "--tls-key FILE", "STAMPEDE_TLS_KEY",
-        "--tls-key-password-file FILE", "STAMPEDE_TLS_KEY_PASSWORD_FILE", "--tls-ca FILE",
-        "STAMPEDE_TLS_CA", "--tls-verify-client none|optional|required",
-        "STAMPEDE_TLS_VERIFY_CLIENT", "--tls-ciphers LIST", "STAMPEDE_TLS_CIPHERS",
-        "--log-level debug|info|warn|error", "STAMPEDE_LOG_LEVEL", "default: info", "--help",
-        "--version", "Usage: stampede",
+        "--listen URL",
+        "STAMPEDE_LISTEN",
+        "default: stomp://0.0.0.0:61613",
+        "--workers N",
+        "STAMPEDE_WORKERS",
+        "--user LOGIN:PASSCODE",
+        "STAMPEDE_USER",
+        "--max-frame-size SIZE",
+        "STAMPEDE_MAX_FRAME_SIZE",
+        "default: 4MiB",
+        "--max-headers N",
+        "STAMPEDE_MAX_HEADERS",
+        "default: 1000",
+        "--max-header-length SIZE",
+        "STAMPEDE_MAX_HEADER_LENGTH",
+        "default: 64KiB",
+        "--login-timeout MS",
+        "STAMPEDE_LOGIN_TIMEOUT",
+        "default: 10s",
+        "--heartbeat-min MS",
+        "STAMPEDE_HEARTBEAT_MIN",
+        "default: 100ms",
+        "--heartbeat-max MS",
+        "STAMPEDE_HEARTBEAT_MAX",
+        "default: 60s",
+        "--queue-max-messages N",
+        "STAMPEDE_QUEUE_MAX_MESSAGES",
+        "default: 1000000",
+        "--queue-max-bytes SIZE",
+        "STAMPEDE_QUEUE_MAX_BYTES",
+        "default: 1GiB",
+        "--max-pending-output SIZE",
+        "STAMPEDE_MAX_PENDING_OUTPUT",
+        "default: 16MiB",
+        "--memory-budget SIZE",
+        "STAMPEDE_MEMORY_BUDGET",
+        "default: 4GiB",
+        "--ws-allowed-origin ORIGIN",
+        "STAMPEDE_WS_ALLOWED_ORIGIN",
+        "--ws-frame text|binary",
+        "STAMPEDE_WS_FRAME",
+        "--tls-cert FILE",
+        "STAMPEDE_TLS_CERT",
+        "--tls-key FILE",
+        "STAMPEDE_TLS_KEY",
+        "--tls-key-password-file FILE",
+        "STAMPEDE_TLS_KEY_PASSWORD_FILE",
+        "--tls-ca FILE",
+        "STAMPEDE_TLS_CA",
+        "--tls-verify-client none|optional|required",
+        "STAMPEDE_TLS_VERIFY_CLIENT",
+        "--tls-ciphers LIST",
+        "STAMPEDE_TLS_CIPHERS",
+        "--log-level debug|info|warn|error",
+        "STAMPEDE_LOG_LEVEL",
+        "default: info",
+        "--help",
+        "--version",
+        "Usage: stampede",
     };
     struct stp_config cfg;
     cr_assert_eq(parse(&cfg, "--workers", "2", "--help"), STP_CONFIG_EXIT);
@@ -683,8 +725,8 @@ Test(config_errors, size_multiplication_overflow)
 
 Test(config_errors, bad_duration_unit)
 {
-    EXPECT_ERROR("--login-timeout: '1d' is not a duration between 1ms and 24h",
-                 "--login-timeout", "1d");
+    EXPECT_ERROR("--login-timeout: '1d' is not a duration between 1ms and 24h", "--login-timeout",
+                 "1d");
 }
 
 Test(config_errors, duration_zero_login_timeout)
@@ -733,8 +775,7 @@ Test(config_errors, wss_listener_with_cert_but_no_key)
 
 Test(config_errors, verify_client_without_ca)
 {
-    EXPECT_ERROR("--tls-verify-client required needs --tls-ca", "--tls-verify-client",
-                 "required");
+    EXPECT_ERROR("--tls-verify-client required needs --tls-ca", "--tls-verify-client", "required");
 }
 
 Test(config_errors, unreadable_tls_file)
@@ -908,8 +949,11 @@ Test(listen_url, missing_port_takes_the_conventional_one)
     static const struct {
         const char *text;
         uint16_t port;
-    } cases[] = {{"stomp://h", 61613}, {"stomp+ssl://h", 61614}, {"ws://h", 15674},
-                 {"wss://h/x", 15673}, {"stomp://[::]", 61613}};
+    } cases[] = {{"stomp://h", 61613},
+                 {"stomp+ssl://h", 61614},
+                 {"ws://h", 15674},
+                 {"wss://h/x", 15673},
+                 {"stomp://[::]", 61613}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct stp_listen_url u;
         cr_assert_eq(stp_listen_url_parse(cases[i].text, &u), 0, "%s", cases[i].text);
