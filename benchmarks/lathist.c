@@ -102,7 +102,8 @@ uint64_t stp_lathist_percentile(const struct stp_lathist *h, double pct)
     /* rank: the number of values that must be <= the answer (at least 1) */
     double want = pct / 100.0 * (double)h->total;
     uint64_t rank = (uint64_t)want;
-    if ((double)rank < want || rank == 0)
+    /* ceil, forgiving the rounding of pct / 100 (99.9% of 10000 is 9990) */
+    if (want - (double)rank > 1e-9 * want || rank == 0)
         rank++;
     uint64_t seen = 0;
     for (unsigned i = 0; i < STP_LATHIST_BUCKETS; i++) {

@@ -1,0 +1,122 @@
+/* Unit tests of stampede-bench's command line: presets, overrides, URLs and
+ * the one-line errors for bad options. */
+#include "options.h"
+#include "transport.h"
+
+#include "stampede/error.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static int parse(struct stp_bench_config *cfg, char *err, const char *const *args)
+{
+    char *argv[32] = {"stampede-bench"};
+    int argc = 1;
+    while (args[argc - 1])
+        argv[argc] = (char *)args[argc - 1], argc++;
+    stp_bench_config_defaults(cfg);
+    return stp_bench_parse_args(cfg, argc, argv, err, 512);
+}
+
+Test(bench_options, defaults)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0);
+    cr_assert_str_eq(cfg.url.host, "127.0.0.1");
+    cr_assert_eq(cfg.url.port, 61613);
+    cr_assert_str_eq(cfg.url.vhost, "/");
+    cr_assert_eq(cfg.producers, 1);
+    cr_assert(cfg.topic);
+    cr_assert_eq(cfg.rate, 0);
+}
+
+Test(bench_options, preset_then_overrides)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--consumers", "3", "--preset", "work-queue", "--size=10", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert_eq(cfg.producers, 4);
+    cr_assert_eq(cfg.consumers, 3, "an explicit option beats the preset wherever it is");
+    cr_assert_eq(cfg.destinations, 1);
+    cr_assert(!cfg.topic);
+    cr_assert_eq(cfg.ack, STP_BENCH_ACK_CLIENT_INDIVIDUAL);
+    cr_assert_eq(cfg.prefetch, 10);
+    cr_assert_eq(cfg.size, 10);
+    cr_assert_str_eq(cfg.preset, "work-queue");
+}
+
+Test(bench_options, every_preset_parses)
+{
+    const char *names[] = {"fanout", "fanout-100", "queue-pairs", "work-queue", "latency",
+                           "connections"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct stp_bench_config cfg;
+        char err[512];
+        const char *args[] = {"--preset", names[i], NULL};
+        cr_assert_eq(parse(&cfg, err, args), 0, "%s: %s", names[i], err);
+        cr_assert(cfg.producers + cfg.consumers > 0);
+    }
+}
+
+Test(bench_options, durations_urls_and_flags)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--url", "stomp://localhost:1234/vh", "--duration", "250ms",
+                          "--warmup=2", "--receipts=5", "--queue", "--ack", "client",
+                          "--rate", "1000", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert_str_eq(cfg.url.host, "localhost");
+    cr_assert_eq(cfg.url.port, 1234);
+    cr_assert_str_eq(cfg.url.vhost, "vh");
+    cr_assert_eq(cfg.duration_ns, 250000000);
+    cr_assert_eq(cfg.warmup_ns, 2000000000);
+    cr_assert_eq(cfg.receipts, 5);
+    cr_assert(!cfg.topic);
+    cr_assert_eq(cfg.ack, STP_BENCH_ACK_CLIENT);
+    cr_assert_eq(cfg.rate, 1000);
+    const char *flag[] = {"--receipts", NULL};
+    cr_assert_eq(parse(&cfg, err, flag), 0, "%s", err);
+    cr_assert_eq(cfg.receipts, 1, "--receipts alone: every SEND");
+}
+
+static void expect_error(const char *const *args, const char *needle)
+{
+    struct stp_bench_config cfg;
+    char err[512] = "";
+    cr_assert_eq(parse(&cfg, err, args), STP_EINVAL, "accepted %s", args[0]);
+    cr_assert(strstr(err, needle), "error '%s' should mention '%s'", err, needle);
+    cr_assert_null(strchr(err, '\n'), "one line: '%s'", err);
+}
+
+Test(bench_options, bad_options_give_one_line_errors)
+{
+    expect_error((const char *[]){"--producers", "-1", NULL}, "--producers");
+    expect_error((const char *[]){"--producers", "12x", NULL}, "--producers");
+    expect_error((const char *[]){"--ack", "sometimes", NULL}, "--ack");
+    expect_error((const char *[]){"--duration", "soon", NULL}, "--duration");
+    expect_error((const char *[]){"--duration", "0", NULL}, "--duration");
+    expect_error((const char *[]){"--preset", "nope", NULL}, "nope");
+    expect_error((const char *[]){"--frobnicate", NULL}, "--frobnicate");
+    expect_error((const char *[]){"--rate", NULL}, "--rate");
+    expect_error((const char *[]){"--topic=1", NULL}, "--topic");
+    expect_error((const char *[]){"stray", NULL}, "stray");
+    expect_error((const char *[]){"--url", "http://x:1", NULL}, "scheme");
+    expect_error((const char *[]){"--url", "stomp://h:99999", NULL}, "port");
+    expect_error((const char *[]){"--url", "stomp://:5", NULL}, "host");
+    expect_error((const char *[]){"--destinations", "0", NULL}, "--destinations");
+}
+
+Test(bench_options, transports_are_known_but_only_tcp_is_built)
+{
+    cr_assert_not_null(stp_bench_transport_find("stomp", 5)->ops);
+    const struct stp_bench_transport *ws = stp_bench_transport_find("ws", 2);
+    cr_assert_not_null(ws);
+    cr_assert(ws->websocket);
+    cr_assert_eq(ws->default_port, 15674);
+    cr_assert_null(stp_bench_transport_find("gopher", 6));
+    expect_error((const char *[]){"--url", "wss://127.0.0.1", NULL}, "wss");
+}
