@@ -24,16 +24,18 @@ static int run(const struct stp_config *cfg)
     stp_info("stampede %s starting with %u workers", STP_VERSION, cfg->workers);
     if (cfg->nusers == 0)
         stp_warn("authentication is off: no --user given, any login is accepted");
-    if (stp_broker_start(&broker, cfg) < 0) {
-        stp_error("could not start the broker");
-        return 1;
-    }
+    /* Catch the signals before the listeners open: a supervisor may send
+     * SIGTERM as soon as it sees the "listening on" line. */
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t sigterm, sigint;
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    if (stp_broker_start(&broker, cfg) < 0) {
+        stp_error("could not start the broker");
+        return 1;
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     stp_broker_stop(&broker);
     uv_close((uv_handle_t *)&sigterm, NULL);

@@ -50,6 +50,11 @@ struct stp_sub {
     uint64_t tag_queued;   /* highest tag put in the output queue */
     uint64_t tag_reported; /* highest tag reported written to the owner */
     uint64_t topic_tag;    /* topic: numbers client-ack deliveries */
+    /* SUBSCRIBE had a receipt: deliveries wait until the RECEIPT is written,
+     * so a client sees RECEIPT before the subscription's first MESSAGE. */
+    bool holding;
+    struct stp_held *held;
+    size_t nheld, cap_held;
     /* "MESSAGE\nsubscription:<id>\n" prebuilt for the hot path */
     char *hdr;
     size_t hdr_len;
@@ -68,6 +73,14 @@ struct stp_fence_wait {
     unsigned remaining;
     char *receipt; /* receipt-id to send, NULL for none */
     bool disconnect;
+    uint64_t release_sub; /* key of a subscription held until this RECEIPT */
+};
+
+/* A delivery held back until its subscription's RECEIPT is written. */
+struct stp_held {
+    struct stp_msg *msg;
+    uint64_t tag;
+    bool redelivered;
 };
 
 enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_OPEN, STP_SESS_CLOSING };
@@ -104,6 +117,9 @@ void stp_session_error(struct stp_conn *c, const char *message, const char *deta
                        const struct stp_slice *receipt);
 /* Timer tick for heart-beats and the login timeout. */
 void stp_session_tick(struct stp_conn *c, uint64_t now_ms);
+
+/* Write the deliveries held for the subscription with this key. */
+void stp_session_release_held(struct stp_conn *c, uint64_t sub_key);
 
 /* Deliveries, on the subscriber's worker. */
 void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m);

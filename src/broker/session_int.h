@@ -30,6 +30,10 @@ const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
  * disconnect is set). */
 int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
                               bool disconnect);
+/* The same, releasing the held deliveries of subscription sub_key after the
+ * RECEIPT is written. */
+int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *receipt,
+                                  uint64_t sub_key);
 /* ERROR for a missing or bad header; returns -1 for the caller to return. */
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);

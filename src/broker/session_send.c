@@ -63,8 +63,11 @@ static void release_fences(struct stp_conn *c)
         free(f->receipt);
         f->receipt = NULL;
         bool disconnect = f->disconnect;
+        uint64_t release = f->release_sub;
         s->fence_head = (s->fence_head + 1) % s->fence_cap;
         s->fence_count--;
+        if (release)
+            stp_session_release_held(c, release);
         if (disconnect) {
             stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
             return;
@@ -91,13 +94,14 @@ static int push_fence(struct stp_session *s, struct stp_fence_wait fw)
     return 0;
 }
 
-int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
-                              bool disconnect)
+static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disconnect,
+                 uint64_t release_sub)
 {
     struct stp_session *s = &c->s;
     if (!receipt && !disconnect)
         return 0;
-    struct stp_fence_wait fw = {.id = ++s->next_fence_id, .disconnect = disconnect};
+    struct stp_fence_wait fw = {.id = ++s->next_fence_id, .disconnect = disconnect,
+                                .release_sub = release_sub};
     if (receipt && !(fw.receipt = stp_session_strdup(*receipt)))
         return STP_ENOMEM;
     unsigned n = c->w->broker_workers;
@@ -123,6 +127,18 @@ int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receip
     s->touched_any = false;
     release_fences(c);
     return 0;
+}
+
+int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
+                              bool disconnect)
+{
+    return fence(c, receipt, disconnect, 0);
+}
+
+int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *receipt,
+                                  uint64_t sub_key)
+{
+    return fence(c, receipt, false, sub_key);
 }
 
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
@@ -220,6 +236,7 @@ static void route(struct stp_conn *c, struct stp_msg *m)
     struct stp_post cmd = {.type = CMD_ROUTE, .msg = m};
     c->w->stats.msgs_published++;
     stp_session_post(c, owner, &cmd);
+    stp_worker_check_budget(c->w, c);
 }
 
 /* --- transactions --- */

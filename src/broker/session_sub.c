@@ -40,6 +40,9 @@ static struct stp_sub *find_sub_by_num(struct stp_conn *c, uint32_t num)
 
 static void sub_free(struct stp_sub *sub)
 {
+    for (size_t i = 0; i < sub->nheld; i++)
+        stp_msg_unref(&sub->held[i].msg);
+    free(sub->held);
     free(sub->ua);
     free(sub->id);
     free(sub->dest);
@@ -164,9 +167,11 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     }
     sub->next = c->s.subs;
     c->s.subs = sub;
+    const struct stp_slice *receipt = stp_session_receipt(f);
+    sub->holding = receipt != NULL;
     if (register_sub(c, sub) < 0)
         return STP_ENOMEM;
-    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+    return stp_session_receipt_fence_sub(c, receipt, sub->key);
 }
 
 /* Drop the local record and tell the owner; the record is freed here. */
@@ -233,6 +238,38 @@ static char *put_str(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* The shared tail is escaped the 1.2 way. For a 1.0 or 1.1 subscriber of a
+ * message whose headers hold a byte the versions escape differently, render
+ * the header lines again for that version (rare: a per-delivery copy). */
+static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp_version v)
+{
+    struct stp_buf out = STP_BUF_INIT, line = STP_BUF_INIT;
+    const char *p = m->tail, *end = m->tail + m->tail_len;
+    int rc = 0;
+    while (p < end && *p != '\n') {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(nl - p));
+        for (int part = 0; part < 2 && rc == 0; part++) {
+            const char *a = part ? colon + 1 : p, *b = part ? nl : colon;
+            stp_buf_reset(&line);
+            rc |= stp_buf_append(&line, a, (size_t)(b - a));
+            ssize_t n = stp_unescape_inplace(line.data, line.len, STP_V12);
+            rc |= n < 0 ? -1 : 0;
+            if (n >= 0)
+                rc |= stp_escape_append(&out, (struct stp_slice){line.data, (size_t)n}, v);
+            rc |= stp_buf_append(&out, part ? "\n" : ":", 1);
+        }
+        p = nl + 1;
+    }
+    rc |= stp_buf_append(&out, p, (size_t)(end - p));
+    if (rc == 0)
+        stp_conn_write(c, out.data, out.len);
+    else
+        stp_conn_close(c, STP_CLOSE_NOW);
+    stp_buf_free(&out);
+    stp_buf_free(&line);
+}
+
 /* The per-delivery header block: MESSAGE, subscription, message-id, ack,
  * redelivered. The shared tail follows. */
 static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
@@ -257,8 +294,43 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
     if (redelivered)
         p = put_str(p, "redelivered:true\n", 17);
     stp_conn_commit(c, (size_t)(p - p0));
-    stp_conn_write_tail(c, m);
+    if (m->needs_escape && c->s.version < STP_V12)
+        write_tail_reescaped(c, m, c->s.version);
+    else
+        stp_conn_write_tail(c, m);
     c->w->stats.msgs_delivered++;
+}
+
+static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
+{
+    if (sub->nheld == sub->cap_held) {
+        size_t ncap = sub->cap_held ? sub->cap_held * 2 : 8;
+        struct stp_held *nh = realloc(sub->held, ncap * sizeof(*nh));
+        if (!nh) {
+            stp_conn_close(sub->conn, STP_CLOSE_NOW);
+            return;
+        }
+        sub->held = nh;
+        sub->cap_held = ncap;
+    }
+    sub->held[sub->nheld++] = (struct stp_held){stp_msg_ref(m), tag, redelivered};
+}
+
+void stp_session_release_held(struct stp_conn *c, uint64_t sub_key)
+{
+    struct stp_sub *sub = stp_map_get(&c->w->subs_by_key, &sub_key, sizeof(sub_key));
+    if (!sub || sub->conn != c || !sub->holding)
+        return;
+    sub->holding = false;
+    for (size_t i = 0; i < sub->nheld; i++) {
+        struct stp_held *h = &sub->held[i];
+        if (sub->is_queue)
+            stp_session_deliver_queue(sub, h->msg, h->tag, h->redelivered);
+        else
+            stp_session_deliver_topic(sub, h->msg);
+        stp_msg_unref(&h->msg);
+    }
+    sub->nheld = 0;
 }
 
 void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
@@ -266,6 +338,10 @@ void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
     struct stp_conn *c = sub->conn;
     if (c->closing != STP_OPEN)
         return;
+    if (sub->holding) {
+        hold(sub, m, 0, false);
+        return;
+    }
     write_delivery(sub, m, ++sub->topic_tag, false);
     if (stp_conn_pending(c) > c->w->cfg->max_pending_output) {
         c->w->stats.slow_consumers++;
@@ -299,6 +375,10 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
                                bool redelivered)
 {
     struct stp_conn *c = sub->conn;
+    if (sub->holding) {
+        hold(sub, m, tag, redelivered);
+        return;
+    }
     if (sub->ack_mode != STP_ACK_AUTO && ua_push(sub, tag, m->id) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;

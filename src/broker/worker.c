@@ -56,6 +56,36 @@ static void on_queue_delivery(struct stp_worker *w, struct stp_post *cmd)
     stp_msg_unref(&cmd->msg);
 }
 
+static bool over_budget(struct stp_worker *w, size_t percent)
+{
+    return stp_msg_bytes_in_use() / 100 > w->cfg->memory_budget / 100 * percent / 100;
+}
+
+static void on_budget_timer(uv_timer_t *t)
+{
+    struct stp_worker *w = t->data;
+    stp_worker_maybe_resume(w);
+    if (!w->paused)
+        uv_timer_stop(t);
+}
+
+void stp_worker_maybe_resume(struct stp_worker *w)
+{
+    if (w->paused && !stp_worker_backlogged(w) && !over_budget(w, 90))
+        stp_conn_resume_paused(w);
+}
+
+void stp_worker_check_budget(struct stp_worker *w, struct stp_conn *c)
+{
+    if (!over_budget(w, 100))
+        return;
+    /* Like RabbitMQ's memory alarm: stop reading publishers until the
+     * messages held in the broker fall below 90% of the budget. */
+    stp_conn_pause(c);
+    if (!uv_is_active((uv_handle_t *)&w->budget_timer))
+        uv_timer_start(&w->budget_timer, on_budget_timer, 10, 10);
+}
+
 static void on_throttle(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
@@ -64,8 +94,8 @@ static void on_throttle(struct stp_worker *w, struct stp_post *cmd)
     if (cmd->a) {
         c->throttled++;
         stp_conn_pause(c);
-    } else if (c->throttled > 0 && --c->throttled == 0 && !stp_worker_backlogged(w)) {
-        stp_conn_resume_paused(w);
+    } else if (c->throttled > 0 && --c->throttled == 0) {
+        stp_worker_maybe_resume(w);
     }
 }
 
@@ -142,16 +172,26 @@ static void on_mailbox(void *ctx, unsigned from, const void *p)
 
 static void on_unblocked(void *ctx)
 {
-    struct stp_worker *w = ctx;
-    stp_conn_resume_paused(w);
+    stp_worker_maybe_resume(ctx);
 }
 
-static void on_check(uv_check_t *h)
+static void flush_work(struct stp_worker *w)
 {
-    struct stp_worker *w = h->data;
     stp_conn_reap(w);
     stp_conn_flush_dirty(w);
     stp_conn_reap(w);
+}
+
+/* After the poll phase: write what I/O callbacks and mailboxes produced. */
+static void on_check(uv_check_t *h)
+{
+    flush_work(h->data);
+}
+
+/* Before the poll phase: write what timers produced, before the loop sleeps. */
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_work(h->data);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -185,13 +225,11 @@ static void on_drain_timer(uv_timer_t *t)
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, NULL);
         uv_close((uv_handle_t *)&w->flush_check, NULL);
+        uv_close((uv_handle_t *)&w->flush_prepare, NULL);
+        uv_close((uv_handle_t *)&w->budget_timer, NULL);
         uv_close((uv_handle_t *)&w->stop_async, NULL);
         stp_mailbox_detach(w->mb, w->id);
-        for (uint32_t i = 0; i < w->nslots; i++) {
-            if (w->slots[i])
-                stp_conn_close(w->slots[i], STP_CLOSE_NOW);
-        }
-        stp_conn_reap(w);
+        stp_conn_close_all_now(w);
     }
 }
 
@@ -250,9 +288,14 @@ int stp_worker_start(struct stp_worker *w)
     w->loop.data = w;
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->stop_async.data = w;
+    uv_timer_init(&w->loop, &w->budget_timer);
+    w->budget_timer.data = w;
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;
     uv_check_start(&w->flush_check, on_check);
+    uv_prepare_init(&w->loop, &w->flush_prepare);
+    w->flush_prepare.data = w;
+    uv_prepare_start(&w->flush_prepare, on_prepare);
     rc = stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
     if (rc == 0)
         rc = open_listeners(w);

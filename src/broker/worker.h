@@ -40,6 +40,7 @@ struct stp_worker {
     uv_thread_t thread;
     uv_async_t stop_async;
     uv_check_t flush_check;
+    uv_prepare_t flush_prepare;
     uv_tcp_t listeners[STP_MAX_LISTENERS];
     unsigned nlisteners;
     bool stopping;
@@ -49,6 +50,7 @@ struct stp_worker {
     unsigned stop_phase;
     bool drained_reported;
     uv_timer_t drain_timer;
+    uv_timer_t budget_timer; /* runs while publishers wait for memory */
 
     /* Connections by slot; a slot's generation changes when it is freed. */
     struct stp_conn **slots;
@@ -59,6 +61,7 @@ struct stp_worker {
     uint32_t nconns;
     struct stp_conn *dirty; /* connections with output to flush (intrusive list) */
     struct stp_conn *reap; /* connections to finish closing */
+    struct stp_conn *all;  /* every connection until its memory is freed */
     struct stp_conn *paused; /* connections not read because of back-pressure */
 
     /* Local subscription records. */
@@ -81,6 +84,11 @@ unsigned stp_owner_of(const struct stp_worker *w, const char *dest, size_t len);
 void stp_worker_post(struct stp_worker *w, unsigned to, struct stp_post *cmd);
 /* True while w's outgoing mailboxes overflow (stop reading publishers). */
 bool stp_worker_backlogged(struct stp_worker *w);
+
+/* Resume connections paused for back-pressure when nothing holds them. */
+void stp_worker_maybe_resume(struct stp_worker *w);
+/* After a publish: pause c while the broker's messages exceed the budget. */
+void stp_worker_check_budget(struct stp_worker *w, struct stp_conn *c);
 
 /* The connection behind a (slot, gen) reference, or NULL when it is gone. */
 struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen);

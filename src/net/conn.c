@@ -407,11 +407,17 @@ void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
         return;
     c->w = w;
     c->ops = &tcp_ops;
+    c->all_next = w->all;
+    if (w->all)
+        w->all->all_prev = c;
+    w->all = c;
     c->listener = lidx;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || slot_alloc(w, c) < 0) {
+        c->closing = STP_CLOSE_NOW;
+        c->torn_down = true;
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
@@ -433,6 +439,12 @@ static void on_close(uv_handle_t *h)
     struct stp_conn *c = h->data;
     if (--c->handles > 0)
         return;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else if (c->w->all == c)
+        c->w->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
     outq_free(&c->out[0]);
     outq_free(&c->out[1]);
     stp_buf_free(&c->rbuf);
@@ -534,6 +546,13 @@ static void reap_one(struct stp_conn *c)
     uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
     stp_conn_mark_dirty(c);
     maybe_finish_close(c);
+}
+
+void stp_conn_close_all_now(struct stp_worker *w)
+{
+    for (struct stp_conn *c = w->all; c; c = c->all_next)
+        stp_conn_close(c, STP_CLOSE_NOW);
+    stp_conn_reap(w);
 }
 
 void stp_conn_reap(struct stp_worker *w)

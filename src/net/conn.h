@@ -87,6 +87,7 @@ struct stp_conn {
     bool shut;
     bool torn_down;
     struct stp_conn *reap_next;
+    struct stp_conn *all_next, *all_prev; /* the worker's list of connections */
     int handles; /* open uv handles; freed at 0 */
     char peer[64];
     struct stp_session s;
@@ -112,6 +113,8 @@ void stp_conn_resume_paused(struct stp_worker *w);
 /* Close: after the queued output is written (an ERROR, a RECEIPT) or now. */
 void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how);
 
+/* Shutting down: close every connection of w at once. */
+void stp_conn_close_all_now(struct stp_worker *w);
 /* Finish the closes requested since the last call: once per loop iteration. */
 void stp_conn_reap(struct stp_worker *w);
 
