@@ -150,6 +150,10 @@ int stp_write_header(struct stp_buf *b, const char *name, struct stp_slice value
 int stp_write_header_str(struct stp_buf *b, const char *name, const char *value,
                          enum stp_version v);
 int stp_write_header_u64(struct stp_buf *b, const char *name, uint64_t value);
+/* Same as stp_write_header with a name that is a slice (e.g. copied from a
+ * parsed frame, whose names are already unescaped). */
+int stp_write_header_slices(struct stp_buf *b, struct stp_slice name, struct stp_slice value,
+                            enum stp_version v);
 /* "\n" + body + "\0" */
 int stp_write_body(struct stp_buf *b, struct stp_slice body);
 

@@ -31,7 +31,12 @@ int stp_write_command(struct stp_buf *b, enum stp_cmd cmd)
 int stp_write_header(struct stp_buf *b, const char *name, struct stp_slice value,
                      enum stp_version v)
 {
-    struct stp_slice n = {name, strlen(name)};
+    return stp_write_header_slices(b, (struct stp_slice){name, strlen(name)}, value, v);
+}
+
+int stp_write_header_slices(struct stp_buf *b, struct stp_slice n, struct stp_slice value,
+                            enum stp_version v)
+{
     /* Room for the common case (nothing to escape) in one go. */
     int rc = stp_buf_reserve(b, n.len + value.len + 2);
     if (rc)

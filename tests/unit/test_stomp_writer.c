@@ -48,6 +48,17 @@ Test(stomp_writer, header_escaping_per_version)
     stp_buf_free(&b);
 }
 
+Test(stomp_writer, header_from_slices)
+{
+    struct stp_buf b = STP_BUF_INIT;
+    /* Slices need not be NUL-terminated: only len bytes are used. */
+    cr_assert_eq(stp_write_header_slices(&b, (struct stp_slice){"x:yZZ", 3},
+                                         (struct stp_slice){"a\nbZZ", 3}, STP_V12),
+                 0);
+    expect_buf(&b, "x\\cy:a\\nb\n", 10);
+    stp_buf_free(&b);
+}
+
 Test(stomp_writer, u64_and_empty_body)
 {
     struct stp_buf b = STP_BUF_INIT;
