@@ -209,19 +209,19 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
 static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
                                      struct stp_slice dest)
 {
-    static _Thread_local struct stp_buf hdrs;
+    struct stp_buf *hdrs = &c->w->scratch;
     bool needs_escape;
-    stp_buf_reset(&hdrs);
-    if (build_tail_headers(&hdrs, f, dest, &needs_escape) < 0)
+    stp_buf_reset(hdrs);
+    if (build_tail_headers(hdrs, f, dest, &needs_escape) < 0)
         return NULL;
-    size_t tail_len = hdrs.len + 1 + f->body.len + 1;
+    size_t tail_len = hdrs->len + 1 + f->body.len + 1;
     struct stp_msg *m = stp_msg_alloc(dest.p, dest.len, tail_len);
     if (!m)
         return NULL;
     char *t = (char *)m->tail;
-    memcpy(t, hdrs.data, hdrs.len);
-    t[hdrs.len] = '\n';
-    memcpy(t + hdrs.len + 1, f->body.p, f->body.len);
+    memcpy(t, hdrs->data, hdrs->len);
+    t[hdrs->len] = '\n';
+    memcpy(t + hdrs->len + 1, f->body.p, f->body.len);
     t[tail_len - 1] = '\0';
     m->tail_len = tail_len;
     m->body_len = f->body.len;

@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/dest.h"
 #include "net/conn.h"
+#include "stampede/buf.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/mailbox.h"
@@ -277,6 +278,10 @@ static void worker_main(void *arg)
     stp_topics_free(w);
     stp_map_free(&w->local_topics);
     stp_map_free(&w->subs_by_key);
+    stp_buf_free(&w->scratch);
+    free(w->slots);
+    free(w->gens);
+    free(w->free_slots);
     uv_loop_close(&w->loop);
 }
 

@@ -10,6 +10,7 @@
 #define STP_BROKER_WORKER_H
 
 #include "broker/cmd.h"
+#include "stampede/buf.h"
 #include "stampede/config.h"
 #include "stampede/map.h"
 
@@ -74,6 +75,7 @@ struct stp_worker {
     struct stp_map queues; /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
 
+    struct stp_buf scratch; /* reused for building frames on this thread */
     struct stp_worker_stats stats;
 };
 
