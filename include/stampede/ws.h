@@ -111,10 +111,10 @@ enum stp_ws_endpoint {
 };
 
 struct stp_ws_config {
-    const char *path;               /* the WebSocket path, e.g. "/ws" */
-    char *const *allowed_origins;   /* exact Origins allowed (ASCII case ignored) */
-    size_t nallowed_origins;        /* 0: any Origin */
-    uint64_t max_message;           /* largest message (--max-frame-size); > 0 */
+    const char *path;             /* the WebSocket path, e.g. "/ws" */
+    char *const *allowed_origins; /* exact Origins allowed (ASCII case ignored) */
+    size_t nallowed_origins;      /* 0: any Origin */
+    uint64_t max_message;         /* largest message (--max-frame-size); > 0 */
 };
 
 struct stp_ws_ops {
@@ -136,8 +136,7 @@ struct stp_ws;
 
 /* A new engine in HANDSHAKE state. cfg (and the strings it points to) and ops
  * must outlive it. Any op may be NULL. NULL when out of memory. */
-struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops,
-                          void *ud);
+struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops, void *ud);
 /* Free the engine and clear *ws. Not from inside its own callbacks. */
 void stp_ws_free(struct stp_ws **ws);
 
@@ -157,8 +156,8 @@ void stp_ws_out_consume(struct stp_ws *ws, size_t n);
 /* Answer the reported endpoint request: "HTTP/1.1 <status> <reason>" with
  * Content-Type, Content-Length and Connection: close, then body. The engine
  * is DONE afterwards. 0, STP_EINVAL (not in state HTTP), STP_ENOMEM. */
-int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type,
-                      const void *body, size_t n);
+int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, const void *body,
+                      size_t n);
 
 /* Close: in OPEN, queue a close frame with code and reason (reason may be
  * NULL; at most 123 bytes are sent), call on_close(code, false) and go DONE.

@@ -12,8 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops,
-                          void *ud)
+struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops, void *ud)
 {
     assert(cfg && cfg->path && cfg->max_message > 0 && ops);
     struct stp_ws *ws = calloc(1, sizeof(*ws));
@@ -88,8 +87,8 @@ int stp_ws_http_status(const struct stp_ws *ws)
     return ws->http_status;
 }
 
-int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type,
-                      const void *body, size_t n)
+int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, const void *body,
+                      size_t n)
 {
     if (ws->state != STP_WS_HTTP)
         return STP_EINVAL;

@@ -42,30 +42,30 @@ struct stp_ws {
     enum stp_ws_state state;
     struct stp_buf out; /* engine-produced bytes the caller drains */
     int http_status;
-    int err;            /* STP_ENOMEM once memory ran out (then DONE) */
+    int err; /* STP_ENOMEM once memory ran out (then DONE) */
     uint16_t close_code;
 
     /* Handshake (released once OPEN). */
     llhttp_t http;
-    size_t head_len;                /* request-head bytes given to llhttp */
+    size_t head_len; /* request-head bytes given to llhttp */
     struct stp_buf url;
-    struct stp_buf field;           /* header name being read */
+    struct stp_buf field; /* header name being read */
     struct stp_buf hdr[WS_H__COUNT];
     bool seen[WS_H__COUNT];
-    enum ws_hdr cur;                /* header whose value is being read */
+    enum ws_hdr cur; /* header whose value is being read */
     bool value_started;
     enum ws_verdict verdict;
 
     /* Frames (set up at the upgrade). */
     wslay_frame_context_ptr fctx;
-    const uint8_t *in;              /* bytes of the current feed not yet given to wslay */
+    const uint8_t *in; /* bytes of the current feed not yet given to wslay */
     size_t in_len;
-    bool in_frame;                  /* a frame's header was seen, payload incomplete */
+    bool in_frame; /* a frame's header was seen, payload incomplete */
     uint8_t frame_op;
     uint64_t frame_len, frame_got;
     bool frame_fin;
-    bool direct;                    /* whole message arrived in one chunk: no copy */
-    bool msg_active;                /* a data message is being reassembled */
+    bool direct;     /* whole message arrived in one chunk: no copy */
+    bool msg_active; /* a data message is being reassembled */
     uint8_t msg_op;
     struct stp_buf msg;
     uint8_t ctrl[125];

@@ -37,8 +37,8 @@ static void expect_close(struct harness *h, int rc, uint16_t code, bool by_peer)
 Test(ws_frames, rfc6455_masked_hello)
 {
     /* RFC 6455 section 5.7: a single-frame masked text message "Hello". */
-    static const uint8_t frame[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f,
-                                    0x9f, 0x4d, 0x51, 0x58};
+    static const uint8_t frame[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                    0x7f, 0x9f, 0x4d, 0x51, 0x58};
     struct harness h;
     h_open(&h, 1 << 20);
     cr_assert_eq(h_feed(&h, frame, sizeof(frame)), 0);
@@ -233,7 +233,9 @@ static void peer_close_case(const void *payload, size_t n, uint16_t reply, bool 
 Test(ws_frames, peer_close_echoed)
 {
     peer_close_case("\x03\xe8", 2, 1000, true);
-    peer_close_case("\x03\xe8" "bye", 5, 1000, true);
+    peer_close_case("\x03\xe8"
+                    "bye",
+                    5, 1000, true);
     peer_close_case("\x03\xe9", 2, 1001, true);
     peer_close_case("\x0f\xa0", 2, 4000, true);
     peer_close_case("", 0, 1000, true); /* no code: answered 1000 */
@@ -241,12 +243,12 @@ Test(ws_frames, peer_close_echoed)
 
 Test(ws_frames, bad_peer_close_1002_or_1007)
 {
-    peer_close_case("\x03", 1, 1002, false);         /* one byte */
-    peer_close_case("\x03\xed", 2, 1002, false);     /* 1005 may not be sent */
-    peer_close_case("\x03\xee", 2, 1002, false);     /* 1006 */
-    peer_close_case("\x03\xe7", 2, 1002, false);     /* 999 */
-    peer_close_case("\x07\xd0", 2, 1002, false);     /* 2000 */
-    peer_close_case("\x13\x88", 2, 1002, false);     /* 5000 */
+    peer_close_case("\x03", 1, 1002, false);             /* one byte */
+    peer_close_case("\x03\xed", 2, 1002, false);         /* 1005 may not be sent */
+    peer_close_case("\x03\xee", 2, 1002, false);         /* 1006 */
+    peer_close_case("\x03\xe7", 2, 1002, false);         /* 999 */
+    peer_close_case("\x07\xd0", 2, 1002, false);         /* 2000 */
+    peer_close_case("\x13\x88", 2, 1002, false);         /* 5000 */
     peer_close_case("\x03\xe8\xc3\x28", 4, 1007, false); /* reason not UTF-8 */
 }
 

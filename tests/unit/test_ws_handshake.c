@@ -198,12 +198,12 @@ Test(ws_handshake, wrong_version_426_with_version_header)
 Test(ws_handshake, bad_keys_400)
 {
     const char *keys[] = {
-        "",                               /* missing */
-        "Sec-WebSocket-Key: \r\n",        /* empty */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n",         /* no padding */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n",        /* 23 chars */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==\r\n",       /* not base64 */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZSE=\r\n",       /* 17 bytes */
+        "",                                                                 /* missing */
+        "Sec-WebSocket-Key: \r\n",                                          /* empty */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n",                    /* no padding */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n",                   /* 23 chars */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==\r\n",                  /* not base64 */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZSE=\r\n",                  /* 17 bytes */
         "Sec-WebSocket-Key: " H_KEY "\r\nSec-WebSocket-Key: " H_KEY "\r\n", /* twice */
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -315,7 +315,7 @@ Test(ws_handshake, origin_allow_list)
     origin_case("Origin: null\r\n", 2, false);
     origin_case("Origin: https://app.example.com\r\n", 2, true);
     origin_case("Origin: HTTP://LOCALHOST:8080\r\n", 2, true);
-    origin_case("", 2, true);                                   /* not a browser */
+    origin_case("", 2, true);                                     /* not a browser */
     origin_case("Origin: https://evil.example.net\r\n", 0, true); /* no list: any */
 }
 
@@ -351,8 +351,9 @@ Test(ws_handshake, head_over_8k_431)
 /* A valid upgrade request padded with a header to exactly len bytes. */
 static void padded_request(struct stp_buf *req, size_t len)
 {
-    const char *head = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: " H_KEY "\r\nSec-WebSocket-Version: 13\r\nX-Pad: ";
+    const char *head =
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: " H_KEY "\r\nSec-WebSocket-Version: 13\r\nX-Pad: ";
     stp_buf_reset(req);
     stp_buf_append_str(req, head);
     while (req->len < len - 4)
@@ -381,10 +382,11 @@ Test(ws_handshake, head_of_exactly_8k_accepted_one_more_byte_431)
 Test(ws_handshake, request_split_at_every_byte)
 {
     /* A request that exercises every header path, then a pipelined frame. */
-    const char *req = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: " H_KEY "\r\n"
-                      "Sec-WebSocket-Protocol: v10.stomp, v12.stomp\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n";
+    const char *req =
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: " H_KEY "\r\n"
+        "Sec-WebSocket-Protocol: v10.stomp, v12.stomp\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
     struct stp_buf all = STP_BUF_INIT;
     stp_buf_append_str(&all, req);
     h_frame(&all, STP_WS_OP_TEXT, true, "CONNECT\n\n\0", 10);

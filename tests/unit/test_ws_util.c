@@ -30,9 +30,13 @@ Test(ws_util, accept_key_second_vector)
 
 Test(ws_util, accept_key_rejects_malformed_keys)
 {
-    const char *bad[] = {"", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===",
-                         "dGhlIHNhbXBsZSBub25jZSE=", "dGhlIHNhbXBs ZSBub25jZQ=",
-                         "dGhlIHNhbXBsZSBub25jZQ-=", "AAAAAAAAAAAAAAAAAAAAAAAA"};
+    const char *bad[] = {"",
+                         "dGhlIHNhbXBsZSBub25jZQ=",
+                         "dGhlIHNhbXBsZSBub25jZQ===",
+                         "dGhlIHNhbXBsZSBub25jZSE=",
+                         "dGhlIHNhbXBs ZSBub25jZQ=",
+                         "dGhlIHNhbXBsZSBub25jZQ-=",
+                         "AAAAAAAAAAAAAAAAAAAAAAAA"};
     char out[29];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(stp_ws_accept_key(bad[i], strlen(bad[i]), out), STP_EINVAL, "%s", bad[i]);
@@ -105,8 +109,8 @@ Test(ws_util, server_frame_header_lengths)
 
 Test(ws_util, client_header_and_mask_rfc_example)
 {
-    static const uint8_t want[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f,
-                                   0x9f, 0x4d, 0x51, 0x58};
+    static const uint8_t want[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                   0x7f, 0x9f, 0x4d, 0x51, 0x58};
     static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
     uint8_t frame[20];
     size_t n = stp_ws_client_frame_header(frame, STP_WS_OP_TEXT, true, 5, mask);
@@ -138,28 +142,28 @@ Test(ws_util, utf8_known_cases)
     cr_assert(valid("", 0));
     cr_assert(valid("plain ASCII, long enough for the word path", 43));
     cr_assert(valid("\0\0\0", 3));
-    cr_assert(valid("caf\xc3\xa9", 5));               /* U+00E9 */
-    cr_assert(valid("\xe2\x82\xac", 3));             /* U+20AC */
-    cr_assert(valid("\xef\xbf\xbf", 3));             /* U+FFFF */
-    cr_assert(valid("\xf0\x9f\x98\x80", 4));         /* U+1F600 */
-    cr_assert(valid("\xf4\x8f\xbf\xbf", 4));         /* U+10FFFF */
-    cr_assert(valid("\xed\x9f\xbf", 3));             /* U+D7FF */
-    cr_assert(valid("\xee\x80\x80", 3));             /* U+E000 */
-    cr_assert(!valid("\x80", 1));                    /* lone continuation */
-    cr_assert(!valid("\xc0\x80", 2));                /* overlong NUL */
-    cr_assert(!valid("\xc1\xbf", 2));                /* overlong */
-    cr_assert(!valid("\xe0\x80\x80", 3));            /* overlong */
-    cr_assert(!valid("\xe0\x9f\xbf", 3));            /* overlong */
-    cr_assert(!valid("\xf0\x8f\xbf\xbf", 4));        /* overlong */
-    cr_assert(!valid("\xed\xa0\x80", 3));            /* U+D800 */
-    cr_assert(!valid("\xed\xbf\xbf", 3));            /* U+DFFF */
-    cr_assert(!valid("\xf4\x90\x80\x80", 4));        /* U+110000 */
+    cr_assert(valid("caf\xc3\xa9", 5));       /* U+00E9 */
+    cr_assert(valid("\xe2\x82\xac", 3));      /* U+20AC */
+    cr_assert(valid("\xef\xbf\xbf", 3));      /* U+FFFF */
+    cr_assert(valid("\xf0\x9f\x98\x80", 4));  /* U+1F600 */
+    cr_assert(valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+    cr_assert(valid("\xed\x9f\xbf", 3));      /* U+D7FF */
+    cr_assert(valid("\xee\x80\x80", 3));      /* U+E000 */
+    cr_assert(!valid("\x80", 1));             /* lone continuation */
+    cr_assert(!valid("\xc0\x80", 2));         /* overlong NUL */
+    cr_assert(!valid("\xc1\xbf", 2));         /* overlong */
+    cr_assert(!valid("\xe0\x80\x80", 3));     /* overlong */
+    cr_assert(!valid("\xe0\x9f\xbf", 3));     /* overlong */
+    cr_assert(!valid("\xf0\x8f\xbf\xbf", 4)); /* overlong */
+    cr_assert(!valid("\xed\xa0\x80", 3));     /* U+D800 */
+    cr_assert(!valid("\xed\xbf\xbf", 3));     /* U+DFFF */
+    cr_assert(!valid("\xf4\x90\x80\x80", 4)); /* U+110000 */
     cr_assert(!valid("\xf5\x80\x80\x80", 4));
     cr_assert(!valid("\xfe", 1));
     cr_assert(!valid("\xff", 1));
-    cr_assert(!valid("\xe2\x82", 2));                /* truncated */
-    cr_assert(!valid("\xf0\x9f\x98", 3));            /* truncated */
-    cr_assert(!valid("\xc3\x28", 2));                /* bad continuation */
+    cr_assert(!valid("\xe2\x82", 2));     /* truncated */
+    cr_assert(!valid("\xf0\x9f\x98", 3)); /* truncated */
+    cr_assert(!valid("\xc3\x28", 2));     /* bad continuation */
     cr_assert(!valid("\xe2\x28\xa1", 3));
     cr_assert(!valid("\xf0\x9f\x28\x80", 4));
 }
@@ -248,7 +252,7 @@ Test(ws_util, utf8_matches_reference_on_random_text)
 {
     srand(1234);
     uint8_t buf[64];
-    static const uint8_t pool[] = {'a', 'Z', 0x00, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xdf, 0xe0,
+    static const uint8_t pool[] = {'a',  'Z',  0x00, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xdf, 0xe0,
                                    0xe2, 0xed, 0xef, 0xf0, 0xf3, 0xf4, 0xf5, 0xa0, 0x90, 0x8f};
     for (int round = 0; round < 200000; round++) {
         size_t n = (size_t)rand() % sizeof(buf);
