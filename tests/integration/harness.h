@@ -57,6 +57,11 @@ struct h_conn {
     uint64_t eols;          /* heart-beat EOLs seen between frames */
     uint64_t eol_times[64]; /* monotonic ms of the last 64 EOLs, ring */
     unsigned receipt_seq;
+    /* MESSAGEs that arrived while a helper waited for a RECEIPT (a queue may
+     * dispatch before the SUBSCRIBE's RECEIPT goes out): h_read returns these
+     * first, in arrival order. */
+    struct h_frame *stash[256];
+    size_t nstash;
 };
 
 /* Suite fixtures: .init = h_init (ignores SIGPIPE, checks $STAMPEDE_BIN),
@@ -125,7 +130,7 @@ const char *h_show(const struct h_frame *f);
 struct h_frame *h_expect(struct h_conn *c, const char *cmd, int timeout_ms);
 /* A MESSAGE whose body equals `body`. */
 struct h_frame *h_expect_msg(struct h_conn *c, const char *body);
-/* A RECEIPT with receipt-id `id`. */
+/* A RECEIPT with receipt-id `id`; MESSAGEs before it are kept for h_read. */
 void h_expect_receipt(struct h_conn *c, const char *id);
 /* An ERROR (with a message header, receipt-id == receipt_id when non-NULL),
  * then the connection closes within 3 s with nothing else in between. */
