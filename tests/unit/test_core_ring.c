@@ -195,7 +195,7 @@ static double now_s(void)
 }
 
 /* STRESS_N sequence numbers through a 64-slot ring between two threads. */
-Test(core_ring, two_thread_stress_keeps_order, .timeout = 60)
+Test(core_ring, two_thread_stress_keeps_order)
 {
     struct stress s = {.n = STRESS_N};
     cr_assert_eq(stp_ring_init(&s.ring, 64, sizeof(uint64_t)), 0);
