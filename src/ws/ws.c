@@ -77,6 +77,12 @@ void stp_ws_out_consume(struct stp_ws *ws, size_t n)
     stp_buf_consume(&ws->out, n);
 }
 
+const uint8_t *stp_ws_close_frame(const struct stp_ws *ws, size_t *len)
+{
+    *len = ws->close_len;
+    return ws->close_len ? ws->close_frame : NULL;
+}
+
 uint16_t stp_ws_close_code(const struct stp_ws *ws)
 {
     return ws->close_code;
@@ -122,20 +128,20 @@ int stp_ws_send(struct stp_ws *ws, int opcode, const void *p, size_t n)
 
 void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer)
 {
-    assert(ws->state == STP_WS_OPEN);
-    uint8_t payload[125];
+    assert(ws->state == STP_WS_OPEN && ws->close_len == 0);
+    uint8_t *f = ws->close_frame;
     size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > sizeof(payload) - 2)
-        rlen = sizeof(payload) - 2;
-    payload[0] = (uint8_t)(code >> 8);
-    payload[1] = (uint8_t)code;
+    if (rlen > 123)
+        rlen = 123;
+    size_t hlen = stp_ws_frame_header(f, STP_WS_OP_CLOSE, 2 + rlen);
+    assert(hlen == 2);
+    f[2] = (uint8_t)(code >> 8);
+    f[3] = (uint8_t)code;
     if (rlen)
-        memcpy(payload + 2, reason, rlen);
+        memcpy(f + 4, reason, rlen);
+    ws->close_len = 4 + rlen;
     ws->state = STP_WS_DONE;
     ws->close_code = code;
-    int rc = stp_ws__out_frame(ws, STP_WS_OP_CLOSE, payload, 2 + rlen);
-    if (rc < 0)
-        ws->err = rc;
     if (ws->ops->on_close)
         ws->ops->on_close(ws->ud, code, by_peer);
 }
