@@ -15,6 +15,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <mbedtls/error.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,14 @@ static int parse_key(mbedtls_pk_context *key, const unsigned char *pem, size_t l
         snprintf(err, errlen, "wrong password for key %s", path);
         return STP_ETLS;
     }
+    if (mrc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE ||
+        mrc == MBEDTLS_ERR_PK_KEY_INVALID_FORMAT + MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE) {
+        snprintf(err, errlen,
+                 "key %s: mbedTLS 2.28 cannot decrypt this PKCS#8 key (AES); convert it with "
+                 "'openssl pkey -traditional -aes256'",
+                 path);
+        return STP_ETLS;
+    }
     if (mrc) {
         mbed_reason(err, errlen, "key", path, mrc);
         return STP_ETLS;
@@ -184,21 +193,11 @@ static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t k
     return 0;
 }
 
-/* Ticket keys are generated now, with a generator bound just for the call. */
+/* Ticket keys are generated now (with the generator config_new bound). */
 static int setup_tickets(struct stp_tls_config *c, char *err, size_t errlen)
 {
-    struct stp_tls_rng *rng = NULL;
-    int rc = stp_tls_rng_new(&rng);
-    if (rc) {
-        snprintf(err, errlen, "cannot seed the random generator");
-        return rc;
-    }
-    struct stp_tls_rng *prev = stp_tls__cur_rng;
-    stp_tls__cur_rng = rng;
     int mrc = mbedtls_ssl_ticket_setup(&c->ticket, stp_tls__rng_cb, NULL,
                                        MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME);
-    stp_tls__cur_rng = prev;
-    stp_tls_rng_free(&rng);
     if (mrc) {
         mbed_reason(err, errlen, "session tickets", "setup", mrc);
         return STP_ETLS;
@@ -206,6 +205,44 @@ static int setup_tickets(struct stp_tls_config *c, char *err, size_t errlen)
     c->has_ticket = true;
     mbedtls_ssl_conf_session_tickets_cb(&c->conf, mbedtls_ssl_ticket_write,
                                         mbedtls_ssl_ticket_parse, &c->ticket);
+    return 0;
+}
+
+/*
+ * mbedTLS caches a precomputed table for an EC group's generator inside the
+ * group the first time it multiplies by that generator (signing with a key,
+ * verifying with a CA's key). The groups of a config are shared by every
+ * worker, so that first write would race: fill the caches now, while the
+ * config is private to this thread. Afterwards mbedTLS only reads them.
+ */
+static int warm_ec(mbedtls_pk_context *pk)
+{
+    if (!mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY))
+        return 0;
+    mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
+    mbedtls_ecp_point r;
+    mbedtls_mpi one;
+    mbedtls_ecp_point_init(&r);
+    mbedtls_mpi_init(&one);
+    int mrc = mbedtls_mpi_lset(&one, 1);
+    if (!mrc)
+        mrc = mbedtls_ecp_mul(&kp->grp, &r, &one, &kp->grp.G, stp_tls__rng_cb, NULL);
+    mbedtls_mpi_free(&one);
+    mbedtls_ecp_point_free(&r);
+    return mrc;
+}
+
+static int warm_caches(struct stp_tls_config *c, char *err, size_t errlen)
+{
+    int mrc = c->has_cert ? warm_ec(&c->key) : 0;
+    for (mbedtls_x509_crt *crt = &c->ca; !mrc && c->has_ca && crt; crt = crt->next)
+        mrc = warm_ec(&crt->pk);
+    for (mbedtls_x509_crt *crt = &c->cert; !mrc && c->has_cert && crt; crt = crt->next)
+        mrc = warm_ec(&crt->pk);
+    if (mrc) {
+        mbed_reason(err, errlen, "EC", "precomputation", mrc);
+        return STP_ETLS;
+    }
     return 0;
 }
 
@@ -227,6 +264,8 @@ static int build_server(struct stp_tls_config *c, char *err, size_t errlen)
         rc = base_conf(c, MBEDTLS_SSL_IS_SERVER, mbedtls_pk_get_type(&c->key), err, errlen);
     if (!rc)
         rc = setup_tickets(c, err, errlen);
+    if (!rc)
+        rc = warm_caches(c, err, errlen);
     if (rc)
         return rc;
     static const int authmode[] = {
@@ -260,6 +299,8 @@ static int build_client(struct stp_tls_config *c, char *err, size_t errlen)
         c->has_ca = true;
     if (!rc)
         rc = base_conf(c, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_PK_NONE, err, errlen);
+    if (!rc)
+        rc = warm_caches(c, err, errlen);
     if (rc)
         return rc;
     mbedtls_ssl_conf_authmode(&c->conf,
@@ -318,6 +359,29 @@ static void config_free(struct stp_tls_config *c)
     free(c);
 }
 
+/* Fill a fresh config, with a generator of its own bound for the duration. */
+static int build(struct stp_tls_config *c, bool server, const struct stp_tls_paths *p, char *err,
+                 size_t errlen)
+{
+    struct stp_tls_rng *rng = NULL;
+    int rc = copy_paths(&c->paths, p);
+    if (rc) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    rc = stp_tls_rng_new(&rng);
+    if (rc) {
+        snprintf(err, errlen, "cannot seed the random generator");
+        return rc;
+    }
+    struct stp_tls_rng *prev = stp_tls__cur_rng;
+    stp_tls__cur_rng = rng;
+    rc = server ? build_server(c, err, errlen) : build_client(c, err, errlen);
+    stp_tls__cur_rng = prev;
+    stp_tls_rng_free(&rng);
+    return rc;
+}
+
 static int config_new(struct stp_tls_config **out, bool server, const struct stp_tls_paths *p,
                       char *err, size_t errlen)
 {
@@ -338,11 +402,7 @@ static int config_new(struct stp_tls_config **out, bool server, const struct stp
     mbedtls_x509_crt_init(&c->cert);
     mbedtls_x509_crt_init(&c->ca);
     mbedtls_pk_init(&c->key);
-    int rc = copy_paths(&c->paths, p);
-    if (rc)
-        snprintf(err, errlen, "out of memory");
-    else
-        rc = server ? build_server(c, err, errlen) : build_client(c, err, errlen);
+    int rc = build(c, server, p, err, errlen);
     if (rc) {
         config_free(c);
         return rc;

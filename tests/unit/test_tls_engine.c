@@ -9,6 +9,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/ssl.h>
+#include <pthread.h>
 
 static struct stp_tls_rng *rng;
 
@@ -759,4 +760,63 @@ Test(tls_engine, engine_outlives_its_creator_reference)
     stp_tls_free(&s);
     stp_tls_free(&c);
     cr_assert_null(s);
+}
+
+/* Two workers share the configs; each has its own generator and engines. */
+struct worker_arg {
+    struct stp_tls_config *scfg, *ccfg;
+    int ok;
+};
+
+static void *worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct stp_tls_rng *wrng = NULL;
+    if (stp_tls_rng_new(&wrng))
+        return NULL;
+    for (int i = 0; i < 15; i++) {
+        struct stp_tls *s = NULL, *c = NULL;
+        if (stp_tls_new(&s, a->scfg, wrng) || stp_tls_new(&c, a->ccfg, wrng))
+            break;
+        /* No criterion asserts off the main thread: count successes instead. */
+        int rc = stp_tls_handshake(c);
+        for (int k = 0; !rc && k < 10 && (in_handshake(c) || in_handshake(s)); k++) {
+            const char *q;
+            size_t n;
+            if (!(rc = stp_tls_out_take(c, &q, &n)) && n) {
+                rc = stp_tls_feed(s, q, n);
+                stp_tls_out_release(c);
+            }
+            if (!rc && !(rc = stp_tls_out_take(s, &q, &n)) && n) {
+                rc = stp_tls_feed(c, q, n);
+                stp_tls_out_release(s);
+            }
+        }
+        if (!rc && stp_tls_state(s) == STP_TLS_OPEN && stp_tls_peer_verified(s) &&
+            stp_tls_peer_verified(c))
+            a->ok++;
+        stp_tls_free(&s);
+        stp_tls_free(&c);
+    }
+    stp_tls_rng_free(&wrng);
+    return NULL;
+}
+
+Test(tls_engine, workers_share_a_config)
+{
+    struct worker_arg a[2];
+    pthread_t th[2];
+    struct stp_tls_config *scfg =
+        server_cfg("srv_ec.crt", "srv_ec.key", "ca1.crt", STP_TLS_VERIFY_REQUIRED, NULL);
+    struct stp_tls_config *ccfg = client_cfg("ca1.crt", "localhost", "alice.crt", "alice.key");
+    for (int i = 0; i < 2; i++) {
+        a[i] = (struct worker_arg){.scfg = scfg, .ccfg = ccfg};
+        cr_assert_eq(pthread_create(&th[i], NULL, worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(a[i].ok, 15, "worker %d: %d of 15 handshakes verified both ways", i, a[i].ok);
+    }
+    stp_tls_config_unref(&scfg);
+    stp_tls_config_unref(&ccfg);
 }
