@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# test_docker.sh - builds Stampede's image with docker/Dockerfile and checks it
+# for real: a STOMP round trip from the host, the non-root user, worker count
+# under --cpus, the health check, a graceful `docker stop`, the image size, and
+# docker/compose.yaml.
+#
+#   tests/docker/test_docker.sh [SOURCE_ROOT]
+#
+# Starts dockerd when none runs (and stops it again at the end), makes the
+# debian:bookworm-slim base image locally when no registry has served it
+# (docker/build-base-image.sh), and removes the containers and the image tag it
+# made; the daemon's layer cache stays, so a second run builds warm.
+# Prints PASS/FAIL/SKIP per check and ends with "N passed, N failed"; exits 1
+# when a check failed, 77 (meson's skip) when it may not use docker at all.
+#
+# Environment:
+#   DOCKER                  docker client (default: docker)
+#   STAMPEDE_DOCKER_SOURCE  worktree (default: tracked and untracked files that
+#                           git does not ignore) or head (`git archive HEAD`)
+#   STAMPEDE_DOCKER_KEEP=1  keep the image, tagged stampede:test
+# Every step runs under `timeout`; the whole run is bounded by about 25 minutes
+# in the worst case, 1-2 minutes when the build is cached.
+set -uo pipefail
+
+top=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+docker=${DOCKER:-docker}
+py=/usr/bin/python3
+run_id=stampede-test-$$
+image=stampede:test-$$
+[ "${STAMPEDE_DOCKER_KEEP:-0}" = 1 ] && image=stampede:test
+work=$(mktemp -d /tmp/stampede-docker-test.XXXXXX)
+passed=0 failed=0
+started_dockerd=
+containers=()
+compose=()
+
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+skip() { echo "SKIP: $*"; }
+note() { echo "  $*"; }
+check() { # check NAME COMMAND...: PASS when COMMAND succeeds
+    local name=$1
+    shift
+    if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+finish() {
+    local c
+    for c in "${containers[@]}"; do
+        timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+    done
+    if [ -f "$work/compose.up" ]; then
+        timeout 60 "${compose[@]}" -p "$run_id" -f "$work/compose.yaml" down -v >/dev/null 2>&1
+    fi
+    if [ "${STAMPEDE_DOCKER_KEEP:-0}" != 1 ] && docker_ok; then
+        remove_built_images
+    fi
+    if [ -n "$started_dockerd" ]; then
+        kill "$started_dockerd" 2>/dev/null
+        for _ in $(seq 40); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.5; done
+        kill -0 "$started_dockerd" 2>/dev/null && kill -9 "$started_dockerd" 2>/dev/null
+        echo "  stopped the dockerd this test started"
+    fi
+    rm -rf "$work"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# Removes the image and every intermediate image this run's build made, newest
+# first, but not the base image and dependency layers (FROM, the set-up script,
+# apt-get), so the next build stays warm. Reads the classic builder's log; with
+# BuildKit there is nothing to parse and only the tag goes.
+remove_built_images() {
+    local ids
+    [ -f "$work/build.log" ] && ids=$(awk '
+        /^Step [0-9]+\/[0-9]+ : / { instr = substr($0, index($0, " : ") + 3); cached = 0; next }
+        /^ ---> Using cache/ { cached = 1; next }
+        /^ ---> [0-9a-f]+$/ && !cached && instr !~ /^FROM|scripts\/dev\.sh|apt-get/ { print $2 }
+        ' "$work/build.log" | tac)
+    timeout 30 "$docker" rmi --no-prune "$image" >/dev/null 2>&1
+    local id
+    for id in ${ids:-}; do
+        timeout 30 "$docker" rmi --no-prune "$id" >/dev/null 2>&1
+    done
+}
+
+docker_ok() { timeout 10 "$docker" info >/dev/null 2>&1; }
+
+# ------------------------------------------------------------------ the daemon
+start_dockerd() {
+    if docker_ok; then
+        note "using the running docker daemon"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "SKIP: no usable docker daemon and not root to start one"
+        exit 77
+    fi
+    if ! command -v dockerd >/dev/null; then
+        fail "dockerd is not installed (apt-get install docker.io)"
+        return 1
+    fi
+    local log=/var/log/stampede-test-dockerd.log
+    setsid dockerd >"$log" 2>&1 </dev/null &
+    started_dockerd=$!
+    for _ in $(seq 60); do
+        docker_ok && { note "started dockerd (pid $started_dockerd, log $log)"; return 0; }
+        kill -0 "$started_dockerd" 2>/dev/null || break
+        sleep 0.5
+    done
+    tail -n 5 "$log"
+    fail "dockerd did not come up"
+    return 1
+}
+
+# ------------------------------------------------------------ building images
+source_tar() {
+    if [ "${STAMPEDE_DOCKER_SOURCE:-worktree}" = head ]; then
+        git -C "$top" archive HEAD
+    elif git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+        # What git would commit: tracked and untracked files it does not ignore
+        # (no build directories, no node_modules, no .git).
+        (cd "$top" && git ls-files -z -co --exclude-standard |
+            tar --null --ignore-failed-read -T - -cf - 2>/dev/null)
+    else
+        tar -C "$top" --exclude=.git --exclude='./build*' --exclude=node_modules -cf - .
+    fi
+}
+
+build_image() {
+    local t0 t1
+    t0=$(date +%s)
+    if ! source_tar | timeout 1500 "$docker" build --force-rm -f docker/Dockerfile -t "$image" - \
+        >"$work/build.log" 2>&1; then
+        tail -n 25 "$work/build.log" | sed 's/^/  | /'
+        fail "docker build -f docker/Dockerfile"
+        return 1
+    fi
+    t1=$(date +%s)
+    pass "docker build -f docker/Dockerfile ($((t1 - t0)) s)"
+    local warnings
+    warnings=$(grep -c 'warning:' "$work/build.log")
+    if [ "$warnings" -gt 0 ]; then
+        note "the release build (-O3) printed $warnings compiler warnings:"
+        grep 'warning:' "$work/build.log" | sort -u | head -n 10 | sed 's/^/  | /'
+    fi
+}
+
+check_size() {
+    local bytes
+    bytes=$("$docker" image inspect -f '{{.Size}}' "$image")
+    note "image size $((bytes / 1000000)) MB ($bytes bytes)"
+    check "image is under 100 MB" [ "$bytes" -lt 100000000 ]
+}
+
+check_libraries() {
+    local out missing
+    out=$(timeout 30 "$docker" run --rm --entrypoint /bin/sh "$image" -c \
+        'for b in /usr/local/bin/stampede /usr/local/bin/stampede-bench; do
+             [ -x "$b" ] && { echo "== $b"; ldd "$b"; }; done' 2>&1)
+    missing=$(grep -c 'not found' <<<"$out")
+    if grep -q '== /usr/local/bin/stampede$' <<<"$out" && [ "$missing" -eq 0 ]; then
+        pass "the runtime image has every shared library stampede links"
+    else
+        echo "$out" | sed 's/^/  | /'
+        fail "the runtime image has every shared library stampede links"
+    fi
+    if grep -q 'stampede-bench' <<<"$out"; then
+        pass "stampede-bench is in the image"
+    else
+        skip "stampede-bench is not built yet (benchmarks/)"
+    fi
+}
+
+# ------------------------------------------------------------ the containers
+# Waits for the start line, prints the worker count it names (or nothing).
+workers_logged() { # workers_logged CONTAINER
+    local c=$1 line
+    for _ in $(seq 100); do
+        line=$("$docker" logs "$c" 2>&1 | grep -m1 -oiE 'starting with [0-9]+ workers?|workers:? *[0-9]+|[0-9]+ workers')
+        if [ -n "$line" ]; then
+            grep -oE '[0-9]+' <<<"$line"
+            return 0
+        fi
+        [ "$("$docker" inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" = true ] || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+show_logs() { "$docker" logs "$1" 2>&1 | tail -n 15 | sed 's/^/  | /'; }
+
+run_broker() { # run_broker NAME [docker run options...]: detached, registered for removal
+    local name=$1
+    shift
+    containers+=("$name")
+    timeout 30 "$docker" run -d --name "$name" "$@" >/dev/null
+}
+
+host_port() { # host_port CONTAINER PORT: the loopback port docker published it on
+    timeout 10 "$docker" port "$1" "$2/tcp" 2>/dev/null | head -n 1
+}
+
+check_main_container() {
+    local c=$run_id-main ncpu n addr port
+    ncpu=$("$docker" info -f '{{.NCPU}}')
+    if ! run_broker "$c" -p 127.0.0.1::61613 -p 127.0.0.1::15674 --health-interval 1s \
+        --health-start-period 1s "$image"; then
+        fail "docker run the image"
+        return 1
+    fi
+    if n=$(workers_logged "$c"); then
+        pass "the broker starts and logs its worker count ($n)"
+        check "with no CPU limit the broker runs one worker per CPU ($n of $ncpu)" \
+            [ "$n" -eq "$ncpu" ]
+    else
+        show_logs "$c"
+        note "exit code $("$docker" inspect -f '{{.State.ExitCode}}' "$c")"
+        fail "the broker starts and logs its worker count"
+        return 1
+    fi
+
+    addr=$(host_port "$c" 61613)
+    port=${addr##*:}
+    check "61613 is published on 127.0.0.1 only ($addr)" [ "${addr%:*}" = 127.0.0.1 ]
+    local out
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "stomp://127.0.0.1:$port" --timeout 10 2>&1)
+    note "$out"
+    if grep -q ' ok ' <<<"$out"; then
+        pass "STOMP round trip over TCP from the host"
+    else
+        fail "STOMP round trip over TCP from the host"
+        show_logs "$c"
+    fi
+    check_websocket "$c"
+
+    local pid uid
+    pid=$("$docker" inspect -f '{{.State.Pid}}' "$c")
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$uid" ] || uid=$(timeout 10 "$docker" top "$c" -o uid 2>/dev/null | awk 'NR == 2 {print $1}')
+    note "the broker (host pid $pid) runs as uid $uid, $(timeout 10 "$docker" exec "$c" id 2>&1)"
+    check "the broker runs as a non-root user" [ "${uid:-0}" != 0 ]
+
+    local health=
+    for _ in $(seq 100); do
+        health=$("$docker" inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null)
+        [ "$health" = starting ] || break
+        sleep 0.2
+    done
+    check "the HEALTHCHECK reports healthy ($health)" [ "$health" = healthy ]
+
+    local t0 t1 code
+    t0=$(date +%s%N)
+    timeout 60 "$docker" stop -t 10 "$c" >/dev/null
+    t1=$(date +%s%N)
+    code=$("$docker" inspect -f '{{.State.ExitCode}}' "$c")
+    note "docker stop took $(((t1 - t0) / 1000000)) ms, exit code $code"
+    check "docker stop (SIGTERM): the broker exits 0" [ "$code" = 0 ]
+    check "docker stop (SIGTERM): the broker is gone within 5 s of a 10 s timeout" \
+        [ $(((t1 - t0) / 1000000)) -lt 5000 ]
+}
+
+# The WebSocket listener (issue 4): a round trip and GET /healthz, once the
+# broker logs a ws:// listener.
+check_websocket() { # check_websocket CONTAINER
+    local c=$1 port out
+    if ! "$docker" logs "$c" 2>&1 | grep -q 'ws://'; then
+        skip "STOMP over WebSocket and /healthz (the broker has no ws:// listener yet)"
+        return 0
+    fi
+    port=$(host_port "$c" 15674)
+    port=${port##*:}
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "ws://127.0.0.1:$port/ws" --timeout 10 2>&1)
+    note "$out"
+    if grep -q ' ok ' <<<"$out"; then
+        pass "STOMP round trip over WebSocket from the host"
+    else
+        fail "STOMP round trip over WebSocket from the host"
+    fi
+    out=$(timeout 15 "$py" - "$port" <<'PY' 2>&1
+import json, sys, urllib.request
+r = urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=10)
+doc = json.loads(r.read())
+print(r.status, doc)
+sys.exit(0 if r.status == 200 and doc.get("status") in ("ok", "up", "healthy") else 1)
+PY
+    )
+    local rc=$?
+    note "/healthz: $out"
+    check "GET /healthz answers 200 with a status" [ $rc -eq 0 ]
+}
+
+check_cpus_one() {
+    local c=$run_id-cpus1 n
+    if ! run_broker "$c" --cpus 1 "$image"; then
+        fail "docker run --cpus 1"
+        return 1
+    fi
+    if n=$(workers_logged "$c"); then
+        check "docker run --cpus 1 gives 1 worker (logged $n)" [ "$n" -eq 1 ]
+    else
+        show_logs "$c"
+        fail "docker run --cpus 1 gives 1 worker (no worker count logged)"
+    fi
+    check "STAMPEDE_WORKERS=3 beats the CPU limit" check_workers_env
+}
+
+check_workers_env() {
+    local c=$run_id-env n
+    run_broker "$c" --cpus 1 -e STAMPEDE_WORKERS=3 "$image" || return 1
+    n=$(workers_logged "$c") || { show_logs "$c"; return 1; }
+    [ "$n" -eq 3 ]
+}
+
+# ------------------------------------------------------------------ compose
+check_compose() {
+    local dc
+    if command -v docker-compose >/dev/null; then
+        compose=(docker-compose)
+    elif "$docker" compose version >/dev/null 2>&1; then
+        compose=("$docker" compose)
+    else
+        skip "docker/compose.yaml (neither docker-compose nor docker compose is installed)"
+        return 0
+    fi
+    dc=("${compose[@]}" -p "$run_id" -f "$work/compose.yaml")
+    # The same file, pointed at this run's image and with no fixed host port, so
+    # it neither rebuilds nor collides with a broker already on 61613.
+    sed -e "s|image: stampede:latest|image: $image|" \
+        -e 's|"127.0.0.1:61613:61613"|"127.0.0.1::61613"|' \
+        -e "s|context: \.\.|context: $top|" "$top/docker/compose.yaml" >"$work/compose.yaml"
+    if ! timeout 30 "${dc[@]}" config -q 2>"$work/compose.err"; then
+        sed 's/^/  | /' "$work/compose.err"
+        fail "docker/compose.yaml is valid"
+        return 1
+    fi
+    pass "docker/compose.yaml is valid"
+    if ! timeout 30 "$docker" run --rm --entrypoint test "$image" -x /usr/local/bin/stampede-bench; then
+        skip "compose: bench against the broker (stampede-bench is not in the image yet)"
+        return 0
+    fi
+    touch "$work/compose.up"
+    local out rc
+    # A functional run at a modest fixed rate (not a benchmark: the machine is shared).
+    out=$(timeout 180 "${dc[@]}" run --rm bench --preset fanout --rate 20000 --threads 1 \
+        --duration 2s --warmup 1s 2>&1)
+    rc=$?
+    echo "$out" | grep -E 'delivered|lost|sustained|rror' | sed 's/^/  | /'
+    local name="compose: bench runs fan-out against the broker without loss (exit $rc)"
+    if [ $rc -eq 0 ] && grep -qE '\blost 0 ' <<<"$out"; then pass "$name"; else fail "$name"; fi
+}
+
+# ------------------------------------------------------------------- main
+main() {
+    echo "Docker image test ($(date -u +%H:%M:%S) UTC, source: ${STAMPEDE_DOCKER_SOURCE:-worktree})"
+    start_dockerd || return
+    if timeout 600 "$top/docker/build-base-image.sh" debian:bookworm-slim 2>"$work/base.log"; then
+        pass "base image debian:bookworm-slim ($(grep -q importing "$work/base.log" && echo "made locally" || echo present))"
+    else
+        sed 's/^/  | /' "$work/base.log"
+        fail "base image debian:bookworm-slim"
+        return
+    fi
+    build_image || return
+    check_size
+    check_libraries
+    check_main_container
+    check_cpus_one
+    check_compose
+}
+
+main
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
