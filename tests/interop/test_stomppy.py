@@ -156,7 +156,10 @@ def send(conn, col, dest, body, **headers):
 def close(conn, col):
     rid = "bye-" + uuid.uuid4().hex[:8]
     conn.disconnect(receipt=rid)
-    assert rid in col.receipts, "DISCONNECT receipt %s not received" % rid
+    # stomp.py marks the connection closed on the receipt before it calls the
+    # listeners, so wait for our listener to see it too.
+    col.wait_receipt(rid)
+    col.wait_for(lambda: col.disconnected, "close after the DISCONNECT receipt")
 
 
 class StompPy(unittest.TestCase):
