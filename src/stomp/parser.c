@@ -160,17 +160,18 @@ static int parse_command(struct stp_parser *p, const char *buf, size_t len, size
     size_t i = p->scan;
     for (; i < end; i++) {
         char c = buf[i];
-        if (c >= 'A' && c <= 'Z')
-            continue;
         if (c == '\n')
             break;
+        if (i == CMD_LINE_MAX)
+            return fail(p, STP_EBAD_COMMAND, i, "command line too long");
+        if (c >= 'A' && c <= 'Z')
+            continue;
         if (c == '\r' && (i + 1 >= len || buf[i + 1] == '\n'))
             continue;
         return fail(p, STP_EBAD_COMMAND, i, "command must be upper-case letters");
     }
     if (i == end) {
-        if (end == CMD_LINE_MAX + 1)
-            return fail(p, STP_EBAD_COMMAND, end, "command line too long");
+        assert(end == lim);
         /* A final CR is looked at again once the byte after it is in. */
         p->scan = i > 0 && buf[i - 1] == '\r' ? i - 1 : i;
         return need_more(p, lim);

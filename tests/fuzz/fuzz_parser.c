@@ -9,7 +9,7 @@
  * past the data). Invariants checked on every call: the return value is
  * within the buffer, every slice of a frame lies inside the consumed bytes,
  * the body is followed by its NUL, limits hold; and both runs must agree on
- * the frames and on the error that ends them.
+ * the frames and on the error (code and offset) that ends them.
  */
 #include "stampede/buf.h"
 #include "stampede/error.h"
@@ -42,6 +42,7 @@ struct run {
     struct stp_buf log; /* described frames, heart-beat runs merged */
     size_t hb;          /* pending heart-beat bytes */
     int err;
+    size_t err_offset; /* from the start of the frame that failed */
 };
 
 static bool within(const char *buf, size_t n, struct stp_slice s)
@@ -130,6 +131,7 @@ static void run_stream(const uint8_t *in, size_t size, enum stp_version v,
                 CHECK(p.err_text != NULL && p.err_offset <= blen);
                 CHECK(stp_parse(&p, buf, blen, &f) == rc); /* sticky */
                 r->err = (int)rc;
+                r->err_offset = p.err_offset;
                 break;
             }
             if (rc == 0)
@@ -154,12 +156,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 2;
     size -= 2;
 
-    struct run whole = {STP_BUF_INIT, 0, 0}, chunked = {STP_BUF_INIT, 0, 0};
+    struct run whole = {STP_BUF_INIT, 0, 0, 0}, chunked = {STP_BUF_INIT, 0, 0, 0};
     run_stream(data, size, v, l, 0, &whole);
     run_stream(data, size, v, l, seed ? seed : 1, &chunked);
-    if (whole.err != chunked.err || whole.log.len != chunked.log.len ||
+    if (whole.err != chunked.err || whole.err_offset != chunked.err_offset ||
+        whole.log.len != chunked.log.len ||
         (whole.log.len && memcmp(whole.log.data, chunked.log.data, whole.log.len) != 0)) {
-        fprintf(stderr, "whole and chunked runs differ: err %d vs %d\n", whole.err, chunked.err);
+        fprintf(stderr, "whole and chunked runs differ: err %d@%zu vs %d@%zu\n", whole.err,
+                whole.err_offset, chunked.err, chunked.err_offset);
         fprintf(stderr, "whole:\n%.*s\nchunked:\n%.*s\n", (int)whole.log.len, whole.log.data,
                 (int)chunked.log.len, chunked.log.data);
         abort();
