@@ -11,9 +11,10 @@
  * private overflow list for that receiver (kept in order, after the ring), and
  * stp_mailbox_backlogged() says so, so the sender can stop reading the
  * connection that produced the work. The overflow is moved into the ring as it
- * drains (retried on every loop iteration of the sender and on a short timer),
- * and on_unblocked() is called on the sender's thread when its overflow is
- * empty again.
+ * drains (the receiver signals the sender when it pops from a ring the sender
+ * waits on; the sender also retries on each loop iteration and on a 1 ms
+ * timer), and on_unblocked() is called on the sender's thread when its
+ * overflow is empty again.
  *
  * A worker posting to itself calls the handler directly (same thread).
  *

@@ -4,23 +4,33 @@
  * Owns the n*n rings (ring[from][to]; the diagonal is unused because a worker
  * posting to itself calls its handler directly), each worker's receive
  * handles (uv_async_t wake-up, uv_idle_t for drains that ran out of budget)
- * and send-side overflow (per receiver an in-order list of fixed-size chunks,
- * a uv_prepare_t and a 1 ms uv_timer_t that retry moving it into the ring).
+ * and send-side overflow (per receiver an in-order list of fixed-size chunks;
+ * a uv_prepare_t, a 1 ms uv_timer_t and a "room" uv_async_t move it into the
+ * ring as the receiver drains).
  *
- * Thread contract: everything in struct mb_worker below the `wake` word is
- * touched only by that worker's thread (or by the main thread before attach /
- * after the loops ended). `wake` is the only word other threads write:
+ * Thread contract: everything in struct mb_worker after the two signal words
+ * is touched only by that worker's thread (or by the main thread before
+ * attach / after the loops ended). Other threads write only the signal words
+ * (`wake`: "your rings have commands", `room`: "a ring you wait on drained")
+ * and the per-ring `want_room` flags. A signal word holds:
  *
- *   WAKE_PENDING  a drain is owed: an async was sent, or the idle handle runs.
- *   WAKE_OFF      the receiver is not attached: senders must not touch handles.
- *   senders << 2  senders currently inside uv_async_send (detach waits for 0).
+ *   SIG_PENDING   the owner owes itself a look: an async was sent (or, for
+ *                 `wake`, the idle handle runs).
+ *   SIG_OFF       the owner is not attached: nobody may touch its handles.
+ *   count << 2    threads currently inside uv_async_send (detach waits for 0).
  *
- * A sender pushes into the ring, then sets PENDING; only the one that flips it
- * from clear (and sees OFF clear) calls uv_async_send. The receiver clears
- * PENDING before it drains, so a push that races with a drain either is seen
- * by that drain or sets PENDING again and causes another one. Every write of
- * `wake` is a read-modify-write, so they form one release sequence: a drain
- * whose clear reads a sender's PENDING also sees that sender's push.
+ * The signaller makes its change (a ring push, a ring pop), then sets
+ * PENDING; only the one that flips it from clear (and sees OFF clear) calls
+ * uv_async_send. The owner clears PENDING before it looks, so a change that
+ * races with the look is either seen by it or sets PENDING again and causes
+ * another look. Every write of a signal word is a read-modify-write, so they
+ * form one release sequence: a look whose clear reads a signaller's PENDING
+ * also sees that signaller's change.
+ *
+ * Back-pressure: a sender whose overflow toward `to` cannot move (ring full)
+ * sets want_room[from][to]; the receiver checks it after each round of pops
+ * from that ring and, if set, signals the sender's `room`, so the overflow
+ * moves as soon as there is space rather than on the next timer tick.
  *
  * Commands are opaque fixed-size bytes: nothing here looks inside them, so
  * commands still queued (in rings or overflow) at stp_mailboxes_free are
@@ -37,9 +47,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAKE_PENDING 1u
-#define WAKE_OFF 2u
-#define WAKE_SENDER 4u /* one unit of the "senders inside uv_async_send" count */
+#define SIG_PENDING 1u
+#define SIG_OFF 2u
+#define SIG_SENDER 4u /* one unit of the "threads inside uv_async_send" count */
 
 /* Commands popped per stp_ring_pop call (size of the receive scratch buffer). */
 #define DRAIN_BATCH 64
@@ -64,7 +74,8 @@ struct mb_ovf {
 
 struct mb_worker {
     /* written by other workers' threads (see the top of this file) */
-    alignas(STP_CACHELINE) atomic_uint wake;
+    alignas(STP_CACHELINE) atomic_uint wake; /* senders -> this receiver */
+    alignas(STP_CACHELINE) atomic_uint room; /* receivers -> this sender */
     /* owned by this worker's thread */
     alignas(STP_CACHELINE) struct stp_mailboxes *mb;
     unsigned self;
@@ -76,10 +87,16 @@ struct mb_worker {
     unsigned char *scratch; /* DRAIN_BATCH commands */
     struct mb_ovf *ovf;     /* [n], indexed by receiver */
     size_t ovf_total;       /* commands in all of this worker's overflow lists */
-    uv_async_t async;
-    uv_idle_t idle;
-    uv_prepare_t prepare;
-    uv_timer_t timer;
+    uv_async_t async;       /* wake: drain the inbound rings */
+    uv_idle_t idle;         /* drain again next iteration (budget ran out) */
+    uv_async_t room_async;  /* room: retry the overflow now */
+    uv_prepare_t prepare;   /* retry the overflow every iteration ... */
+    uv_timer_t timer;       /* ... and every OVF_RETRY_MS while asleep */
+};
+
+/* Set by the sender, cleared by the receiver; one cache line per ring. */
+struct mb_want {
+    alignas(STP_CACHELINE) atomic_bool room;
 };
 
 struct stp_mailboxes {
@@ -87,6 +104,7 @@ struct stp_mailboxes {
     size_t elem_size;
     size_t chunk_elems;
     struct stp_ring *rings;   /* [from * n + to] */
+    struct mb_want *want;     /* [from * n + to] */
     struct mb_worker *worker; /* [n] */
 };
 
@@ -94,6 +112,11 @@ static struct stp_ring *ring_at(struct stp_mailboxes *mb, unsigned from, unsigne
 {
     assert(from < mb->n && to < mb->n && from != to);
     return &mb->rings[(size_t)from * mb->n + to];
+}
+
+static atomic_bool *want_at(struct stp_mailboxes *mb, unsigned from, unsigned to)
+{
+    return &mb->want[(size_t)from * mb->n + to].room;
 }
 
 /* ---- overflow lists (sender's thread only) ---- */
@@ -163,27 +186,81 @@ static void ovf_free(struct mb_ovf *o)
     o->count = 0;
 }
 
-/* ---- wake-up (any sender's thread) ---- */
+/* ---- signals (see the top of this file) ---- */
+
+/* Any thread, after its change: make sure the owner of `word` looks again. */
+static void signal_send(atomic_uint *word, uv_async_t *async)
+{
+    /* Acq_rel RMW: the release half heads a release sequence that carries our
+     * preceding change to the owner's clearing RMW; the acquire half makes the
+     * owner's attach (handle init) visible when we see OFF clear. */
+    unsigned old = atomic_fetch_or_explicit(word, SIG_PENDING, memory_order_acq_rel);
+    if (old & (SIG_PENDING | SIG_OFF))
+        return; /* a look is already owed, or nobody is listening yet */
+    /* Relaxed: the count only has to be in the RMW order of `word` before
+     * detach's OFF (same location), and detach acquires our decrement below. */
+    old = atomic_fetch_add_explicit(word, SIG_SENDER, memory_order_relaxed);
+    if (!(old & SIG_OFF))
+        uv_async_send(async);
+    /* Release: our use of the async handle happens-before detach, which
+     * acquires this decrement while waiting for the count to reach 0. */
+    atomic_fetch_sub_explicit(word, SIG_SENDER, memory_order_release);
+}
+
+/* Owner's thread, before it looks at what the signallers changed. */
+static void signal_clear(atomic_uint *word)
+{
+    /* Seq_cst RMW (acq_rel would do, as every write is an RMW): reads the
+     * latest PENDING and acquires every change released into it; a change
+     * after this clear sets PENDING again and causes another look. */
+    atomic_fetch_and_explicit(word, ~SIG_PENDING, memory_order_seq_cst);
+}
+
+/* Owner's thread, at attach, handles initialized; the caller then sends its
+ * own async once, so changes made while OFF are looked at. */
+static void signal_open(atomic_uint *word)
+{
+    /* Relaxed: PENDING is set before OFF is cleared (same location, RMW
+     * order), so no signaller can decide to send before our own send. */
+    atomic_fetch_or_explicit(word, SIG_PENDING, memory_order_relaxed);
+    /* Release: the handle initialization is visible to any signaller that
+     * later reads OFF clear (after our first look clears PENDING). */
+    atomic_fetch_and_explicit(word, ~SIG_OFF, memory_order_release);
+}
+
+/* Owner's thread, at detach: afterwards nobody touches the async handle. */
+static void signal_shut(atomic_uint *word)
+{
+    /* Relaxed: the waiting loop below does the acquiring. */
+    atomic_fetch_or_explicit(word, SIG_OFF, memory_order_relaxed);
+    /* Acquire: pairs with each signaller's release decrement, so every
+     * uv_async_send on our handle has returned before we close it. */
+    while (atomic_load_explicit(word, memory_order_acquire) >= SIG_SENDER)
+        sched_yield();
+}
 
 static void wake(struct mb_worker *w)
 {
-    /* Acq_rel RMW: the release half heads a release sequence that carries our
-     * preceding ring push to the receiver's clearing RMW; the acquire half
-     * makes the receiver's attach (handle init) visible when we see OFF clear. */
-    unsigned old = atomic_fetch_or_explicit(&w->wake, WAKE_PENDING, memory_order_acq_rel);
-    if (old & (WAKE_PENDING | WAKE_OFF))
-        return; /* a drain is already owed, or nobody is listening yet */
-    /* Relaxed: the count only has to be in the RMW order of `wake` before
-     * detach's OFF (same location), and detach acquires our decrement below. */
-    old = atomic_fetch_add_explicit(&w->wake, WAKE_SENDER, memory_order_relaxed);
-    if (!(old & WAKE_OFF))
-        uv_async_send(&w->async);
-    /* Release: our use of the async handle happens-before detach, which
-     * acquires this decrement while waiting for the sender count to reach 0. */
-    atomic_fetch_sub_explicit(&w->wake, WAKE_SENDER, memory_order_release);
+    signal_send(&w->wake, &w->async);
 }
 
 /* ---- receive side (receiver's thread) ---- */
+
+/* After popping from ring[from][self]: tell `from` if it waits for room. */
+static void notify_room(struct mb_worker *w, unsigned from)
+{
+    atomic_bool *want = want_at(w->mb, from, w->self);
+    /* Seq_cst fence: orders our pop's release of head before the load of
+     * want_room; pairs with the sender's fence between setting want_room and
+     * retrying its push, so either it sees our room or we see its flag. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* Relaxed: only decides who signals; signal_send carries the ordering. */
+    if (!atomic_load_explicit(want, memory_order_relaxed) ||
+        !atomic_exchange_explicit(want, false, memory_order_relaxed))
+        return;
+    struct mb_worker *s = &w->mb->worker[from];
+    signal_send(&s->room, &s->room_async);
+}
 
 /* Handles up to DRAIN_BUDGET commands from one sender; true if the budget ran out. */
 static bool drain_ring(struct mb_worker *w, unsigned from)
@@ -194,7 +271,8 @@ static bool drain_ring(struct mb_worker *w, unsigned from)
     while (left > 0) {
         size_t k = stp_ring_pop(r, w->scratch, left < DRAIN_BATCH ? left : DRAIN_BATCH);
         if (k == 0)
-            return false;
+            break;
+        notify_room(w, from); /* the sender may refill while we handle these */
         for (size_t i = 0; i < k; i++) {
             w->handler(w->ctx, from, w->scratch + i * mb->elem_size);
             if (!w->attached)
@@ -202,17 +280,14 @@ static bool drain_ring(struct mb_worker *w, unsigned from)
         }
         left -= k;
     }
-    return true;
+    return left == 0;
 }
 
 static void idle_cb(uv_idle_t *h);
 
 static void drain(struct mb_worker *w)
 {
-    /* Seq_cst RMW before any pop: reads the latest PENDING in the RMW order
-     * of `wake` and acquires every sender's push released into it; a push
-     * after this clear sets PENDING again and causes another drain. */
-    atomic_fetch_and_explicit(&w->wake, ~WAKE_PENDING, memory_order_seq_cst);
+    signal_clear(&w->wake); /* before any pop: a racing push signals again */
     bool more = false;
     for (unsigned from = 0; from < w->mb->n && w->attached; from++) {
         if (from != w->self && drain_ring(w, from))
@@ -223,7 +298,7 @@ static void drain(struct mb_worker *w)
     if (more) {
         /* Relaxed: only tells senders a drain is already owed (the idle
          * handle's); the drain's own clear does the synchronizing. */
-        atomic_fetch_or_explicit(&w->wake, WAKE_PENDING, memory_order_relaxed);
+        atomic_fetch_or_explicit(&w->wake, SIG_PENDING, memory_order_relaxed);
         uv_idle_start(&w->idle, idle_cb);
     } else {
         uv_idle_stop(&w->idle);
@@ -242,18 +317,35 @@ static void idle_cb(uv_idle_t *h)
 
 /* ---- send side (sender's thread) ---- */
 
-static void flush(struct mb_worker *s)
+/* Moves overflow toward `to` into its ring; returns how many moved. */
+static size_t flush_to(struct mb_worker *s, unsigned to)
 {
     struct stp_mailboxes *mb = s->mb;
-    for (unsigned to = 0; to < mb->n && s->ovf_total > 0; to++) {
-        struct mb_ovf *o = &s->ovf[to];
-        if (o->count == 0)
-            continue;
-        size_t moved = ovf_move(mb, o, ring_at(mb, s->self, to));
-        if (moved > 0) {
-            s->ovf_total -= moved;
-            wake(&mb->worker[to]);
-        }
+    struct mb_ovf *o = &s->ovf[to];
+    struct stp_ring *r = ring_at(mb, s->self, to);
+    atomic_bool *want = want_at(mb, s->self, to);
+    size_t moved = ovf_move(mb, o, r);
+    if (o->count > 0) {
+        /* Relaxed store, then a seq_cst fence before the retry's load of head:
+         * pairs with the receiver's fence after its pop (see notify_room). */
+        atomic_store_explicit(want, true, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        moved += ovf_move(mb, o, r);
+    }
+    if (o->count == 0) /* Relaxed: a stale true only costs one spurious signal. */
+        atomic_store_explicit(want, false, memory_order_relaxed);
+    if (moved > 0)
+        wake(&mb->worker[to]);
+    return moved;
+}
+
+static void flush(struct mb_worker *s)
+{
+    if (s->ovf_total == 0)
+        return; /* a late or spurious room signal */
+    for (unsigned to = 0; to < s->mb->n && s->ovf_total > 0; to++) {
+        if (s->ovf[to].count > 0)
+            s->ovf_total -= flush_to(s, to);
     }
     if (s->ovf_total > 0)
         return;
@@ -261,6 +353,13 @@ static void flush(struct mb_worker *s)
     uv_timer_stop(&s->timer);
     if (s->on_unblocked)
         s->on_unblocked(s->ctx);
+}
+
+static void room_cb(uv_async_t *h)
+{
+    struct mb_worker *s = h->data;
+    signal_clear(&s->room); /* before the retry: a racing pop signals again */
+    flush(s);
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -335,22 +434,25 @@ int stp_mailbox_attach(struct stp_mailboxes *mb, unsigned self, uv_loop_t *loop,
     int rc = uv_async_init(loop, &w->async, async_cb);
     if (rc)
         return stp_err_from_uv(rc);
+    rc = uv_async_init(loop, &w->room_async, room_cb);
+    if (rc) {
+        uv_close((uv_handle_t *)&w->async, NULL);
+        return stp_err_from_uv(rc);
+    }
     uv_idle_init(loop, &w->idle);
     uv_prepare_init(loop, &w->prepare);
     uv_timer_init(loop, &w->timer);
-    w->async.data = w->idle.data = w->prepare.data = w->timer.data = w;
+    w->async.data = w->room_async.data = w->idle.data = w;
+    w->prepare.data = w->timer.data = w;
     w->loop = loop;
     w->handler = handler;
     w->on_unblocked = on_unblocked;
     w->ctx = ctx;
     w->attached = true;
-    /* Relaxed: PENDING is set before OFF is cleared (same location, RMW
-     * order), so no sender can decide to wake us before our own wake below. */
-    atomic_fetch_or_explicit(&w->wake, WAKE_PENDING, memory_order_relaxed);
-    /* Release: the handle initialization above is visible to any sender that
-     * later reads OFF clear (after our first drain clears PENDING). */
-    atomic_fetch_and_explicit(&w->wake, ~WAKE_OFF, memory_order_release);
+    signal_open(&w->wake);
     uv_async_send(&w->async); /* drain what was posted before we attached */
+    signal_open(&w->room);
+    uv_async_send(&w->room_async);
     if (w->ovf_total > 0)
         start_flush(w);
     return 0;
@@ -362,14 +464,11 @@ void stp_mailbox_detach(struct stp_mailboxes *mb, unsigned self)
     struct mb_worker *w = &mb->worker[self];
     if (!w->attached)
         return;
-    /* Relaxed: the waiting loop below does the acquiring. */
-    atomic_fetch_or_explicit(&w->wake, WAKE_OFF, memory_order_relaxed);
-    /* Acquire: pairs with each sender's release decrement, so every
-     * uv_async_send on our handle has returned before we close it. */
-    while (atomic_load_explicit(&w->wake, memory_order_acquire) >= WAKE_SENDER)
-        sched_yield();
+    signal_shut(&w->wake);
+    signal_shut(&w->room);
     w->attached = false;
     uv_close((uv_handle_t *)&w->async, NULL);
+    uv_close((uv_handle_t *)&w->room_async, NULL);
     uv_close((uv_handle_t *)&w->idle, NULL);
     uv_close((uv_handle_t *)&w->prepare, NULL);
     uv_close((uv_handle_t *)&w->timer, NULL);
@@ -391,7 +490,8 @@ static int worker_init(struct stp_mailboxes *mb, unsigned i)
     struct mb_worker *w = &mb->worker[i];
     w->mb = mb;
     w->self = i;
-    atomic_init(&w->wake, WAKE_OFF);
+    atomic_init(&w->wake, SIG_OFF);
+    atomic_init(&w->room, SIG_OFF);
     w->scratch = malloc(DRAIN_BATCH * mb->elem_size);
     w->ovf = calloc(mb->n, sizeof(*w->ovf));
     return w->scratch && w->ovf ? 0 : STP_ENOMEM;
@@ -412,8 +512,9 @@ int stp_mailboxes_init(struct stp_mailboxes **out, unsigned n, size_t ring_capac
     mb->elem_size = elem_size;
     mb->chunk_elems = OVF_CHUNK_BYTES / elem_size > 8 ? OVF_CHUNK_BYTES / elem_size : 8;
     mb->rings = zalloc_aligned((size_t)n * n * sizeof(struct stp_ring));
+    mb->want = zalloc_aligned((size_t)n * n * sizeof(struct mb_want));
     mb->worker = zalloc_aligned(n * sizeof(struct mb_worker));
-    if (!mb->rings || !mb->worker)
+    if (!mb->rings || !mb->want || !mb->worker)
         goto fail;
     for (unsigned i = 0; i < n; i++) {
         if ((rc = worker_init(mb, i)) != 0)
@@ -446,6 +547,7 @@ void stp_mailboxes_free(struct stp_mailboxes *mb)
     for (size_t k = 0; mb->rings && k < (size_t)mb->n * mb->n; k++)
         stp_ring_free(&mb->rings[k]);
     free(mb->rings);
+    free(mb->want);
     free(mb->worker);
     free(mb);
 }
