@@ -71,6 +71,16 @@
  * After an HTTP answer (DONE from HANDSHAKE or HTTP) there is no close frame:
  * flush stp_ws_out() and close.
  *
+ * Client engines (stp_ws_client_new, for stampede-bench and tests) start
+ * with the upgrade request already in stp_ws_out(); stp_ws_feed() takes the
+ * server's answer: a 101 with the right Upgrade, Connection,
+ * Sec-WebSocket-Accept and a subprotocol among those offered (or none)
+ * opens (on_open), anything else ends the engine with STP_EWS
+ * (stp_ws_http_status() gives the status). In OPEN the rules above hold with
+ * masking reversed: server frames must be unmasked, and the engine's frames
+ * (stp_ws_send, pongs, close) are masked. For zero-copy data frames a client
+ * uses stp_ws_client_frame_header() and stp_ws_mask() on its own bytes.
+ *
  * Callbacks run inside stp_ws_feed() / stp_ws_http_reply() on the caller's
  * thread. Inside them the caller may call stp_ws_send(), stp_ws_close() and
  * read the output buffer; it must not call stp_ws_feed() or stp_ws_free()
@@ -141,17 +151,32 @@ struct stp_ws_ops {
     void (*on_close)(void *ud, uint16_t code, bool by_peer);
 };
 
+struct stp_ws_client_config {
+    const char *host;      /* Host header, e.g. "127.0.0.1:15674" */
+    const char *path;      /* e.g. "/ws" */
+    const char *protocols; /* Sec-WebSocket-Protocol offer; NULL: the three
+                              STOMP versions, "": no header */
+    const char *origin;    /* Origin header; NULL: none */
+    uint64_t max_message;  /* largest message accepted from the server; > 0 */
+};
+
 struct stp_ws;
 
 /* A new engine in HANDSHAKE state. cfg (and the strings it points to) and ops
  * must outlive it. Any op may be NULL. NULL when out of memory. */
 struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_ops *ops, void *ud);
+/* A new client engine; the upgrade request waits in stp_ws_out(). cfg is
+ * used only during the call. NULL when out of memory or when the request
+ * would not fit in STP_WS_MAX_HEAD bytes. */
+struct stp_ws *stp_ws_client_new(const struct stp_ws_client_config *cfg,
+                                 const struct stp_ws_ops *ops, void *ud);
 /* Free the engine and clear *ws. Not from inside its own callbacks. */
 void stp_ws_free(struct stp_ws **ws);
 
 /* Feed bytes read from the peer (after TLS, if any). Returns 0 while the
  * connection goes on; STP_ECLOSED once the engine is DONE (drain the output,
- * close the socket after it is flushed); STP_ENOMEM (also DONE). */
+ * close the socket after it is flushed); STP_ENOMEM (also DONE); for a
+ * client, STP_EWS when the server refused the upgrade (also DONE). */
 int stp_ws_feed(struct stp_ws *ws, const uint8_t *p, size_t n);
 
 enum stp_ws_state stp_ws_state(const struct stp_ws *ws);

@@ -21,8 +21,9 @@ struct stp_ws *stp_ws_new(const struct stp_ws_config *cfg, const struct stp_ws_o
     ws->cfg = cfg;
     ws->ops = ops;
     ws->ud = ud;
+    ws->max_message = cfg->max_message;
     ws->state = STP_WS_HANDSHAKE;
-    stp_ws__http_init(ws);
+    stp_ws__http_init(ws, HTTP_REQUEST);
     return ws;
 }
 
@@ -105,15 +106,30 @@ int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, c
     return rc;
 }
 
+size_t stp_ws__frame(struct stp_ws *ws, uint8_t *out, int opcode, const void *p, size_t n)
+{
+    if (!ws->client) {
+        size_t hlen = stp_ws_frame_header(out, opcode, n);
+        if (n)
+            memcpy(out + hlen, p, n);
+        return hlen + n;
+    }
+    uint8_t mask[4];
+    stp_ws__client_mask(ws, mask);
+    size_t hlen = stp_ws_client_frame_header(out, opcode, true, n, mask);
+    if (n) {
+        memcpy(out + hlen, p, n);
+        stp_ws_mask(out + hlen, n, mask, 0);
+    }
+    return hlen + n;
+}
+
 int stp_ws__out_frame(struct stp_ws *ws, int opcode, const void *p, size_t n)
 {
-    uint8_t hdr[10];
-    size_t hlen = stp_ws_frame_header(hdr, opcode, n);
-    int rc = stp_buf_reserve(&ws->out, hlen + n);
+    int rc = stp_buf_reserve(&ws->out, 14 + n);
     if (rc < 0)
         return rc;
-    stp_buf_append(&ws->out, hdr, hlen);
-    stp_buf_append(&ws->out, p, n);
+    ws->out.len += stp_ws__frame(ws, (uint8_t *)ws->out.data + ws->out.len, opcode, p, n);
     return 0;
 }
 
@@ -129,17 +145,16 @@ int stp_ws_send(struct stp_ws *ws, int opcode, const void *p, size_t n)
 void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer)
 {
     assert(ws->state == STP_WS_OPEN && ws->close_len == 0);
-    uint8_t *f = ws->close_frame;
+    uint8_t payload[125];
     size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > 123)
-        rlen = 123;
-    size_t hlen = stp_ws_frame_header(f, STP_WS_OP_CLOSE, 2 + rlen);
-    assert(hlen == 2);
-    f[2] = (uint8_t)(code >> 8);
-    f[3] = (uint8_t)code;
+    if (rlen > sizeof(payload) - 2)
+        rlen = sizeof(payload) - 2;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
     if (rlen)
-        memcpy(f + 4, reason, rlen);
-    ws->close_len = 4 + rlen;
+        memcpy(payload + 2, reason, rlen);
+    ws->close_len = stp_ws__frame(ws, ws->close_frame, STP_WS_OP_CLOSE, payload, 2 + rlen);
+    assert(ws->close_len <= sizeof(ws->close_frame));
     ws->state = STP_WS_DONE;
     ws->close_code = code;
     if (ws->ops->on_close)

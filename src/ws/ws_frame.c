@@ -3,7 +3,8 @@
  * layer (wslay_frame_recv over the bytes of the current feed) finds frame
  * boundaries, unmasks payloads and rejects malformed headers (control frame
  * over 125 bytes or fragmented, non-minimal or 2^63+ lengths). Above it this
- * file keeps RFC 6455's message rules: masking required, no reserved bits or
+ * file keeps RFC 6455's message rules: client frames masked and server
+ * frames not (an engine can be either side), no reserved bits or
  * opcodes, fragments reassembled in order with control frames allowed in
  * between, a size bound checked from each frame header before any payload
  * is buffered, UTF-8 for text messages, pings answered, the close handshake.
@@ -126,9 +127,9 @@ static bool frame_start(struct stp_ws *ws, const struct wslay_frame_iocb *io)
     ws->frame_fin = io->fin;
     ws->ctrl_len = 0;
     ws->direct = false;
-    if (!io->mask || io->rsv) {
-        stp_ws__fail(ws, STP_WS_CLOSE_PROTOCOL, io->mask ? "reserved bits" : "unmasked frame",
-                     false);
+    /* Clients mask, servers do not (RFC 6455 section 5.1). */
+    if (io->mask == ws->client || io->rsv) {
+        stp_ws__fail(ws, STP_WS_CLOSE_PROTOCOL, io->rsv ? "reserved bits" : "bad masking", false);
         return false;
     }
     switch (io->opcode) {
@@ -155,7 +156,7 @@ static bool frame_start(struct stp_ws *ws, const struct wslay_frame_iocb *io)
     stp_ws__fail(ws, STP_WS_CLOSE_PROTOCOL, "unexpected opcode", false);
     return false;
 size_check:
-    if (io->payload_length > ws->cfg->max_message - ws->msg.len) {
+    if (io->payload_length > ws->max_message - ws->msg.len) {
         stp_ws__fail(ws, STP_WS_CLOSE_TOO_BIG, "message too big", false);
         return false;
     }

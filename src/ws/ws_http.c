@@ -23,6 +23,7 @@ static const char *const hdr_names[WS_H__COUNT] = {
     [WS_H_KEY] = "sec-websocket-key",
     [WS_H_PROTOCOL] = "sec-websocket-protocol",
     [WS_H_ORIGIN] = "origin",
+    [WS_H_ACCEPT] = "sec-websocket-accept",
 };
 
 /* Internal status for "426 because of the version": answered as 426 with a
@@ -84,7 +85,11 @@ static void judge(struct stp_ws *ws);
 
 static int on_headers_complete(llhttp_t *p)
 {
-    judge(ws_of(p));
+    struct stp_ws *ws = ws_of(p);
+    if (ws->client)
+        stp_ws__client_judge(ws);
+    else
+        judge(ws);
     return HPE_PAUSED; /* stop right after the head: what follows is frames */
 }
 
@@ -96,9 +101,9 @@ static const llhttp_settings_t http_settings = {
     .on_headers_complete = on_headers_complete,
 };
 
-void stp_ws__http_init(struct stp_ws *ws)
+void stp_ws__http_init(struct stp_ws *ws, llhttp_type_t type)
 {
-    llhttp_init(&ws->http, HTTP_REQUEST, &http_settings);
+    llhttp_init(&ws->http, type, &http_settings);
     ws->http.data = ws;
     ws->cur = WS_H_NONE;
 }
@@ -118,8 +123,7 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Trim optional whitespace around s[0..*n). */
-static const char *trim(const char *s, size_t *n)
+const char *stp_ws__trim(const char *s, size_t *n)
 {
     while (*n && is_ows(*s)) {
         s++;
@@ -130,15 +134,14 @@ static const char *trim(const char *s, size_t *n)
     return s;
 }
 
-/* Is tok (ASCII case ignored) one of the comma-separated items of s? */
-static bool has_token(const struct stp_buf *b, const char *tok)
+bool stp_ws__has_token(const struct stp_buf *b, const char *tok)
 {
     const char *s = b->data, *end = b->data + b->len;
     size_t toklen = strlen(tok);
     while (s && s < end) {
         const char *comma = memchr(s, ',', (size_t)(end - s));
         size_t n = (size_t)((comma ? comma : end) - s);
-        const char *item = trim(s, &n);
+        const char *item = stp_ws__trim(s, &n);
         if (n == toklen && strncasecmp(item, tok, n) == 0)
             return true;
         s = comma ? comma + 1 : NULL;
@@ -149,7 +152,7 @@ static bool has_token(const struct stp_buf *b, const char *tok)
 static bool equals(const struct stp_buf *b, const char *s)
 {
     size_t n = b->len;
-    const char *v = trim(b->data ? b->data : "", &n);
+    const char *v = stp_ws__trim(b->data ? b->data : "", &n);
     return n == strlen(s) && memcmp(v, s, n) == 0;
 }
 
@@ -159,7 +162,7 @@ static bool origin_allowed(const struct stp_ws *ws)
     if (cfg->nallowed_origins == 0 || !ws->seen[WS_H_ORIGIN])
         return true;
     size_t n = ws->hdr[WS_H_ORIGIN].len;
-    const char *o = trim(ws->hdr[WS_H_ORIGIN].data ? ws->hdr[WS_H_ORIGIN].data : "", &n);
+    const char *o = stp_ws__trim(ws->hdr[WS_H_ORIGIN].data ? ws->hdr[WS_H_ORIGIN].data : "", &n);
     for (size_t i = 0; i < cfg->nallowed_origins; i++) {
         const char *a = cfg->allowed_origins[i];
         if (strlen(a) == n && strncasecmp(a, o, n) == 0)
@@ -172,7 +175,7 @@ static bool key_valid(const struct stp_ws *ws)
 {
     char accept[29];
     size_t n = ws->hdr[WS_H_KEY].len;
-    const char *k = trim(ws->hdr[WS_H_KEY].data ? ws->hdr[WS_H_KEY].data : "", &n);
+    const char *k = stp_ws__trim(ws->hdr[WS_H_KEY].data ? ws->hdr[WS_H_KEY].data : "", &n);
     return ws->seen[WS_H_KEY] && stp_ws_accept_key(k, n, accept) == 0;
 }
 
@@ -191,8 +194,8 @@ static int judge_upgrade(const struct stp_ws *ws)
         return 400;
     if (!origin_allowed(ws))
         return 403;
-    if (!has_token(&ws->hdr[WS_H_UPGRADE], "websocket") ||
-        !has_token(&ws->hdr[WS_H_CONNECTION], "upgrade"))
+    if (!stp_ws__has_token(&ws->hdr[WS_H_UPGRADE], "websocket") ||
+        !stp_ws__has_token(&ws->hdr[WS_H_CONNECTION], "upgrade"))
         return 426;
     if (!equals(&ws->hdr[WS_H_VERSION], "13"))
         return WS_STATUS_426_VERSION;
@@ -295,7 +298,7 @@ static int answer_upgrade(struct stp_ws *ws, const char **subprotocol)
 {
     char accept[29];
     size_t n = ws->hdr[WS_H_KEY].len;
-    const char *k = trim(ws->hdr[WS_H_KEY].data, &n);
+    const char *k = stp_ws__trim(ws->hdr[WS_H_KEY].data, &n);
     int rc = stp_ws_accept_key(k, n, accept);
     assert(rc == 0); /* judge_upgrade checked the key */
     const struct stp_buf *offer = &ws->hdr[WS_H_PROTOCOL];
@@ -348,11 +351,20 @@ static void conclude(struct stp_ws *ws)
     }
 }
 
+static void finish_head(struct stp_ws *ws)
+{
+    if (ws->client)
+        stp_ws__client_conclude(ws);
+    else
+        conclude(ws);
+}
+
 static void fail_head(struct stp_ws *ws, int status)
 {
     ws->verdict = WS_V_ERROR;
-    ws->http_status = status;
-    conclude(ws);
+    if (!ws->client)
+        ws->http_status = status;
+    finish_head(ws);
 }
 
 size_t stp_ws__http_feed(struct stp_ws *ws, const uint8_t *p, size_t n)
@@ -365,7 +377,7 @@ size_t stp_ws__http_feed(struct stp_ws *ws, const uint8_t *p, size_t n)
         size_t used = (size_t)((const uint8_t *)llhttp_get_error_pos(&ws->http) - p);
         assert(used <= len && ws->verdict != WS_V_PENDING);
         ws->head_len += used;
-        conclude(ws);
+        finish_head(ws);
         return used;
     }
     if (e != HPE_OK) {

@@ -1,7 +1,8 @@
 /*
  * ws_internal.h - the WebSocket engine's state, shared by the files of
  * src/ws/ (ws.c: life cycle and output; ws_http.c: request head and HTTP
- * answers; ws_frame.c: frames and messages; ws_util.c: pure helpers).
+ * answers; ws_client.c: the client side of the handshake; ws_frame.c:
+ * frames and messages; ws_util.c: pure helpers).
  * Owned by one worker thread, like the engine itself.
  */
 #ifndef STAMPEDE_WS_INTERNAL_H
@@ -13,7 +14,7 @@
 #include <llhttp.h>
 #include <wslay/wslay.h>
 
-/* Request headers the handshake looks at. */
+/* Headers the handshake looks at (requests; WS_H_ACCEPT in responses). */
 enum ws_hdr {
     WS_H_HOST,
     WS_H_UPGRADE,
@@ -22,6 +23,7 @@ enum ws_hdr {
     WS_H_KEY,
     WS_H_PROTOCOL,
     WS_H_ORIGIN,
+    WS_H_ACCEPT,
     WS_H__COUNT,
     WS_H_NONE = WS_H__COUNT,
 };
@@ -36,7 +38,11 @@ enum ws_verdict {
 };
 
 struct stp_ws {
-    const struct stp_ws_config *cfg;
+    const struct stp_ws_config *cfg; /* server side; NULL for a client */
+    bool client;
+    uint64_t max_message;
+    uint64_t rng; /* client: xorshift state for masks */
+    char key[25]; /* client: the Sec-WebSocket-Key sent */
     const struct stp_ws_ops *ops;
     void *ud;
     enum stp_ws_state state;
@@ -44,7 +50,7 @@ struct stp_ws {
     int http_status;
     int err; /* STP_ENOMEM once memory ran out (then DONE) */
     uint16_t close_code;
-    uint8_t close_frame[2 + 125]; /* written last, apart from out */
+    uint8_t close_frame[6 + 125]; /* written last, apart from out */
     size_t close_len;
 
     /* Handshake (released once OPEN). */
@@ -55,7 +61,6 @@ struct stp_ws {
     struct stp_buf hdr[WS_H__COUNT];
     bool seen[WS_H__COUNT];
     enum ws_hdr cur; /* header whose value is being read */
-    bool value_started;
     enum ws_verdict verdict;
 
     /* Frames (set up at the upgrade). */
@@ -75,7 +80,7 @@ struct stp_ws {
 };
 
 /* ws_http.c */
-void stp_ws__http_init(struct stp_ws *ws);
+void stp_ws__http_init(struct stp_ws *ws, llhttp_type_t type);
 void stp_ws__http_release(struct stp_ws *ws);
 /* Feed request bytes; returns how many belong to the request head (the
  * rest, if the engine went OPEN, are frames). */
@@ -84,13 +89,27 @@ size_t stp_ws__http_feed(struct stp_ws *ws, const uint8_t *p, size_t n);
 int stp_ws__http_answer(struct stp_ws *ws, int status, const char *extra_headers,
                         const char *content_type, const void *body, size_t n);
 
+/* Trim optional whitespace (SP, HTAB) around s[0..*n); s may be NULL if
+ * *n is 0. Is tok (ASCII case ignored) an item of the comma list in b? */
+const char *stp_ws__trim(const char *s, size_t *n);
+bool stp_ws__has_token(const struct stp_buf *b, const char *tok);
+
+/* ws_client.c: judge the response head / act on it (client engines). */
+void stp_ws__client_judge(struct stp_ws *ws);
+void stp_ws__client_conclude(struct stp_ws *ws);
+/* A fresh masking key for the next client frame. */
+void stp_ws__client_mask(struct stp_ws *ws, uint8_t mask[4]);
+
 /* ws_frame.c */
 int stp_ws__frames_init(struct stp_ws *ws);
 void stp_ws__frames_release(struct stp_ws *ws);
 void stp_ws__frames_feed(struct stp_ws *ws, const uint8_t *p, size_t n);
 
 /* ws.c */
-/* Append a whole unmasked frame to ws->out. */
+/* Write a whole frame (masked for a client) into out, which has room for
+ * 14 + n bytes; returns its length. */
+size_t stp_ws__frame(struct stp_ws *ws, uint8_t *out, int opcode, const void *p, size_t n);
+/* Append a whole frame (masked for a client) to ws->out. */
 int stp_ws__out_frame(struct stp_ws *ws, int opcode, const void *p, size_t n);
 /* Queue a close frame with code (and reason), report it, go DONE. */
 void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer);
