@@ -296,6 +296,29 @@ Test(errors, vanishing_and_resetting_clients_do_no_harm)
     h_broker_stop_ok(b);
 }
 
+/* Frames over the configured limits, with bystanders watching (08_limits checks
+ * each limit's flag and its boundary). */
+Test(errors, over_limits_do_no_harm)
+{
+    static char many[16384], longh[80000], oversize[80000];
+    size_t n = (size_t)snprintf(many, sizeof many, "SEND\ndestination:/queue/e\n");
+    for (int i = 0; i < 1100; i++) /* default --max-headers is 1000 */
+        n += (size_t)snprintf(many + n, sizeof many - n, "h%d:v\n", i);
+    snprintf(many + n, sizeof many - n, "\nx");
+    n = (size_t)snprintf(longh, sizeof longh, "SEND\ndestination:/queue/e\nlong:");
+    memset(longh + n, 'L', 70000); /* default --max-header-length is 64 KiB */
+    snprintf(longh + n + 70000, sizeof longh - n - 70000, "\n\nx");
+    n = (size_t)snprintf(oversize, sizeof oversize, "SEND\ndestination:/queue/e\n\n");
+    memset(oversize + n, 'O', 70000); /* run_cases sets --max-frame-size 65536 */
+    oversize[n + 70000] = '\0';
+    const struct bad_case cases[] = {
+        {"1100 headers", many, 0, NULL},
+        {"70 KB header line", longh, 0, NULL},
+        {"70 KB body over a 64 KiB frame limit", oversize, 0, NULL},
+    };
+    run_cases("1.2", cases, N_OF(cases));
+}
+
 Test(errors, error_closes_in_every_version)
 {
     struct h_broker *b = H_START0();

@@ -238,6 +238,43 @@ Test(cli, sigint_exits_0_promptly)
     stops_on(SIGINT);
 }
 
+/* SIGTERM flushes what is pending: a topic subscriber whose messages were
+ * accepted (the publisher has its RECEIPT) still gets every one before the close,
+ * even when most of them are still in the broker's output queue. */
+Test(cli, sigterm_flushes_pending_output)
+{
+    struct h_broker *b = H_START0();
+    const char *t = h_dest("topic", "flush");
+    struct h_conn *sub = h_dial_port(b->port, 4096);
+    struct h_frame *f = h_stomp_connect(sub, "1.2", NULL, NULL, NULL, false);
+    cr_assert(f && strcmp(f->cmd, "CONNECTED") == 0, "got %s", h_show(f));
+    h_subscribe(sub, t, "s", NULL, NULL);
+    struct h_conn *pub = h_client(b, "1.2");
+    enum { N = 1500, BODY = 1000 };
+    char body[BODY + 1];
+    memset(body, 'f', BODY);
+    body[BODY] = '\0';
+    for (int i = 0; i < N; i++)
+        h_sendf(pub, "SEND\ndestination:%s\nseq:%d\n%s\n%s", t, i,
+                i == N - 1 ? "receipt:all\n" : "", body);
+    h_expect_receipt(pub, "all");
+    kill(b->pid, SIGTERM);
+    for (int i = 0; i < N; i++) {
+        struct h_frame *g = h_read(sub, 5000);
+        cr_assert(g != NULL, "after SIGTERM the subscriber got %d of %d accepted messages, then %s",
+                  i, N, sub->closed ? "the close" : "nothing");
+        cr_assert_str_eq(g->cmd, "MESSAGE", "message %d: got %s", i, h_show(g));
+        cr_assert_str_eq(h_hdr(g, "seq"), h_fmt("%d", i));
+    }
+    struct h_frame *more = NULL;
+    bool closed = h_wait_closed(sub, 5000, &more);
+    if (!closed && more != NULL && strcmp(more->cmd, "ERROR") == 0)
+        closed = h_wait_closed(sub, 2000, &more);
+    cr_assert(closed, "subscriber not closed after SIGTERM (%s)", h_show(more));
+    int rc = h_broker_stop_sig(b, 0, 5000); /* signal 0: just wait */
+    cr_assert_eq(rc, 0, "exit %d after SIGTERM; log:\n%s", rc, h_broker_log(b));
+}
+
 Test(cli, idle_broker_stops)
 {
     struct h_broker *b = h_broker_start_ex(4, true, NULL, NULL);
