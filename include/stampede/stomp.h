@@ -116,6 +116,12 @@ struct stp_parser {
 int stp_parser_init(struct stp_parser *p, const struct stp_limits *limits);
 /* Change limits between frames (e.g. after CONNECTED). */
 void stp_parser_set_limits(struct stp_parser *p, const struct stp_limits *limits);
+/* After stp_parse returned < 0 (or 0): the first header `name` among the
+ * header lines of the unfinished frame in `buf` that were complete before the
+ * problem (e.g. `receipt`, for the receipt-id of an ERROR). false when none.
+ * Call it before stp_parser_reset and with the same `buf`. */
+bool stp_parser_peek_header(const struct stp_parser *p, const char *buf, const char *name,
+                            struct stp_slice *out);
 /* Forget any partial frame and a sticky error; keeps limits and version. */
 void stp_parser_reset(struct stp_parser *p);
 void stp_parser_free(struct stp_parser *p);

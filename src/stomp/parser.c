@@ -384,6 +384,21 @@ ssize_t stp_parse(struct stp_parser *p, char *buf, size_t len, struct stp_frame 
     return emit_frame(p, buf, nul, out);
 }
 
+bool stp_parser_peek_header(const struct stp_parser *p, const char *buf, const char *name,
+                            struct stp_slice *out)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        const struct stp_header *h = &p->hdrs[i];
+        const char *hn = buf + (uintptr_t)h->name.p;
+        if (h->name.len == n && memcmp(hn, name, n) == 0) {
+            *out = (struct stp_slice){buf + (uintptr_t)h->value.p, h->value.len};
+            return true;
+        }
+    }
+    return false;
+}
+
 const struct stp_slice *stp_frame_header(const struct stp_frame *f, const char *name)
 {
     size_t n = strlen(name);

@@ -130,6 +130,9 @@ static void run_stream(const uint8_t *in, size_t size, enum stp_version v,
                 CHECK(rc > STP__EFIRST && rc < STP__ELAST);
                 CHECK(p.err_text != NULL && p.err_offset <= blen);
                 CHECK(stp_parse(&p, buf, blen, &f) == rc); /* sticky */
+                struct stp_slice pk;
+                if (stp_parser_peek_header(&p, buf, "receipt", &pk))
+                    CHECK(within(buf, blen, pk));
                 r->err = (int)rc;
                 r->err_offset = p.err_offset;
                 break;

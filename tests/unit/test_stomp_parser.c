@@ -561,6 +561,29 @@ Test(stomp_parser, limits_can_change_between_frames)
     stp_parser_free(&p);
 }
 
+Test(stomp_parser, peek_header_after_error_and_while_incomplete)
+{
+    struct stp_parser p;
+    init(&p, &big, STP_V12);
+    struct stp_frame f;
+    struct stp_slice v;
+    static const char in[] = "SEND\nreceipt:r\\c1\nreceipt:2\ncontent-length:x\n\n\0";
+    char *b = dup_exact(S(in));
+    /* Incomplete: the finished lines can be looked at, already unescaped. */
+    cr_assert_eq(stp_parse(&p, b, 20, &f), 0);
+    cr_assert(stp_parser_peek_header(&p, b, "receipt", &v));
+    cr_assert(stp_slice_eq(v, "r:1"));
+    cr_assert_eq(stp_parse(&p, b, sizeof(in) - 1, &f), STP_EBAD_CONTENT_LENGTH);
+    cr_assert(stp_parser_peek_header(&p, b, "receipt", &v));
+    cr_assert(stp_slice_eq(v, "r:1"));
+    cr_assert_not(stp_parser_peek_header(&p, b, "content-length", &v));
+    cr_assert_not(stp_parser_peek_header(&p, b, "destination", &v));
+    stp_parser_reset(&p);
+    cr_assert_not(stp_parser_peek_header(&p, b, "receipt", &v));
+    free(b);
+    stp_parser_free(&p);
+}
+
 /* --- helpers ------------------------------------------------------------ */
 
 Test(stomp_parser, cmd_names)
