@@ -121,6 +121,9 @@ struct stp_bench_dest {
     unsigned nproducers; /* producers p with p % destinations == this index */
     unsigned nconsumers;
     struct stp_seqtrack shared; /* queues: every consumer of the destination */
+    /* the destination's connections, for the unpaced producers' window */
+    struct stp_bench_conn **pconns, **cconns;
+    unsigned npconns, ncconns;
 };
 
 struct stp_bench_run;
@@ -201,6 +204,8 @@ void stp_bench_consumer_read_done(struct stp_bench_conn *c);
 int stp_bench_thread_init(struct stp_bench_thread *t);
 int stp_bench_thread_spawn(struct stp_bench_thread *t);
 void stp_bench_thread_wake(struct stp_bench_thread *t);
+/* Deliveries arrived: let this thread's unpaced producers use their window. */
+void stp_bench_thread_kick(struct stp_bench_thread *t);
 /* Begin the measured part once the main thread published the start. */
 void stp_bench_thread_check_start(struct stp_bench_thread *t);
 void stp_bench_thread_fini(struct stp_bench_thread *t);

@@ -172,8 +172,11 @@ void stp_bench_run_free(struct stp_bench_run *r, struct stp_bench_report *rep)
             stp_bench_conn_free(t->conns[k]);
         free(t->conns);
     }
-    for (unsigned d = 0; r->dests && d < r->cfg.destinations; d++)
+    for (unsigned d = 0; r->dests && d < r->cfg.destinations; d++) {
         stp_seqtrack_free(&r->dests[d].shared);
+        free(r->dests[d].pconns);
+        free(r->dests[d].cconns);
+    }
     free(r->threads);
     free(r->dests);
     free(r->producers);

@@ -272,6 +272,8 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
     if (c->role == ROLE_CONSUMER)
         stp_bench_consumer_read_done(c);
     stp_bench_conn_flush(c);
+    if (c->role == ROLE_CONSUMER)
+        stp_bench_thread_kick(c->t);
     return 0;
 }
 

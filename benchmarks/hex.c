@@ -15,20 +15,23 @@ void stp_bench_hex(char *dst, uint64_t v, unsigned digits)
     }
 }
 
+/* digit value + 1 for [0-9a-f], 0 for anything else */
+static const unsigned char unhex_table[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
 int stp_bench_unhex(const char *p, unsigned digits, uint64_t *out)
 {
     uint64_t v = 0;
+    unsigned bad = 0;
     for (unsigned i = 0; i < digits; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        unsigned d;
-        if (ch >= '0' && ch <= '9')
-            d = ch - '0';
-        else if (ch >= 'a' && ch <= 'f')
-            d = ch - 'a' + 10;
-        else
-            return STP_EINVAL;
-        v = (v << 4) | d;
+        unsigned d = unhex_table[(unsigned char)p[i]];
+        bad |= d == 0;
+        v = (v << 4) | ((d - 1) & 15);
     }
+    if (bad)
+        return STP_EINVAL;
     *out = v;
     return 0;
 }

@@ -81,6 +81,8 @@ void stp_bench_config_defaults(struct stp_bench_config *cfg)
     cfg->connect_timeout_ns = 10 * SEC;
     cfg->ack = STP_BENCH_ACK_AUTO;
     cfg->heartbeat_ms = 10000;
+    cfg->window = 5000;
+    snprintf(cfg->dest_prefix, sizeof(cfg->dest_prefix), "bench");
 }
 
 static int errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -197,6 +199,7 @@ UINT_SETTER(set_prefetch, prefetch, 1000000)
 UINT_SETTER(set_threads, threads, 1024)
 UINT_SETTER(set_idle, idle_connections, 1000000)
 UINT_SETTER(set_heartbeat, heartbeat_ms, 3600000)
+UINT_SETTER(set_window, window, 100000000)
 
 #define DURATION_SETTER(fname, field)                                                              \
     static int fname(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)  \
@@ -224,6 +227,15 @@ DURATION_SETTER(set_connect_timeout, connect_timeout_ns)
 STR_SETTER(set_login, login)
 STR_SETTER(set_passcode, passcode)
 STR_SETTER(set_json, json_path)
+
+static int set_prefix(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
+{
+    if (!*a || strlen(a) >= sizeof(c->dest_prefix) || strpbrk(a, "/:\\\n\r"))
+        return errf(e, n, "%s: expected up to %zu characters without '/', ':', '\\' or EOLs", o,
+                    sizeof(c->dest_prefix) - 1);
+    snprintf(c->dest_prefix, sizeof(c->dest_prefix), "%s", a);
+    return 0;
+}
 
 static int set_url(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
 {
@@ -329,6 +341,9 @@ static const struct keyword keywords[] = {
      "and SUBSCRIBE receipts (default 10s)"},
     {"ack", ARG_REQUIRED, set_ack, "auto|client|client-individual (default auto)"},
     {"prefetch", ARG_REQUIRED, set_prefetch, "prefetch-count of each subscription (0 = not sent)"},
+    {"window", ARG_REQUIRED, set_window,
+     "with --rate 0: most messages per producer sent but not yet delivered to every subscriber "
+     "(default 5000; 0 = no limit)"},
     {"receipts", ARG_OPTIONAL, set_receipts, "ask a RECEIPT for every SEND (=N: every Nth)"},
     {"threads", ARG_REQUIRED, set_threads,
      "generator threads, each with its own loop (default: "
@@ -341,6 +356,8 @@ static const struct keyword keywords[] = {
     {"heartbeat", ARG_REQUIRED, set_heartbeat,
      "heart-beat of idle connections in ms (default "
      "10000)"},
+    {"dest-prefix", ARG_REQUIRED, set_prefix,
+     "destination names: /topic/PREFIX-N or /queue/PREFIX-N (default bench)"},
     {"json", ARG_REQUIRED, set_json, "also write the report as JSON to FILE"},
     {"quiet", ARG_NONE, set_quiet, "no progress lines"},
 };

@@ -35,12 +35,14 @@ struct stp_bench_config {
     enum stp_bench_ack ack;
     unsigned prefetch; /* 0 = no prefetch-count header */
     unsigned receipts; /* ask a RECEIPT for every Nth SEND; 0 = never */
+    unsigned window;   /* unpaced: most messages per producer not yet delivered; 0 = no limit */
     unsigned threads;  /* 0 = the CPUs this process may use */
     char login[128], passcode[128];
     unsigned idle_connections;
     unsigned heartbeat_ms; /* heart-beat of idle connections */
     char json_path[512];
-    bool quiet; /* no progress lines */
+    char dest_prefix[64]; /* destinations are /topic/PREFIX-N or /queue/PREFIX-N */
+    bool quiet;           /* no progress lines */
 };
 
 /* Defaults (no preset). */

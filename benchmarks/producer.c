@@ -107,6 +107,34 @@ static void check_done(struct stp_bench_conn *c, uint64_t now)
         atomic_store_explicit(&p->done, 1, memory_order_relaxed);
 }
 
+/* Unpaced producers keep at most cfg.window messages each in flight: sent by
+ * the destination's producers but not yet delivered to its slowest subscriber
+ * (topic) or to any consumer (queue). Reads other threads' single-writer
+ * counters (relaxed: a slightly old value only delays the next batch). */
+static uint64_t window_room(const struct stp_bench_conn *c)
+{
+    const struct stp_bench_run *r = c->t->run;
+    const struct stp_bench_dest *d = &r->dests[c->u.p.dest];
+    if (r->cfg.rate || !r->cfg.window || d->ncconns == 0)
+        return UINT64_MAX;
+    uint64_t sent = 0, delivered = r->cfg.topic ? UINT64_MAX : 0;
+    for (unsigned i = 0; i < d->npconns; i++)
+        sent += COUNT_GET(d->pconns[i]->u.p.sent);
+    for (unsigned i = 0; i < d->ncconns; i++) {
+        uint64_t u = COUNT_GET(d->cconns[i]->u.c.unique);
+        if (r->cfg.topic)
+            delivered = u < delivered ? u : delivered;
+        else
+            delivered += u;
+    }
+    uint64_t limit = (uint64_t)r->cfg.window * d->npconns;
+    if (delivered >= sent)
+        return r->cfg.window;
+    if (sent - delivered >= limit)
+        return 0;
+    return (limit - (sent - delivered) + d->npconns - 1) / d->npconns;
+}
+
 void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
 {
     struct stp_bench_producer *p = &c->u.p;
@@ -117,7 +145,8 @@ void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
     /* room in the buffer being filled; at most one more buffer is in flight */
     size_t pending = c->out[c->fill].len, frame = p->tmpl_len[1];
     uint64_t room = pending < PENDING_LIMIT ? (PENDING_LIMIT - pending) / frame + 1 : 0;
-    uint64_t n = due < room ? due : room, measured = 0;
+    uint64_t n = due < room ? due : room, measured = 0, win = window_room(c);
+    n = n < win ? n : win;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t intended = stp_pacer_take(&p->pacer, now);
         if (!emit(c, intended, r->cfg.receipts)) {

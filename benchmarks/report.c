@@ -18,6 +18,9 @@ bool stp_bench_report_sustained(const struct stp_bench_report *rep)
         return false;
     if (rep->offered_rate > 0 && rep->sent_rate < 0.95 * rep->offered_rate)
         return false;
+    /* deliveries kept pace with sends during the window: no backlog growth */
+    if (rep->delivered_rate < 0.9 * rep->sent_rate * rep->fanout)
+        return false;
     return true;
 }
 

@@ -87,7 +87,8 @@ static int build_dests(struct stp_bench_run *r)
         return STP_ENOMEM;
     for (unsigned d = 0; d < cfg->destinations; d++) {
         struct stp_bench_dest *dst = &r->dests[d];
-        snprintf(dst->name, sizeof(dst->name), "/%s/bench-%u", cfg->topic ? "topic" : "queue", d);
+        snprintf(dst->name, sizeof(dst->name), "/%s/%s-%u", cfg->topic ? "topic" : "queue",
+                 cfg->dest_prefix, d);
         dst->nproducers =
             cfg->producers / cfg->destinations + (d < cfg->producers % cfg->destinations);
         dst->nconsumers =
@@ -111,6 +112,13 @@ static int build(struct stp_bench_run *r)
     r->idles = calloc(cfg->idle_connections + 1, sizeof(*r->idles));
     if (!r->threads || !r->producers || !r->consumers || !r->idles || build_dests(r))
         return STP_ENOMEM;
+    for (unsigned d = 0; d < cfg->destinations; d++) {
+        struct stp_bench_dest *dst = &r->dests[d];
+        dst->pconns = calloc(dst->nproducers + 1, sizeof(*dst->pconns));
+        dst->cconns = calloc(dst->nconsumers + 1, sizeof(*dst->cconns));
+        if (!dst->pconns || !dst->cconns)
+            return STP_ENOMEM;
+    }
     for (unsigned i = 0; i < r->nthreads; i++) {
         struct stp_bench_thread *t = &r->threads[i];
         t->run = r;
@@ -120,12 +128,18 @@ static int build(struct stp_bench_run *r)
             return STP_ENOMEM;
     }
     unsigned next = 0;
-    for (unsigned i = 0; i < cfg->consumers; i++)
+    for (unsigned i = 0; i < cfg->consumers; i++) {
         if (!(r->consumers[i] = new_conn(r, ROLE_CONSUMER, i, &next)))
             return STP_ENOMEM;
-    for (unsigned i = 0; i < cfg->producers; i++)
+        struct stp_bench_dest *dst = &r->dests[i % cfg->destinations];
+        dst->cconns[dst->ncconns++] = r->consumers[i];
+    }
+    for (unsigned i = 0; i < cfg->producers; i++) {
         if (!(r->producers[i] = new_conn(r, ROLE_PRODUCER, i, &next)))
             return STP_ENOMEM;
+        struct stp_bench_dest *dst = &r->dests[i % cfg->destinations];
+        dst->pconns[dst->npconns++] = r->producers[i];
+    }
     for (unsigned i = 0; i < cfg->idle_connections; i++)
         if (!(r->idles[i] = new_conn(r, ROLE_IDLE, i, &next)))
             return STP_ENOMEM;

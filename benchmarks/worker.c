@@ -30,6 +30,13 @@ static void each_producer(struct stp_bench_thread *t, uint64_t now)
             stp_bench_producer_pump(t->conns[i], now);
 }
 
+void stp_bench_thread_kick(struct stp_bench_thread *t)
+{
+    const struct stp_bench_config *cfg = &t->run->cfg;
+    if (t->started && cfg->rate == 0 && cfg->window)
+        each_producer(t, uv_hrtime());
+}
+
 static void on_pace(uv_poll_t *h, int status, int events)
 {
     struct stp_bench_thread *t = h->data;
@@ -151,7 +158,10 @@ static void thread_main(void *arg)
             break;
         }
     }
-    uv_timer_start(&t->house, on_house, HOUSE_MS, HOUSE_MS);
+    /* unpaced producers waiting for their window are woken at least every ms */
+    const struct stp_bench_config *cfg = &t->run->cfg;
+    uint64_t every = cfg->rate == 0 && cfg->window ? 1 : HOUSE_MS;
+    uv_timer_start(&t->house, on_house, every, every);
     uv_run(&t->loop, UV_RUN_DEFAULT);
 }
 

@@ -111,8 +111,8 @@ Test(bench_lathist, empty_and_clamped)
     cr_assert_float_eq(stp_lathist_mean(h), 0.0, 1e-12);
     stp_lathist_record(h, UINT64_MAX);
     cr_assert_eq(h->max, UINT64_MAX, "the exact maximum is kept");
-    cr_assert(stp_lathist_percentile(h, 50) >= stp_lathist_bucket_lo(
-                                                   stp_lathist_index(STP_LATHIST_MAX)));
+    cr_assert(stp_lathist_percentile(h, 50) >=
+              stp_lathist_bucket_lo(stp_lathist_index(STP_LATHIST_MAX)));
     free(h);
 }
 

@@ -50,8 +50,8 @@ Test(bench_options, preset_then_overrides)
 
 Test(bench_options, every_preset_parses)
 {
-    const char *names[] = {"fanout", "fanout-100", "queue-pairs", "work-queue", "latency",
-                           "connections"};
+    const char *names[] = {"fanout",     "fanout-100", "queue-pairs",
+                           "work-queue", "latency",    "connections"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         struct stp_bench_config cfg;
         char err[512];
@@ -65,9 +65,12 @@ Test(bench_options, durations_urls_and_flags)
 {
     struct stp_bench_config cfg;
     char err[512];
-    const char *args[] = {"--url", "stomp://localhost:1234/vh", "--duration", "250ms",
-                          "--warmup=2", "--receipts=5", "--queue", "--ack", "client",
-                          "--rate", "1000", NULL};
+    const char *args[] = {"--url",      "stomp://localhost:1234/vh",
+                          "--duration", "250ms",
+                          "--warmup=2", "--receipts=5",
+                          "--queue",    "--ack",
+                          "client",     "--rate",
+                          "1000",       NULL};
     cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
     cr_assert_str_eq(cfg.url.host, "localhost");
     cr_assert_eq(cfg.url.port, 1234);
