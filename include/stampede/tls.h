@@ -34,11 +34,17 @@
  *
  * After every feed/write/read/close the caller must take and send the pending
  * ciphertext, also when the call failed: a fatal alert may be waiting there.
- * A client starts the handshake with stp_tls_handshake() (ClientHello goes to
- * the output); a server starts it with the first feed. Plaintext written before
- * the handshake completes is kept and sent right after it.
+ * A client starts the handshake with stp_tls_handshake() or its first write
+ * (ClientHello goes to the output); a server starts it with the first feed.
+ * Plaintext written before the handshake completes is kept and sent right
+ * after it. Fed ciphertext is buffered until read: a caller that stops
+ * reading plaintext should stop reading the socket too.
  *
- * Handshake timeouts belong to the connection layer.
+ * Reload: a rebuilt config has fresh session-ticket keys, so clients resume
+ * only sessions issued after the reload. EC tables that mbedTLS caches inside
+ * a key's group are computed at load time, so sharing stays read-only.
+ *
+ * Handshake timeouts and the pre-CONNECT limits belong to the connection layer.
  */
 #ifndef STAMPEDE_TLS_H
 #define STAMPEDE_TLS_H
@@ -68,26 +74,26 @@ enum stp_tls_verify {
  * the CPU has AES-NI, ChaCha20-Poly1305 first otherwise.
  */
 struct stp_tls_server_opts {
-    const char *cert_path;          /* PEM certificate chain, leaf first; required */
-    const char *key_path;           /* PEM private key, RSA or ECDSA; required */
-    const char *key_password_path;  /* file with the key's passphrase, or NULL */
-    const char *ca_path;            /* PEM CAs for client certificates, or NULL */
-    enum stp_tls_verify verify;     /* needs ca_path unless NONE */
-    const char *ciphers;            /* see above; NULL for the default */
+    const char *cert_path;         /* PEM certificate chain, leaf first; required */
+    const char *key_path;          /* PEM private key, RSA or ECDSA; required */
+    const char *key_password_path; /* file with the key's passphrase, or NULL */
+    const char *ca_path;           /* PEM CAs for client certificates, or NULL */
+    enum stp_tls_verify verify;    /* needs ca_path unless NONE */
+    const char *ciphers;           /* see above; NULL for the default */
 };
 
 struct stp_tls_client_opts {
-    const char *ca_path;            /* verify the server against these; NULL: no check */
-    const char *server_name;        /* SNI, and the name checked when ca_path is set */
-    const char *cert_path;          /* optional client certificate ... */
-    const char *key_path;           /* ... and its key (both or neither) */
-    const char *key_password_path;  /* file with the key's passphrase, or NULL */
-    const char *ciphers;            /* as for the server */
+    const char *ca_path;           /* verify the server against these; NULL: no check */
+    const char *server_name;       /* SNI, and the name checked when ca_path is set */
+    const char *cert_path;         /* optional client certificate ... */
+    const char *key_path;          /* ... and its key (both or neither) */
+    const char *key_password_path; /* file with the key's passphrase, or NULL */
+    const char *ciphers;           /* as for the server */
 };
 
 /*
- * Build a config. 0 and *out (refcount 1), or a negative code and a one-line
- * reason in err (never NULL-terminated-less; err may be NULL): STP_ENOT_FOUND
+ * Build a config. 0 and *out (refcount 1), or a negative code and a one-line,
+ * NUL-terminated reason in err (err may be NULL): STP_ENOT_FOUND
  * or STP_EIO for unreadable files, STP_ETLS for unusable certificates/keys
  * (parse error, wrong passphrase, key not matching the certificate),
  * STP_EINVAL for bad options. Call on any thread; not while sharing *out.
@@ -102,8 +108,8 @@ int stp_tls_client_config_new(struct stp_tls_config **out, const struct stp_tls_
  * *out is a fresh config (refcount 1); on failure *out is untouched and err
  * says why, so the caller keeps using `old`.
  */
-int stp_tls_config_rebuild(const struct stp_tls_config *old, struct stp_tls_config **out,
-                           char *err, size_t errlen);
+int stp_tls_config_rebuild(const struct stp_tls_config *old, struct stp_tls_config **out, char *err,
+                           size_t errlen);
 
 /*
  * Rebuild *slot's config and, only if that succeeds, put the new one in *slot
@@ -117,9 +123,16 @@ int stp_tls_config_reload(struct stp_tls_config **slot, char *err, size_t errlen
 /* *slot = cfg (taking the caller's reference) and release the previous one. */
 void stp_tls_config_set(struct stp_tls_config **slot, struct stp_tls_config *cfg);
 
-/* Take another reference; any thread that already holds one. */
+/*
+ * Take another reference; any thread that already holds one (relaxed: the
+ * channel that hands the new reference to another thread orders it).
+ */
 struct stp_tls_config *stp_tls_config_ref(struct stp_tls_config *c);
-/* Drop a reference and set *c to NULL; the last one frees. Any thread. */
+/*
+ * Drop a reference and set *c to NULL; any thread. The decrement is a
+ * release and the last holder's acquire fence precedes the free, so every
+ * engine's use of the config happens before it is freed.
+ */
 void stp_tls_config_unref(struct stp_tls_config **c);
 bool stp_tls_config_is_server(const struct stp_tls_config *c);
 

@@ -135,8 +135,8 @@ static int parse_key(mbedtls_pk_context *key, const unsigned char *pem, size_t l
     return 0;
 }
 
-static int load_key(mbedtls_pk_context *key, const char *path, const char *password_path,
-                    char *err, size_t errlen)
+static int load_key(mbedtls_pk_context *key, const char *path, const char *password_path, char *err,
+                    size_t errlen)
 {
     unsigned char *pem = NULL;
     char *password = NULL;
@@ -173,8 +173,8 @@ static int load_pair(struct stp_tls_config *c, const struct stp_tls_paths *p, ch
 }
 
 /* Settings common to both sides: TLS 1.2 only, our suites, our random source. */
-static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t key_type,
-                     char *err, size_t errlen)
+static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t key_type, char *err,
+                     size_t errlen)
 {
     int rc = stp_tls__suites(c->suites, c->paths.ciphers, key_type, err, errlen);
     if (rc)
@@ -186,8 +186,10 @@ static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t k
         return STP_ETLS;
     }
     mbedtls_ssl_conf_rng(&c->conf, stp_tls__rng_cb, NULL);
-    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_max_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_ciphersuites(&c->conf, c->suites);
     mbedtls_ssl_conf_renegotiation(&c->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     return 0;
@@ -440,8 +442,8 @@ int stp_tls_client_config_new(struct stp_tls_config **out, const struct stp_tls_
     return config_new(out, false, &p, err, errlen);
 }
 
-int stp_tls_config_rebuild(const struct stp_tls_config *old, struct stp_tls_config **out,
-                           char *err, size_t errlen)
+int stp_tls_config_rebuild(const struct stp_tls_config *old, struct stp_tls_config **out, char *err,
+                           size_t errlen)
 {
     return config_new(out, old->server, &old->paths, err, errlen);
 }

@@ -31,14 +31,14 @@ struct stp_tls {
     struct stp_tls_config *cfg;
     struct stp_tls_rng *rng;
     enum stp_tls_state state;
-    int err;            /* STP_E* code of the failure (FAILED state) */
-    int mbed_err;       /* mbedTLS code of the failure, 0 if none */
-    bool resumed;       /* the handshake resumed a session */
-    bool taken;         /* out[fill ^ 1] is with the caller */
-    int fill;           /* output buffer being filled */
-    unsigned sniffed;   /* first bytes of a server stream checked (up to 3) */
-    size_t rec;         /* plaintext bytes per full record, known after the handshake */
-    struct stp_buf in;  /* ciphertext fed; bytes before in_off were given to mbedTLS */
+    int err;           /* STP_E* code of the failure (FAILED state) */
+    int mbed_err;      /* mbedTLS code of the failure, 0 if none */
+    bool resumed;      /* the handshake resumed a session */
+    bool taken;        /* out[fill ^ 1] is with the caller */
+    int fill;          /* output buffer being filled */
+    unsigned sniffed;  /* first bytes of a server stream checked (up to 3) */
+    size_t rec;        /* plaintext bytes per full record, known after the handshake */
+    struct stp_buf in; /* ciphertext fed; bytes before in_off were given to mbedTLS */
     size_t in_off;
     const unsigned char *src; /* what bio_recv reads from during a call into mbedTLS */
     size_t src_len;
@@ -349,6 +349,8 @@ int stp_tls_write(struct stp_tls *t, const struct iovec *iov, int n)
     int rc = 0;
     for (int i = 0; !rc && i < n; i++)
         rc = queue(t, iov[i].iov_base, iov[i].iov_len);
+    if (!rc && t->state == STP_TLS_HANDSHAKE)
+        rc = drive(t); /* a client's first write starts its handshake */
     unbind_rng(prev);
     return rc;
 }
@@ -480,8 +482,7 @@ bool stp_tls_resumed(const struct stp_tls *t)
     return t->resumed;
 }
 
-int stp_tls__sni_cb(void *unused, mbedtls_ssl_context *ssl, const unsigned char *name,
-                    size_t len)
+int stp_tls__sni_cb(void *unused, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
 {
     struct stp_tls *t = (struct stp_tls *)ssl;
     /* Any name is accepted; it is only remembered for the log. */

@@ -56,8 +56,7 @@ struct stp_tls_config {
 extern _Thread_local struct stp_tls_rng *stp_tls__cur_rng;
 int stp_tls__rng_cb(void *unused, unsigned char *out, size_t len);
 /* SNI callback installed on server configs (defined with the engine). */
-int stp_tls__sni_cb(void *unused, mbedtls_ssl_context *ssl, const unsigned char *name,
-                    size_t len);
+int stp_tls__sni_cb(void *unused, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len);
 
 /* Ordered cipher-suite list for a config: 0 or STP_EINVAL with a reason. */
 int stp_tls__suites(int *suites, const char *spec, mbedtls_pk_type_t key_type, char *err,

@@ -24,8 +24,8 @@ int stp_tls_rng_new(struct stp_tls_rng **out)
         return STP_ENOMEM;
     mbedtls_entropy_init(&r->entropy);
     mbedtls_ctr_drbg_init(&r->drbg);
-    int rc = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers,
-                                   sizeof(pers) - 1);
+    int rc =
+        mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers, sizeof(pers) - 1);
     if (rc) {
         stp_tls_rng_free(&r);
         return STP_ETLS;

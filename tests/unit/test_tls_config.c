@@ -51,8 +51,7 @@ static void expect_error(struct result r, int rc, const char *needle)
 }
 
 /* Handshake a client (no verification) with a server config; 0 if it worked. */
-static int try_handshake(struct stp_tls_config *scfg, const char *ciphers, char *suite,
-                         size_t n)
+static int try_handshake(struct stp_tls_config *scfg, const char *ciphers, char *suite, size_t n)
 {
     struct stp_tls_client_opts co = {.ciphers = ciphers};
     struct stp_tls_config *ccfg = NULL;

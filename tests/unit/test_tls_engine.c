@@ -358,8 +358,11 @@ Test(tls_engine, write_before_handshake_is_sent_after_it)
     struct pair p;
     pair_open(&p, server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL),
               client_cfg(NULL, NULL, NULL, NULL));
+    cr_assert_eq(stp_tls_out_pending(p.c), 0);
     write_str(p.c, "CONNECT\n\n");
     cr_assert_eq(stp_tls_plain_pending(p.c), 9);
+    cr_assert_gt(stp_tls_out_pending(p.c), 0, "the first write sent the ClientHello");
+    cr_assert_eq(stp_tls_plain_pending(p.s), 0);
     cr_assert_eq(handshake(p.c, p.s), 0);
     assert_open(&p);
     struct stp_buf got = STP_BUF_INIT;
@@ -819,4 +822,35 @@ Test(tls_engine, workers_share_a_config)
     }
     stp_tls_config_unref(&scfg);
     stp_tls_config_unref(&ccfg);
+}
+
+Test(tls_engine, client_renegotiation_is_refused_without_harm)
+{
+    struct stp_tls_config *scfg =
+        server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL);
+    struct stp_tls *s = engine(scfg, rng);
+    struct raw r;
+    raw_init(&r, 3, 3, 0);
+    mbedtls_ssl_conf_renegotiation(&r.conf, MBEDTLS_SSL_RENEGOTIATION_ENABLED);
+    int crc;
+    cr_assert_eq(raw_handshake(&r, s, &crc), 0);
+    cr_assert_eq(crc, 0);
+    r.src_len = 0;
+    cr_assert_eq(mbedtls_ssl_renegotiate(&r.ssl), MBEDTLS_ERR_SSL_WANT_READ);
+    cr_assert_gt(r.out.len, 0, "an encrypted ClientHello");
+    cr_assert_eq(stp_tls_feed(s, r.out.data, r.out.len), 0);
+    stp_buf_reset(&r.out);
+    char buf[64];
+    ssize_t got = stp_tls_read(s, buf, sizeof(buf));
+    cr_log_info("server read after a renegotiation request: %zd", got);
+    cr_assert_eq(got, 0, "refused, not an error and no data");
+    cr_assert_eq(stp_tls_state(s), STP_TLS_OPEN);
+    struct stp_buf back = STP_BUF_INIT;
+    drain_out(s, &back);
+    cr_assert_gt(back.len, 0, "the no_renegotiation alert");
+    cr_assert_eq(((unsigned char *)back.data)[0], 21, "an alert record");
+    stp_buf_free(&back);
+    raw_free(&r);
+    stp_tls_free(&s);
+    stp_tls_config_unref(&scfg);
 }

@@ -110,7 +110,7 @@ static inline const char *cpath(const char *name)
 }
 
 static inline struct stp_tls_config *server_cfg(const char *cert, const char *key, const char *ca,
-                                         enum stp_tls_verify verify, const char *ciphers)
+                                                enum stp_tls_verify verify, const char *ciphers)
 {
     struct stp_tls_server_opts o = {
         .cert_path = cpath(cert),
@@ -128,7 +128,7 @@ static inline struct stp_tls_config *server_cfg(const char *cert, const char *ke
 
 /* Client config; cert/key optional (NULL), ca NULL means no verification. */
 static inline struct stp_tls_config *client_cfg(const char *ca, const char *name, const char *cert,
-                                         const char *key)
+                                                const char *key)
 {
     struct stp_tls_client_opts o = {
         .ca_path = ca ? cpath(ca) : NULL,
