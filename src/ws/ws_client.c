@@ -109,7 +109,7 @@ static const char *picked_protocol(const struct stp_ws *ws)
     if (!ws->seen[WS_H_PROTOCOL])
         return "";
     size_t n = b->len;
-    const char *v = stp_ws__trim(b->data, &n);
+    const char *v = stp_ws__trim(b->data ? b->data : "", &n);
     const char *known = stp_ws_choose_subprotocol(v, n);
     return known && strlen(known) == n ? known : NULL;
 }
@@ -121,7 +121,7 @@ static bool accept_matches(const struct stp_ws *ws)
     assert(rc == 0);
     (void)rc;
     size_t n = ws->hdr[WS_H_ACCEPT].len;
-    const char *got = stp_ws__trim(ws->hdr[WS_H_ACCEPT].data, &n);
+    const char *got = stp_ws__trim(ws->hdr[WS_H_ACCEPT].data ? ws->hdr[WS_H_ACCEPT].data : "", &n);
     return n == 28 && memcmp(got, want, 28) == 0;
 }
 

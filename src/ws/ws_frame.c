@@ -71,6 +71,8 @@ void stp_ws__frames_release(struct stp_ws *ws)
 
 static void deliver(struct stp_ws *ws, const uint8_t *p, size_t n, uint8_t op)
 {
+    if (!p)
+        p = (const uint8_t *)""; /* an empty message still gets a pointer */
     if (op == STP_WS_OP_TEXT && !stp_ws_utf8_valid(p, n)) {
         stp_ws__fail(ws, STP_WS_CLOSE_BAD_DATA, "invalid UTF-8", false);
         return;

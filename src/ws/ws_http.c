@@ -136,6 +136,8 @@ const char *stp_ws__trim(const char *s, size_t *n)
 
 bool stp_ws__has_token(const struct stp_buf *b, const char *tok)
 {
+    if (!b->data)
+        return false;
     const char *s = b->data, *end = b->data + b->len;
     size_t toklen = strlen(tok);
     while (s && s < end) {

@@ -59,6 +59,8 @@ static const char *const subprotocols[] = {"v12.stomp", "v11.stomp", "v10.stomp"
 const char *stp_ws_choose_subprotocol(const char *offer, size_t n)
 {
     size_t best = sizeof(subprotocols) / sizeof(subprotocols[0]);
+    if (!offer)
+        return NULL;
     const char *s = offer, *end = offer + n;
     while (s < end) {
         const char *comma = memchr(s, ',', (size_t)(end - s));
