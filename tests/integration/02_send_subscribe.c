@@ -339,3 +339,89 @@ Test(send_subscribe, versions_interoperate)
             h_expect_msg(s[i], h_fmt("from-%s", vers[j]));
     h_broker_stop_ok(b);
 }
+
+/* Every frame written one byte at a time: the broker must reassemble them. */
+Test(send_subscribe, frames_split_into_single_bytes)
+{
+    struct h_broker *b = H_START0();
+    const char *q = h_dest("queue", "split");
+    struct h_conn *c = h_dial(b);
+    char send[256];
+    int sl = snprintf(send, sizeof send,
+                      "SEND\ndestination:%s\ncontent-length:5\nk:a\\cb\nreceipt:r2\n\n", q);
+    memcpy(send + sl, "a\0b\0c\0", 6); /* body with NULs, then the frame's NUL */
+    const char *frames[] = {
+        "CONNECT\naccept-version:1.2\nhost:/\n\n",
+        "\n\r\n", /* heart-beats between frames */
+        h_fmt("SUBSCRIBE\r\ndestination:%s\r\nid:s\r\nreceipt:r1\r\n\r\n", q),
+        send,
+    };
+    size_t lens[] = {strlen(frames[0]) + 1, 3, strlen(frames[2]) + 1, (size_t)sl + 6};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t k = 0; k < lens[i]; k++)
+            h_send(c, frames[i] + k, 1);
+    c->version = 12;
+    h_expect(c, "CONNECTED", H_WAIT);
+    h_expect_receipt(c, "r1");
+    h_expect_receipt(c, "r2");
+    struct h_frame *f = h_expect(c, "MESSAGE", H_WAIT);
+    cr_assert(f->body_len == 5 && memcmp(f->body, "a\0b\0c", 5) == 0, "body %s", h_show(f));
+    cr_assert_str_eq(h_hdr(f, "k"), "a:b");
+    h_broker_stop_ok(b);
+}
+
+/* Many frames in one write, with heart-beat EOLs between them, in 1.0 and 1.1. */
+Test(send_subscribe, pipelined_frames_and_eols)
+{
+    struct h_broker *b = H_START0();
+    const char *vers[] = {"1.0", "1.1"};
+    for (int v = 0; v < 2; v++) {
+        const char *q = h_dest("queue", "pipe");
+        struct h_conn *c = h_client(b, vers[v]);
+        char *buf = malloc(64 * 1024);
+        cr_assert(buf != NULL);
+        size_t n = (size_t)snprintf(buf, 1024, "SUBSCRIBE\ndestination:%s\nid:s\n\n", q);
+        buf[n++] = '\0';
+        for (int i = 0; i < 100; i++) {
+            n += (size_t)snprintf(buf + n, 1024, "%sSEND\ndestination:%s\n%s\np%d",
+                                  i % 3 ? "" : "\n\n", q, i == 99 ? "receipt:end\n" : "", i);
+            buf[n++] = '\0';
+        }
+        h_send(c, buf, n);
+        free(buf);
+        h_expect_receipt(c, "end");
+        for (int i = 0; i < 100; i++)
+            h_expect_msg(c, h_fmt("p%d", i));
+    }
+    h_broker_stop_ok(b);
+}
+
+/* Destination names are opaque after the prefix; 1.0 carries values raw. */
+Test(send_subscribe, unusual_destination_names)
+{
+    struct h_broker *b = H_START0();
+    const char *names[] = {"/queue/a.b.c", "/queue/with space", "/queue/ümlaut-✓",
+                           "/topic/x/y/z", "/queue/a:b"};
+    struct h_conn *c12 = h_client(b, "1.2");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        bool topic = strncmp(names[i], "/topic/", 7) == 0;
+        bool colon = strchr(names[i], ':') != NULL;
+        /* 1.2 escapes ':' as \c on the wire. */
+        const char *wire = colon ? "/queue/a\\cb" : names[i];
+        h_sendf(c12, "SUBSCRIBE\ndestination:%s\nid:n%zu\nreceipt:s%zu\n\n", wire, i, i);
+        h_expect_receipt(c12, h_fmt("s%zu", i));
+        h_sendf(c12, "SEND\ndestination:%s\nreceipt:p%zu\n\nbody-%zu", wire, i, i);
+        h_expect_receipt(c12, h_fmt("p%zu", i));
+        struct h_frame *f = h_expect_msg(c12, h_fmt("body-%zu", i));
+        cr_assert_str_eq(h_hdr(f, "destination"), names[i], "%s", h_show(f));
+        (void)topic;
+    }
+    /* A 1.0 subscriber sees the header value with a raw ':' (1.0 has no escapes). */
+    struct h_conn *c10 = h_client(b, "1.0");
+    h_subscribe(c10, "/topic/raw", "r", NULL, NULL);
+    h_sendz(c12, "SEND\ndestination:/topic/raw\nnote:x\\cy\nreceipt:raw\n\nraw");
+    h_expect_receipt(c12, "raw");
+    struct h_frame *f = h_expect_msg(c10, "raw");
+    cr_assert_str_eq(h_hdr(f, "note"), "x:y", "1.0 subscriber got %s", h_show(f));
+    h_broker_stop_ok(b);
+}

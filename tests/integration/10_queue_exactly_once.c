@@ -158,3 +158,69 @@ Test(queue_exactly_once, consumer_reset_midway_redelivers)
 {
     run(true);
 }
+
+/* Consumers that take messages and vanish without acking, over and over, while
+ * publishers keep sending: every message still ends up acked exactly once by a
+ * steady consumer, and every repeat delivery is marked redelivered. */
+Test(queue_exactly_once, churning_consumers_lose_nothing)
+{
+    enum { N = 600 };
+    struct h_broker *b = h_broker_start_ex(3, true, NULL, NULL);
+    const char *q = h_dest("queue", "churn");
+    struct h_conn *pub = h_client(b, "1.2"), *steady = h_client(b, "1.2");
+    h_subscribe(steady, q, "s", "client-individual", "prefetch-count:10\n");
+    static int acked[N], seen[N];
+    memset(acked, 0, sizeof acked);
+    memset(seen, 0, sizeof seen);
+    int nacked = 0, sent = 0;
+    for (int round = 0; round < 30; round++) {
+        for (int i = 0; i < N / 30; i++, sent++)
+            h_sendf(pub, "SEND\ndestination:%s\n\nm%d", q, sent);
+        /* A greedy consumer grabs what it can and vanishes (reset or close). */
+        struct h_conn *g = h_client(b, round % 2 ? "1.1" : "1.2");
+        h_subscribe(g, q, "g", "client-individual", "prefetch-count:7\n");
+        struct h_frame *f = h_read(g, 20);
+        (void)f;
+        if (round % 3 == 0)
+            h_reset(g);
+        else
+            h_close(g);
+        /* The steady consumer acks whatever it has. */
+        for (int guard = 0; guard < 200; guard++) {
+            struct h_frame *m = h_read(steady, 0);
+            if (m == NULL)
+                break;
+            int k = -1;
+            cr_assert(sscanf(m->body, "m%d", &k) == 1 && k >= 0 && k < N, "%s", h_show(m));
+            const char *red = h_hdr(m, "redelivered");
+            cr_assert(seen[k] == 0 || (red && strcmp(red, "true") == 0),
+                      "m%d delivered again without redelivered:true", k);
+            cr_assert(acked[k] == 0, "m%d delivered after it was acked", k);
+            seen[k]++;
+            h_ack(steady, m, NULL, false);
+            acked[k]++;
+            nacked++;
+        }
+    }
+    uint64_t deadline = h_now_ms() + 10000;
+    while (nacked < N && h_now_ms() < deadline) {
+        struct h_frame *m = h_read(steady, 200);
+        if (m == NULL)
+            continue;
+        int k = -1;
+        cr_assert(sscanf(m->body, "m%d", &k) == 1 && k >= 0 && k < N, "%s", h_show(m));
+        cr_assert(acked[k] == 0, "m%d delivered after it was acked", k);
+        const char *red = h_hdr(m, "redelivered");
+        cr_assert(seen[k] == 0 || (red && strcmp(red, "true") == 0),
+                  "m%d delivered again without redelivered:true", k);
+        seen[k]++;
+        h_ack(steady, m, NULL, false);
+        acked[k]++;
+        nacked++;
+    }
+    int missing = 0;
+    for (int k = 0; k < N; k++)
+        missing += acked[k] != 1;
+    cr_assert(missing == 0, "%d of %d messages never reached the steady consumer", missing, N);
+    h_broker_stop_ok(b);
+}
