@@ -4,8 +4,8 @@
  * listener (/healthz, /metrics, errors). Transport-independent: no sockets,
  * no timers, no I/O inside. Bytes go in with stp_ws_feed(), events come out
  * through the ops callbacks, and the bytes the engine produces (HTTP
- * answers and pong frames; the close frame apart) wait for the caller to
- * take them (see "Output" below).
+ * answers, pong and close frames) wait in one output buffer the caller
+ * drains (see "Output" below).
  *
  * Threads: an engine belongs to one worker thread (the connection's); no
  * locks, nothing blocks. The free functions (accept key, subprotocol choice,
@@ -49,27 +49,22 @@
  *              answered (its code echoed, 1000 if it had none; 1002 for an
  *              invalid code), on_close(code, true), DONE. The caller closes
  *              with stp_ws_close() (1000 normal, 1008 policy, ...).
- *   DONE       flush the output (and the close frame), then close the
- *              socket. Feeding is a no-op that returns STP_ECLOSED.
+ *   DONE       flush the output, then close the socket. Feeding is a
+ *              no-op that returns STP_ECLOSED.
  *
- * Output and its order on the wire. The engine produces two kinds of bytes:
- *   stp_ws_out()          HTTP answers (the 101, errors, endpoint replies) and
- *                         pong frames: whole frames / whole answers, in order;
- *   stp_ws_close_frame()  the close frame, once the engine closed (DONE after
- *                         OPEN): always the LAST bytes of the connection.
- * The caller writes its own data frames (stp_ws_frame_header() + payload
- * iovecs, or stp_ws_send()). The wire order must be:
- *   [stp_ws_out bytes] [caller's data frames] [close frame]
- * so at each flush: first drain stp_ws_out() (it may hold the 101 that must
- * precede any STOMP frame, or pongs, which may go anywhere between frames),
- * then the data frames queued so far, then, if the engine is DONE, the close
- * frame, and then nothing more (shut the socket down). A caller that copies
- * engine bytes into its own queue instead must do it at frame boundaries
- * only: never between a data frame's header and the end of its payload.
- * Data frames queued before the close frame are fine to send (RFC 6455
- * allows data before Close); queue none after it.
- * After an HTTP answer (DONE from HANDSHAKE or HTTP) there is no close frame:
- * flush stp_ws_out() and close.
+ * Output and its order on the wire. The engine appends to its output
+ * buffer (stp_ws_out) only WHOLE HTTP answers and WHOLE frames: the 101,
+ * error and endpoint answers, pongs, stp_ws_send() frames and, last of all,
+ * the close frame (nothing follows it). The caller writes its own data
+ * frames (stp_ws_frame_header() + payload iovecs) into its own queue. Rule:
+ * move the engine's bytes into that queue (or onto the wire) right after
+ * every stp_ws_* call that may produce them - stp_ws_feed, stp_ws_close,
+ * stp_ws_send, stp_ws_http_reply - and at the start of every callback
+ * (on_open, on_message, on_http) before queuing a frame of your own. Then
+ * the 101 precedes every STOMP frame, a pong never lands inside a data
+ * frame, and the close frame follows every data frame queued before it.
+ * Never put engine bytes between a data frame's header and the end of its
+ * payload. Queue no data frame after the engine is DONE.
  *
  * Client engines (stp_ws_client_new, for stampede-bench and tests) start
  * with the upgrade request already in stp_ws_out(); stp_ws_feed() takes the
@@ -186,10 +181,6 @@ enum stp_ws_state stp_ws_state(const struct stp_ws *ws);
 const uint8_t *stp_ws_out(const struct stp_ws *ws, size_t *len);
 /* The caller took (copied or wrote) the first n pending bytes. */
 void stp_ws_out_consume(struct stp_ws *ws, size_t n);
-/* The close frame the engine sent (NULL/0 before it closed): write it after
- * stp_ws_out() and all data frames, as the last bytes. It stays available
- * until stp_ws_free(); take it once. */
-const uint8_t *stp_ws_close_frame(const struct stp_ws *ws, size_t *len);
 
 /* Answer the reported endpoint request: "HTTP/1.1 <status> <reason>" with
  * Content-Type, Content-Length and Connection: close, then body. The engine
@@ -197,18 +188,15 @@ const uint8_t *stp_ws_close_frame(const struct stp_ws *ws, size_t *len);
 int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, const void *body,
                       size_t n);
 
-/* Close: in OPEN, make the close frame (stp_ws_close_frame) with code and
- * reason (reason may be NULL; at most 123 bytes are sent), call
- * on_close(code, false) and go DONE.
+/* Close: in OPEN, append a close frame with code and reason (reason may be
+ * NULL; at most 123 bytes are sent), call on_close(code, false) and go DONE.
  * Before OPEN, go DONE without output (e.g. the caller's request timeout).
  * 0, or STP_ECLOSED when already DONE. */
 int stp_ws_close(struct stp_ws *ws, uint16_t code, const char *reason);
 
-/* Append one complete unmasked frame (FIN set) to the output buffer, copying
- * the payload. It travels with stp_ws_out(), so ahead of data frames waiting
- * in the caller's own queue: for heart-beats, tests, or callers that send all
- * their data this way. Large data should go zero-copy with
- * stp_ws_frame_header(). 0, STP_ECLOSED (not
+/* Append one complete frame (FIN set; masked for a client) to the output
+ * buffer, copying the payload: for heart-beats, tests, or small frames.
+ * Large data should go zero-copy with stp_ws_frame_header(). 0, STP_ECLOSED (not
  * OPEN), STP_EINVAL (control frame over 125 bytes), STP_ENOMEM. */
 int stp_ws_send(struct stp_ws *ws, int opcode, const void *p, size_t n);
 

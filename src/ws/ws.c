@@ -78,12 +78,6 @@ void stp_ws_out_consume(struct stp_ws *ws, size_t n)
     stp_buf_consume(&ws->out, n);
 }
 
-const uint8_t *stp_ws_close_frame(const struct stp_ws *ws, size_t *len)
-{
-    *len = ws->close_len;
-    return ws->close_len ? ws->close_frame : NULL;
-}
-
 uint16_t stp_ws_close_code(const struct stp_ws *ws)
 {
     return ws->close_code;
@@ -144,7 +138,7 @@ int stp_ws_send(struct stp_ws *ws, int opcode, const void *p, size_t n)
 
 void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_peer)
 {
-    assert(ws->state == STP_WS_OPEN && ws->close_len == 0);
+    assert(ws->state == STP_WS_OPEN);
     uint8_t payload[125];
     size_t rlen = reason ? strlen(reason) : 0;
     if (rlen > sizeof(payload) - 2)
@@ -153,8 +147,9 @@ void stp_ws__fail(struct stp_ws *ws, uint16_t code, const char *reason, bool by_
     payload[1] = (uint8_t)code;
     if (rlen)
         memcpy(payload + 2, reason, rlen);
-    ws->close_len = stp_ws__frame(ws, ws->close_frame, STP_WS_OP_CLOSE, payload, 2 + rlen);
-    assert(ws->close_len <= sizeof(ws->close_frame));
+    int rc = stp_ws__out_frame(ws, STP_WS_OP_CLOSE, payload, 2 + rlen);
+    if (rc < 0)
+        ws->err = rc;
     ws->state = STP_WS_DONE;
     ws->close_code = code;
     if (ws->ops->on_close)

@@ -50,8 +50,6 @@ struct stp_ws {
     int http_status;
     int err; /* STP_ENOMEM once memory ran out (then DONE) */
     uint16_t close_code;
-    uint8_t close_frame[6 + 125]; /* written last, apart from out */
-    size_t close_len;
 
     /* Handshake (released once OPEN). */
     llhttp_t http;

@@ -527,50 +527,29 @@ Test(ws_frames, random_frames_never_crash)
     }
 }
 
-Test(ws_frames, close_frame_kept_apart_from_output)
+Test(ws_frames, close_frame_is_the_last_output)
 {
     /* Request, a STOMP frame, a ping and the peer's close in one feed: the
-     * output holds the 101 and the pong; the close frame waits apart, to go
-     * after whatever the session queues in answer to the STOMP frame. */
+     * 101 comes first, then the pong, then the close reply, and nothing
+     * after it even when the caller asks for more. */
     struct stp_buf b = STP_BUF_INIT;
     stp_buf_append_str(&b, H_REQUEST);
     h_frame(&b, STP_WS_OP_TEXT, true, "CONNECT\n\n\0", 10);
     h_frame(&b, STP_WS_OP_PING, true, "p", 1);
     h_frame(&b, STP_WS_OP_CLOSE, true, "\x03\xe8", 2);
+    h_frame(&b, STP_WS_OP_PING, true, "q", 1);
     struct harness h;
     h_init(&h, 1 << 20);
-    cr_assert_eq(stp_ws_feed(h.ws, (const uint8_t *)b.data, b.len), STP_ECLOSED);
+    cr_assert_eq(h_feed(&h, b.data, b.len), STP_ECLOSED);
     cr_assert_eq(h.nmsgs, 1);
-    size_t n;
-    const uint8_t *p = stp_ws_out(h.ws, &n);
     size_t l101 = strlen(H_101);
-    cr_assert_eq(n, l101 + 3);
-    cr_assert_eq(memcmp(p, H_101, l101), 0);
-    cr_assert_eq(memcmp(p + l101, "\x8a\x01p", 3), 0);
-    p = stp_ws_close_frame(h.ws, &n);
-    cr_assert_eq(n, 4);
-    cr_assert_eq(memcmp(p, "\x88\x02\x03\xe8", 4), 0);
-    /* Draining the output leaves the close frame where it is. */
-    stp_ws_out_consume(h.ws, l101 + 3);
-    cr_assert_null(stp_ws_out(h.ws, &n));
-    cr_assert_eq(n, 0);
-    cr_assert_not_null(stp_ws_close_frame(h.ws, &n));
-    cr_assert_eq(n, 4);
+    cr_assert_eq(h.out.len, l101 + 3 + 4);
+    cr_assert_eq(memcmp(h.out.data, H_101, l101), 0);
+    cr_assert_eq(memcmp(h.out.data + l101, "\x8a\x01p\x88\x02\x03\xe8", 7), 0);
+    cr_assert_eq(stp_ws_send(h.ws, STP_WS_OP_TEXT, "late", 4), STP_ECLOSED);
+    cr_assert_eq(stp_ws_close(h.ws, STP_WS_CLOSE_NORMAL, NULL), STP_ECLOSED);
+    h_drain(&h);
+    cr_assert_eq(h.out.len, l101 + 3 + 4);
     h_fini(&h);
     stp_buf_free(&b);
-}
-
-Test(ws_frames, no_close_frame_while_open_or_after_http_answer)
-{
-    struct harness h;
-    size_t n = 99;
-    h_open(&h, 1 << 20);
-    cr_assert_null(stp_ws_close_frame(h.ws, &n));
-    cr_assert_eq(n, 0);
-    h_fini(&h);
-    h_init(&h, 1 << 20);
-    cr_assert_eq(h_feed_str(&h, "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"), STP_ECLOSED);
-    cr_assert_null(stp_ws_close_frame(h.ws, &n));
-    cr_assert_eq(n, 0);
-    h_fini(&h);
 }
