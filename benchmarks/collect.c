@@ -133,6 +133,7 @@ void stp_bench_report_fill(struct stp_bench_run *r, struct stp_bench_report *rep
 {
     timestamp(rep->timestamp, sizeof(rep->timestamp));
     rep->threads = r->nthreads;
+    rep->started = atomic_load(&r->started) != 0;
     if (atomic_load(&r->failed) == 1) {
         rep->failed = true;
         snprintf(rep->error, sizeof(rep->error), "%s", r->fail_msg);

@@ -96,12 +96,33 @@ static int write_ack(struct stp_bench_conn *c, struct stp_slice id)
     return rc ? rc : stp_bench_conn_append(c, "\n", 2); /* blank line + NUL */
 }
 
-static void ack_message(struct stp_bench_conn *c, const struct stp_frame *f)
+/* The headers a consumer needs, found in one pass over the frame. */
+struct msg_headers {
+    const struct stp_slice *bench, *ack, *message_id;
+};
+
+static void scan_headers(const struct stp_frame *f, struct msg_headers *h)
+{
+    static const size_t bench_len = sizeof(STP_BENCH_HDR) - 1;
+    h->bench = h->ack = h->message_id = NULL;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const struct stp_slice *n = &f->headers[i].name, *v = &f->headers[i].value;
+        /* repeated headers: the first one wins */
+        if (n->len == bench_len && !h->bench && memcmp(n->p, STP_BENCH_HDR, bench_len) == 0)
+            h->bench = v;
+        else if (n->len == 3 && !h->ack && memcmp(n->p, "ack", 3) == 0)
+            h->ack = v;
+        else if (n->len == 10 && !h->message_id && memcmp(n->p, "message-id", 10) == 0)
+            h->message_id = v;
+    }
+}
+
+static void ack_message(struct stp_bench_conn *c, const struct msg_headers *h)
 {
     enum stp_bench_ack mode = c->t->run->cfg.ack;
     if (mode == STP_BENCH_ACK_AUTO)
         return;
-    const struct stp_slice *id = stp_frame_header(f, c->version == STP_V12 ? "ack" : "message-id");
+    const struct stp_slice *id = c->version == STP_V12 ? h->ack : h->message_id;
     if (!id) {
         stp_bench_fail(c->t->run, "consumer %u: MESSAGE without an %s header", c->u.c.id,
                        c->version == STP_V12 ? "ack" : "message-id");
@@ -151,8 +172,10 @@ void stp_bench_consumer_on_message(struct stp_bench_conn *c, const struct stp_fr
     struct stp_bench_consumer *k = &c->u.c;
     const struct stp_bench_run *r = c->t->run;
     struct bench_fields m;
-    ack_message(c, f);
-    if (decode(stp_frame_header(f, STP_BENCH_HDR), &m) != 0) {
+    struct msg_headers h;
+    scan_headers(f, &h);
+    ack_message(c, &h);
+    if (decode(h.bench, &m) != 0) {
         k->st.invalid++;
         return;
     }

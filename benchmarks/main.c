@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     }
     if (rep.failed)
         fprintf(stderr, "stampede-bench: %s\n", rep.error);
-    if (rep.lat)
+    if (rep.lat && rep.started)
         stp_bench_report_print(&rep, stdout);
     int status = rep.failed ? 1 : (rep.lost || rep.duplicated || rep.reordered) ? 3 : 0;
     if (cfg.json_path[0] && rep.lat && write_json(&rep, cfg.json_path) != 0)

@@ -31,6 +31,7 @@ struct stp_bench_report {
     const struct stp_bench_config *cfg;
     unsigned threads;
     bool failed;
+    bool started; /* the measured part began (every connection was ready) */
     char error[512];
     char timestamp[32];
     uint64_t sent, sent_measured, expected, delivered, received, delivered_measured;
