@@ -363,3 +363,54 @@ Test(queues_acks, ack_of_unknown_id_does_no_harm_to_others)
     h_expect_msg(c, "k2");
     h_broker_stop_ok(b);
 }
+
+/* An ACK naming another connection's message is bad input (ERROR or ignored,
+ * the broker's call) and must not acknowledge it: the owner's unacked message
+ * still comes back when the owner goes away. */
+Test(queues_acks, foreign_ack_does_not_ack_others_messages)
+{
+    struct h_broker *b = H_START0();
+    const char *vers[] = {"1.0", "1.1", "1.2"};
+    for (int v = 0; v < 3; v++) {
+        const char *q = h_dest("queue", "foreign");
+        struct h_conn *owner = h_client(b, vers[v]), *x = h_client(b, vers[v]);
+        h_subscribe(owner, q, "s", v == 0 ? "client" : "client-individual", NULL);
+        /* x has a subscription with the same id on another queue. */
+        h_subscribe(x, h_dest("queue", "x"), "s", v == 0 ? "client" : "client-individual", NULL);
+        h_publish(x, q, "mine", true);
+        struct h_frame *f = h_expect_msg(owner, "mine");
+        /* ACK then NACK in one write (x may be closed after the first). */
+        const char *id = v == 2   ? h_fmt("id:%s\n", h_hdr(f, "ack"))
+                         : v == 1 ? h_fmt("message-id:%s\nsubscription:s\n", h_hdr(f, "message-id"))
+                                  : h_fmt("message-id:%s\n", h_hdr(f, "message-id"));
+        const char *two = h_fmt("ACK\n%s\n%cNACK\n%s\n%c", id, 0, id, 0);
+        (void)h_send_raw(x, two, strlen("ACK\n") + strlen(id) + 2 +
+                                     (v == 0 ? 0 : strlen("NACK\n") + strlen(id) + 2));
+        h_close(owner);
+        struct h_conn *c = h_client(b, "1.2");
+        h_subscribe(c, q, "s", NULL, NULL);
+        redelivered(h_expect_msg(c, "mine"));
+    }
+    h_broker_stop_ok(b);
+}
+
+/* Not named by the issue, but what RabbitMQ does and what the broker does:
+ * UNSUBSCRIBE gives the subscription's unacked queue messages back. */
+Test(queues_acks, unsubscribe_returns_unacked)
+{
+    struct h_broker *b = H_START0();
+    const char *q = h_dest("queue", "unsub-back");
+    struct h_conn *c = h_client(b, "1.2"), *p = h_client(b, "1.2");
+    h_subscribe(c, q, "s", "client-individual", NULL);
+    send_n(p, q, "x", 3);
+    struct h_frame *f0 = h_expect_msg(c, "x0");
+    h_expect_msg(c, "x1");
+    h_expect_msg(c, "x2");
+    h_ack(c, f0, NULL, true);
+    h_unsubscribe(c, "s");
+    struct h_conn *d = h_client(b, "1.2");
+    h_subscribe(d, q, "s", NULL, NULL);
+    redelivered(h_expect_msg(d, "x1"));
+    redelivered(h_expect_msg(d, "x2"));
+    h_broker_stop_ok(b);
+}
