@@ -24,9 +24,9 @@
  *                Origin present, list non-empty, not in it -> 403, DONE
  *                  (a request without Origin is not a browser's and passes)
  *                no Upgrade token "websocket" or no Connection token
- *                "upgrade" (both any case)               -> 426 + Upgrade: websocket
+ *                "upgrade" (both any case)               -> 426 + Upgrade: websocket, DONE
  *                Sec-WebSocket-Version not 13            -> 426 + Upgrade: websocket
- *                                                           + Sec-WebSocket-Version: 13
+ *                                                     + Sec-WebSocket-Version: 13, DONE
  *                Sec-WebSocket-Key not base64 of 16 bytes -> 400, DONE
  *                else 101 Switching Protocols with Sec-WebSocket-Accept and the
  *                chosen subprotocol (stp_ws_choose_subprotocol), state OPEN,
@@ -45,7 +45,8 @@
  *              frame over 125 bytes or fragmented, non-minimal length ->
  *              1002; invalid UTF-8 in a text message or close reason -> 1007;
  *              a message over cfg->max_message bytes -> 1009 (decided from
- *              the frame header, before buffering). A close from the peer is
+ *              the frame header, before buffering); out of memory while
+ *              reassembling -> 1011 (and STP_ENOMEM). A close from the peer is
  *              answered (its code echoed, 1000 if it had none; 1002 for an
  *              invalid code), on_close(code, true), DONE. The caller closes
  *              with stp_ws_close() (1000 normal, 1008 policy, ...).
@@ -77,8 +78,9 @@
  * uses stp_ws_client_frame_header() and stp_ws_mask() on its own bytes.
  *
  * Callbacks run inside stp_ws_feed() / stp_ws_http_reply() on the caller's
- * thread. Inside them the caller may call stp_ws_send(), stp_ws_close() and
- * read the output buffer; it must not call stp_ws_feed() or stp_ws_free()
+ * thread. Inside them the caller may call stp_ws_send(), stp_ws_close(),
+ * stp_ws_http_reply() and drain the output (stp_ws_out, stp_ws_out_consume);
+ * it must not call stp_ws_feed() or stp_ws_free()
  * (close late: free the engine after stp_ws_feed() has returned).
  */
 #ifndef STAMPEDE_WS_H
