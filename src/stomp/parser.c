@@ -34,6 +34,7 @@ enum {
 #define CMD_LINE_MAX 12 /* "UNSUBSCRIBE\r" */
 #define HDRS_INITIAL 16
 
+/* clang-format off */
 static const char *const cmd_names[STP_CMD__COUNT] = {
     [STP_CMD_UNKNOWN] = "UNKNOWN",
     [STP_CMD_HEARTBEAT] = "HEARTBEAT",
@@ -41,6 +42,7 @@ static const char *const cmd_names[STP_CMD__COUNT] = {
     STP_CMD_MAP(STP_CMD_NAME)
 #undef STP_CMD_NAME
 };
+/* clang-format on */
 
 const char *stp_cmd_name(enum stp_cmd cmd)
 {
@@ -257,7 +259,8 @@ static int end_of_headers(struct stp_parser *p, size_t body_start)
     p->state = S_BODY;
     /* body_start <= max_frame here, so the subtraction cannot wrap. */
     if (p->has_cl && p->content_length >= p->limits.max_frame - body_start)
-        return fail(p, STP_EFRAME_TOO_BIG, body_start, "content-length larger than the frame limit");
+        return fail(p, STP_EFRAME_TOO_BIG, body_start,
+                    "content-length larger than the frame limit");
     return 1;
 }
 

@@ -51,8 +51,7 @@ int stp_write_header_slices(struct stp_buf *b, struct stp_slice n, struct stp_sl
     return rc;
 }
 
-int stp_write_header_str(struct stp_buf *b, const char *name, const char *value,
-                         enum stp_version v)
+int stp_write_header_str(struct stp_buf *b, const char *name, const char *value, enum stp_version v)
 {
     return stp_write_header(b, name, (struct stp_slice){value, strlen(value)}, v);
 }
