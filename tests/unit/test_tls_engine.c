@@ -23,7 +23,7 @@ static void teardown(void)
     stp_tls_rng_free(&rng);
 }
 
-TestSuite(tls_engine, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(tls_engine, .init = setup, .fini = teardown, .timeout = 240);
 
 /* A connected pair over the given server config (the client verifies CA 1). */
 struct pair {
@@ -853,4 +853,16 @@ Test(tls_engine, client_renegotiation_is_refused_without_harm)
     raw_free(&r);
     stp_tls_free(&s);
     stp_tls_config_unref(&scfg);
+}
+
+Test(tls_engine, any_sni_name_is_accepted)
+{
+    struct pair p;
+    pair_open(&p, server_cfg("srv_rsa.crt", "srv_rsa.key", NULL, STP_TLS_VERIFY_NONE, NULL),
+              client_cfg(NULL, "broker-7.internal.example", NULL, NULL));
+    cr_assert_eq(handshake(p.c, p.s), 0);
+    assert_open(&p);
+    cr_assert_str_eq(stp_tls_sni(p.s), "broker-7.internal.example");
+    cr_assert_null(stp_tls_sni(p.c), "only a server records SNI");
+    pair_close(&p);
 }
