@@ -62,6 +62,7 @@ static void run_case(struct h_broker *b, const char *version, const struct bad_c
               c->closed ? "a close without ERROR" : "nothing (timeout)");
     cr_assert(strcmp(f->cmd, "ERROR") == 0, "%s: expected ERROR, got %s", bc->name, h_show(f));
     cr_assert(h_hdr(f, "message") != NULL, "%s: ERROR without message: %s", bc->name, h_show(f));
+    cr_assert(f->body_len > 0, "%s: ERROR without a body explaining: %s", bc->name, h_show(f));
     if (bc->receipt_id) {
         const char *rid = h_hdr(f, "receipt-id");
         cr_assert(rid != NULL && strcmp(rid, bc->receipt_id) == 0,

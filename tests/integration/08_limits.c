@@ -46,6 +46,7 @@ static void expect_error_close(struct h_conn *c, const char *what)
               c->closed ? "a close without ERROR" : "nothing (timeout)");
     cr_assert_str_eq(f->cmd, "ERROR", "%s: expected ERROR, got %s", what, h_show(f));
     cr_assert(h_hdr(f, "message") != NULL, "%s: ERROR without message", what);
+    cr_assert(f->body_len > 0, "%s: ERROR without a body explaining", what);
     struct h_frame *more = NULL;
     cr_assert(h_wait_closed(c, 3000, &more), "%s: not closed after ERROR (%s)", what,
               more ? h_show(more) : "still open");

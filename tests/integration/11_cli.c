@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <ctype.h>
+#include <sched.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -200,6 +201,32 @@ Test(cli, startup_log)
     b = h_broker_start_ex(2, true, NULL, ARGS("STAMPEDE_WORKERS=3"));
     cr_assert(log_says_workers(h_broker_log(b), 2), "--workers 2 with STAMPEDE_WORKERS=3:\n%s",
               h_broker_log(b));
+    h_broker_stop_ok(b);
+}
+
+/* Without --workers the broker runs one worker per CPU it may use. */
+Test(cli, default_workers_follow_affinity)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    cr_assert(sched_getaffinity(0, sizeof set, &set) == 0);
+    int first = -1;
+    for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+        if (CPU_ISSET(i, &set))
+            first = i;
+    cr_assert(first >= 0);
+    CPU_ZERO(&set);
+    CPU_SET(first, &set);
+    /* This test runs in its own process: narrowing its affinity is local. */
+    cr_assert(sched_setaffinity(0, sizeof set, &set) == 0);
+    struct h_broker *b = h_broker_start_ex(0, true, NULL, NULL);
+    cr_assert(log_says_workers(h_broker_log(b), 1),
+              "affinity of one CPU and no --workers, but the log says:\n%s", h_broker_log(b));
+    struct h_conn *c = h_client(b, "1.2");
+    const char *q = h_dest("queue", "one");
+    h_publish(c, q, "solo", true);
+    h_subscribe(c, q, "s", NULL, NULL);
+    h_expect_msg(c, "solo");
     h_broker_stop_ok(b);
 }
 

@@ -268,8 +268,10 @@ struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *
         argv[n++] = "--listen";
         argv[n++] = "stomp://127.0.0.1:0";
     }
-    argv[n++] = "--workers";
-    argv[n++] = wbuf;
+    if (workers > 0) {
+        argv[n++] = "--workers";
+        argv[n++] = wbuf;
+    }
     for (size_t i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -812,6 +814,7 @@ struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id)
     cr_assert(f != NULL, "expected ERROR, got %s", closed_text(c));
     cr_assert(strcmp(f->cmd, "ERROR") == 0, "expected ERROR, got %s", h_show(f));
     cr_assert(h_hdr(f, "message") != NULL, "ERROR without a message header: %s", h_show(f));
+    cr_assert(f->body_len > 0, "ERROR without a body explaining: %s", h_show(f));
     if (receipt_id != NULL) {
         const char *rid = h_hdr(f, "receipt-id");
         cr_assert(rid != NULL && strcmp(rid, receipt_id) == 0,

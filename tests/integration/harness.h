@@ -73,7 +73,8 @@ uint64_t h_now_ms(void);
 void h_sleep_ms(unsigned ms);
 const char *h_bin(void);
 
-/* Start the broker with --listen stomp://127.0.0.1:0 --workers `workers` and the
+/* Start the broker with --listen stomp://127.0.0.1:0 --workers `workers` (no
+ * --workers flag when workers <= 0) and the
  * extra arguments (NULL-terminated, may be NULL); `env` is a NULL-terminated
  * list of "NAME=value" added to its environment (may be NULL). When `listen` is
  * false no --listen flag is given (the env must provide one). Asserts the broker
