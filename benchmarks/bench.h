@@ -51,6 +51,8 @@ enum stp_bench_state {
 };
 
 struct stp_bench_thread;
+struct stp_tls_config;
+struct stp_tls_rng;
 
 /* An output buffer being filled while the other one is written. */
 struct stp_bench_out {
@@ -144,12 +146,14 @@ struct stp_bench_thread {
     struct stp_lathist lat;      /* delivery latency, window only */
     struct stp_lathist rcpt_lat; /* SEND -> RECEIPT latency */
     _Atomic uint64_t bytes_out, bytes_in;
+    struct stp_tls_rng *tls_rng; /* TLS transports: this thread's random generator */
 };
 
 struct stp_bench_run {
     struct stp_bench_config cfg;
     uint32_t run_id;
-    struct sockaddr_storage addr; /* the broker, resolved once */
+    struct sockaddr_storage addr;      /* the broker, resolved once */
+    struct stp_tls_config *tls_config; /* TLS transports: the client profile */
     unsigned nthreads;
     struct stp_bench_thread *threads;
     struct stp_bench_dest *dests;
@@ -172,6 +176,8 @@ int stp_bench_conn_start(struct stp_bench_conn *c);
 void stp_bench_conn_ready(struct stp_bench_conn *c);
 /* Plaintext bytes are at c->in + c->in_len (nread of them): parse them. */
 int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread);
+/* Copy plaintext from a transport's buffer into the input and parse it. */
+int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n);
 /* Room for n more bytes in the fill buffer; NULL on allocation failure. */
 char *stp_bench_conn_out_reserve(struct stp_bench_conn *c, size_t n);
 int stp_bench_conn_append(struct stp_bench_conn *c, const void *p, size_t n);

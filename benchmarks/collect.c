@@ -6,6 +6,8 @@
  */
 #include "run.h"
 
+#include "stampede/tls.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,6 +181,8 @@ void stp_bench_run_free(struct stp_bench_run *r, struct stp_bench_report *rep)
         free(r->dests[d].cconns);
     }
     free(r->threads);
+    if (r->tls_config)
+        stp_tls_config_unref(&r->tls_config);
     free(r->dests);
     free(r->producers);
     free(r->consumers);

@@ -277,6 +277,33 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
     return 0;
 }
 
+/* Make room for n more input bytes. */
+static int in_reserve(struct stp_bench_conn *c, size_t n)
+{
+    if (c->in_cap - c->in_len >= n)
+        return 0;
+    size_t cap = c->in_cap ? c->in_cap : 4 * IN_MIN_ROOM;
+    while (cap - c->in_len < n)
+        cap *= 2;
+    char *p = realloc(c->in, cap);
+    if (!p)
+        return STP_ENOMEM;
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n)
+{
+    if (c->state >= CONN_CLOSING)
+        return 0;
+    int rc = in_reserve(c, n);
+    if (rc)
+        return rc;
+    memcpy(c->in + c->in_len, p, n);
+    return stp_bench_conn_input(c, n);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct stp_bench_conn *c = h->data;
@@ -376,7 +403,6 @@ void stp_bench_conn_close(struct stp_bench_conn *c)
         return;
     }
     c->state = CONN_CLOSING;
-    c->t->run->cfg.url.transport->ops->release(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -387,6 +413,8 @@ void stp_bench_conn_free(struct stp_bench_conn *c)
         return;
     if (c->parser_ok)
         stp_parser_free(&c->parser);
+    if (c->t && c->t->run->cfg.url.transport->ops)
+        c->t->run->cfg.url.transport->ops->release(c); /* engines: never from their callbacks */
     if (c->role == ROLE_PRODUCER)
         stp_bench_producer_free(c);
     else if (c->role == ROLE_CONSUMER)

@@ -147,10 +147,14 @@ int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, si
             return errf(err, errlen, "--url: bad port in '%s'", text);
         u->port = (uint16_t)port;
     }
+    /* WebSocket: the path is the HTTP path (default /ws) and the STOMP host
+     * header is "/"; otherwise the path names the virtual host */
     const char *vh = path && path[1] ? path + 1 : "/";
-    if (strlen(vh) >= sizeof(u->vhost))
+    const char *wp = path && path[1] ? path : "/ws";
+    if (strlen(vh) >= sizeof(u->vhost) || strlen(wp) >= sizeof(u->path))
         return errf(err, errlen, "--url: path too long");
-    snprintf(u->vhost, sizeof(u->vhost), "%s", vh);
+    snprintf(u->vhost, sizeof(u->vhost), "%s", u->transport->websocket ? "/" : vh);
+    snprintf(u->path, sizeof(u->path), "%s", u->transport->websocket ? wp : "");
     return 0;
 }
 
@@ -227,6 +231,7 @@ DURATION_SETTER(set_connect_timeout, connect_timeout_ns)
 STR_SETTER(set_login, login)
 STR_SETTER(set_passcode, passcode)
 STR_SETTER(set_json, json_path)
+STR_SETTER(set_tls_ca, tls_ca)
 
 static int set_prefix(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
 {
@@ -358,6 +363,8 @@ static const struct keyword keywords[] = {
      "10000)"},
     {"dest-prefix", ARG_REQUIRED, set_prefix,
      "destination names: /topic/PREFIX-N or /queue/PREFIX-N (default bench)"},
+    {"tls-ca", ARG_REQUIRED, set_tls_ca,
+     "stomp+ssl:// and wss://: PEM CAs to verify the broker (default: no verification)"},
     {"json", ARG_REQUIRED, set_json, "also write the report as JSON to FILE"},
     {"quiet", ARG_NONE, set_quiet, "no progress lines"},
 };
@@ -444,6 +451,8 @@ static int check_config(const struct stp_bench_config *c, char *err, size_t errl
                     "--url: the %s:// transport is not built into this "
                     "stampede-bench yet",
                     c->url.transport->scheme);
+    if (c->tls_ca[0] && !c->url.transport->tls)
+        return errf(err, errlen, "--tls-ca: only for stomp+ssl:// and wss:// URLs");
     return 0;
 }
 

@@ -21,6 +21,7 @@ struct stp_bench_url {
     char host[256];
     uint16_t port;
     char vhost[128]; /* STOMP host header: the URL path without its '/', or "/" */
+    char path[256];  /* ws:// and wss://: the HTTP path of the upgrade (default /ws) */
 };
 
 struct stp_bench_config {
@@ -41,6 +42,7 @@ struct stp_bench_config {
     unsigned idle_connections;
     unsigned heartbeat_ms; /* heart-beat of idle connections */
     char json_path[512];
+    char tls_ca[512];     /* stomp+ssl://, wss://: verify the broker against these CAs */
     char dest_prefix[64]; /* destinations are /topic/PREFIX-N or /queue/PREFIX-N */
     bool quiet;           /* no progress lines */
 };

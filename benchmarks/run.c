@@ -6,6 +6,7 @@
 #include "run.h"
 
 #include "stampede/error.h"
+#include "stampede/tls.h"
 
 #include <netdb.h>
 #include <sched.h>
@@ -287,6 +288,16 @@ int stp_bench_run(struct stp_bench_run *r, const struct stp_bench_config *cfg,
     if (rc) {
         rep->failed = true;
         return 0;
+    }
+    if (r->cfg.url.transport->tls) {
+        struct stp_tls_client_opts o = {
+            .server_name = r->cfg.url.host,
+            .ca_path = r->cfg.tls_ca[0] ? r->cfg.tls_ca : NULL,
+        };
+        if (stp_tls_client_config_new(&r->tls_config, &o, rep->error, sizeof(rep->error))) {
+            rep->failed = true;
+            return 0;
+        }
     }
     rc = build(r);
     if (rc)

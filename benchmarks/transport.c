@@ -51,13 +51,17 @@ static const struct stp_bench_transport_ops tcp_ops = {
     .release = tcp_release,
 };
 
-/* ws://, stomp+ssl:// and wss:// get their ops once src/ws and src/tls land. */
+/* TLS and WebSocket run over the project's engines (transport_stack.c). */
 static const struct stp_bench_transport transports[] = {
     {.scheme = "stomp", .default_port = 61613, .ops = &tcp_ops},
     {.scheme = "tcp", .default_port = 61613, .ops = &tcp_ops},
-    {.scheme = "stomp+ssl", .default_port = 61614, .tls = true, .ops = NULL},
-    {.scheme = "ws", .default_port = 15674, .websocket = true, .ops = NULL},
-    {.scheme = "wss", .default_port = 15673, .tls = true, .websocket = true, .ops = NULL},
+    {.scheme = "stomp+ssl", .default_port = 61614, .tls = true, .ops = &stp_bench_stack_ops},
+    {.scheme = "ws", .default_port = 15674, .websocket = true, .ops = &stp_bench_stack_ops},
+    {.scheme = "wss",
+     .default_port = 15673,
+     .tls = true,
+     .websocket = true,
+     .ops = &stp_bench_stack_ops},
 };
 
 const struct stp_bench_transport *stp_bench_transport_find(const char *scheme, size_t len)

@@ -43,6 +43,9 @@ struct stp_bench_transport {
     const struct stp_bench_transport_ops *ops; /* NULL: not built yet */
 };
 
+/* TLS and/or WebSocket over TCP (transport_stack.c). */
+extern const struct stp_bench_transport_ops stp_bench_stack_ops;
+
 /* Transport of a URL scheme ("stomp", "ws", "stomp+ssl", "wss"), or NULL. */
 const struct stp_bench_transport *stp_bench_transport_find(const char *scheme, size_t len);
 

@@ -12,6 +12,7 @@
 
 #include "stampede/error.h"
 #include "stampede/log.h"
+#include "stampede/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -175,6 +176,8 @@ int stp_bench_thread_init(struct stp_bench_thread *t)
     uv_timer_init(&t->loop, &t->house);
     t->house.data = t;
     t->pace_fd = -1;
+    if (t->run->cfg.url.transport->tls && stp_tls_rng_new(&t->tls_rng) != 0)
+        return STP_ENOMEM;
     stp_lathist_init(&t->lat);
     stp_lathist_init(&t->rcpt_lat);
     return 0;
@@ -196,4 +199,6 @@ void stp_bench_thread_fini(struct stp_bench_thread *t)
     uv_loop_close(&t->loop);
     if (t->pace_fd >= 0)
         close(t->pace_fd);
+    if (t->tls_rng)
+        stp_tls_rng_free(&t->tls_rng);
 }

@@ -113,13 +113,35 @@ Test(bench_options, bad_options_give_one_line_errors)
     expect_error((const char *[]){"--destinations", "0", NULL}, "--destinations");
 }
 
-Test(bench_options, transports_are_known_but_only_tcp_is_built)
+Test(bench_options, every_transport_is_built)
 {
-    cr_assert_not_null(stp_bench_transport_find("stomp", 5)->ops);
+    const char *schemes[] = {"stomp", "stomp+ssl", "ws", "wss"};
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        const struct stp_bench_transport *t =
+            stp_bench_transport_find(schemes[i], strlen(schemes[i]));
+        cr_assert_not_null(t, "%s", schemes[i]);
+        cr_assert_not_null(t->ops, "%s", schemes[i]);
+    }
     const struct stp_bench_transport *ws = stp_bench_transport_find("ws", 2);
-    cr_assert_not_null(ws);
-    cr_assert(ws->websocket);
+    cr_assert(ws->websocket && !ws->tls);
     cr_assert_eq(ws->default_port, 15674);
+    cr_assert(stp_bench_transport_find("wss", 3)->tls);
     cr_assert_null(stp_bench_transport_find("gopher", 6));
-    expect_error((const char *[]){"--url", "wss://127.0.0.1", NULL}, "wss");
+    cr_assert_null(stp_bench_transport_find("st", 2), "no prefix matches");
+}
+
+Test(bench_options, websocket_urls_take_an_http_path)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *a1[] = {"--url", "ws://127.0.0.1:15674/stomp", NULL};
+    cr_assert_eq(parse(&cfg, err, a1), 0, "%s", err);
+    cr_assert_str_eq(cfg.url.path, "/stomp");
+    cr_assert_str_eq(cfg.url.vhost, "/", "the path is not a virtual host for ws://");
+    const char *a2[] = {"--url", "wss://example:9", "--tls-ca", "/ca.pem", NULL};
+    cr_assert_eq(parse(&cfg, err, a2), 0, "%s", err);
+    cr_assert_str_eq(cfg.url.path, "/ws");
+    cr_assert_eq(cfg.url.port, 9);
+    cr_assert_str_eq(cfg.tls_ca, "/ca.pem");
+    expect_error((const char *[]){"--url", "stomp://h:1", "--tls-ca", "/ca.pem", NULL}, "--tls-ca");
 }
