@@ -94,8 +94,8 @@ Test(connect, stomp_command)
 Test(connect, any_host_value)
 {
     struct h_broker *b = H_START0();
-    const char *hosts[] = {"/", "localhost", "127.0.0.1", "example.org", "vhost-that-does-not-exist",
-                           "[::1]"};
+    const char *hosts[] = {
+        "/", "localhost", "127.0.0.1", "example.org", "vhost-that-does-not-exist", "[::1]"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         struct h_conn *c = h_dial(b);
         h_sendf(c, "CONNECT\naccept-version:1.2\nhost:%s\n\n", hosts[i]);
@@ -158,8 +158,7 @@ Test(connect, auth_with_users)
     struct h_frame *none = login(b, NULL, NULL);
     cr_assert_str_eq(bad_login->cmd, "ERROR", "wrong login got %s", h_show(bad_login));
     cr_assert_str_eq(bad_pass->cmd, "ERROR", "wrong passcode got %s", h_show(bad_pass));
-    cr_assert_str_eq(other_pass->cmd, "ERROR", "other user's passcode got %s",
-                     h_show(other_pass));
+    cr_assert_str_eq(other_pass->cmd, "ERROR", "other user's passcode got %s", h_show(other_pass));
     cr_assert_str_eq(none->cmd, "ERROR", "no credentials got %s", h_show(none));
     /* Same text whether the login or the passcode was wrong. */
     cr_assert_str_eq(h_hdr(bad_login, "message"), h_hdr(bad_pass, "message"));

@@ -73,8 +73,9 @@ Test(send_subscribe, user_headers_forwarded_control_headers_not)
         struct h_conn *s = h_client(b, "1.2"), *p = h_client(b, "1.2");
         h_subscribe(s, d, "sub-x", NULL, NULL);
         h_sendf(p, "BEGIN\ntransaction:tx1\n\n");
-        h_sendf(p, "SEND\ndestination:%s\nfoo:bar\nx-number:42\nreceipt:rr-1\ntransaction:tx1\n"
-                   "priority:4\ncorrelation-id:abc\n\nhello",
+        h_sendf(p,
+                "SEND\ndestination:%s\nfoo:bar\nx-number:42\nreceipt:rr-1\ntransaction:tx1\n"
+                "priority:4\ncorrelation-id:abc\n\nhello",
                 d);
         h_expect_receipt(p, "rr-1");
         h_sendf(p, "COMMIT\ntransaction:tx1\nreceipt:rr-2\n\n");
@@ -103,8 +104,9 @@ Test(send_subscribe, content_type_and_length)
     const char *q = h_dest("queue", "ct");
     struct h_conn *c = h_client(b, "1.2");
     h_subscribe(c, q, "s", NULL, NULL);
-    h_sendf(c, "SEND\ndestination:%s\ncontent-type:application/json;charset=utf-8\n"
-               "content-length:13\n\n{\"a\":[1,2,3]}",
+    h_sendf(c,
+            "SEND\ndestination:%s\ncontent-type:application/json;charset=utf-8\n"
+            "content-length:13\n\n{\"a\":[1,2,3]}",
             q);
     struct h_frame *f = h_expect_msg(c, "{\"a\":[1,2,3]}");
     cr_assert_str_eq(h_hdr(f, "content-type"), "application/json;charset=utf-8", "%s", h_show(f));
@@ -261,8 +263,8 @@ Test(send_subscribe, header_escaping_round_trip)
             struct h_frame *f = h_expect_msg(ss[i], m == 0 ? "from12" : "from11");
             const char *note = h_hdr(f, "note");
             cr_assert(note != NULL && strcmp(note, "a:b\nc\\d") == 0,
-                      "v1.%d subscriber: note decoded to '%s', want 'a:b<LF>c\\d' (%s)",
-                      i ? 2 : 1, note ? note : "(none)", h_show(f));
+                      "v1.%d subscriber: note decoded to '%s', want 'a:b<LF>c\\d' (%s)", i ? 2 : 1,
+                      note ? note : "(none)", h_show(f));
             cr_assert_str_eq(h_hdr(f, "we:ird"), "x", "%s", h_show(f));
         }
     }
@@ -285,8 +287,9 @@ Test(send_subscribe, crlf_frames_in_1_2)
     c->version = 12;
     h_sendf(c, "SUBSCRIBE\r\ndestination:%s\r\nid:s1\r\nreceipt:c1\r\n\r\n", q);
     h_expect_receipt(c, "c1");
-    h_sendf(c, "SEND\r\ndestination:%s\r\nk:v\r\ncontent-type:text/plain\r\nreceipt:c2\r\n\r\n"
-               "line1\r\nline2",
+    h_sendf(c,
+            "SEND\r\ndestination:%s\r\nk:v\r\ncontent-type:text/plain\r\nreceipt:c2\r\n\r\n"
+            "line1\r\nline2",
             q);
     h_expect_receipt(c, "c2");
     f = h_expect_msg(c, "line1\r\nline2");
@@ -400,8 +403,8 @@ Test(send_subscribe, pipelined_frames_and_eols)
 Test(send_subscribe, unusual_destination_names)
 {
     struct h_broker *b = H_START0();
-    const char *names[] = {"/queue/a.b.c", "/queue/with space", "/queue/ümlaut-✓",
-                           "/topic/x/y/z", "/queue/a:b"};
+    const char *names[] = {"/queue/a.b.c", "/queue/with space", "/queue/ümlaut-✓", "/topic/x/y/z",
+                           "/queue/a:b"};
     struct h_conn *c12 = h_client(b, "1.2");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         bool topic = strncmp(names[i], "/topic/", 7) == 0;

@@ -384,8 +384,9 @@ Test(queues_acks, foreign_ack_does_not_ack_others_messages)
                          : v == 1 ? h_fmt("message-id:%s\nsubscription:s\n", h_hdr(f, "message-id"))
                                   : h_fmt("message-id:%s\n", h_hdr(f, "message-id"));
         const char *two = h_fmt("ACK\n%s\n%cNACK\n%s\n%c", id, 0, id, 0);
-        (void)h_send_raw(x, two, strlen("ACK\n") + strlen(id) + 2 +
-                                     (v == 0 ? 0 : strlen("NACK\n") + strlen(id) + 2));
+        (void)h_send_raw(x, two,
+                         strlen("ACK\n") + strlen(id) + 2 +
+                             (v == 0 ? 0 : strlen("NACK\n") + strlen(id) + 2));
         h_close(owner);
         struct h_conn *c = h_client(b, "1.2");
         h_subscribe(c, q, "s", NULL, NULL);

@@ -18,8 +18,7 @@ static const char *negotiate(struct h_broker *b, const char *version, const char
 {
     struct h_conn *c = h_dial(b);
     struct h_frame *f = h_stomp_connect(c, version, NULL, NULL, hb, false);
-    cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0, "heart-beat:%s got %s", hb,
-              h_show(f));
+    cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0, "heart-beat:%s got %s", hb, h_show(f));
     const char *got = h_hdr(f, "heart-beat");
     cr_assert(got != NULL, "CONNECTED without heart-beat: %s", h_show(f));
     h_close(c);
@@ -32,14 +31,15 @@ Test(heartbeats, negotiation_table)
     struct {
         const char *client, *want;
     } rows[] = {
-        {"0,500", "500,0"},     {"500,0", "0,500"},     {"0,0", "0,0"},
-        {"1000,2000", "2000,1000"}, {"50,50", "200,200"},  {"10,0", "0,200"},
-        {"0,60000", "5000,0"},  {"99999,1", "200,5000"}, {"300,4000", "4000,300"},
+        {"0,500", "500,0"},         {"500,0", "0,500"},      {"0,0", "0,0"},
+        {"1000,2000", "2000,1000"}, {"50,50", "200,200"},    {"10,0", "0,200"},
+        {"0,60000", "5000,0"},      {"99999,1", "200,5000"}, {"300,4000", "4000,300"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *got = negotiate(b, "1.2", rows[i].client);
-        cr_assert_str_eq(got, rows[i].want, "client heart-beat:%s: CONNECTED heart-beat:%s, want %s",
-                         rows[i].client, got, rows[i].want);
+        cr_assert_str_eq(got, rows[i].want,
+                         "client heart-beat:%s: CONNECTED heart-beat:%s, want %s", rows[i].client,
+                         got, rows[i].want);
     }
     /* 1.1 negotiates the same way; no heart-beat header means 0,0. */
     cr_assert_str_eq(negotiate(b, "1.1", "0,500"), "500,0");

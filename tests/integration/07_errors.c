@@ -248,8 +248,7 @@ Test(errors, vanishing_and_resetting_clients_do_no_harm)
     struct h_broker *b = h_broker_start_ex(3, true, NULL, NULL);
     struct bystanders s = bystanders_start(b);
     static const char *partial[] = {
-        "CONN",
-        "CONNECT\naccept-version:1.2\nhost:/\n",
+        "CONN", "CONNECT\naccept-version:1.2\nhost:/\n",
         "CONNECT\naccept-version:1.2\nhost:/\n\n", /* no NUL */
     };
     static const char *partial_after[] = {

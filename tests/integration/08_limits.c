@@ -28,9 +28,8 @@ static char *body_of(size_t n, char fill)
 static int send_sized(struct h_conn *c, const char *dest, size_t n, const char *receipt)
 {
     char head[256];
-    int hl = snprintf(head, sizeof head, "SEND\ndestination:%s\ncontent-length:%zu\n%s%s%s\n",
-                      dest, n, receipt ? "receipt:" : "", receipt ? receipt : "",
-                      receipt ? "\n" : "");
+    int hl = snprintf(head, sizeof head, "SEND\ndestination:%s\ncontent-length:%zu\n%s%s%s\n", dest,
+                      n, receipt ? "receipt:" : "", receipt ? receipt : "", receipt ? "\n" : "");
     char *body = body_of(n, 'b');
     int r = h_send_raw(c, head, (size_t)hl);
     if (r == 0)

@@ -24,8 +24,9 @@ static void publish_interleaved(struct h_conn **pubs, const char *t)
             size_t n = 0;
             for (int i = base; i < base + BATCH; i++) {
                 bool last = i == PER_PUB - 1;
-                n += (size_t)snprintf(buf + n, 256, "SEND\ndestination:%s\npub:%d\nseq:%d\n%s\np%d-%d",
-                                      t, p, i, last ? "receipt:last\n" : "", p, i);
+                n += (size_t)snprintf(buf + n, 256,
+                                      "SEND\ndestination:%s\npub:%d\nseq:%d\n%s\np%d-%d", t, p, i,
+                                      last ? "receipt:last\n" : "", p, i);
                 buf[n++] = '\0';
             }
             /* One write per batch per publisher: the broker sees them concurrently. */

@@ -33,10 +33,20 @@ Test(cli, help)
     char *out = NULL, *err = NULL;
     int rc = h_run(ARGS("--help"), NULL, 5000, &out, &err);
     cr_assert_eq(rc, 0, "--help exited %d; stderr: %s", rc, err);
-    const char *flags[] = {"--listen", "--workers", "--user", "--max-frame-size", "--max-headers",
-                           "--max-header-length", "--login-timeout", "--heartbeat-min",
-                           "--heartbeat-max", "--queue-max-messages", "--queue-max-bytes",
-                           "--max-pending-output", "--help", "--version"};
+    const char *flags[] = {"--listen",
+                           "--workers",
+                           "--user",
+                           "--max-frame-size",
+                           "--max-headers",
+                           "--max-header-length",
+                           "--login-timeout",
+                           "--heartbeat-min",
+                           "--heartbeat-max",
+                           "--queue-max-messages",
+                           "--queue-max-bytes",
+                           "--max-pending-output",
+                           "--help",
+                           "--version"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_assert(strstr(out, flags[i]) != NULL, "--help does not mention %s:\n%s", flags[i], out);
     cr_assert(strstr(out, "STAMPEDE_") != NULL, "--help does not mention the environment:\n%s",
@@ -154,8 +164,7 @@ static bool closed_within(struct h_broker *b, int ms)
 
 Test(cli, environment_twin_and_flag_beats_it)
 {
-    struct h_broker *b =
-        h_broker_start_ex(2, true, NULL, ARGS("STAMPEDE_LOGIN_TIMEOUT=300ms"));
+    struct h_broker *b = h_broker_start_ex(2, true, NULL, ARGS("STAMPEDE_LOGIN_TIMEOUT=300ms"));
     cr_assert(closed_within(b, 2000), "STAMPEDE_LOGIN_TIMEOUT=300ms: silent client still open");
     h_broker_stop_ok(b);
     b = h_broker_start_ex(2, true, ARGS("--login-timeout", "5s"),
@@ -190,8 +199,7 @@ Test(cli, startup_log)
     struct h_broker *b = h_broker_start_ex(3, true, NULL, NULL);
     const char *log = h_broker_log(b);
     const char *ver = getenv("ITEST_VERSION");
-    cr_assert(strstr(log, ver) != NULL, "start-up log does not give the version %s:\n%s", ver,
-              log);
+    cr_assert(strstr(log, ver) != NULL, "start-up log does not give the version %s:\n%s", ver, log);
     cr_assert(strstr(log, "listening on stomp://127.0.0.1:") != NULL, "log:\n%s", log);
     cr_assert(log_says_workers(log, 3), "start-up log does not give the worker count 3:\n%s", log);
     cr_assert(strcasestr(log, "auth") != NULL,

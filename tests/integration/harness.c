@@ -358,8 +358,7 @@ bool h_broker_alive(struct h_broker *b)
     return true;
 }
 
-int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out,
-          char **err)
+int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out, char **err)
 {
     char opath[128], epath[128];
     int ofd = make_log(opath, sizeof opath);
@@ -520,15 +519,22 @@ static bool unescape(char *s, size_t *len, int version)
         if (++i == *len)
             return false;
         switch (s[i]) {
-        case 'n': s[o++] = '\n'; break;
-        case 'c': s[o++] = ':'; break;
-        case '\\': s[o++] = '\\'; break;
+        case 'n':
+            s[o++] = '\n';
+            break;
+        case 'c':
+            s[o++] = ':';
+            break;
+        case '\\':
+            s[o++] = '\\';
+            break;
         case 'r':
             if (version < 12)
                 return false;
             s[o++] = '\r';
             break;
-        default: return false;
+        default:
+            return false;
         }
     }
     *len = o;
@@ -604,8 +610,8 @@ static int parse_frame(struct h_conn *c, struct h_frame **out)
         if (decode) {
             cr_assert(unescape(name, &nl, c->version), "broker sent a bad escape in header %s",
                       name);
-            cr_assert(unescape(value, &vl, c->version),
-                      "broker sent a bad escape in header %s: %s", name, value);
+            cr_assert(unescape(value, &vl, c->version), "broker sent a bad escape in header %s: %s",
+                      name, value);
         }
         if (clen < 0 && strcmp(name, "content-length") == 0) {
             char *ep;
@@ -732,9 +738,7 @@ const char *h_show(const struct h_frame *f)
 
 static const char *closed_text(const struct h_conn *c)
 {
-    return c->closed == 1 ? "connection closed (EOF)"
-           : c->closed   ? "connection reset"
-                         : "timeout";
+    return c->closed == 1 ? "connection closed (EOF)" : c->closed ? "connection reset" : "timeout";
 }
 
 struct h_frame *h_expect(struct h_conn *c, const char *cmd, int timeout_ms)
@@ -835,9 +839,8 @@ void h_expect_silence(struct h_conn *c, int ms)
 
 /* ------------------------------------------------------------------- STOMP */
 
-struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version,
-                                const char *login, const char *passcode, const char *heart_beat,
-                                bool use_stomp)
+struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version, const char *login,
+                                const char *passcode, const char *heart_beat, bool use_stomp)
 {
     char frame[1024];
     int n = snprintf(frame, sizeof frame, "%s\nhost:/\n", use_stomp ? "STOMP" : "CONNECT");
@@ -908,8 +911,7 @@ void h_publish(struct h_conn *c, const char *dest, const char *body, bool with_r
         return;
     }
     const char *rid = h_rid(c);
-    h_sendf(c, "SEND\ndestination:%s\ncontent-type:text/plain\nreceipt:%s\n\n%s", dest, rid,
-            body);
+    h_sendf(c, "SEND\ndestination:%s\ncontent-type:text/plain\nreceipt:%s\n\n%s", dest, rid, body);
     h_expect_receipt(c, rid);
 }
 
@@ -923,8 +925,8 @@ static void ack_like(struct h_conn *c, const char *cmd, const struct h_frame *f,
         cr_assert(ack != NULL, "1.2 MESSAGE without an ack header: %s", h_show(f));
         n = snprintf(hdrs, sizeof hdrs, "id:%s\n", ack);
     } else if (c->version == 11) {
-        n = snprintf(hdrs, sizeof hdrs, "message-id:%s\nsubscription:%s\n",
-                     h_hdr(f, "message-id"), h_hdr(f, "subscription"));
+        n = snprintf(hdrs, sizeof hdrs, "message-id:%s\nsubscription:%s\n", h_hdr(f, "message-id"),
+                     h_hdr(f, "subscription"));
     } else {
         n = snprintf(hdrs, sizeof hdrs, "message-id:%s\n", h_hdr(f, "message-id"));
     }

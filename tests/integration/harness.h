@@ -53,7 +53,7 @@ struct h_conn {
     int version; /* 10, 11, 12 once CONNECTED (escape decoding); 0 before */
     char *buf;
     size_t off, len, cap;
-    int closed; /* 0 open, 1 EOF, 2 reset/error */
+    int closed;             /* 0 open, 1 EOF, 2 reset/error */
     uint64_t eols;          /* heart-beat EOLs seen between frames */
     uint64_t eol_times[64]; /* monotonic ms of the last 64 EOLs, ring */
     unsigned receipt_seq;
@@ -83,7 +83,7 @@ struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *
                                    const char *const *env);
 #define H_START(...) h_broker_start_ex(2, true, (const char *const[]){__VA_ARGS__, NULL}, NULL)
 #define H_START0() h_broker_start_ex(2, true, NULL, NULL)
-#define H_START_W(w, ...)                                                                      \
+#define H_START_W(w, ...)                                                                          \
     h_broker_start_ex((w), true, (const char *const[]){__VA_ARGS__, NULL}, NULL)
 
 /* SIGTERM (or `sig`), wait up to timeout_ms; returns the exit code (0..255),
@@ -97,8 +97,7 @@ const char *h_broker_log(struct h_broker *b);
 
 /* Run `stampede args...` to completion (timeout_ms), capture stdout/stderr.
  * Returns the exit code, -1 signal, -2 timeout. Strings are registry-owned. */
-int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out,
-          char **err);
+int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out, char **err);
 
 /* --- raw connections --- */
 
@@ -148,9 +147,8 @@ bool h_wait_closed(struct h_conn *c, int ms, struct h_frame **got);
  * accept-version / login / passcode / heart-beat headers (NULL = omitted), and
  * return the reply (CONNECTED, ERROR or NULL on timeout/close). Sets c->version
  * from a CONNECTED. */
-struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version,
-                                const char *login, const char *passcode, const char *heart_beat,
-                                bool use_stomp);
+struct h_frame *h_stomp_connect(struct h_conn *c, const char *accept_version, const char *login,
+                                const char *passcode, const char *heart_beat, bool use_stomp);
 /* Dial + CONNECT with accept-version `version` ("1.0" sends no accept-version),
  * asserts CONNECTED with that version. */
 struct h_conn *h_client(struct h_broker *b, const char *version);
