@@ -36,8 +36,9 @@
  * ciphertext, also when the call failed: a fatal alert may be waiting there.
  * A client starts the handshake with stp_tls_handshake() or its first write
  * (ClientHello goes to the output); a server starts it with the first feed.
- * Plaintext written before the handshake completes is kept and sent right
- * after it. Fed ciphertext is buffered until read: a caller that stops
+ * Plaintext written before the handshake completes is kept, and sealed into
+ * the output by the call that completes the handshake (check
+ * stp_tls_out_pending() after each feed). Fed ciphertext is buffered until read: a caller that stops
  * reading plaintext should stop reading the socket too.
  *
  * Reload: a rebuilt config has fresh session-ticket keys, so clients resume

@@ -181,7 +181,10 @@ static int drive(struct stp_tls *t)
     if (max <= 0)
         return fail(t, max < 0 ? max : MBEDTLS_ERR_SSL_INTERNAL_ERROR);
     t->rec = (size_t)max;
-    return seal_queued(t, false);
+    /* Plaintext written during the handshake goes out now, tail included. */
+    int rc = seal_queued(t, true);
+    trim(&t->plain);
+    return rc;
 }
 
 /* A server's first three bytes must open a TLS handshake record. */
