@@ -38,8 +38,9 @@
  * (ClientHello goes to the output); a server starts it with the first feed.
  * Plaintext written before the handshake completes is kept, and sealed into
  * the output by the call that completes the handshake (check
- * stp_tls_out_pending() after each feed). Fed ciphertext is buffered until read: a caller that stops
- * reading plaintext should stop reading the socket too.
+ * stp_tls_out_pending() after each feed). Fed ciphertext is buffered until
+ * read: a caller that stops reading plaintext should stop reading the socket
+ * too.
  *
  * Reload: a rebuilt config has fresh session-ticket keys, so clients resume
  * only sessions issued after the reload. EC tables that mbedTLS caches inside
