@@ -3,8 +3,8 @@
 
     stomp_roundtrip.py URL [--timeout SECONDS]
 
-URL is stomp://HOST:PORT, stomp+ssl://HOST:PORT (the certificate is not
-verified: the test made it) or ws://HOST:PORT/PATH. The script CONNECTs (1.2),
+URL is stomp://HOST:PORT, stomp+ssl://HOST:PORT, ws://HOST:PORT/PATH or
+wss://HOST:PORT/PATH (TLS certificates are not verified: the test made them). The script CONNECTs (1.2),
 SUBSCRIBEs to a fresh /topic/docker-test-N with a receipt, waits for the
 RECEIPT, SENDs one message, and expects exactly that MESSAGE back on its
 subscription, then DISCONNECTs with a receipt. Exit 0 and one line saying what
@@ -12,7 +12,7 @@ happened, or exit 1 and a line saying which step failed and what arrived.
 
 Raw frames over a socket (or one WebSocket), no client library, so a failure
 names the exact frame. Uses only the standard library, plus python3-websockets
-for ws://.
+for ws:// and wss://.
 """
 import os
 import socket
@@ -105,10 +105,16 @@ class WebSocketLink:
         import websockets
 
         self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
         self.deadline = deadline
         self.buf = b""
+        tls = None
+        if url.scheme == "wss":
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
         self.ws = self.loop.run_until_complete(
-            websockets.connect(url.geturl(), subprotocols=["v12.stomp"], open_timeout=5))
+            websockets.connect(url.geturl(), subprotocols=["v12.stomp"], open_timeout=5, ssl=tls))
 
     def send(self, data):
         self.loop.run_until_complete(self.ws.send(data.decode()))
@@ -178,7 +184,7 @@ def main():
     try:
         if url.scheme in ("stomp", "stomp+ssl"):
             link = SocketLink(url, deadline)
-        elif url.scheme == "ws":
+        elif url.scheme in ("ws", "wss"):
             link = WebSocketLink(url, deadline)
         else:
             print("unsupported URL scheme %r" % url.scheme, file=sys.stderr)
@@ -186,8 +192,9 @@ def main():
         server = roundtrip(link, url.scheme)
         print("round trip over %s ok (server %s)" % (url.scheme, server))
         return 0
-    except (Failure, OSError, ssl.SSLError) as e:
-        print("round trip over %s failed: %s" % (url.scheme, e))
+    except Exception as e:  # Failure, socket and TLS errors, a refused upgrade
+        why = str(e) if isinstance(e, Failure) else "%s: %s" % (type(e).__name__, e)
+        print("round trip over %s failed: %s" % (url.scheme, why))
         return 1
     finally:
         if link:

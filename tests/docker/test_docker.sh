@@ -18,6 +18,7 @@
 #   STAMPEDE_DOCKER_SOURCE  worktree (default: tracked and untracked files that
 #                           git does not ignore) or head (`git archive HEAD`)
 #   STAMPEDE_DOCKER_KEEP=1  keep the image, tagged stampede:test
+#   STAMPEDE_DOCKER_BUILD_CPUS=N  limit the build's RUN steps to N CPUs (classic builder)
 # Every step runs under `timeout`; the whole run is bounded by about 25 minutes
 # in the worst case, 1-2 minutes when the build is cached.
 set -uo pipefail
@@ -42,7 +43,7 @@ note() { echo "  $*"; }
 check() { # check NAME COMMAND...: PASS when COMMAND succeeds
     local name=$1
     shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
+    if "$@"; then pass "$name"; else fail "$name"; return 1; fi
 }
 
 finish() {
@@ -131,7 +132,11 @@ source_tar() {
 build_image() {
     local t0 t1
     t0=$(date +%s)
-    if ! source_tar | timeout 1500 "$docker" build --force-rm -f docker/Dockerfile -t "$image" - \
+    local limit=()
+    [ -n "${STAMPEDE_DOCKER_BUILD_CPUS:-}" ] &&
+        limit=(--cpu-period 100000 --cpu-quota "$((STAMPEDE_DOCKER_BUILD_CPUS * 100000))")
+    if ! source_tar | timeout 1500 "$docker" build --force-rm "${limit[@]}" -f docker/Dockerfile \
+        -t "$image" - \
         >"$work/build.log" 2>&1; then
         tail -n 25 "$work/build.log" | sed 's/^/  | /'
         fail "docker build -f docker/Dockerfile"
@@ -202,11 +207,52 @@ host_port() { # host_port CONTAINER PORT: the loopback port docker published it 
     timeout 10 "$docker" port "$1" "$2/tcp" 2>/dev/null | head -n 1
 }
 
+# Which transports this build of the broker offers. A transport is skipped
+# only when the broker itself says it is not in this build; any other failure
+# to start leaves the transport on, so its checks fail loudly.
+has_ws=
+not_in_build() { # not_in_build CONTAINER: its log says a listener's scheme is not built in
+    "$docker" logs "$1" 2>&1 |
+        grep -qiE 'only [a-z+:/ ,]+ listeners are available|not (available|supported) in this build'
+}
+offers() { # offers URL: 1 unless the broker says URL's scheme is not in this build
+    local c=$run_id-probe-$RANDOM
+    run_broker "$c" "$image" --workers 1 --listen "$1" || return 1
+    wait_log "$c" 'listening on|could not start|rror' >/dev/null
+    if not_in_build "$c"; then
+        echo ""
+    else
+        echo 1
+    fi
+    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+}
+probe_features() {
+    has_ws=$(offers ws://127.0.0.1:0/ws)
+    note "WebSocket in this build: ${has_ws:+yes}${has_ws:-no}"
+}
+
+wait_log() { # wait_log CONTAINER REGEX: until the log matches (10 s) or it exits
+    for _ in $(seq 100); do
+        "$docker" logs "$1" 2>&1 | grep -qE "$2" && return 0
+        [ "$("$docker" inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+roundtrip() { # roundtrip LABEL URL
+    local out
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "$2" --timeout 10 2>&1)
+    note "$out"
+    check "$1" grep -q ' ok ' <<<"$out"
+}
+
 check_main_container() {
-    local c=$run_id-main ncpu n addr port
+    local c=$run_id-main ncpu n addr port env=()
     ncpu=$("$docker" info -f '{{.NCPU}}')
+    [ -n "$has_ws" ] && env=(-e STAMPEDE_LISTEN=stomp://0.0.0.0:61613,ws://0.0.0.0:15674/ws)
     if ! run_broker "$c" -p 127.0.0.1::61613 -p 127.0.0.1::15674 --health-interval 1s \
-        --health-start-period 1s "$image"; then
+        --health-start-period 1s "${env[@]}" "$image"; then
         fail "docker run the image"
         return 1
     fi
@@ -224,15 +270,8 @@ check_main_container() {
     addr=$(host_port "$c" 61613)
     port=${addr##*:}
     check "61613 is published on 127.0.0.1 only ($addr)" [ "${addr%:*}" = 127.0.0.1 ]
-    local out
-    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "stomp://127.0.0.1:$port" --timeout 10 2>&1)
-    note "$out"
-    if grep -q ' ok ' <<<"$out"; then
-        pass "STOMP round trip over TCP from the host"
-    else
-        fail "STOMP round trip over TCP from the host"
+    roundtrip "STOMP round trip over TCP from the host" "stomp://127.0.0.1:$port" ||
         show_logs "$c"
-    fi
     check_websocket "$c"
 
     local pid uid
@@ -265,19 +304,18 @@ check_main_container() {
 # broker logs a ws:// listener.
 check_websocket() { # check_websocket CONTAINER
     local c=$1 port out
-    if ! "$docker" logs "$c" 2>&1 | grep -q 'ws://'; then
+    if [ -z "$has_ws" ]; then
         skip "STOMP over WebSocket and /healthz (the broker has no ws:// listener yet)"
         return 0
     fi
+    if ! wait_log "$c" 'listening on ws://'; then
+        fail "the broker listens on ws:// (STAMPEDE_LISTEN)"
+        show_logs "$c"
+        return 1
+    fi
     port=$(host_port "$c" 15674)
     port=${port##*:}
-    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "ws://127.0.0.1:$port/ws" --timeout 10 2>&1)
-    note "$out"
-    if grep -q ' ok ' <<<"$out"; then
-        pass "STOMP round trip over WebSocket from the host"
-    else
-        fail "STOMP round trip over WebSocket from the host"
-    fi
+    roundtrip "STOMP round trip over WebSocket from the host" "ws://127.0.0.1:$port/ws"
     out=$(timeout 15 "$py" - "$port" <<'PY' 2>&1
 import json, sys, urllib.request
 r = urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=10)
@@ -289,6 +327,51 @@ PY
     local rc=$?
     note "/healthz: $out"
     check "GET /healthz answers 200 with a status" [ $rc -eq 0 ]
+}
+
+# TLS (issue 5): a certificate and key mounted read-only at /etc/stampede/tls,
+# the way docker/README-section.md says, and a round trip over stomp+ssl://
+# (and wss:// with WebSocket).
+check_tls() {
+    local c=$run_id-tls dir=$work/tls listen port
+    mkdir -p "$dir"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -keyout "$dir/tls.key" -out "$dir/tls.crt" >/dev/null 2>&1; then
+        fail "openssl makes a test certificate"
+        return 1
+    fi
+    # The image's user is uid/gid 10001: the key readable by its group only.
+    chmod 0644 "$dir/tls.crt"
+    if chown root:10001 "$dir" "$dir/tls.key" 2>/dev/null; then
+        chmod 0750 "$dir" && chmod 0640 "$dir/tls.key"
+    else
+        chmod 0755 "$dir" && chmod 0644 "$dir/tls.key"
+    fi
+    listen=stomp+ssl://0.0.0.0:61614
+    [ -n "$has_ws" ] && listen=$listen,wss://0.0.0.0:15673/ws
+    if ! run_broker "$c" -p 127.0.0.1::61614 -p 127.0.0.1::15673 \
+        -v "$dir:/etc/stampede/tls:ro" -e STAMPEDE_LISTEN="$listen" \
+        -e STAMPEDE_TLS_CERT=/etc/stampede/tls/tls.crt \
+        -e STAMPEDE_TLS_KEY=/etc/stampede/tls/tls.key "$image"; then
+        fail "docker run with TLS"
+        return 1
+    fi
+    if ! wait_log "$c" 'listening on stomp\+ssl://'; then
+        if not_in_build "$c"; then
+            skip "TLS with a mounted certificate (the broker has no TLS listener yet)"
+            return 0
+        fi
+        show_logs "$c"
+        fail "the broker listens on stomp+ssl:// with the mounted certificate"
+        return 1
+    fi
+    port=$(host_port "$c" 61614)
+    roundtrip "STOMP round trip over TLS with the mounted certificate" \
+        "stomp+ssl://127.0.0.1:${port##*:}" || show_logs "$c"
+    [ -n "$has_ws" ] || return 0
+    port=$(host_port "$c" 15673)
+    roundtrip "STOMP round trip over WebSocket + TLS" "wss://127.0.0.1:${port##*:}/ws" ||
+        show_logs "$c"
 }
 
 check_cpus_one() {
@@ -365,7 +448,9 @@ main() {
     build_image || return
     check_size
     check_libraries
+    probe_features
     check_main_container
+    check_tls
     check_cpus_one
     check_compose
 }
