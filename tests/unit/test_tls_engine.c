@@ -872,3 +872,61 @@ Test(tls_engine, any_sni_name_is_accepted)
     cr_assert_null(stp_tls_sni(p.c), "only a server records SNI");
     pair_close(&p);
 }
+
+/* Feed a mutated copy of `msg` to a fresh engine; the result must be clean. */
+static void feed_mutated(struct stp_tls_config *cfg, const struct stp_buf *msg, bool client,
+                         unsigned seed)
+{
+    unsigned char buf[4096];
+    cr_assert_leq(msg->len, sizeof(buf));
+    memcpy(buf, msg->data, msg->len);
+    size_t len = msg->len;
+    int flips = 1 + (int)(seed % 4);
+    for (int i = 0; i < flips; i++)
+        buf[3 + (size_t)rand() % (len - 3)] ^= (unsigned char)(1 + rand() % 255);
+    if (seed % 5 == 0)
+        len = 3 + (size_t)rand() % (len - 3); /* and sometimes cut short */
+    struct stp_tls *t = engine(cfg, rng);
+    if (client)
+        cr_assert_eq(stp_tls_handshake(t), 0);
+    int rc = stp_tls_feed(t, buf, len);
+    cr_assert(rc == 0 || rc == STP_ETLS, "seed %u: rc %d", seed, rc);
+    cr_assert_eq(stp_tls_state(t), rc ? STP_TLS_FAILED : STP_TLS_HANDSHAKE);
+    char out[64];
+    cr_assert_leq(stp_tls_read(t, out, sizeof(out)), 0);
+    stp_tls_free(&t);
+}
+
+Test(tls_engine, mutated_client_hello)
+{
+    struct stp_buf hello = STP_BUF_INIT;
+    client_hello(&hello);
+    struct stp_tls_config *cfg =
+        server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL);
+    srand(11);
+    for (unsigned i = 0; i < 600; i++)
+        feed_mutated(cfg, &hello, false, i);
+    stp_tls_config_unref(&cfg);
+    stp_buf_free(&hello);
+}
+
+Test(tls_engine, mutated_server_flight)
+{
+    /* A genuine first server flight, replayed with damage to fresh clients. */
+    struct stp_tls_config *scfg =
+        server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL);
+    struct stp_tls_config *ccfg = client_cfg("ca1.crt", "localhost", NULL, NULL);
+    struct stp_tls *s = engine(scfg, rng), *c = engine(ccfg, rng);
+    struct stp_buf flight = STP_BUF_INIT;
+    cr_assert_eq(stp_tls_handshake(c), 0);
+    cr_assert_eq(pump(c, s, NULL), 0);
+    drain_out(s, &flight);
+    srand(12);
+    for (unsigned i = 0; i < 300; i++)
+        feed_mutated(ccfg, &flight, true, i);
+    stp_buf_free(&flight);
+    stp_tls_free(&s);
+    stp_tls_free(&c);
+    stp_tls_config_unref(&scfg);
+    stp_tls_config_unref(&ccfg);
+}
