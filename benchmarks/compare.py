@@ -92,20 +92,27 @@ class Stampede:
     name = "stampede"
     label = "Stampede"
 
-    def __init__(self, binary, cpus, workdir):
+    def __init__(self, binary, cpus, workdir, transport):
         self.binary, self.cpus, self.workdir = binary, cpus, workdir
+        self.transport = transport
         self.proc = None
         self.port = None
 
+    def url(self):
+        if self.transport == "ws":
+            return f"ws://127.0.0.1:{self.port}/ws"
+        return f"stomp://127.0.0.1:{self.port}"
+
     def start(self):
         logf = open(os.path.join(self.workdir, "stampede.log"), "w+")
-        cmd = ["taskset", "-c", cpulist(self.cpus), self.binary, "--listen",
-               "stomp://127.0.0.1:0", "--workers", str(len(self.cpus))]
+        listen = "ws://127.0.0.1:0/ws" if self.transport == "ws" else "stomp://127.0.0.1:0"
+        cmd = ["taskset", "-c", cpulist(self.cpus), self.binary, "--listen", listen,
+               "--workers", str(len(self.cpus))]
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:
             logf.seek(0)
-            m = re.search(r"listening on stomp://127\.0\.0\.1:(\d+)", logf.read())
+            m = re.search(r"listening on (?:stomp|ws)://127\.0\.0\.1:(\d+)", logf.read())
             if m:
                 self.port = int(m.group(1))
                 return
@@ -136,8 +143,9 @@ class RabbitMQ:
     name = "rabbitmq"
     label = "RabbitMQ"
 
-    def __init__(self, cpus, workdir):
+    def __init__(self, cpus, workdir, transport):
         self.cpus, self.workdir = cpus, workdir
+        self.transport = transport
         self.proc = None
         self.port = free_port()
         self.node = f"stampedebench{os.getpid()}@localhost"
@@ -145,6 +153,11 @@ class RabbitMQ:
         self.epmd_before = self.epmd_pids()
         self.beam = None
         self.ports = {"amqp": free_port(), "dist": free_port(), "ws": free_port()}
+
+    def url(self):
+        if self.transport == "ws":
+            return f"ws://127.0.0.1:{self.ports['ws']}/ws"
+        return f"stomp://127.0.0.1:{self.port}"
 
     @staticmethod
     def available():
@@ -268,7 +281,7 @@ class Runner:
         tag = f"{broker.name}-{preset}-{'max' if rate == 0 else rate}"
         out = os.path.join(self.runs_dir, tag + ".json")
         cmd = ["taskset", "-c", cpulist(self.gen_cpus), a.bench,
-               "--url", f"stomp://127.0.0.1:{broker.port}", "--preset", preset,
+               "--url", broker.url(), "--preset", preset,
                "--duration", str(a.duration), "--warmup", str(a.warmup), "--drain", str(a.drain),
                "--threads", str(len(self.gen_cpus)), "--login", "guest", "--passcode", "guest",
                "--dest-prefix", f"t{self.trial}", "--json", out, "--quiet"]
@@ -305,9 +318,10 @@ class Runner:
         with open(out, "w") as f:
             json.dump(rec, f, indent=1)
         broker.between_trials(preset)
-        lat = rec["latency_us"] or {}
+        lat = rec["latency_us"]
+        p99 = f"{lat['p99']:>9.0f} us" if lat else "        - us"
         log(f"{broker.label:8} {preset:11} rate {rate or 'max':>8}: delivered "
-            f"{rec['delivered_per_s']:>10.0f}/s p99 {lat.get('p99', 0):>9.0f} us "
+            f"{rec['delivered_per_s']:>10.0f}/s p99 {p99} "
             f"{'sustained' if rec['sustained'] else 'NOT sustained'}"
             f"{' (' + rec['error'] + ')' if rec['error'] else ''}")
         return rec
@@ -337,7 +351,7 @@ class Runner:
                     break
                 rate = int(math.sqrt(good * bad))
             elif good is not None:
-                rate = int(rate * 1.25)
+                rate = int(rate * 1.5)
             else:
                 rate = max(int(rate * 0.6), 10)
         return trials
@@ -346,6 +360,14 @@ class Runner:
 def best_of(trials):
     ok = [t for t in trials if t["sustained"] and t["rate_per_producer"] > 0]
     return max(ok, key=lambda t: t["delivered_per_s"]) if ok else None
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def machine():
@@ -386,8 +408,12 @@ def write_markdown(path, summary):
         f"- CPU split: broker on CPU {s['broker_cpus']}, generator on CPU {s['generator_cpus']} "
         "(taskset); RabbitMQ gets as many Erlang schedulers as Stampede gets workers",
         f"- RabbitMQ: {s.get('rabbitmq_version') or 'not installed'}",
+        f"- load average (1, 5, 15 min) at start {s['loadavg_start']}, at end "
+        f"{s['loadavg_end']}: other work on the machine shares the CPUs; above about 0.5 the "
+        "numbers are low for both brokers",
+        f"- elapsed: {s['elapsed_s']} s",
         f"- trials: {s['duration_s']} s measured after {s['warmup_s']} s warm-up; drain limit "
-        f"{s['drain_s']} s",
+        f"{s['drain_s']} s; STOMP over {'WebSocket' if s['transport'] == 'ws' else 'TCP'}",
         "- rerun: `benchmarks/compare.sh` (add `--quick` for a short run)", "",
         "Throughput is the highest **sustained** delivery rate of an open-loop rate sweep: "
         "nothing lost, duplicated or reordered, at least 95% of the offered rate sent, and "
@@ -483,12 +509,17 @@ def main():
     ap.add_argument("--presets", help="comma-separated presets (default: all; quick: "
                                       "fanout,queue-pairs,latency)")
     ap.add_argument("--build", default=os.path.join(TOP, "build"), help="meson build directory")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    ap.add_argument("--out", help="results directory (default benchmarks/results, or "
+                                  "benchmarks/results/ws with --transport ws)")
     ap.add_argument("--no-rabbitmq", action="store_true", help="only run Stampede")
+    ap.add_argument("--transport", choices=["stomp", "ws"], default="stomp",
+                    help="STOMP over TCP (default) or over WebSocket (Web-STOMP for RabbitMQ)")
     ap.add_argument("--budget", type=float, help="seconds allowed (default 840, quick 170)")
     args = ap.parse_args()
+    if not args.out:
+        args.out = os.path.join(HERE, "results", "ws" if args.transport == "ws" else "")
     args.duration, args.warmup, args.drain = (2, 0.5, 2) if args.quick else (4, 1, 3)
-    args.steps = 3 if args.quick else 5
+    args.steps = 4 if args.quick else 6
     budget = args.budget or (170 if args.quick else 840)
     presets = (args.presets.split(",") if args.presets else
                ["fanout", "queue-pairs", "latency"] if args.quick else SWEEP_PRESETS + FIXED_PRESETS)
@@ -510,7 +541,8 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick, "machine": machine(), "broker_cpus": cpulist(broker_cpus),
         "generator_cpus": cpulist(gen_cpus), "duration_s": args.duration,
-        "warmup_s": args.warmup, "drain_s": args.drain, "presets": {}, "notes": [],
+        "warmup_s": args.warmup, "drain_s": args.drain,         "transport": args.transport, "loadavg_start": loadavg(),
+        "presets": {}, "notes": [],
     }
     if len(broker_cpus) == 1 and broker_cpus == gen_cpus:
         summary["notes"].append("one CPU: broker and generator share it")
@@ -519,16 +551,18 @@ def main():
     share = 0.45 if with_rmq else 0.95
     log(f"broker CPUs {cpulist(broker_cpus)}, generator CPUs {cpulist(gen_cpus)}; "
         f"presets {','.join(presets)}")
-    run_broker(Stampede(broker_bin, broker_cpus, workdir), runner, presets,
+    run_broker(Stampede(broker_bin, broker_cpus, workdir, args.transport), runner, presets,
                t0 + budget * share, summary)
     if with_rmq:
         v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"],
                            capture_output=True, text=True).stdout
         summary["rabbitmq_version"] = f"rabbitmq-server {v} (Debian) with rabbitmq_stomp"
-        run_broker(RabbitMQ(broker_cpus, workdir), runner, presets, t0 + budget, summary)
+        run_broker(RabbitMQ(broker_cpus, workdir, args.transport), runner, presets, t0 + budget,
+                   summary)
     elif not args.no_rabbitmq:
         summary["notes"].append("RabbitMQ is not installed: Stampede only")
     summary["elapsed_s"] = round(time.time() - t0, 1)
+    summary["loadavg_end"] = loadavg()
     write_chart(args.out, summary)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
