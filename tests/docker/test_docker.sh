@@ -228,7 +228,7 @@ offers() { # offers URL: 1 unless the broker says URL's scheme is not in this bu
 }
 probe_features() {
     has_ws=$(offers ws://127.0.0.1:0/ws)
-    note "WebSocket in this build: ${has_ws:+yes}${has_ws:-no}"
+    if [ -n "$has_ws" ]; then note "WebSocket in this build: yes"; else note "WebSocket in this build: no"; fi
 }
 
 wait_log() { # wait_log CONTAINER REGEX: until the log matches (10 s) or it exits
@@ -250,6 +250,7 @@ roundtrip() { # roundtrip LABEL URL
 check_main_container() {
     local c=$run_id-main ncpu n addr port env=()
     ncpu=$("$docker" info -f '{{.NCPU}}')
+    # shellcheck disable=SC2054 # the commas belong to the value
     [ -n "$has_ws" ] && env=(-e STAMPEDE_LISTEN=stomp://0.0.0.0:61613,ws://0.0.0.0:15674/ws)
     if ! run_broker "$c" -p 127.0.0.1::61613 -p 127.0.0.1::15674 --health-interval 1s \
         --health-start-period 1s "${env[@]}" "$image"; then
@@ -272,7 +273,7 @@ check_main_container() {
     check "61613 is published on 127.0.0.1 only ($addr)" [ "${addr%:*}" = 127.0.0.1 ]
     roundtrip "STOMP round trip over TCP from the host" "stomp://127.0.0.1:$port" ||
         show_logs "$c"
-    check_websocket "$c"
+    check_websocket "$c" "$n"
 
     local pid uid
     pid=$("$docker" inspect -f '{{.State.Pid}}' "$c")
@@ -288,6 +289,9 @@ check_main_container() {
         sleep 0.2
     done
     check "the HEALTHCHECK reports healthy ($health)" [ "$health" = healthy ]
+    note "last health check: $("$docker" inspect -f \
+        '{{with .State.Health}}{{range .Log}}{{.ExitCode}} {{.Output}}{{end}}{{end}}' "$c" |
+        tail -n 1)"
 
     local t0 t1 code
     t0=$(date +%s%N)
@@ -302,8 +306,8 @@ check_main_container() {
 
 # The WebSocket listener (issue 4): a round trip and GET /healthz, once the
 # broker logs a ws:// listener.
-check_websocket() { # check_websocket CONTAINER
-    local c=$1 port out
+check_websocket() { # check_websocket CONTAINER WORKERS
+    local c=$1 workers=$2 port out
     if [ -z "$has_ws" ]; then
         skip "STOMP over WebSocket and /healthz (the broker has no ws:// listener yet)"
         return 0
@@ -316,17 +320,18 @@ check_websocket() { # check_websocket CONTAINER
     port=$(host_port "$c" 15674)
     port=${port##*:}
     roundtrip "STOMP round trip over WebSocket from the host" "ws://127.0.0.1:$port/ws"
-    out=$(timeout 15 "$py" - "$port" <<'PY' 2>&1
+    out=$(timeout 15 "$py" - "$port" "$workers" <<'PY' 2>&1
 import json, sys, urllib.request
 r = urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=10)
 doc = json.loads(r.read())
 print(r.status, doc)
-sys.exit(0 if r.status == 200 and doc.get("status") in ("ok", "up", "healthy") else 1)
+sys.exit(0 if r.status == 200 and doc.get("status") == "ok"
+         and doc.get("workers") == int(sys.argv[2]) else 1)
 PY
     )
     local rc=$?
     note "/healthz: $out"
-    check "GET /healthz answers 200 with a status" [ $rc -eq 0 ]
+    check "GET /healthz from the host: 200, status ok, $workers workers" [ $rc -eq 0 ]
 }
 
 # TLS (issue 5): a certificate and key mounted read-only at /etc/stampede/tls,
@@ -372,6 +377,21 @@ check_tls() {
     port=$(host_port "$c" 15673)
     roundtrip "STOMP round trip over WebSocket + TLS" "wss://127.0.0.1:${port##*:}/ws" ||
         show_logs "$c"
+}
+
+# The same HEALTHCHECK with no broker behind it must turn unhealthy.
+check_unhealthy() {
+    local c=$run_id-nobroker health=
+    run_broker "$c" --entrypoint /bin/sleep --health-interval 1s --health-retries 1 \
+        --health-start-period 0s "$image" 60 || { fail "docker run sleep"; return 1; }
+    for _ in $(seq 50); do
+        health=$("$docker" inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null)
+        [ "$health" = starting ] || break
+        sleep 0.2
+    done
+    check "the HEALTHCHECK reports unhealthy with no broker listening ($health)" \
+        [ "$health" = unhealthy ]
+    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
 }
 
 check_cpus_one() {
@@ -450,6 +470,7 @@ main() {
     check_libraries
     probe_features
     check_main_container
+    check_unhealthy
     check_tls
     check_cpus_one
     check_compose
