@@ -10,6 +10,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/ssl.h>
 #include <pthread.h>
+#include <stdint.h>
 
 static struct stp_tls_rng *rng;
 
@@ -183,23 +184,31 @@ static size_t split_handshake(struct pair *p, int split, size_t k)
     return flight_len;
 }
 
+/*
+ * Every cut of one flight. Its length varies by a byte or two between
+ * handshakes (DER-encoded ECDSA signatures), so cuts run up to the longest
+ * length seen, and every position below the shortest is a real split.
+ */
 static void every_split(int flight)
 {
     struct stp_tls_config *scfg =
         server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL);
     /* No CA: the certificate is still parsed, one signature check less per handshake. */
     struct stp_tls_config *ccfg = client_cfg(NULL, "localhost", NULL, NULL);
-    size_t len = 2, tried = 0;
-    for (size_t k = 1; k < len; k++, tried++) {
+    size_t maxlen = 2, minlen = SIZE_MAX, cuts = 0;
+    for (size_t k = 1; k < maxlen; k++) {
         struct pair p;
         pair_open(&p, stp_tls_config_ref(scfg), stp_tls_config_ref(ccfg));
-        len = split_handshake(&p, flight, k);
+        size_t len = split_handshake(&p, flight, k);
         assert_open(&p);
         expect_transfer(p.c, p.s, "after split");
         pair_close(&p);
+        maxlen = len > maxlen ? len : maxlen;
+        minlen = len < minlen ? len : minlen;
+        cuts += k < len;
     }
-    cr_assert_eq(tried, len - 1, "every cut of the %zu-byte flight", len);
-    cr_log_info("flight %d: %zu bytes, %zu cuts", flight, len, tried);
+    cr_assert_geq(cuts, minlen - 1, "every cut of the %zu..%zu-byte flight", minlen, maxlen);
+    cr_log_info("flight %d: %zu..%zu bytes, %zu cuts", flight, minlen, maxlen, cuts);
     stp_tls_config_unref(&scfg);
     stp_tls_config_unref(&ccfg);
 }
