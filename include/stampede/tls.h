@@ -137,6 +137,12 @@ struct stp_tls_config *stp_tls_config_ref(struct stp_tls_config *c);
  */
 void stp_tls_config_unref(struct stp_tls_config **c);
 bool stp_tls_config_is_server(const struct stp_tls_config *c);
+/*
+ * One line for the log about the config's own certificate, e.g. "EC key,
+ * certificate CN=broker.example, valid until 2027-01-31" (" (EXPIRED)" is
+ * appended past that date). 0, or STP_EINVAL if n is 0.
+ */
+int stp_tls_config_describe(const struct stp_tls_config *c, char *buf, size_t n);
 
 /* One per worker thread. 0 or STP_ETLS (no entropy) / STP_ENOMEM. */
 int stp_tls_rng_new(struct stp_tls_rng **out);

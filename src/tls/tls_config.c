@@ -497,6 +497,25 @@ void stp_tls_config_unref(struct stp_tls_config **c)
     config_free(cfg);
 }
 
+int stp_tls_config_describe(const struct stp_tls_config *c, char *buf, size_t n)
+{
+    char subject[256];
+    if (n == 0)
+        return STP_EINVAL;
+    if (!c->has_cert) {
+        snprintf(buf, n, "no certificate");
+        return 0;
+    }
+    const mbedtls_x509_crt *crt = &c->cert;
+    if (mbedtls_x509_dn_gets(subject, sizeof(subject), &crt->subject) < 0)
+        snprintf(subject, sizeof(subject), "?");
+    const mbedtls_x509_time *to = &crt->valid_to;
+    snprintf(buf, n, "%s key, certificate %s, valid until %04d-%02d-%02d%s",
+             mbedtls_pk_get_name(&c->key), subject, to->year, to->mon, to->day,
+             mbedtls_x509_time_is_past(to) ? " (EXPIRED)" : "");
+    return 0;
+}
+
 bool stp_tls_config_is_server(const struct stp_tls_config *c)
 {
     return c->server;

@@ -353,3 +353,24 @@ Test(tls_config, shared_ec_groups_are_precomputed_at_load)
     cr_assert_not_null(mbedtls_pk_ec(c->ca.pk)->grp.T, "CA key");
     stp_tls_config_unref(&c);
 }
+
+Test(tls_config, describe_for_the_log)
+{
+    char line[256];
+    struct stp_tls_config *c =
+        server_cfg("srv_rsa.crt", "srv_rsa.key", NULL, STP_TLS_VERIFY_NONE, NULL);
+    cr_assert_eq(stp_tls_config_describe(c, line, sizeof(line)), 0);
+    cr_assert(strstr(line, "RSA key, certificate CN=localhost, valid until 20") == line, "%s",
+              line);
+    cr_assert_null(strstr(line, "EXPIRED"), "%s", line);
+    stp_tls_config_unref(&c);
+    c = server_cfg("srv2.crt", "srv2.key", NULL, STP_TLS_VERIFY_NONE, NULL);
+    cr_assert_eq(stp_tls_config_describe(c, line, sizeof(line)), 0);
+    cr_assert(strstr(line, "EC key, certificate CN=localhost2") == line, "%s", line);
+    stp_tls_config_unref(&c);
+    c = client_cfg(NULL, NULL, NULL, NULL);
+    cr_assert_eq(stp_tls_config_describe(c, line, sizeof(line)), 0);
+    cr_assert_str_eq(line, "no certificate");
+    cr_assert_eq(stp_tls_config_describe(c, line, 0), STP_EINVAL);
+    stp_tls_config_unref(&c);
+}
