@@ -172,6 +172,12 @@ static int load_pair(struct stp_tls_config *c, const struct stp_tls_paths *p, ch
     return 0;
 }
 
+/* ECDHE groups, in the order a client offers them (the fast ones first). */
+static const mbedtls_ecp_group_id curves[] = {
+    MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_SECP521R1,  MBEDTLS_ECP_DP_NONE,
+};
+
 /* Settings common to both sides: TLS 1.2 only, our suites, our random source. */
 static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t key_type, char *err,
                      size_t errlen)
@@ -191,6 +197,8 @@ static int base_conf(struct stp_tls_config *c, int endpoint, mbedtls_pk_type_t k
     mbedtls_ssl_conf_max_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_ciphersuites(&c->conf, c->suites);
+    /* mbedTLS's default offers secp521r1 first, and the client's order decides. */
+    mbedtls_ssl_conf_curves(&c->conf, curves);
     mbedtls_ssl_conf_renegotiation(&c->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     return 0;
 }

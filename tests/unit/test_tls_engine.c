@@ -939,3 +939,39 @@ Test(tls_engine, mutated_server_flight)
     stp_tls_config_unref(&scfg);
     stp_tls_config_unref(&ccfg);
 }
+
+/* The named group of the ServerKeyExchange in a server's first flight, or -1. */
+static int ske_group(const struct stp_buf *flight)
+{
+    const unsigned char *u = (const unsigned char *)flight->data;
+    for (size_t off = 0; off + 5 <= flight->len;) {
+        size_t rlen = (size_t)u[off + 3] << 8 | u[off + 4];
+        const unsigned char *m = u + off + 5, *end = m + rlen;
+        cr_assert_leq(off + 5 + rlen, flight->len);
+        while (u[off] == 22 && m + 4 <= end) {
+            size_t mlen = (size_t)m[1] << 16 | (size_t)m[2] << 8 | m[3];
+            if (m[0] == 12 && mlen >= 3 && m[4] == 3) /* server_key_exchange, named_curve */
+                return m[5] << 8 | m[6];
+            m += 4 + mlen;
+        }
+        off += 5 + rlen;
+    }
+    return -1;
+}
+
+Test(tls_engine, ecdhe_uses_x25519_between_our_engines)
+{
+    struct pair p;
+    pair_open(&p, server_cfg("srv_rsa.crt", "srv_rsa.key", NULL, STP_TLS_VERIFY_NONE, NULL),
+              client_cfg(NULL, NULL, NULL, NULL));
+    struct stp_buf flight = STP_BUF_INIT;
+    cr_assert_eq(stp_tls_handshake(p.c), 0);
+    cr_assert_eq(pump(p.c, p.s, NULL), 0);
+    drain_out(p.s, &flight);
+    cr_assert_eq(ske_group(&flight), 0x001d, "x25519, not mbedTLS's default secp521r1");
+    cr_assert_eq(stp_tls_feed(p.c, flight.data, flight.len), 0);
+    cr_assert_eq(handshake(p.c, p.s), 0);
+    assert_open(&p);
+    stp_buf_free(&flight);
+    pair_close(&p);
+}

@@ -152,3 +152,47 @@ Test(tls_perf, bulk_throughput_chacha20)
 {
     bulk("ECDHE-ECDSA-CHACHA20-POLY1305");
 }
+
+/* CPU the server engine spends per full handshake (its feeds only). */
+static void handshake_cost(const char *crt, const char *key, const char *label)
+{
+    struct stp_tls_config *scfg = server_cfg(crt, key, NULL, STP_TLS_VERIFY_NONE, NULL);
+    struct stp_tls_config *ccfg = client_cfg(NULL, NULL, NULL, NULL);
+    enum { N = 30 };
+    double server_cpu = 0;
+    for (int i = 0; i < N; i++) {
+        struct stp_tls *s = engine(scfg, rng), *c = engine(ccfg, rng);
+        cr_assert_eq(stp_tls_handshake(c), 0);
+        for (int k = 0; k < 10 && (in_handshake(c) || in_handshake(s)); k++) {
+            struct stp_buf b = STP_BUF_INIT;
+            drain_out(c, &b);
+            double t0 = seconds(CLOCK_THREAD_CPUTIME_ID);
+            int rc = b.len ? stp_tls_feed(s, b.data, b.len) : 0;
+            server_cpu += seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+            cr_assert_eq(rc, 0);
+            stp_buf_free(&b);
+            cr_assert_eq(pump(s, c, NULL), 0);
+        }
+        cr_assert_eq(stp_tls_state(s), STP_TLS_OPEN);
+        stp_tls_free(&s);
+        stp_tls_free(&c);
+    }
+    double per = server_cpu / N;
+    cr_log_info("%s server handshake: %.2f ms CPU, %.0f handshakes/s per core", label, per * 1e3,
+                1 / per);
+    fprintf(stderr, "MEASURE tls handshake %s server_ms=%.2f per_core_per_s=%.0f\n", label,
+            per * 1e3, 1 / per);
+    cr_assert_lt(per, 0.2, "a server handshake under 200 ms of CPU");
+    stp_tls_config_unref(&scfg);
+    stp_tls_config_unref(&ccfg);
+}
+
+Test(tls_perf, handshake_cpu_ecdsa)
+{
+    handshake_cost("srv_ec.crt", "srv_ec.key", "ECDSA P-256");
+}
+
+Test(tls_perf, handshake_cpu_rsa)
+{
+    handshake_cost("srv_rsa.crt", "srv_rsa.key", "RSA 2048");
+}
