@@ -374,3 +374,23 @@ Test(tls_config, describe_for_the_log)
     cr_assert_eq(stp_tls_config_describe(c, line, 0), STP_EINVAL);
     stp_tls_config_unref(&c);
 }
+
+Test(tls_config, odd_inputs)
+{
+    /* A directory where a file should be. */
+    struct stp_tls_server_opts o = opts("srv_ec.crt", "srv_ec.key");
+    o.cert_path = getenv(CERT_ENV);
+    expect_error(try_server(o), STP_EIO, "cannot read");
+    /* A cipher name longer than any suite's, and a duplicate. */
+    o = opts("srv_ec.crt", "srv_ec.key");
+    char longname[200];
+    memset(longname, 'A', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    o.ciphers = longname;
+    expect_error(try_server(o), STP_EINVAL, "too long");
+    o.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384:ecdhe-ecdsa-aes256-gcm-sha384";
+    struct result r = try_server(o);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_eq(r.cfg->suites[1], 0, "one suite, listed once");
+    stp_tls_config_unref(&r.cfg);
+}

@@ -975,3 +975,73 @@ Test(tls_engine, ecdhe_uses_x25519_between_our_engines)
     stp_buf_free(&flight);
     pair_close(&p);
 }
+
+Test(tls_engine, tampered_record_fails_with_an_alert)
+{
+    struct pair p;
+    pair_open(&p, server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL),
+              client_cfg(NULL, NULL, NULL, NULL));
+    cr_assert_eq(handshake(p.c, p.s), 0);
+    char e[256];
+    cr_assert_str_eq(stp_tls_errtext(p.s, e, sizeof(e)), "no error");
+    write_str(p.c, "SEND\ndestination:/queue/a\n\nsecret");
+    struct stp_buf wire = STP_BUF_INIT;
+    drain_out(p.c, &wire);
+    wire.data[wire.len - 20] ^= 0x01; /* inside the ciphertext or its tag */
+    cr_assert_eq(stp_tls_feed(p.s, wire.data, wire.len), 0, "records are checked when read");
+    char buf[256];
+    cr_assert_eq(stp_tls_read(p.s, buf, sizeof(buf)), STP_ETLS);
+    cr_assert_eq(stp_tls_state(p.s), STP_TLS_FAILED);
+    cr_log_info("tampered record: %s", stp_tls_errtext(p.s, e, sizeof(e)));
+    cr_assert_gt(stp_tls_out_pending(p.s), 0, "a bad_record_mac alert for the peer");
+    /* Everything after a failure keeps failing the same way, without crashing. */
+    struct iovec iov = {.iov_base = "x", .iov_len = 1};
+    cr_assert_eq(stp_tls_write(p.s, &iov, 1), STP_ETLS);
+    cr_assert_eq(stp_tls_feed(p.s, "x", 1), STP_ETLS);
+    cr_assert_eq(stp_tls_read(p.s, buf, sizeof(buf)), STP_ETLS);
+    cr_assert_eq(stp_tls_handshake(p.s), STP_ETLS);
+    cr_assert_eq(stp_tls_close(p.s), STP_ETLS);
+    cr_assert_eq(stp_tls_flush(p.s), 0);
+    cr_assert_neq(stp_tls_state(p.c), STP_TLS_FAILED);
+    cr_assert_eq(pump(p.s, p.c, NULL), 0);
+    cr_assert_eq(stp_tls_read(p.c, buf, sizeof(buf)), STP_ETLS, "the client got the alert");
+    stp_buf_free(&wire);
+    pair_close(&p);
+}
+
+Test(tls_engine, feed_while_plaintext_is_still_buffered)
+{
+    struct pair p;
+    pair_open(&p, server_cfg("srv_ec.crt", "srv_ec.key", NULL, STP_TLS_VERIFY_NONE, NULL),
+              client_cfg(NULL, NULL, NULL, NULL));
+    cr_assert_eq(handshake(p.c, p.s), 0);
+    cr_assert_eq(stp_tls_handshake(p.c), 0, "no-op once open");
+    cr_assert_eq(stp_tls_feed(p.s, "", 0), 0);
+    /* Three records; read a little of the first, feed the third, then read everything. */
+    struct stp_buf w1 = STP_BUF_INIT, w2 = STP_BUF_INIT, got = STP_BUF_INIT;
+    write_str(p.c, "one:aaaaaaaaaaaaaaaaaaaa|");
+    cr_assert_eq(stp_tls_flush(p.c), 0);
+    write_str(p.c, "two:bbbbbbbbbbbbbbbbbbbb|");
+    drain_out(p.c, &w1);
+    write_str(p.c, "three:cccccccccccccccccc|");
+    drain_out(p.c, &w2);
+    cr_assert_eq(stp_tls_feed(p.s, w1.data, w1.len), 0);
+    char small[5];
+    cr_assert_eq(stp_tls_read(p.s, small, sizeof(small)), 5);
+    stp_buf_append(&got, small, 5);
+    cr_assert_eq(stp_tls_feed(p.s, w2.data, w2.len), 0);
+    cr_assert_eq(read_all(p.s, &got), 0);
+    const char *want =
+        "one:aaaaaaaaaaaaaaaaaaaa|two:bbbbbbbbbbbbbbbbbbbb|three:cccccccccccccccccc|";
+    cr_assert_eq(got.len, strlen(want));
+    cr_assert_eq(memcmp(got.data, want, got.len), 0);
+    /* Closing twice is fine; the second queues nothing more. */
+    cr_assert_eq(stp_tls_close(p.s), 0);
+    size_t pending = stp_tls_out_pending(p.s);
+    cr_assert_eq(stp_tls_close(p.s), 0);
+    cr_assert_eq(stp_tls_out_pending(p.s), pending);
+    stp_buf_free(&w1);
+    stp_buf_free(&w2);
+    stp_buf_free(&got);
+    pair_close(&p);
+}
