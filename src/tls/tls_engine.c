@@ -23,12 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Our buffers larger than this are freed as soon as they empty, so an idle
- * engine holds only mbedTLS's own state (its two record buffers are most of
- * it). Reallocating per read or flush costs nothing measurable next to AEAD.
- */
-#define KEEP_CAP 0
 
 struct stp_tls {
     mbedtls_ssl_context ssl; /* first: the SNI callback gets back to the engine from it */
@@ -52,9 +46,14 @@ struct stp_tls {
 };
 _Static_assert(offsetof(struct stp_tls, ssl) == 0, "the SNI callback casts ssl to the engine");
 
+/*
+ * Our buffers are freed as soon as they empty, so an idle engine holds only
+ * mbedTLS's own state (its two 16 KiB record buffers are most of it).
+ * Allocating again per read or flush costs nothing measurable next to AEAD.
+ */
 static void trim(struct stp_buf *b)
 {
-    if (b->len == 0 && b->cap > KEEP_CAP)
+    if (b->len == 0)
         stp_buf_free(b);
 }
 

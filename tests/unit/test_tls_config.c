@@ -9,18 +9,6 @@
 
 #include <mbedtls/aesni.h>
 
-static struct stp_tls_rng *rng;
-
-static void setup(void)
-{
-    cr_assert_eq(stp_tls_rng_new(&rng), 0);
-}
-
-static void teardown(void)
-{
-    stp_tls_rng_free(&rng);
-}
-
 TestSuite(tls_config, .init = setup, .fini = teardown, .timeout = 60);
 
 struct result {

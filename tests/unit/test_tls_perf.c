@@ -10,18 +10,6 @@
 #include <mbedtls/ssl_internal.h>
 #include <time.h>
 
-static struct stp_tls_rng *rng;
-
-static void setup(void)
-{
-    cr_assert_eq(stp_tls_rng_new(&rng), 0);
-}
-
-static void teardown(void)
-{
-    stp_tls_rng_free(&rng);
-}
-
 TestSuite(tls_perf, .init = setup, .fini = teardown, .timeout = 120);
 
 static size_t heap_used(void)

@@ -232,4 +232,50 @@ static inline void expect_transfer(struct stp_tls *from, struct stp_tls *to, con
     stp_buf_free(&got);
 }
 
+/* One generator per test process (each test runs in its own process). */
+static struct stp_tls_rng *rng;
+
+static inline void setup(void)
+{
+    cr_assert_eq(stp_tls_rng_new(&rng), 0);
+}
+
+static inline void teardown(void)
+{
+    stp_tls_rng_free(&rng);
+}
+
+/* A server engine and a client engine, each with its config reference. */
+struct pair {
+    struct stp_tls_config *scfg, *ccfg;
+    struct stp_tls *s, *c;
+};
+
+/* Takes the callers' references on both configs. */
+static inline void pair_open(struct pair *p, struct stp_tls_config *scfg,
+                             struct stp_tls_config *ccfg)
+{
+    p->scfg = scfg;
+    p->ccfg = ccfg;
+    p->s = engine(scfg, rng);
+    p->c = engine(ccfg, rng);
+}
+
+static inline void pair_close(struct pair *p)
+{
+    stp_tls_free(&p->s);
+    stp_tls_free(&p->c);
+    stp_tls_config_unref(&p->scfg);
+    stp_tls_config_unref(&p->ccfg);
+}
+
+static inline void assert_open(struct pair *p)
+{
+    char e1[256], e2[256];
+    cr_assert_eq(stp_tls_state(p->s), STP_TLS_OPEN, "server: %s",
+                 stp_tls_errtext(p->s, e1, sizeof(e1)));
+    cr_assert_eq(stp_tls_state(p->c), STP_TLS_OPEN, "client: %s",
+                 stp_tls_errtext(p->c, e2, sizeof(e2)));
+}
+
 #endif
