@@ -73,7 +73,9 @@ enum stp_tls_verify {
  * (ECDHE-RSA-AES128-GCM-SHA256), IANA form (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
  * or mbedTLS form (TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256). Any other suite is
  * refused with STP_EINVAL. NULL or "": the default order, AES-GCM first when
- * the CPU has AES-NI, ChaCha20-Poly1305 first otherwise.
+ * the CPU has AES-NI, ChaCha20-Poly1305 first otherwise. The server's order
+ * wins. ECDHE groups: X25519, P-256, P-384, P-521 (a client offers them in
+ * that order).
  */
 struct stp_tls_server_opts {
     const char *cert_path;         /* PEM certificate chain, leaf first; required */
@@ -86,7 +88,7 @@ struct stp_tls_server_opts {
 
 struct stp_tls_client_opts {
     const char *ca_path;           /* verify the server against these; NULL: no check */
-    const char *server_name;       /* SNI, and the name checked when ca_path is set */
+    const char *server_name;       /* SNI; with ca_path also the name checked (else chain only) */
     const char *cert_path;         /* optional client certificate ... */
     const char *key_path;          /* ... and its key (both or neither) */
     const char *key_password_path; /* file with the key's passphrase, or NULL */
@@ -106,7 +108,7 @@ int stp_tls_client_config_new(struct stp_tls_config **out, const struct stp_tls_
                               char *err, size_t errlen);
 
 /*
- * Rebuild a server config from the same files as `old` (SIGHUP). On success
+ * Rebuild a config from the same files and options as `old` (SIGHUP). On success
  * *out is a fresh config (refcount 1); on failure *out is untouched and err
  * says why, so the caller keeps using `old`.
  */
