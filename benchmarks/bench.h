@@ -71,10 +71,12 @@ struct stp_bench_producer {
     size_t receipt_off;  /* offset of the receipt value in tmpl[1] */
     uint64_t *rcpt_ring; /* intended times of outstanding receipts, in order */
     uint64_t rcpt_head, rcpt_tail;
-    _Atomic uint64_t sent;          /* SENDs generated (seq of the next one) */
-    _Atomic uint64_t sent_measured; /* SENDs whose intended time is in the window */
-    _Atomic uint64_t receipts;      /* RECEIPTs received */
-    _Atomic int done;               /* stopped and everything written */
+    _Atomic uint64_t sent;           /* SENDs generated (seq of the next one) */
+    _Atomic uint64_t written;        /* SENDs whose bytes reached the socket */
+    uint64_t fill_msgs, flight_msgs; /* SENDs in the buffer being filled / written */
+    _Atomic uint64_t sent_measured;  /* SENDs whose intended time is in the window */
+    _Atomic uint64_t receipts;       /* RECEIPTs received */
+    _Atomic int done;                /* stopped and everything written */
 };
 
 struct stp_bench_consumer {

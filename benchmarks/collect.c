@@ -27,7 +27,7 @@ static uint64_t missing(const struct stp_bench_run *r, const struct stp_seqtrack
 {
     uint64_t lost = 0;
     for (unsigned p = d; p < r->cfg.producers; p += r->cfg.destinations) {
-        uint64_t sent = COUNT_GET(r->producers[p]->u.p.sent);
+        uint64_t sent = COUNT_GET(r->producers[p]->u.p.written);
         lost += stp_seqtrack_missing(t, p / r->cfg.destinations, sent);
     }
     return lost;
@@ -39,7 +39,7 @@ static void first_lost(const struct stp_bench_run *r, const struct stp_seqtrack 
 {
     *producer = *seq = -1;
     for (unsigned p = d; p < r->cfg.producers; p += r->cfg.destinations) {
-        uint64_t sent = COUNT_GET(r->producers[p]->u.p.sent);
+        uint64_t sent = COUNT_GET(r->producers[p]->u.p.written);
         uint64_t s = stp_seqtrack_first_missing(t, p / r->cfg.destinations, sent);
         if (s != UINT64_MAX) {
             *producer = p;
@@ -58,7 +58,7 @@ static void fill_dests(struct stp_bench_run *r, struct stp_bench_report *rep)
         dr->producers = r->dests[d].nproducers;
         dr->consumers = r->dests[d].nconsumers;
         for (unsigned p = d; p < cfg->producers; p += cfg->destinations)
-            dr->sent += COUNT_GET(r->producers[p]->u.p.sent);
+            dr->sent += COUNT_GET(r->producers[p]->u.p.written);
         dr->first_lost_producer = dr->first_lost_seq = -1;
         if (!cfg->topic && dr->consumers) {
             dr->lost = missing(r, &r->dests[d].shared, d);
@@ -108,8 +108,9 @@ static void fill_totals(struct stp_bench_run *r, struct stp_bench_report *rep)
         const struct stp_bench_producer *pp = &r->producers[p]->u.p;
         rep->producers_flushed &= atomic_load(&pp->done) != 0;
         unsigned nc = r->dests[pp->dest].nconsumers;
-        uint64_t s = COUNT_GET(pp->sent);
+        uint64_t s = COUNT_GET(pp->written);
         rep->sent += s;
+        rep->unwritten += COUNT_GET(pp->sent) - s;
         rep->sent_measured += COUNT_GET(pp->sent_measured);
         rep->receipts += COUNT_GET(pp->receipts);
         rep->expected += nc ? (cfg->topic ? s * nc : s) : 0;

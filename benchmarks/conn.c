@@ -93,6 +93,10 @@ static void on_write(uv_write_t *req, int status)
     COUNT_ADD(c->t->bytes_out, done->len);
     done->len = 0;
     c->writing = false;
+    if (c->role == ROLE_PRODUCER && status >= 0) {
+        COUNT_ADD(c->u.p.written, c->u.p.flight_msgs);
+        c->u.p.flight_msgs = 0;
+    }
     if (status < 0) {
         conn_fail(c, "write failed", stp_err_from_uv(status));
         return;
@@ -113,6 +117,10 @@ void stp_bench_conn_flush(struct stp_bench_conn *c)
     uv_buf_t b = uv_buf_init(o->data, (unsigned)o->len);
     c->writing = true;
     c->fill ^= 1;
+    if (c->role == ROLE_PRODUCER) {
+        c->u.p.flight_msgs = c->u.p.fill_msgs;
+        c->u.p.fill_msgs = 0;
+    }
     c->wreq.data = c;
     int rc = c->t->run->cfg.url.transport->ops->write(c, &c->wreq, &b, 1, on_write);
     if (rc) {

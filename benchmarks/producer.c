@@ -156,6 +156,7 @@ void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
         measured += intended >= r->t_warm_end;
     }
     if (n) {
+        p->fill_msgs += n;
         COUNT_ADD(p->sent, n);
         COUNT_ADD(p->sent_measured, measured);
     }

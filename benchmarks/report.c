@@ -58,6 +58,9 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
         fprintf(out, "  offered          as fast as possible\n");
     fprintf(out, "  sent             %.0f msg/s (%llu in total)\n", rep->sent_rate,
             (unsigned long long)rep->sent);
+    if (rep->unwritten)
+        fprintf(out, "  unwritten        %llu (the broker stopped reading them)\n",
+                (unsigned long long)rep->unwritten);
     fprintf(out, "  delivered        %.0f msg/s (fan-out %.0f, %llu of %llu expected)\n",
             rep->delivered_rate, rep->fanout, (unsigned long long)rep->delivered,
             (unsigned long long)rep->expected);
@@ -190,16 +193,17 @@ int stp_bench_report_write_json(const struct stp_bench_report *rep, FILE *out)
         fprintf(out, "null");
     fprintf(out, ", \"sustained\": %s,\n", stp_bench_report_sustained(rep) ? "true" : "false");
     fprintf(out,
-            "  \"messages\": {\"sent\": %llu, \"sent_in_window\": %llu, \"expected\": %llu, "
+            "  \"messages\": {\"sent\": %llu, \"unwritten\": %llu, "
+            "\"sent_in_window\": %llu, \"expected\": %llu, "
             "\"delivered\": %llu, \"received\": %llu, \"delivered_in_window\": %llu, "
             "\"lost\": %llu, \"duplicated\": %llu, \"reordered\": %llu, \"invalid\": %llu, "
             "\"foreign\": %llu},\n",
-            (unsigned long long)rep->sent, (unsigned long long)rep->sent_measured,
-            (unsigned long long)rep->expected, (unsigned long long)rep->delivered,
-            (unsigned long long)rep->received, (unsigned long long)rep->delivered_measured,
-            (unsigned long long)rep->lost, (unsigned long long)rep->duplicated,
-            (unsigned long long)rep->reordered, (unsigned long long)rep->invalid,
-            (unsigned long long)rep->foreign);
+            (unsigned long long)rep->sent, (unsigned long long)rep->unwritten,
+            (unsigned long long)rep->sent_measured, (unsigned long long)rep->expected,
+            (unsigned long long)rep->delivered, (unsigned long long)rep->received,
+            (unsigned long long)rep->delivered_measured, (unsigned long long)rep->lost,
+            (unsigned long long)rep->duplicated, (unsigned long long)rep->reordered,
+            (unsigned long long)rep->invalid, (unsigned long long)rep->foreign);
     fprintf(out, "  \"rates\": {\"offered_per_s\": ");
     if (rep->offered_rate > 0)
         fprintf(out, "%.0f", rep->offered_rate);

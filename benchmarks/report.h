@@ -34,7 +34,9 @@ struct stp_bench_report {
     bool started; /* the measured part began (every connection was ready) */
     char error[512];
     char timestamp[32];
-    uint64_t sent, sent_measured, expected, delivered, received, delivered_measured;
+    uint64_t sent;      /* SENDs written to the socket: what the broker was handed */
+    uint64_t unwritten; /* SENDs still in the generator's buffers at the end */
+    uint64_t sent_measured, expected, delivered, received, delivered_measured;
     uint64_t lost, duplicated, reordered, invalid, foreign;
     double offered_rate, sent_rate, delivered_rate, fanout;
     uint64_t backlog_at_end;

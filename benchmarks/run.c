@@ -161,9 +161,9 @@ static void gather(const struct stp_bench_run *r, struct totals *tt)
     tt->producers_done = true;
     for (unsigned i = 0; i < cfg->producers; i++) {
         struct stp_bench_producer *p = &r->producers[i]->u.p;
-        uint64_t s = COUNT_GET(p->sent);
+        uint64_t s = COUNT_GET(p->written);
         unsigned d = p->dest;
-        tt->sent += s;
+        tt->sent += COUNT_GET(p->sent);
         /* a topic delivers to each subscriber, a queue to one of them */
         if (r->dests[d].nconsumers)
             tt->expected += cfg->topic ? s * r->dests[d].nconsumers : s;
