@@ -71,6 +71,9 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
             (unsigned long long)rep->lost, (unsigned long long)rep->duplicated,
             (unsigned long long)rep->reordered, (unsigned long long)rep->invalid,
             (unsigned long long)rep->foreign);
+    if (rep->lost && !rep->drained && !rep->failed)
+        fprintf(out, "  (the lost messages were still undelivered when --drain expired: a "
+                     "backlog the broker had not delivered, not necessarily dropped)\n");
     fprintf(out, "  backlog at end %llu, drained %s in %.0f ms%s\n",
             (unsigned long long)rep->backlog_at_end, rep->drained ? "fully" : "NOT", rep->drain_ms,
             rep->producers_flushed ? "" : " (producers could not write everything)");
