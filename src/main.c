@@ -18,28 +18,40 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop);
 }
 
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    stp_info("received SIGHUP, reloading TLS certificates");
+    stp_broker_reload_tls(s->data);
+}
+
 static int run(const struct stp_config *cfg)
 {
     struct stp_broker broker;
+    int exit_code;
     stp_info("stampede %s starting with %u workers", STP_VERSION, cfg->workers);
     if (cfg->nusers == 0)
         stp_warn("authentication is off: no --user given, any login is accepted");
     /* Catch the signals before the listeners open: a supervisor may send
      * SIGTERM as soon as it sees the "listening on" line. */
     uv_loop_t *loop = uv_default_loop();
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);
+    uv_signal_init(loop, &sighup);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
-    if (stp_broker_start(&broker, cfg) < 0) {
+    sighup.data = &broker;
+    uv_signal_start(&sighup, on_sighup, SIGHUP);
+    if (stp_broker_start(&broker, cfg, &exit_code) < 0) {
         stp_error("could not start the broker");
-        return 1;
+        return exit_code;
     }
     uv_run(loop, UV_RUN_DEFAULT);
     stp_broker_stop(&broker);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sighup, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     stp_info("stopped");

@@ -32,6 +32,7 @@ struct stp_msg {
     size_t tail_cap;  /* bytes allocated for the tail */
     size_t body_len;  /* bytes of the body inside the tail */
     bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
+    atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
     const char *dest; /* NUL-terminated, inside data[] */
     const char *tail; /* inside data[] */
     char data[];

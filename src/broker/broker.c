@@ -12,6 +12,7 @@
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/mailbox.h"
+#include "stampede/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -90,25 +91,72 @@ static int open_listener(struct stp_broker *b, unsigned l)
     return 0;
 }
 
-static int check_listeners(const struct stp_config *cfg)
+static bool is_tls(enum stp_scheme s)
 {
+    return s == STP_SCHEME_STOMP_SSL || s == STP_SCHEME_WSS;
+}
+
+static bool is_ws(enum stp_scheme s)
+{
+    return s == STP_SCHEME_WS || s == STP_SCHEME_WSS;
+}
+
+/* The per-listener settings of the TLS and WebSocket layers. */
+static int prepare_listeners(struct stp_broker *b)
+{
+    const struct stp_config *cfg = b->cfg;
     for (size_t l = 0; l < cfg->nlisten; l++) {
-        if (cfg->listen[l].scheme != STP_SCHEME_STOMP) {
-            stp_error("listener %zu: only stomp:// listeners are available in this build", l);
+        enum stp_scheme s = cfg->listen[l].scheme;
+        if (is_ws(s)) {
+            b->ws_cfg[l] = (struct stp_ws_config){.path = cfg->listen[l].path,
+                                                  .allowed_origins = cfg->ws_allowed_origins,
+                                                  .nallowed_origins = cfg->nws_allowed_origins,
+                                                  .max_message = cfg->max_frame_size};
+        }
+        if (!is_tls(s))
+            continue;
+        struct stp_tls_server_opts o = {.cert_path = cfg->tls_cert,
+                                        .key_path = cfg->tls_key,
+                                        .key_password_path = cfg->tls_key_password_file,
+                                        .ca_path = cfg->tls_ca,
+                                        .verify = (enum stp_tls_verify)cfg->tls_verify_client,
+                                        .ciphers = cfg->tls_ciphers};
+        char err[256] = "";
+        if (stp_tls_server_config_new(&b->tls_cfg[l], &o, err, sizeof(err)) < 0) {
+            fprintf(stderr, "stampede: TLS listener %s: %s\n", cfg->listen[l].host, err);
             return STP_EINVAL;
         }
     }
     return 0;
 }
 
-int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg)
+void stp_broker_reload_tls(struct stp_broker *b)
+{
+    for (size_t l = 0; l < b->cfg->nlisten; l++) {
+        if (!b->tls_cfg[l])
+            continue;
+        char err[256] = "";
+        if (stp_tls_config_reload(&b->tls_cfg[l], err, sizeof(err)) < 0) {
+            stp_warn("SIGHUP: keeping the old certificate: %s", err);
+            continue;
+        }
+        for (unsigned i = 0; i < b->nworkers; i++)
+            stp_worker_reload_tls(&b->workers[i], (unsigned)l, stp_tls_config_ref(b->tls_cfg[l]));
+        stp_info("SIGHUP: reloaded the certificate and key of listener %zu", l);
+    }
+}
+
+int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg, int *exit_code)
 {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
     b->nworkers = cfg->workers;
-    int rc = check_listeners(cfg);
+    b->started_ms = uv_hrtime() / 1000000;
+    *exit_code = 2;
+    int rc = prepare_listeners(b);
     if (rc < 0)
         return rc;
+    *exit_code = 1;
     b->fds = malloc(cfg->nlisten * b->nworkers * sizeof(int));
     b->workers = calloc(b->nworkers, sizeof(*b->workers));
     if (!b->fds || !b->workers)
@@ -130,6 +178,9 @@ int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg)
         w->mb = b->mb;
         w->cfg = cfg;
         w->nlisteners = (unsigned)cfg->nlisten;
+        w->ws_cfg = b->ws_cfg;
+        for (unsigned l = 0; l < w->nlisteners; l++)
+            w->tls_cfg[l] = b->tls_cfg[l] ? stp_tls_config_ref(b->tls_cfg[l]) : NULL;
         if ((rc = stp_worker_start(w)) < 0)
             return rc;
     }
@@ -156,6 +207,8 @@ void stp_broker_stop(struct stp_broker *b)
     for (unsigned i = 0; i < b->nworkers; i++)
         uv_thread_join(&b->workers[i].thread);
     stp_mailboxes_free(b->mb);
+    for (size_t l = 0; l < b->cfg->nlisten; l++)
+        stp_tls_config_unref(&b->tls_cfg[l]);
     free(b->workers);
     free(b->fds);
 }

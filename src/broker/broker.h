@@ -11,6 +11,7 @@
 #define STP_BROKER_BROKER_H
 
 #include "stampede/config.h"
+#include "stampede/ws.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -25,12 +26,22 @@ struct stp_broker {
     struct stp_mailboxes *mb;
     int *fds; /* [listener * nworkers + worker] */
     uint16_t ports[STP_MAX_LISTENERS];
+    struct stp_ws_config ws_cfg[STP_MAX_LISTENERS];        /* ws:// and wss:// */
+    struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS];     /* stomp+ssl:// and wss:// */
+    uint64_t started_ms;
     /* Workers whose connections are all closed (read by the main thread
      * while stopping; release/acquire so their frees happen-before). */
     atomic_uint drained;
 };
 
-int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg);
+struct stp_tls_config;
+
+/* 0, or a negative code after logging why (exit 2 for a configuration error
+ * such as an unusable certificate, 1 otherwise: see *exit_code). */
+int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg, int *exit_code);
+/* SIGHUP: reload every TLS listener's certificate and key; a pair that does
+ * not load is refused with a log line and the old one stays. */
+void stp_broker_reload_tls(struct stp_broker *b);
 void stp_broker_stop(struct stp_broker *b);
 
 #endif

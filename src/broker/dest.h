@@ -18,6 +18,7 @@
 struct stp_worker;
 struct stp_msg;
 struct stp_sub;
+struct stp_qsnap;
 
 enum stp_dest_kind { STP_DEST_BAD = 0, STP_DEST_TOPIC, STP_DEST_QUEUE };
 /* "/topic/NAME" or "/queue/NAME" with a non-empty NAME. */
@@ -34,6 +35,8 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd);
 void stp_queues_free(struct stp_worker *w);
+/* The deepest queues this worker owns, at most max of them, into out. */
+size_t stp_queue_snapshot(struct stp_worker *w, struct stp_qsnap *out, size_t max);
 
 /* local side */
 /* Add sub to the worker's subscribers of its topic; true when it is the first. */

@@ -17,6 +17,7 @@
 #include "stampede/log.h"
 #include "stampede/msg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,8 +196,10 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
         e.tag = ++c->next_tag;
         struct stp_post cmd = {.type = CMD_QDELIVER, .msg = stp_msg_ref(e.msg), .a = c->key,
                               .b = e.tag, .worker = c->worker, .slot = c->slot, .gen = c->gen};
-        if (e.redelivered)
+        if (e.redelivered) {
             cmd.flags |= CMDF_REDELIVERED;
+            STP_STAT_INC(w->stats.msgs_redelivered);
+        }
         if (dq_push_back(&c->inflight, e) < 0) {
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
         }
@@ -331,6 +334,7 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
         return;
     bool nack = cmd->flags & CMDF_NACK;
     size_t n = 0, idx = 0;
+    size_t before = c->inflight.count;
     if (cmd->flags & CMDF_UPTO) {
         while (n < c->inflight.count && dq_at(&c->inflight, n)->tag <= cmd->b)
             n++;
@@ -362,6 +366,10 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
             stp_msg_unref(&e.msg);
         }
     }
+    if (nack)
+        STP_STAT_ADD(w->stats.msgs_nacked, before - c->inflight.count);
+    else
+        STP_STAT_ADD(w->stats.msgs_acked, before - c->inflight.count);
     dispatch(w, c->q);
 }
 
@@ -386,4 +394,27 @@ void stp_queues_free(struct stp_worker *w)
         }
     }
     stp_map_free(&w->queues);
+}
+
+/* Keep the `max` deepest queues: insertion into a small sorted array. */
+size_t stp_queue_snapshot(struct stp_worker *w, struct stp_qsnap *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->queues.cap; i++) {
+        struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
+        if (!q)
+            continue;
+        size_t depth = q->ready.count;
+        if (n == max && depth <= out[n - 1].depth)
+            continue;
+        size_t at = n < max ? n++ : n - 1;
+        while (at > 0 && out[at - 1].depth < depth) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        snprintf(out[at].name, sizeof(out[at].name), "%s", q->name);
+        out[at].depth = depth;
+        out[at].consumers = q->nconsumers;
+    }
+    return n;
 }

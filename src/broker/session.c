@@ -72,7 +72,7 @@ static void write_error(struct stp_conn *c, const char *message, const char *det
     stp_write_header_str(&b, "content-type", "text/plain", v);
     stp_write_header_u64(&b, "content-length", dlen);
     stp_write_body(&b, (struct stp_slice){detail ? detail : "", dlen});
-    stp_conn_write(c, b.data, b.len);
+    stp_session_write_frame(c, STP_CMD_ERROR, b.data, b.len);
     stp_buf_free(&b);
 }
 
@@ -164,7 +164,7 @@ static int write_connected(struct stp_conn *c)
     stp_write_header_str(&b, "session", sess, STP_V10);
     stp_write_header_str(&b, "heart-beat", hb, STP_V10);
     stp_write_body(&b, (struct stp_slice){"", 0});
-    int rc = stp_conn_write(c, b.data, b.len);
+    int rc = stp_session_write_frame(c, STP_CMD_CONNECTED, b.data, b.len);
     stp_buf_free(&b);
     return rc;
 }
@@ -185,7 +185,7 @@ static int on_connect(struct stp_conn *c, const struct stp_frame *f)
         return stp_session_bad(c, f, "invalid heart-beat header",
                                "heart-beat must be two non-negative integers: cx,cy");
     if (!login_ok(cfg, f)) {
-        c->w->stats.failed_logins++;
+        STP_STAT_INC(c->w->stats.failed_logins);
         stp_info("%s: login failed", c->peer);
         /* The same text whether the login or the passcode was wrong. */
         return stp_session_bad(c, f, "access refused", "Login or passcode is not valid.");
@@ -209,9 +209,19 @@ static int on_disconnect(struct stp_conn *c, const struct stp_frame *f)
     return stp_session_receipt_fence(c, stp_session_receipt(f), true);
 }
 
+int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p, size_t n)
+{
+    stp_conn_frame_begin(c);
+    int rc = stp_conn_write(c, p, n);
+    stp_conn_frame_end(c);
+    STP_STAT_INC(c->w->stats.frames_out[cmd]);
+    return rc;
+}
+
 static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
 {
     struct stp_session *s = &c->s;
+    STP_STAT_INC(c->w->stats.frames_in[f->cmd]);
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
             return on_connect(c, f);
@@ -297,7 +307,9 @@ void stp_session_tick(struct stp_conn *c, uint64_t now)
     }
     if (s->hb_send_ms && now - s->last_write_ms >= s->hb_send_ms - s->hb_send_ms / 4 &&
         stp_conn_pending(c) == 0) {
+        stp_conn_frame_begin(c);
         stp_conn_write(c, "\n", 1);
+        stp_conn_frame_end(c);
         s->last_write_ms = now;
     }
 }

@@ -46,6 +46,8 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f);
 void stp_session_free_subs(struct stp_conn *c);
 void stp_session_free_txns(struct stp_conn *c);
 
+/* Write one whole frame of n bytes (counted for /metrics). */
+int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p, size_t n);
 /* Copy a slice into a new NUL-terminated string (NULL on ENOMEM). */
 char *stp_session_strdup(struct stp_slice s);
 

@@ -46,7 +46,7 @@ static void write_receipt(struct stp_conn *c, const char *receipt)
     stp_write_command(&b, STP_CMD_RECEIPT);
     stp_write_header_str(&b, "receipt-id", receipt, c->s.version);
     stp_write_body(&b, (struct stp_slice){"", 0});
-    stp_conn_write(c, b.data, b.len);
+    stp_session_write_frame(c, STP_CMD_RECEIPT, b.data, b.len);
     stp_buf_free(&b);
 }
 
@@ -234,7 +234,7 @@ static void route(struct stp_conn *c, struct stp_msg *m)
 {
     unsigned owner = stp_owner_of(c->w, m->dest, m->dest_len);
     struct stp_post cmd = {.type = CMD_ROUTE, .msg = m};
-    c->w->stats.msgs_published++;
+    STP_STAT_INC(c->w->stats.msgs_published);
     stp_session_post(c, owner, &cmd);
     stp_worker_check_budget(c->w, c);
 }

@@ -275,6 +275,7 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
 static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
 {
     struct stp_conn *c = sub->conn;
+    stp_conn_frame_begin(c);
     char *p0 = stp_conn_reserve(c, sub->hdr_len + 96);
     if (!p0) {
         stp_conn_close(c, STP_CLOSE_NOW);
@@ -298,7 +299,9 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
         write_tail_reescaped(c, m, c->s.version);
     else
         stp_conn_write_tail(c, m);
-    c->w->stats.msgs_delivered++;
+    stp_conn_frame_end(c);
+    STP_STAT_INC(c->w->stats.msgs_delivered);
+    STP_STAT_INC(c->w->stats.frames_out[STP_CMD_MESSAGE]);
 }
 
 static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
@@ -344,7 +347,7 @@ void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
     }
     write_delivery(sub, m, ++sub->topic_tag, false);
     if (stp_conn_pending(c) > c->w->cfg->max_pending_output) {
-        c->w->stats.slow_consumers++;
+        STP_STAT_INC(c->w->stats.slow_consumers);
         stp_info("%s: slow consumer (%zu bytes pending), disconnecting", c->peer,
                  stp_conn_pending(c));
         stp_session_error(c, "slow consumer",

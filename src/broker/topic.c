@@ -37,6 +37,8 @@ enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
 void stp_topic_route(struct stp_worker *w, struct stp_msg *m)
 {
     struct stp_topic *t = stp_map_get(&w->topics, m->dest, m->dest_len);
+    if (!t)
+        STP_STAT_INC(w->stats.msgs_dropped);
     if (t) {
         for (unsigned i = 0; i < w->broker_workers && t->nworkers; i++) {
             if (!t->counts[i])

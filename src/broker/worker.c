@@ -19,6 +19,7 @@
 #include "stampede/mailbox.h"
 #include "stampede/map.h"
 #include "stampede/msg.h"
+#include "stampede/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,8 @@ static void on_drain_timer(uv_timer_t *t)
         uv_close((uv_handle_t *)&w->flush_check, NULL);
         uv_close((uv_handle_t *)&w->flush_prepare, NULL);
         uv_close((uv_handle_t *)&w->budget_timer, NULL);
+        uv_close((uv_handle_t *)&w->stats_timer, NULL);
+        uv_close((uv_handle_t *)&w->reload_async, NULL);
         uv_close((uv_handle_t *)&w->stop_async, NULL);
         stp_mailbox_detach(w->mb, w->id);
         stp_conn_close_all_now(w);
@@ -249,6 +252,36 @@ static void on_stop(uv_async_t *a)
         uv_timer_start(&w->drain_timer, on_drain_timer, 0, 20);
     }
     w->stop_phase = atomic_load_explicit(&w->stop_request, memory_order_acquire);
+}
+
+/* Once a second: measure how late the loop runs timers, and publish the
+ * deepest queues for /metrics. */
+static void on_stats_timer(uv_timer_t *t)
+{
+    struct stp_worker *w = t->data;
+    uint64_t now = uv_hrtime();
+    uint64_t lag = now > w->stats_due_ns ? (now - w->stats_due_ns) / 1000 : 0;
+    atomic_store_explicit(&w->stats.loop_lag_us, lag, memory_order_relaxed);
+    w->stats_due_ns = now + 1000000000ULL;
+    struct stp_qsnap snap[STP_QSNAP_MAX];
+    size_t n = stp_queue_snapshot(w, snap, STP_QSNAP_MAX);
+    uv_mutex_lock(&w->qsnap_lock);
+    memcpy(w->qsnap, snap, n * sizeof(snap[0]));
+    w->nqsnap = n;
+    uv_mutex_unlock(&w->qsnap_lock);
+}
+
+/* SIGHUP: the main thread left a new TLS config (one reference for us) in
+ * tls_reload[l]; new handshakes use it, open connections keep theirs. */
+static void on_reload(uv_async_t *a)
+{
+    struct stp_worker *w = a->data;
+    for (unsigned l = 0; l < w->nlisteners; l++) {
+        struct stp_tls_config *cfg = atomic_exchange_explicit(&w->tls_reload[l], NULL,
+                                                              memory_order_acquire);
+        if (cfg)
+            stp_tls_config_set(&w->tls_cfg[l], cfg);
+    }
 }
 
 static int open_listeners(struct stp_worker *w)
@@ -282,6 +315,12 @@ static void worker_main(void *arg)
     free(w->slots);
     free(w->gens);
     free(w->free_slots);
+    for (unsigned l = 0; l < w->nlisteners; l++) {
+        struct stp_tls_config *cfg = atomic_exchange(&w->tls_reload[l], NULL);
+        stp_tls_config_unref(&cfg);
+        stp_tls_config_unref(&w->tls_cfg[l]);
+    }
+    stp_tls_rng_free(&w->tls_rng);
     uv_loop_close(&w->loop);
 }
 
@@ -295,6 +334,15 @@ int stp_worker_start(struct stp_worker *w)
     w->stop_async.data = w;
     uv_timer_init(&w->loop, &w->budget_timer);
     w->budget_timer.data = w;
+    uv_timer_init(&w->loop, &w->stats_timer);
+    w->stats_timer.data = w;
+    w->stats_due_ns = uv_hrtime() + 1000000000ULL;
+    uv_timer_start(&w->stats_timer, on_stats_timer, 1000, 1000);
+    uv_async_init(&w->loop, &w->reload_async, on_reload);
+    w->reload_async.data = w;
+    uv_mutex_init(&w->qsnap_lock);
+    if (stp_tls_rng_new(&w->tls_rng) < 0)
+        return STP_ETLS;
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;
     uv_check_start(&w->flush_check, on_check);
@@ -308,6 +356,14 @@ int stp_worker_start(struct stp_worker *w)
         return rc;
     rc = uv_thread_create(&w->thread, worker_main, w);
     return rc < 0 ? stp_err_from_uv(rc) : 0;
+}
+
+void stp_worker_reload_tls(struct stp_worker *w, unsigned listener, struct stp_tls_config *cfg)
+{
+    struct stp_tls_config *old = atomic_exchange_explicit(&w->tls_reload[listener], cfg,
+                                                          memory_order_release);
+    stp_tls_config_unref(&old);
+    uv_async_send(&w->reload_async);
 }
 
 void stp_worker_request_stop(struct stp_worker *w, unsigned phase)

@@ -10,6 +10,7 @@
 #define STP_BROKER_WORKER_H
 
 #include "broker/cmd.h"
+#include "broker/stats.h"
 #include "stampede/buf.h"
 #include "stampede/config.h"
 #include "stampede/map.h"
@@ -21,15 +22,20 @@
 
 struct stp_conn;
 struct stp_broker;
-struct stp_mailboxes;
+struct stp_tls_config;
+struct stp_tls_rng;
+struct stp_ws_config;
 
-struct stp_worker_stats {
-    uint64_t conns_accepted;
-    uint64_t msgs_published;
-    uint64_t msgs_delivered;
-    uint64_t slow_consumers;
-    uint64_t failed_logins;
+#define STP_TLS_PLAIN_SCRATCH (16 * 1024)
+#define STP_QSNAP_MAX 50
+
+/* A queue's figures as last published for /metrics. */
+struct stp_qsnap {
+    char name[128];
+    size_t depth;
+    size_t consumers;
 };
+struct stp_mailboxes;
 
 struct stp_worker {
     unsigned id;
@@ -76,6 +82,21 @@ struct stp_worker {
     struct stp_map consumers; /* sub key -> struct stp_consumer */
 
     struct stp_buf scratch; /* reused for building frames on this thread */
+    /* TLS: this worker's reference to each listener's config (replaced on
+     * SIGHUP through reload_async), its random generator, a plaintext buffer. */
+    struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS];
+    _Atomic(struct stp_tls_config *) tls_reload[STP_MAX_LISTENERS];
+    uv_async_t reload_async;
+    struct stp_tls_rng *tls_rng;
+    char tls_plain[STP_TLS_PLAIN_SCRATCH];
+    const struct stp_ws_config *ws_cfg; /* per listener, owned by the broker */
+    /* Published once a second by the stats timer, read by /metrics on any
+     * worker: the mutex is taken only there, never on the message path. */
+    uv_mutex_t qsnap_lock;
+    struct stp_qsnap qsnap[STP_QSNAP_MAX];
+    size_t nqsnap;
+    uv_timer_t stats_timer;
+    uint64_t stats_due_ns;
     struct stp_worker_stats stats;
 };
 
@@ -99,6 +120,9 @@ struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t g
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 
 int stp_worker_start(struct stp_worker *w);
+/* From the main thread: hand the worker a new TLS config for a listener
+ * (the worker takes over the reference cfg holds). */
+void stp_worker_reload_tls(struct stp_worker *w, unsigned listener, struct stp_tls_config *cfg);
 /* From the main thread: phase 1 stops accepting and closes connections,
  * phase 2 ends the loop. */
 void stp_worker_request_stop(struct stp_worker *w, unsigned phase);

@@ -27,6 +27,7 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->tail_cap = tail_cap;
     m->body_len = 0;
     m->needs_escape = false;
+    atomic_init(&m->utf8, 0);
     memcpy(m->data, dest, dest_len);
     m->data[dest_len] = '\0';
     m->dest = m->data;

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_CHUNK (64 * 1024)
 #define LINGER_MS 2000
 
 static void on_close(uv_handle_t *h);
@@ -26,107 +25,6 @@ static void start_closing_handles(struct stp_conn *c);
 uint64_t stp_now_ms(const struct stp_conn *c)
 {
     return uv_now(&c->w->loop);
-}
-
-/* --- output queue --- */
-
-static struct stp_outq *fillq(struct stp_conn *c)
-{
-    return &c->out[c->fill];
-}
-
-static int add_seg(struct stp_outq *q, uint32_t off, uint32_t len, struct stp_msg *m)
-{
-    if (!m && q->nsegs > 0) {
-        struct stp_out_seg *last = &q->segs[q->nsegs - 1];
-        if (!last->msg && last->off + last->len == off) {
-            last->len += len;
-            return 0;
-        }
-    }
-    if (q->nsegs == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 16;
-        struct stp_out_seg *ns = realloc(q->segs, ncap * sizeof(*ns));
-        if (!ns)
-            return STP_ENOMEM;
-        q->segs = ns;
-        q->cap = ncap;
-    }
-    q->segs[q->nsegs++] = (struct stp_out_seg){off, len, m};
-    return 0;
-}
-
-char *stp_conn_reserve(struct stp_conn *c, size_t n)
-{
-    struct stp_outq *q = fillq(c);
-    if (stp_buf_reserve(&q->bytes, n))
-        return NULL;
-    return q->bytes.data + q->bytes.len;
-}
-
-void stp_conn_commit(struct stp_conn *c, size_t n)
-{
-    struct stp_outq *q = fillq(c);
-    size_t off = q->bytes.len;
-    q->bytes.len += n;
-    if (add_seg(q, (uint32_t)off, (uint32_t)n, NULL)) {
-        q->bytes.len = off; /* out of memory: drop the bytes, close below */
-        stp_conn_close(c, STP_CLOSE_NOW);
-        return;
-    }
-    q->total += n;
-    stp_conn_mark_dirty(c);
-}
-
-int stp_conn_write(struct stp_conn *c, const void *p, size_t n)
-{
-    char *dst = stp_conn_reserve(c, n);
-    if (!dst)
-        return STP_ENOMEM;
-    memcpy(dst, p, n);
-    stp_conn_commit(c, n);
-    return 0;
-}
-
-int stp_conn_write_tail(struct stp_conn *c, struct stp_msg *m)
-{
-    if (m->tail_len <= STP_COPY_TAIL_MAX)
-        return stp_conn_write(c, m->tail, m->tail_len);
-    struct stp_outq *q = fillq(c);
-    int rc = add_seg(q, 0, (uint32_t)m->tail_len, stp_msg_ref(m));
-    if (rc) {
-        stp_msg_unref(&m);
-        return rc;
-    }
-    q->total += m->tail_len;
-    stp_conn_mark_dirty(c);
-    return 0;
-}
-
-size_t stp_conn_pending(const struct stp_conn *c)
-{
-    return c->out[0].total + c->out[1].total;
-}
-
-static void outq_reset(struct stp_outq *q)
-{
-    for (size_t i = 0; i < q->nsegs; i++)
-        stp_msg_unref(&q->segs[i].msg);
-    q->nsegs = 0;
-    q->total = 0;
-    stp_buf_reset(&q->bytes);
-    /* Give back memory a burst grew, so idle connections stay small. */
-    if (q->bytes.cap > 256 * 1024)
-        stp_buf_free(&q->bytes);
-}
-
-static void outq_free(struct stp_outq *q)
-{
-    outq_reset(q);
-    stp_buf_free(&q->bytes);
-    free(q->segs);
-    q->segs = NULL;
-    q->cap = 0;
 }
 
 void stp_conn_mark_dirty(struct stp_conn *c)
@@ -150,33 +48,13 @@ static void report_written(struct stp_conn *c)
     c->nwmarks = 0;
 }
 
-/* Remember, for the write about to start, the highest queue tag of each
- * subscription it carries, so the owners learn when those are written. */
-static void collect_wmarks(struct stp_conn *c)
-{
-    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
-        if (!s->is_queue || s->tag_queued == s->tag_reported)
-            continue;
-        if (c->nwmarks == c->wmarks_cap) {
-            size_t ncap = c->wmarks_cap ? c->wmarks_cap * 2 : 4;
-            struct stp_wmark *nw = realloc(c->wmarks, ncap * sizeof(*nw));
-            if (!nw)
-                return; /* reported with a later write */
-            c->wmarks = nw;
-            c->wmarks_cap = ncap;
-        }
-        c->wmarks[c->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
-        s->tag_reported = s->tag_queued;
-    }
-}
-
 static void maybe_finish_close(struct stp_conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
     struct stp_conn *c = req->data;
     c->writing = false;
-    outq_reset(&c->out[!c->fill]);
+    c->stream->written(c);
     if (status < 0) {
         c->nwmarks = 0;
         stp_conn_close(c, STP_CLOSE_NOW);
@@ -184,32 +62,21 @@ static void on_write(uv_write_t *req, int status)
     }
     report_written(c);
     c->s.last_write_ms = stp_now_ms(c);
-    if (fillq(c)->total > 0)
+    if (stp_conn_fillq(c)->total > 0 || c->stream->pending(c) > 0)
         stp_conn_mark_dirty(c);
     else
         maybe_finish_close(c);
 }
 
-static int tcp_flush(struct stp_conn *c)
+int stp_conn_start_write(struct stp_conn *c, const uv_buf_t *bufs, size_t n)
 {
-    struct stp_outq *q = fillq(c);
-    if (c->iov_cap < q->nsegs) {
-        uv_buf_t *ni = realloc(c->iov, q->nsegs * sizeof(*ni));
-        if (!ni)
-            return STP_ENOMEM;
-        c->iov = ni;
-        c->iov_cap = q->nsegs;
-    }
-    for (size_t i = 0; i < q->nsegs; i++) {
-        struct stp_out_seg *s = &q->segs[i];
-        const char *base = s->msg ? s->msg->tail : q->bytes.data + s->off;
-        c->iov[i] = uv_buf_init((char *)base, s->len);
-    }
-    collect_wmarks(c);
-    c->fill = !c->fill;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += bufs[i].len;
+    STP_STAT_ADD(c->w->stats.bytes_out, bytes);
     c->writing = true;
     c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov, (unsigned)q->nsegs, on_write);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
     if (rc < 0) {
         c->writing = false;
         return stp_err_from_uv(rc);
@@ -219,9 +86,11 @@ static int tcp_flush(struct stp_conn *c)
 
 static void flush_one(struct stp_conn *c)
 {
-    if (c->closing == STP_CLOSE_NOW || c->writing || fillq(c)->total == 0)
+    if (c->closing == STP_CLOSE_NOW || c->writing)
         return;
-    if (c->ops->flush(c) < 0)
+    if (stp_conn_fillq(c)->total == 0 && c->stream->pending(c) == 0)
+        return;
+    if (c->stream->flush(c) < 0)
         stp_conn_close(c, STP_CLOSE_NOW);
 }
 
@@ -244,11 +113,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct stp_conn *c = h->data;
     (void)suggested;
-    if (stp_buf_reserve(&c->rbuf, READ_CHUNK)) {
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    *buf = uv_buf_init(c->rbuf.data + c->rbuf.len, (unsigned)(c->rbuf.cap - c->rbuf.len));
+    c->stream->alloc(c, buf);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -264,29 +129,21 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             maybe_finish_close(c);
         return;
     }
-    if (nread == 0)
-        return;
-    if (c->closing != STP_OPEN)
-        return; /* lingering after an ERROR: discard */
+    if (nread == 0 || c->closing != STP_OPEN)
+        return; /* nothing, or lingering after an ERROR: discard */
     c->s.last_read_ms = stp_now_ms(c);
-    c->rbuf.len += (size_t)nread;
-    if (c->ops->on_read(c, c->rbuf.data, c->rbuf.len) < 0)
-        return;
+    STP_STAT_ADD(c->w->stats.bytes_in, (uint64_t)nread);
+    c->stream->on_read(c, (size_t)nread);
 }
 
-static int tcp_on_read(struct stp_conn *c, char *data, size_t len)
+void stp_conn_stomp_in(struct stp_conn *c)
 {
     size_t consumed = 0;
-    int rc = stp_session_feed(c, data, len, &consumed);
+    if (c->closing != STP_OPEN || c->paused)
+        return;
+    stp_session_feed(c, c->rbuf.data, c->rbuf.len, &consumed);
     stp_buf_consume(&c->rbuf, consumed);
-    return rc;
 }
-
-static const struct stp_transport_ops tcp_ops = {
-    .name = "tcp",
-    .on_read = tcp_on_read,
-    .flush = tcp_flush,
-};
 
 void stp_conn_pause(struct stp_conn *c)
 {
@@ -317,7 +174,7 @@ void stp_conn_resume_paused(struct stp_worker *w)
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
             /* Frames already buffered but not parsed when we paused. */
             if (c->rbuf.len)
-                c->ops->on_read(c, c->rbuf.data, c->rbuf.len);
+                stp_conn_stomp_in(c);
         }
         c = next;
     }
@@ -382,6 +239,27 @@ static void on_timer(uv_timer_t *t)
     stp_session_tick(c, stp_now_ms(c));
 }
 
+/* Pick the stream and framing layers from the listener's scheme. */
+static int init_layers(struct stp_conn *c)
+{
+    enum stp_scheme scheme = c->w->cfg->listen[c->listener].scheme;
+    static const int kinds[] = {[STP_SCHEME_STOMP] = STP_TK_TCP, [STP_SCHEME_STOMP_SSL] = STP_TK_TLS,
+                                [STP_SCHEME_WS] = STP_TK_WS, [STP_SCHEME_WSS] = STP_TK_WSS};
+    c->kind = kinds[scheme];
+    STP_STAT_INC(c->w->stats.conns_open[c->kind]);
+    if (scheme == STP_SCHEME_STOMP_SSL || scheme == STP_SCHEME_WSS) {
+        c->stream = &stp_stream_tls;
+        if (stp_stream_tls_init(c) < 0)
+            return STP_ENOMEM;
+    }
+    if (scheme == STP_SCHEME_WS || scheme == STP_SCHEME_WSS) {
+        c->framing = &stp_framing_ws;
+        if (stp_framing_ws_init(c) < 0)
+            return STP_ENOMEM;
+    }
+    return 0;
+}
+
 static void format_peer(struct stp_conn *c)
 {
     struct sockaddr_storage ss;
@@ -406,7 +284,9 @@ void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
     if (!c)
         return;
     c->w = w;
-    c->ops = &tcp_ops;
+    c->stream = &stp_stream_tcp;
+    c->framing = &stp_framing_raw;
+    c->kind = -1;
     c->all_next = w->all;
     if (w->all)
         w->all->all_prev = c;
@@ -426,8 +306,8 @@ void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
     c->timer.data = c;
     c->handles++;
     format_peer(c);
-    w->stats.conns_accepted++;
-    if (stp_session_init(c) < 0) {
+    STP_STAT_INC(w->stats.conns_accepted);
+    if (init_layers(c) < 0 || stp_session_init(c) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
@@ -439,15 +319,22 @@ static void on_close(uv_handle_t *h)
     struct stp_conn *c = h->data;
     if (--c->handles > 0)
         return;
+    if (c->kind >= 0)
+        STP_STAT_ADD(c->w->stats.conns_open[c->kind], (uint64_t)-1);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else if (c->w->all == c)
         c->w->all = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
-    outq_free(&c->out[0]);
-    outq_free(&c->out[1]);
+    if (c->framing->free)
+        c->framing->free(c);
+    if (c->stream->free)
+        c->stream->free(c);
+    stp_outq_free(&c->out[0]);
+    stp_outq_free(&c->out[1]);
     stp_buf_free(&c->rbuf);
+    stp_buf_free(&c->netbuf);
     free(c->iov);
     free(c->wmarks);
     free(c);
@@ -486,7 +373,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  * frame is not destroyed by a reset caused by unread input. */
 static void maybe_finish_close(struct stp_conn *c)
 {
-    if (c->closing != STP_CLOSE_AFTER_FLUSH || c->writing || fillq(c)->total > 0)
+    if (c->closing != STP_CLOSE_AFTER_FLUSH || c->writing || stp_conn_fillq(c)->total > 0 ||
+        c->stream->pending(c) > 0)
         return;
     if (c->read_eof) {
         stp_conn_close(c, STP_CLOSE_NOW);
@@ -538,6 +426,11 @@ static void reap_one(struct stp_conn *c)
         start_closing_handles(c);
         return;
     }
+    /* The protocols' own goodbyes (WebSocket close frame, TLS close_notify). */
+    if (c->framing->closing)
+        c->framing->closing(c);
+    if (c->stream->closing)
+        c->stream->closing(c);
     /* After flush: keep reading (and discarding) until the peer closes or
      * the linger timer fires. */
     if (!c->paused && !c->read_eof)

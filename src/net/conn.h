@@ -1,14 +1,26 @@
 /*
- * conn.h - a client connection: socket, read buffer, output queue.
+ * conn.h - a client connection: socket, transport layers, read buffer,
+ * output queue.
  *
  * A connection belongs to the worker that accepted it; nothing here is
- * touched from another thread. Output is queued as segments (bytes in the
- * queue's own buffer, or a reference to a shared message tail) and flushed
- * once per loop iteration with one writev (uv_write) per connection. While a
- * write is in flight, new output fills the other of two queues.
+ * touched from another thread. Layers, bottom up:
  *
- * Lifetime: stp_conn_close() starts closing; the memory is freed in the last
- * handle's close callback, never inside a callback of the connection itself.
+ *   uv_tcp_t -> stream (plain TCP or TLS) -> framing (raw STOMP or WebSocket)
+ *            -> STOMP session (broker/session.h)
+ *
+ * Each layer is a static const ops table; the session never knows which it
+ * runs on. Input: the stream says where the socket reads into and turns what
+ * arrived into plaintext for the framing, which turns it into STOMP bytes at
+ * the end of `rbuf` for the session. Output: the session appends whole frames
+ * (between stp_conn_frame_begin/end, so WebSocket can put a frame header in
+ * front) to the filling output queue as segments: bytes in the queue's own
+ * buffer, or a reference to a shared message tail. The worker flushes every
+ * dirty connection once per loop iteration: one writev (plain) or one TLS
+ * seal + write. While a write is in flight, new output fills the other queue.
+ *
+ * Lifetime: stp_conn_close() only marks and queues; the worker's next flush
+ * point tears the session down (stp_conn_reap). The memory is freed in the
+ * last handle's close callback, never inside a callback of the connection.
  */
 #ifndef STP_NET_CONN_H
 #define STP_NET_CONN_H
@@ -24,6 +36,8 @@
 struct stp_worker;
 struct stp_msg;
 struct stp_conn;
+struct stp_tls;
+struct stp_ws;
 
 /* Tails up to this size are copied into the output buffer: a memcpy of a few
  * hundred bytes is cheaper than an atomic reference count shared by every
@@ -33,6 +47,7 @@ struct stp_conn;
 struct stp_out_seg {
     uint32_t off, len;   /* bytes in the queue's buffer, when msg is NULL */
     struct stp_msg *msg; /* a reference to a shared tail */
+    bool fixed;          /* never merged with neighbours (a frame header slot) */
 };
 
 struct stp_outq {
@@ -49,13 +64,35 @@ struct stp_wmark {
     unsigned owner;
 };
 
-/* The transport under the session (plain TCP now; TLS and WebSocket later). */
-struct stp_transport_ops {
+/* The byte stream: plain TCP or TLS. */
+struct stp_stream_ops {
     const char *name;
-    /* Bytes read from the socket. */
-    int (*on_read)(struct stp_conn *c, char *data, size_t len);
-    /* Turn the filled output queue into socket writes. */
+    /* Where the next socket read goes. */
+    void (*alloc)(struct stp_conn *c, uv_buf_t *buf);
+    /* n bytes arrived where alloc said: produce plaintext for the framing. */
+    void (*on_read)(struct stp_conn *c, size_t n);
+    /* Write the filled output queue (and anything the stream itself must
+     * send). 0, or a negative code to close the connection. */
     int (*flush)(struct stp_conn *c);
+    /* The write started by flush completed. */
+    void (*written)(struct stp_conn *c);
+    /* Bytes the stream itself still has to send (TLS records, alerts). */
+    size_t (*pending)(const struct stp_conn *c);
+    /* A graceful close begins: queue what the protocol sends last. */
+    void (*closing)(struct stp_conn *c);
+    void (*free)(struct stp_conn *c);
+};
+
+/* How STOMP frames travel on the stream: raw, or in WebSocket messages. */
+struct stp_framing_ops {
+    const char *name;
+    /* Plaintext from the stream. */
+    void (*input)(struct stp_conn *c, const char *p, size_t n);
+    void (*frame_begin)(struct stp_conn *c);
+    void (*frame_end)(struct stp_conn *c);
+    /* A graceful close begins (e.g. the WebSocket close frame). */
+    void (*closing)(struct stp_conn *c);
+    void (*free)(struct stp_conn *c);
 };
 
 enum stp_conn_closing { STP_OPEN = 0, STP_CLOSE_AFTER_FLUSH, STP_CLOSE_NOW };
@@ -66,23 +103,31 @@ struct stp_conn {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     struct stp_worker *w;
-    const struct stp_transport_ops *ops;
+    const struct stp_stream_ops *stream;
+    const struct stp_framing_ops *framing;
+    struct stp_tls *tls;
+    struct stp_ws *ws;
+    struct stp_buf netbuf; /* stream bytes not yet turned into plaintext */
     uint32_t slot, gen;
     unsigned listener;
-    struct stp_buf rbuf;
+    int kind;     /* enum stp_transport_kind, for /metrics; -1 until counted */
+    struct stp_buf rbuf; /* STOMP bytes not yet parsed */
     struct stp_outq out[2];
     int fill; /* index of the queue being filled */
     bool writing;
     uv_buf_t *iov;
     size_t iov_cap;
+    size_t frame_seg;    /* WebSocket: the header slot of the frame being written */
+    size_t frame_total0; /* queue total right after that slot */
     struct stp_wmark *wmarks; /* for the write in flight */
     size_t nwmarks, wmarks_cap;
     struct stp_conn *dirty_next;
     bool dirty;
     struct stp_conn *paused_next;
-    bool paused; /* reading stopped for back-pressure */
+    bool paused;        /* reading stopped for back-pressure */
     unsigned throttled; /* queues over their bound that paused this publisher */
     bool read_eof;
+    bool first_read_done;
     enum stp_conn_closing closing;
     bool shut;
     bool torn_down;
@@ -96,7 +141,18 @@ struct stp_conn {
 /* Accept a new connection on listener `lidx` of worker w. */
 void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx);
 
-/* Output (on the connection's worker). */
+/* Output (on the connection's worker). Every frame goes between
+ * stp_conn_frame_begin and stp_conn_frame_end. */
+static inline void stp_conn_frame_begin(struct stp_conn *c)
+{
+    if (c->framing->frame_begin)
+        c->framing->frame_begin(c);
+}
+static inline void stp_conn_frame_end(struct stp_conn *c)
+{
+    if (c->framing->frame_end)
+        c->framing->frame_end(c);
+}
 int stp_conn_write(struct stp_conn *c, const void *p, size_t n);
 char *stp_conn_reserve(struct stp_conn *c, size_t n); /* then stp_conn_commit */
 void stp_conn_commit(struct stp_conn *c, size_t n);
@@ -106,18 +162,41 @@ void stp_conn_mark_dirty(struct stp_conn *c);
 /* Flush every dirty connection of w: once per loop iteration. */
 void stp_conn_flush_dirty(struct stp_worker *w);
 
+/* Output queue internals shared by the stream and framing layers. */
+struct stp_outq *stp_conn_fillq(struct stp_conn *c);
+int stp_outq_add_fixed(struct stp_outq *q, uint32_t off, uint32_t len);
+void stp_outq_reset(struct stp_outq *q);
+void stp_outq_free(struct stp_outq *q);
+/* Point c->iov at the filling queue's segments; returns how many. */
+int stp_conn_build_iov(struct stp_conn *c, size_t *n);
+/* Start one write of n buffers (the stream's flush); on_write follows. */
+int stp_conn_start_write(struct stp_conn *c, const uv_buf_t *bufs, size_t n);
+/* Remember the queue tags this write carries (reported when it completes). */
+void stp_conn_collect_wmarks(struct stp_conn *c);
+
+/* Input: STOMP bytes were appended to rbuf; parse what is complete. */
+void stp_conn_stomp_in(struct stp_conn *c);
+
 /* Stop or resume reading for back-pressure. */
 void stp_conn_pause(struct stp_conn *c);
 void stp_conn_resume_paused(struct stp_worker *w);
 
 /* Close: after the queued output is written (an ERROR, a RECEIPT) or now. */
 void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how);
-
 /* Shutting down: close every connection of w at once. */
 void stp_conn_close_all_now(struct stp_worker *w);
 /* Finish the closes requested since the last call: once per loop iteration. */
 void stp_conn_reap(struct stp_worker *w);
 
 uint64_t stp_now_ms(const struct stp_conn *c);
+
+/* The layers (stream_tcp.c, stream_tls.c, framing_raw.c, framing_ws.c). */
+extern const struct stp_stream_ops stp_stream_tcp;
+extern const struct stp_stream_ops stp_stream_tls;
+extern const struct stp_framing_ops stp_framing_raw;
+extern const struct stp_framing_ops stp_framing_ws;
+/* Set up the layer's state on a new connection (0 or a negative code). */
+int stp_stream_tls_init(struct stp_conn *c);
+int stp_framing_ws_init(struct stp_conn *c);
 
 #endif

@@ -1,0 +1,19 @@
+/*
+ * framing_raw.c - STOMP frames straight on the stream (stomp://,
+ * stomp+ssl://). Plaintext is STOMP; frames need no header of their own.
+ */
+#include "net/conn.h"
+
+static void raw_input(struct stp_conn *c, const char *p, size_t n)
+{
+    if (stp_buf_append(&c->rbuf, p, n) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    stp_conn_stomp_in(c);
+}
+
+const struct stp_framing_ops stp_framing_raw = {
+    .name = "stomp",
+    .input = raw_input,
+};

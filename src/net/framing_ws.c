@@ -1,0 +1,179 @@
+/*
+ * framing_ws.c - STOMP over WebSocket (ws://, wss://), with the WebSocket
+ * engine (src/ws): the HTTP Upgrade, frames in, and the listener's plain
+ * HTTP endpoints (/healthz, /metrics).
+ *
+ * On the connection's worker. Every STOMP frame the session writes becomes
+ * one WebSocket message: frame_begin reserves a 10-byte slot in the output
+ * queue and frame_end writes the real header (2, 4 or 10 bytes) at the end of
+ * the slot, so the payload - header block and shared message tail - is never
+ * copied again. Text frames for valid UTF-8, binary otherwise (or always with
+ * --ws-frame binary). Bytes the engine produces itself (the 101 answer,
+ * pongs, close frames) are moved into the output queue after every engine
+ * call and before any frame of ours, as ws.h requires.
+ */
+#include "net/conn.h"
+
+#include "broker/worker.h"
+#include "net/http.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/msg.h"
+#include "stampede/ws.h"
+
+#include <string.h>
+
+#define HDR_SLOT 10
+
+/* Move the engine's pending bytes into our output queue. */
+static void drain_engine(struct stp_conn *c)
+{
+    size_t len;
+    const uint8_t *p = stp_ws_out(c->ws, &len);
+    if (!p || len == 0)
+        return;
+    if (stp_conn_write(c, p, len) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    stp_ws_out_consume(c->ws, len);
+}
+
+static void on_open(void *ud, const char *subprotocol)
+{
+    struct stp_conn *c = ud;
+    (void)subprotocol; /* CONNECT's accept-version still settles the version */
+    drain_engine(c);
+}
+
+static void on_http(void *ud, enum stp_ws_endpoint which)
+{
+    struct stp_conn *c = ud;
+    struct stp_buf body = STP_BUF_INIT;
+    int rc = which == STP_WS_HEALTHZ ? stp_http_healthz(c->w, &body) : stp_http_metrics(c->w, &body);
+    const char *type = which == STP_WS_HEALTHZ ? "application/json"
+                                               : "text/plain; version=0.0.4; charset=utf-8";
+    if (rc == 0)
+        stp_ws_http_reply(c->ws, 200, type, body.data, body.len);
+    else
+        stp_ws_http_reply(c->ws, 500, "text/plain", "internal error\n", 15);
+    stp_buf_free(&body);
+    drain_engine(c);
+}
+
+static void on_message(void *ud, const uint8_t *p, size_t n, bool binary)
+{
+    struct stp_conn *c = ud;
+    (void)binary;
+    drain_engine(c);
+    if (stp_buf_append(&c->rbuf, p, n) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    stp_conn_stomp_in(c);
+}
+
+static const struct stp_ws_ops ws_ops = {
+    .on_open = on_open,
+    .on_http = on_http,
+    .on_message = on_message,
+};
+
+int stp_framing_ws_init(struct stp_conn *c)
+{
+    c->ws = stp_ws_new(&c->w->ws_cfg[c->listener], &ws_ops, c);
+    return c->ws ? 0 : STP_ENOMEM;
+}
+
+static void ws_input(struct stp_conn *c, const char *p, size_t n)
+{
+    int rc = stp_ws_feed(c->ws, (const uint8_t *)p, n);
+    drain_engine(c);
+    if (rc < 0 || stp_ws_state(c->ws) == STP_WS_DONE) {
+        uint16_t code = stp_ws_close_code(c->ws);
+        if (code && code != STP_WS_CLOSE_NORMAL)
+            stp_info("%s: WebSocket closed with %u", c->peer, code);
+        stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+    }
+}
+
+static void ws_frame_begin(struct stp_conn *c)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (stp_buf_reserve(&q->bytes, HDR_SLOT) < 0)
+        goto fail;
+    uint32_t off = (uint32_t)q->bytes.len;
+    q->bytes.len += HDR_SLOT;
+    if (stp_outq_add_fixed(q, off, HDR_SLOT) < 0)
+        goto fail;
+    c->frame_seg = q->nsegs - 1;
+    c->frame_total0 = q->total;
+    stp_conn_mark_dirty(c);
+    return;
+fail:
+    stp_conn_close(c, STP_CLOSE_NOW);
+}
+
+static bool msg_utf8(struct stp_msg *m)
+{
+    /* Relaxed: a cache of a pure function of immutable bytes; racing
+     * writers store the same value. */
+    unsigned char v = atomic_load_explicit(&m->utf8, memory_order_relaxed);
+    if (v == 0) {
+        v = stp_ws_utf8_valid((const uint8_t *)m->tail, m->tail_len) ? 1 : 2;
+        atomic_store_explicit(&m->utf8, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+static bool frame_is_text(struct stp_conn *c, struct stp_outq *q)
+{
+    if (c->w->cfg->ws_frame_binary)
+        return false;
+    for (size_t i = c->frame_seg + 1; i < q->nsegs; i++) {
+        struct stp_out_seg *s = &q->segs[i];
+        bool ok = s->msg ? msg_utf8(s->msg)
+                         : stp_ws_utf8_valid((const uint8_t *)q->bytes.data + s->off, s->len);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void ws_frame_end(struct stp_conn *c)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (c->frame_seg >= q->nsegs || !q->segs[c->frame_seg].fixed)
+        return; /* the slot was lost to an out-of-memory close */
+    uint8_t hdr[HDR_SLOT];
+    int op = frame_is_text(c, q) ? STP_WS_OP_TEXT : STP_WS_OP_BINARY;
+    size_t hlen = stp_ws_frame_header(hdr, op, q->total - c->frame_total0);
+    struct stp_out_seg *slot = &q->segs[c->frame_seg];
+    memcpy(q->bytes.data + slot->off + HDR_SLOT - hlen, hdr, hlen);
+    slot->off += (uint32_t)(HDR_SLOT - hlen);
+    slot->len = (uint32_t)hlen;
+    q->total -= HDR_SLOT - hlen;
+}
+
+static void ws_closing(struct stp_conn *c)
+{
+    if (stp_ws_state(c->ws) == STP_WS_OPEN)
+        stp_ws_close(c->ws, STP_WS_CLOSE_NORMAL, NULL);
+    else if (stp_ws_state(c->ws) == STP_WS_HANDSHAKE)
+        stp_ws_close(c->ws, 0, NULL);
+    drain_engine(c);
+}
+
+static void ws_free(struct stp_conn *c)
+{
+    stp_ws_free(&c->ws);
+}
+
+const struct stp_framing_ops stp_framing_ws = {
+    .name = "websocket",
+    .input = ws_input,
+    .frame_begin = ws_frame_begin,
+    .frame_end = ws_frame_end,
+    .closing = ws_closing,
+    .free = ws_free,
+};

@@ -1,0 +1,160 @@
+/*
+ * outq.c - a connection's output queue: segments of bytes and shared
+ * message tails, turned into one iovec array per write.
+ *
+ * On the connection's worker only. Byte segments that touch are merged, so a
+ * burst of small frames becomes one iovec; a "fixed" segment (a WebSocket
+ * header slot) is never merged, so its bytes can be rewritten in place.
+ */
+#include "net/conn.h"
+
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct stp_outq *stp_conn_fillq(struct stp_conn *c)
+{
+    return &c->out[c->fill];
+}
+
+static int add_seg(struct stp_outq *q, struct stp_out_seg seg)
+{
+    if (!seg.msg && !seg.fixed && q->nsegs > 0) {
+        struct stp_out_seg *last = &q->segs[q->nsegs - 1];
+        if (!last->msg && !last->fixed && last->off + last->len == seg.off) {
+            last->len += seg.len;
+            return 0;
+        }
+    }
+    if (q->nsegs == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 16;
+        struct stp_out_seg *ns = realloc(q->segs, ncap * sizeof(*ns));
+        if (!ns)
+            return STP_ENOMEM;
+        q->segs = ns;
+        q->cap = ncap;
+    }
+    q->segs[q->nsegs++] = seg;
+    return 0;
+}
+
+int stp_outq_add_fixed(struct stp_outq *q, uint32_t off, uint32_t len)
+{
+    int rc = add_seg(q, (struct stp_out_seg){.off = off, .len = len, .fixed = true});
+    if (rc == 0)
+        q->total += len;
+    return rc;
+}
+
+char *stp_conn_reserve(struct stp_conn *c, size_t n)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (stp_buf_reserve(&q->bytes, n))
+        return NULL;
+    return q->bytes.data + q->bytes.len;
+}
+
+void stp_conn_commit(struct stp_conn *c, size_t n)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    size_t off = q->bytes.len;
+    q->bytes.len += n;
+    if (add_seg(q, (struct stp_out_seg){.off = (uint32_t)off, .len = (uint32_t)n}) < 0) {
+        q->bytes.len = off; /* out of memory: drop the bytes and the connection */
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    q->total += n;
+    stp_conn_mark_dirty(c);
+}
+
+int stp_conn_write(struct stp_conn *c, const void *p, size_t n)
+{
+    char *dst = stp_conn_reserve(c, n);
+    if (!dst)
+        return STP_ENOMEM;
+    memcpy(dst, p, n);
+    stp_conn_commit(c, n);
+    return 0;
+}
+
+int stp_conn_write_tail(struct stp_conn *c, struct stp_msg *m)
+{
+    if (m->tail_len <= STP_COPY_TAIL_MAX)
+        return stp_conn_write(c, m->tail, m->tail_len);
+    struct stp_outq *q = stp_conn_fillq(c);
+    int rc = add_seg(q, (struct stp_out_seg){.len = (uint32_t)m->tail_len, .msg = stp_msg_ref(m)});
+    if (rc) {
+        stp_msg_unref(&m);
+        return rc;
+    }
+    q->total += m->tail_len;
+    stp_conn_mark_dirty(c);
+    return 0;
+}
+
+size_t stp_conn_pending(const struct stp_conn *c)
+{
+    return c->out[0].total + c->out[1].total;
+}
+
+void stp_outq_reset(struct stp_outq *q)
+{
+    for (size_t i = 0; i < q->nsegs; i++)
+        stp_msg_unref(&q->segs[i].msg);
+    q->nsegs = 0;
+    q->total = 0;
+    stp_buf_reset(&q->bytes);
+    /* Give back memory a burst grew, so idle connections stay small. */
+    if (q->bytes.cap > 256 * 1024)
+        stp_buf_free(&q->bytes);
+}
+
+void stp_outq_free(struct stp_outq *q)
+{
+    stp_outq_reset(q);
+    stp_buf_free(&q->bytes);
+    free(q->segs);
+    q->segs = NULL;
+    q->cap = 0;
+}
+
+int stp_conn_build_iov(struct stp_conn *c, size_t *n)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (c->iov_cap < q->nsegs) {
+        uv_buf_t *ni = realloc(c->iov, q->nsegs * sizeof(*ni));
+        if (!ni)
+            return STP_ENOMEM;
+        c->iov = ni;
+        c->iov_cap = q->nsegs;
+    }
+    for (size_t i = 0; i < q->nsegs; i++) {
+        struct stp_out_seg *s = &q->segs[i];
+        const char *base = s->msg ? s->msg->tail : q->bytes.data + s->off;
+        c->iov[i] = uv_buf_init((char *)base, s->len);
+    }
+    *n = q->nsegs;
+    return 0;
+}
+
+void stp_conn_collect_wmarks(struct stp_conn *c)
+{
+    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
+        if (!s->is_queue || s->tag_queued == s->tag_reported)
+            continue;
+        if (c->nwmarks == c->wmarks_cap) {
+            size_t ncap = c->wmarks_cap ? c->wmarks_cap * 2 : 4;
+            struct stp_wmark *nw = realloc(c->wmarks, ncap * sizeof(*nw));
+            if (!nw)
+                return; /* reported with a later write */
+            c->wmarks = nw;
+            c->wmarks_cap = ncap;
+        }
+        c->wmarks[c->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
+        s->tag_reported = s->tag_queued;
+    }
+}

@@ -1,0 +1,81 @@
+/*
+ * stream_tcp.c - the plain TCP stream: socket bytes are the plaintext.
+ *
+ * On the connection's worker. With raw STOMP framing the socket reads
+ * straight into the session's read buffer (no copy); the output queue goes
+ * out as one writev. The first bytes are sniffed: a TLS ClientHello on a
+ * plain port is logged and closed rather than answered with a STOMP ERROR.
+ */
+#include "net/conn.h"
+
+#include "stampede/log.h"
+#include "stampede/tls.h"
+
+#define READ_CHUNK (64 * 1024)
+
+static void tcp_alloc(struct stp_conn *c, uv_buf_t *buf)
+{
+    struct stp_buf *b = c->framing == &stp_framing_raw ? &c->rbuf : &c->netbuf;
+    if (stp_buf_reserve(b, READ_CHUNK)) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(b->data + b->len, (unsigned)(b->cap - b->len));
+}
+
+static bool tls_on_plain_port(struct stp_conn *c, const char *p, size_t n)
+{
+    if (c->first_read_done)
+        return false;
+    c->first_read_done = true;
+    if (!stp_tls_looks_like_client_hello(p, n))
+        return false;
+    stp_info("%s: TLS handshake on a plain port, closing", c->peer);
+    stp_conn_close(c, STP_CLOSE_NOW);
+    return true;
+}
+
+static void tcp_on_read(struct stp_conn *c, size_t n)
+{
+    if (c->framing == &stp_framing_raw) {
+        if (tls_on_plain_port(c, c->rbuf.data + c->rbuf.len, n))
+            return;
+        c->rbuf.len += n;
+        stp_conn_stomp_in(c);
+        return;
+    }
+    if (tls_on_plain_port(c, c->netbuf.data + c->netbuf.len, n))
+        return;
+    c->framing->input(c, c->netbuf.data + c->netbuf.len, n);
+}
+
+static int tcp_flush(struct stp_conn *c)
+{
+    size_t n;
+    int rc = stp_conn_build_iov(c, &n);
+    if (rc < 0)
+        return rc;
+    stp_conn_collect_wmarks(c);
+    c->fill = !c->fill; /* new output fills the other queue while this one is written */
+    return stp_conn_start_write(c, c->iov, n);
+}
+
+static void tcp_written(struct stp_conn *c)
+{
+    stp_outq_reset(&c->out[!c->fill]);
+}
+
+static size_t tcp_pending(const struct stp_conn *c)
+{
+    (void)c;
+    return 0;
+}
+
+const struct stp_stream_ops stp_stream_tcp = {
+    .name = "tcp",
+    .alloc = tcp_alloc,
+    .on_read = tcp_on_read,
+    .flush = tcp_flush,
+    .written = tcp_written,
+    .pending = tcp_pending,
+};

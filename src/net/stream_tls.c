@@ -1,0 +1,166 @@
+/*
+ * stream_tls.c - TLS under the framing, with the TLS engine (src/tls) over
+ * memory buffers.
+ *
+ * On the connection's worker. Socket bytes go to the engine; decrypted bytes
+ * go to the framing (straight into the session's read buffer for raw STOMP).
+ * A flush hands the whole output queue to the engine, which seals it into
+ * records of up to 16 KiB, and writes the ciphertext in one write. Nothing
+ * blocks: the engine answers WANT_READ/WANT_WRITE inside.
+ */
+#include "net/conn.h"
+
+#include "broker/worker.h"
+#include "stampede/error.h"
+#include "stampede/log.h"
+#include "stampede/tls.h"
+
+#include <sys/uio.h>
+
+#define READ_CHUNK (64 * 1024)
+#define PLAIN_CHUNK (16 * 1024)
+
+int stp_stream_tls_init(struct stp_conn *c)
+{
+    struct stp_worker *w = c->w;
+    return stp_tls_new(&c->tls, w->tls_cfg[c->listener], w->tls_rng);
+}
+
+static void tls_alloc(struct stp_conn *c, uv_buf_t *buf)
+{
+    if (stp_buf_reserve(&c->netbuf, READ_CHUNK)) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(c->netbuf.data + c->netbuf.len, (unsigned)(c->netbuf.cap - c->netbuf.len));
+}
+
+static void log_failure(struct stp_conn *c, const char *what)
+{
+    char text[256];
+    stp_info("%s: TLS %s: %s", c->peer, what, stp_tls_errtext(c->tls, text, sizeof(text)));
+}
+
+/* Decrypt what the engine has and pass it up. false when the connection ends. */
+static bool pump_plaintext(struct stp_conn *c)
+{
+    for (;;) {
+        ssize_t r;
+        if (c->framing == &stp_framing_raw) {
+            if (stp_buf_reserve(&c->rbuf, PLAIN_CHUNK))
+                return false;
+            r = stp_tls_read(c->tls, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
+            if (r > 0)
+                c->rbuf.len += (size_t)r;
+        } else {
+            char *tmp = c->w->tls_plain;
+            r = stp_tls_read(c->tls, tmp, STP_TLS_PLAIN_SCRATCH);
+            if (r > 0)
+                c->framing->input(c, tmp, (size_t)r);
+        }
+        if (r == 0)
+            break;
+        if (r == STP_ECLOSED) {
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+            return false;
+        }
+        if (r < 0) {
+            log_failure(c, "read failed");
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+            return false;
+        }
+    }
+    if (c->framing == &stp_framing_raw)
+        stp_conn_stomp_in(c);
+    return true;
+}
+
+static void tls_on_read(struct stp_conn *c, size_t n)
+{
+    int rc = stp_tls_feed(c->tls, c->netbuf.data + c->netbuf.len, n);
+    if (stp_tls_out_pending(c->tls) > 0)
+        stp_conn_mark_dirty(c); /* handshake flights, alerts */
+    if (rc == STP_EPROTO) {
+        stp_info("%s: not a TLS handshake on a TLS port, closing", c->peer);
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    if (rc < 0) {
+        log_failure(c, "handshake failed");
+        stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+        return;
+    }
+    pump_plaintext(c);
+}
+
+/* Hand the filled output queue to the engine (it copies into records). */
+static int seal_output(struct stp_conn *c)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (q->total == 0)
+        return 0;
+    size_t n;
+    int rc = stp_conn_build_iov(c, &n);
+    if (rc < 0)
+        return rc;
+    /* uv_buf_t is laid out as struct iovec on Unix (libuv documents it). */
+    rc = stp_tls_write(c->tls, (const struct iovec *)c->iov, (int)n);
+    if (rc < 0 && rc != STP_ECLOSED)
+        return rc;
+    stp_conn_collect_wmarks(c);
+    stp_outq_reset(q);
+    return 0;
+}
+
+static int tls_flush(struct stp_conn *c)
+{
+    int rc = seal_output(c);
+    if (rc < 0)
+        return rc;
+    const char *p;
+    size_t len;
+    rc = stp_tls_out_take(c->tls, &p, &len);
+    if (rc < 0)
+        return rc;
+    if (len == 0)
+        return 0;
+    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+    return stp_conn_start_write(c, &buf, 1);
+}
+
+static void tls_written(struct stp_conn *c)
+{
+    stp_tls_out_release(c->tls);
+}
+
+static size_t tls_pending(const struct stp_conn *c)
+{
+    return stp_tls_out_pending(c->tls) + stp_tls_plain_pending(c->tls);
+}
+
+static void tls_closing(struct stp_conn *c)
+{
+    if (stp_tls_state(c->tls) == STP_TLS_OPEN || stp_tls_state(c->tls) == STP_TLS_PEER_CLOSED) {
+        /* What the session wrote last (an ERROR, a RECEIPT) goes before the
+         * close_notify. */
+        seal_output(c);
+        stp_tls_close(c->tls);
+        stp_conn_mark_dirty(c);
+    }
+}
+
+static void tls_free(struct stp_conn *c)
+{
+    stp_tls_free(&c->tls);
+}
+
+const struct stp_stream_ops stp_stream_tls = {
+    .name = "tls",
+    .alloc = tls_alloc,
+    .on_read = tls_on_read,
+    .flush = tls_flush,
+    .written = tls_written,
+    .pending = tls_pending,
+    .closing = tls_closing,
+    .free = tls_free,
+};
