@@ -431,7 +431,7 @@ check_compose() {
     # The same file, pointed at this run's image and with no fixed host port, so
     # it neither rebuilds nor collides with a broker already on 61613.
     sed -e "s|image: stampede:latest|image: $image|" \
-        -e 's|"127.0.0.1:61613:61613"|"127.0.0.1::61613"|' \
+        -e 's|"127.0.0.1:[^"]*:61613"|"127.0.0.1::61613"|' \
         -e "s|context: \.\.|context: $top|" "$top/docker/compose.yaml" >"$work/compose.yaml"
     if ! timeout 30 "${dc[@]}" config -q 2>"$work/compose.err"; then
         sed 's/^/  | /' "$work/compose.err"
@@ -477,5 +477,7 @@ main() {
 }
 
 main
+finish
+trap - EXIT
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
