@@ -72,12 +72,29 @@ run_tests() {
     # The same unit and integration suites under AddressSanitizer + UBSan.
     CC=clang build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbuildtype=debug
+    # criterion's runner leaks a few bytes of its own with .timeout (suppressed).
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        LSAN_OPTIONS=suppressions=$top/tests/lsan.supp \
         meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit \
         --suite integration --timeout-multiplier 3 || rc=1
     summarize build-asan "asan+ubsan build" || true
+    # libFuzzer targets: replay the committed seeds, then fuzz each briefly.
+    CC=clang build build-fuzz -Dfuzz=true -Dbuildtype=debug
+    meson test -C build-fuzz --print-errorlogs --suite fuzz || rc=1
+    for target in fuzz_parser fuzz_ws; do
+        local seeds=tests/fuzz/corpus/${target#fuzz_} work
+        work=$(mktemp -d)
+        "build-fuzz/tests/fuzz/$target" "$work" "$seeds" -max_total_time=20 -jobs=1 \
+            -print_final_stats=1 >"build-fuzz/$target.log" 2>&1 || {
+            echo "dev.sh: $target found a crash:"
+            tail -40 "build-fuzz/$target.log"
+            rc=1
+        }
+        rm -rf "$work"
+    done
+    summarize build-fuzz "fuzz seeds" || true
     local total_pass total_fail
-    total_pass=$(python3 - build build-asan <<'PY'
+    total_pass=$(python3 - build build-asan build-fuzz <<'PY'
 import json, sys
 p = f = 0
 for d in sys.argv[1:]:

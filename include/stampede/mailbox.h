@@ -46,6 +46,10 @@ int stp_mailboxes_init(struct stp_mailboxes **out, unsigned n, size_t ring_capac
  * are opaque bytes here, so the broker must drain (or drop the references its
  * commands carry) before calling this. All workers must be detached. */
 void stp_mailboxes_free(struct stp_mailboxes *mb);
+/* After every worker detached and its loop ended (main thread): hand each
+ * command still in a ring or an overflow list to fn, in posting order per
+ * pair, so the caller can release what the commands carry. */
+void stp_mailboxes_drain(struct stp_mailboxes *mb, stp_mailbox_handler fn, void *ctx);
 
 /* On worker `self`'s thread: start receiving on `loop`. The handles the
  * mailbox creates are closed by detach; run the loop until they are closed.

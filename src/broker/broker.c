@@ -8,10 +8,12 @@
  */
 #include "broker/broker.h"
 
+#include "broker/cmd.h"
 #include "broker/worker.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/mailbox.h"
+#include "stampede/msg.h"
 #include "stampede/tls.h"
 
 #include <errno.h>
@@ -193,6 +195,17 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* A command left in a mailbox at shutdown: release what it carries. */
+static void drop_leftover(void *ctx, unsigned from, const void *p)
+{
+    struct stp_post cmd;
+    (void)ctx;
+    (void)from;
+    memcpy(&cmd, p, sizeof(cmd));
+    stp_msg_unref(&cmd.msg);
+    free(cmd.str);
+}
+
 void stp_broker_stop(struct stp_broker *b)
 {
     for (unsigned i = 0; i < b->nworkers; i++)
@@ -206,6 +219,7 @@ void stp_broker_stop(struct stp_broker *b)
         stp_worker_request_stop(&b->workers[i], 2);
     for (unsigned i = 0; i < b->nworkers; i++)
         uv_thread_join(&b->workers[i].thread);
+    stp_mailboxes_drain(b->mb, drop_leftover, NULL);
     stp_mailboxes_free(b->mb);
     for (size_t l = 0; l < b->cfg->nlisten; l++)
         stp_tls_config_unref(&b->tls_cfg[l]);

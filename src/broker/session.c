@@ -83,6 +83,13 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
     if (c->s.state == STP_SESS_CLOSING)
         return;
     stp_debug("%s: ERROR %s: %s", c->peer, message, detail ? detail : "");
+    if (!stp_conn_ready(c)) {
+        /* No STOMP frame can travel yet (e.g. an unfinished WebSocket
+         * handshake at the login timeout): just close. */
+        c->s.state = STP_SESS_CLOSING;
+        stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+        return;
+    }
     write_error(c, message, detail, receipt, xname, xvalue);
     c->s.state = STP_SESS_CLOSING;
     stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
@@ -269,7 +276,10 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
             snprintf(detail, sizeof(detail), "%s (at byte %zu of the frame)",
                      s->parser.err_text ? s->parser.err_text : stp_strerror((int)n),
                      s->parser.err_offset);
-            stp_session_error(c, stp_strerror((int)n), detail, NULL);
+            struct stp_slice receipt;
+            bool has_receipt = stp_parser_peek_header(&s->parser, data + off, "receipt",
+                                                      &receipt);
+            stp_session_error(c, stp_strerror((int)n), detail, has_receipt ? &receipt : NULL);
             *consumed = len;
             return -1;
         }

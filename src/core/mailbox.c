@@ -474,6 +474,34 @@ void stp_mailbox_detach(struct stp_mailboxes *mb, unsigned self)
     uv_close((uv_handle_t *)&w->timer, NULL);
 }
 
+/* ---- leftovers (main thread, after the loops ended) ---- */
+
+void stp_mailboxes_drain(struct stp_mailboxes *mb, stp_mailbox_handler fn, void *ctx)
+{
+    unsigned char *tmp = malloc(mb->elem_size);
+    if (!tmp)
+        return;
+    for (unsigned from = 0; from < mb->n; from++) {
+        for (unsigned to = 0; to < mb->n; to++) {
+            if (from == to)
+                continue;
+            /* Ring first, then overflow: that is the order they were posted. */
+            while (stp_ring_pop(ring_at(mb, from, to), tmp, 1) == 1)
+                fn(ctx, from, tmp);
+            struct mb_ovf *o = &mb->worker[from].ovf[to];
+            while (o->head) {
+                struct ovf_chunk *c = o->head;
+                for (; c->rd < c->wr; c->rd++)
+                    fn(ctx, from, c->data + c->rd * mb->elem_size);
+                ovf_release_head(o);
+            }
+            mb->worker[from].ovf_total -= o->count;
+            o->count = 0;
+        }
+    }
+    free(tmp);
+}
+
 /* ---- init / free (main thread) ---- */
 
 static void *zalloc_aligned(size_t size)

@@ -93,6 +93,8 @@ struct stp_framing_ops {
     /* A graceful close begins (e.g. the WebSocket close frame). */
     void (*closing)(struct stp_conn *c);
     void (*free)(struct stp_conn *c);
+    /* Whether STOMP frames can be sent yet (NULL: always). */
+    bool (*ready)(const struct stp_conn *c);
 };
 
 enum stp_conn_closing { STP_OPEN = 0, STP_CLOSE_AFTER_FLUSH, STP_CLOSE_NOW };
@@ -152,6 +154,11 @@ static inline void stp_conn_frame_end(struct stp_conn *c)
 {
     if (c->framing->frame_end)
         c->framing->frame_end(c);
+}
+/* False while the framing cannot carry STOMP frames yet (WebSocket handshake). */
+static inline bool stp_conn_ready(const struct stp_conn *c)
+{
+    return !c->framing->ready || c->framing->ready(c);
 }
 int stp_conn_write(struct stp_conn *c, const void *p, size_t n);
 char *stp_conn_reserve(struct stp_conn *c, size_t n); /* then stp_conn_commit */

@@ -164,6 +164,11 @@ static void ws_closing(struct stp_conn *c)
     drain_engine(c);
 }
 
+static bool ws_ready(const struct stp_conn *c)
+{
+    return stp_ws_state(c->ws) == STP_WS_OPEN;
+}
+
 static void ws_free(struct stp_conn *c)
 {
     stp_ws_free(&c->ws);
@@ -176,4 +181,5 @@ const struct stp_framing_ops stp_framing_ws = {
     .frame_end = ws_frame_end,
     .closing = ws_closing,
     .free = ws_free,
+    .ready = ws_ready,
 };
