@@ -518,7 +518,7 @@ _Static_assert(STP_LOG_DEBUG == 0 && STP_LOG_INFO == 1 && STP_LOG_WARN == 2 && S
 /* clang-format off */
 static const struct kw keywords[] = {
     {.name = "listen", .env = "STAMPEDE_LISTEN", .metavar = "URL",
-     .def = "stomp://0.0.0.0:61613", .parse = parse_listen, .reset = reset_listen,
+     .def = "stomp://0.0.0.0:61613,ws://0.0.0.0:15674/ws", .parse = parse_listen, .reset = reset_listen,
      .flags = KW_REPEAT,
      .help = "Accept clients at URL: stomp://HOST:PORT, stomp+ssl://HOST:PORT,\n"
              "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH (PATH defaults to /ws).\n"

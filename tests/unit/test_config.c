@@ -97,10 +97,15 @@ Test(config, defaults)
 {
     struct stp_config cfg;
     cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
-    cr_assert_eq(cfg.nlisten, 1);
+    /* STOMP on 61613 and Web-STOMP on 15674/ws, RabbitMQ's ports and path. */
+    cr_assert_eq(cfg.nlisten, 2);
     cr_assert_eq(cfg.listen[0].scheme, STP_SCHEME_STOMP);
     cr_assert_str_eq(cfg.listen[0].host, "0.0.0.0");
     cr_assert_eq(cfg.listen[0].port, 61613);
+    cr_assert_eq(cfg.listen[1].scheme, STP_SCHEME_WS);
+    cr_assert_str_eq(cfg.listen[1].host, "0.0.0.0");
+    cr_assert_eq(cfg.listen[1].port, 15674);
+    cr_assert_str_eq(cfg.listen[1].path, "/ws");
     unsigned cpus = stp_available_cpus();
     cr_assert_eq(cfg.workers, cpus > 1024 ? 1024 : cpus);
     cr_assert_geq(cfg.workers, 1);
@@ -279,8 +284,9 @@ Test(config, empty_variable_counts_as_unset)
     char *env[] = {"STAMPEDE_WORKERS=", "STAMPEDE_LISTEN=", NULL};
     struct stp_config cfg;
     cr_assert_eq(parse_env(&cfg, env, NULL), STP_CONFIG_RUN);
-    cr_assert_eq(cfg.nlisten, 1);
+    cr_assert_eq(cfg.nlisten, 2);
     cr_assert_eq(cfg.listen[0].port, 61613);
+    cr_assert_eq(cfg.listen[1].port, 15674);
     stp_config_free(&cfg);
 }
 
