@@ -218,6 +218,7 @@ DURATION_SETTER(set_duration, duration_ns)
 DURATION_SETTER(set_warmup, warmup_ns)
 DURATION_SETTER(set_drain, drain_ns)
 DURATION_SETTER(set_connect_timeout, connect_timeout_ns)
+DURATION_SETTER(set_tick, tick_ns)
 
 #define STR_SETTER(fname, field)                                                                   \
     static int fname(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)  \
@@ -346,6 +347,9 @@ static const struct keyword keywords[] = {
      "and SUBSCRIBE receipts (default 10s)"},
     {"ack", ARG_REQUIRED, set_ack, "auto|client|client-individual (default auto)"},
     {"prefetch", ARG_REQUIRED, set_prefetch, "prefetch-count of each subscription (0 = not sent)"},
+    {"tick", ARG_REQUIRED, set_tick,
+     "pacing timer period, e.g. 1ms: longer batches more SENDs per write (default: the "
+     "producers' interval, between 100us and 1ms)"},
     {"window", ARG_REQUIRED, set_window,
      "with --rate 0: most messages per producer sent but not yet delivered to every subscriber "
      "(default 5000; 0 = no limit)"},
@@ -451,6 +455,8 @@ static int check_config(const struct stp_bench_config *c, char *err, size_t errl
                     "--url: the %s:// transport is not built into this "
                     "stampede-bench yet",
                     c->url.transport->scheme);
+    if (c->tick_ns && (c->tick_ns < 10000 || c->tick_ns > 1000000000))
+        return errf(err, errlen, "--tick: between 10us and 1s");
     if (c->tls_ca[0] && !c->url.transport->tls)
         return errf(err, errlen, "--tls-ca: only for stomp+ssl:// and wss:// URLs");
     return 0;

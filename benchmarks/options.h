@@ -33,6 +33,7 @@ struct stp_bench_config {
     size_t size;   /* body bytes */
     uint64_t rate; /* per producer, messages/s; 0 = as fast as possible */
     uint64_t duration_ns, warmup_ns, drain_ns, connect_timeout_ns;
+    uint64_t tick_ns; /* pacing timer period; 0 = the producers' interval in [100 us, 1 ms] */
     enum stp_bench_ack ack;
     unsigned prefetch; /* 0 = no prefetch-count header */
     unsigned receipts; /* ask a RECEIPT for every Nth SEND; 0 = never */

@@ -60,6 +60,8 @@ static int start_pacing(struct stp_bench_thread *t)
     if (period == 0)
         return 0;
     period = period < MIN_PACE_NS ? MIN_PACE_NS : period > MAX_PACE_NS ? MAX_PACE_NS : period;
+    if (t->run->cfg.tick_ns)
+        period = t->run->cfg.tick_ns;
     t->pace_period_ns = period;
     t->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (t->pace_fd < 0)

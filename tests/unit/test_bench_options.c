@@ -81,6 +81,9 @@ Test(bench_options, durations_urls_and_flags)
     cr_assert(!cfg.topic);
     cr_assert_eq(cfg.ack, STP_BENCH_ACK_CLIENT);
     cr_assert_eq(cfg.rate, 1000);
+    const char *tick[] = {"--tick", "1ms", NULL};
+    cr_assert_eq(parse(&cfg, err, tick), 0, "%s", err);
+    cr_assert_eq(cfg.tick_ns, 1000000);
     const char *flag[] = {"--receipts", NULL};
     cr_assert_eq(parse(&cfg, err, flag), 0, "%s", err);
     cr_assert_eq(cfg.receipts, 1, "--receipts alone: every SEND");
@@ -111,6 +114,8 @@ Test(bench_options, bad_options_give_one_line_errors)
     expect_error((const char *[]){"--url", "stomp://h:99999", NULL}, "port");
     expect_error((const char *[]){"--url", "stomp://:5", NULL}, "host");
     expect_error((const char *[]){"--destinations", "0", NULL}, "--destinations");
+    expect_error((const char *[]){"--tick", "5us", NULL}, "--tick");
+    expect_error((const char *[]){"--tick", "2s", NULL}, "--tick");
 }
 
 Test(bench_options, every_transport_is_built)
