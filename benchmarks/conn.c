@@ -17,7 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IN_MIN_ROOM (64 * 1024)
+/* Consumers read big batches; producers and idle connections only see small
+ * frames (CONNECTED, RECEIPT, heart-beats), so thousands of them stay cheap.
+ * Buffers grow by doubling when a frame needs more. */
+static size_t in_min_room(const struct stp_bench_conn *c)
+{
+    return c->role == ROLE_CONSUMER ? 64 * 1024 : 2 * 1024;
+}
+
+static size_t out_first_cap(const struct stp_bench_conn *c)
+{
+    return c->role == ROLE_PRODUCER ? 64 * 1024 : 4 * 1024;
+}
 
 static const char *role_name(enum stp_bench_role r)
 {
@@ -58,7 +69,7 @@ char *stp_bench_conn_out_reserve(struct stp_bench_conn *c, size_t n)
 {
     struct stp_bench_out *o = &c->out[c->fill];
     if (o->cap - o->len < n) {
-        size_t cap = o->cap ? o->cap * 2 : 64 * 1024;
+        size_t cap = o->cap ? o->cap * 2 : out_first_cap(c);
         while (cap - o->len < n)
             cap *= 2;
         char *p = realloc(o->data, cap);
@@ -290,7 +301,7 @@ static int in_reserve(struct stp_bench_conn *c, size_t n)
 {
     if (c->in_cap - c->in_len >= n)
         return 0;
-    size_t cap = c->in_cap ? c->in_cap : 4 * IN_MIN_ROOM;
+    size_t cap = c->in_cap ? c->in_cap : 4 * in_min_room(c);
     while (cap - c->in_len < n)
         cap *= 2;
     char *p = realloc(c->in, cap);
@@ -315,8 +326,8 @@ int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct stp_bench_conn *c = h->data;
-    if (c->in_cap - c->in_len < IN_MIN_ROOM) {
-        size_t cap = c->in_cap ? c->in_cap * 2 : 4 * IN_MIN_ROOM;
+    if (c->in_cap - c->in_len < in_min_room(c)) {
+        size_t cap = c->in_cap ? c->in_cap * 2 : 4 * in_min_room(c);
         char *p = realloc(c->in, cap);
         if (!p) {
             buf->base = NULL;

@@ -29,16 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RAW_SIZE (64 * 1024)
-#define PLAIN_SIZE (64 * 1024)
-
 struct stack {
     struct stp_bench_conn *c;
     struct stp_tls *tls; /* NULL for ws:// */
     struct stp_ws *ws;   /* NULL for stomp+ssl:// */
     bool upper_started;
-    char raw[RAW_SIZE];
-    char plain[PLAIN_SIZE];
+    char *raw, *plain; /* socket bytes, decrypted bytes: bufsize each */
+    size_t bufsize;
     struct stp_bench_out q[2]; /* without TLS: q[fill] collects, the other is written */
     int fill;
     bool writing;
@@ -71,7 +68,7 @@ static int queue_plain(struct stack *s, const void *p, size_t n)
     }
     struct stp_bench_out *o = &s->q[s->fill];
     if (o->cap - o->len < n) {
-        size_t cap = o->cap ? o->cap : 64 * 1024;
+        size_t cap = o->cap ? o->cap : 4 * 1024;
         while (cap - o->len < n)
             cap *= 2;
         char *np = realloc(o->data, cap);
@@ -201,6 +198,12 @@ static int stack_start(struct stp_bench_conn *c)
         return STP_ENOMEM;
     c->transport_state = s;
     s->c = c;
+    /* consumers read big batches; the others see small frames only */
+    s->bufsize = c->role == ROLE_CONSUMER ? 64 * 1024 : 8 * 1024;
+    s->raw = malloc(s->bufsize);
+    s->plain = malloc(s->bufsize);
+    if (!s->raw || !s->plain)
+        return STP_ENOMEM;
     s->rnd = (uint32_t)(uv_hrtime() ^ ((uintptr_t)s >> 4)) | 1;
     const struct stp_bench_run *r = c->t->run;
     if (!r->cfg.url.transport->tls)
@@ -216,7 +219,7 @@ static void stack_alloc(struct stp_bench_conn *c, size_t suggested, uv_buf_t *bu
     (void)suggested;
     struct stack *s = stack_of(c);
     buf->base = s->raw;
-    buf->len = sizeof(s->raw);
+    buf->len = s->bufsize;
 }
 
 /* Plaintext from the socket (after TLS): WebSocket frames or STOMP bytes. */
@@ -237,7 +240,7 @@ static int read_tls(struct stack *s, size_t nread)
     if (rc == 0 && !s->upper_started && stp_tls_state(s->tls) == STP_TLS_OPEN)
         rc = start_upper(s);
     while (rc == 0 && s->c->state < CONN_CLOSING) {
-        ssize_t n = stp_tls_read(s->tls, s->plain, sizeof(s->plain));
+        ssize_t n = stp_tls_read(s->tls, s->plain, s->bufsize);
         if (n <= 0) {
             rc = (int)n;
             break;
@@ -299,6 +302,8 @@ static void stack_release(struct stp_bench_conn *c)
         stp_tls_free(&s->tls);
     free(s->q[0].data);
     free(s->q[1].data);
+    free(s->raw);
+    free(s->plain);
     free(s);
     c->transport_state = NULL;
 }
