@@ -150,7 +150,7 @@ static int write_connect(struct stp_bench_conn *c)
     unsigned hb_ms = c->role == ROLE_IDLE ? cfg->heartbeat_ms : 0;
     snprintf(hb, sizeof(hb), "%u,%u", hb_ms, hb_ms);
     int rc = stp_write_command(&b, STP_CMD_CONNECT);
-    rc = rc ? rc : stp_write_header_str(&b, "accept-version", "1.0,1.1,1.2", STP_V10);
+    rc = rc ? rc : stp_write_header_str(&b, "accept-version", cfg->accept_version, STP_V10);
     rc = rc ? rc : stp_write_header_str(&b, "host", cfg->url.vhost, STP_V10);
     if (cfg->login[0])
         rc = rc ? rc : stp_write_header_str(&b, "login", cfg->login, STP_V10);

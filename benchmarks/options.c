@@ -82,6 +82,7 @@ void stp_bench_config_defaults(struct stp_bench_config *cfg)
     cfg->ack = STP_BENCH_ACK_AUTO;
     cfg->heartbeat_ms = 10000;
     cfg->window = 5000;
+    snprintf(cfg->accept_version, sizeof(cfg->accept_version), "1.0,1.1,1.2");
     snprintf(cfg->dest_prefix, sizeof(cfg->dest_prefix), "bench");
 }
 
@@ -251,6 +252,14 @@ static int set_url(struct stp_bench_config *c, const char *o, const char *a, cha
     return stp_bench_parse_url(&c->url, a, e, n);
 }
 
+static int set_version(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
+{
+    if (strcmp(a, "1.0") != 0 && strcmp(a, "1.1") != 0 && strcmp(a, "1.2") != 0)
+        return errf(e, n, "%s: expected 1.0, 1.1 or 1.2, got '%s'", o, a);
+    snprintf(c->accept_version, sizeof(c->accept_version), "%s", a);
+    return 0;
+}
+
 static int set_topic(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
 {
     c->topic = true;
@@ -357,6 +366,8 @@ static const struct keyword keywords[] = {
     {"threads", ARG_REQUIRED, set_threads,
      "generator threads, each with its own loop (default: "
      "usable CPUs)"},
+    {"stomp-version", ARG_REQUIRED, set_version,
+     "offer only this STOMP version: 1.0, 1.1 or 1.2 (default: all three)"},
     {"login", ARG_REQUIRED, set_login, "STOMP login"},
     {"passcode", ARG_REQUIRED, set_passcode, "STOMP passcode"},
     {"idle-connections", ARG_REQUIRED, set_idle,

@@ -43,9 +43,10 @@ struct stp_bench_config {
     unsigned idle_connections;
     unsigned heartbeat_ms; /* heart-beat of idle connections */
     char json_path[512];
-    char tls_ca[512];     /* stomp+ssl://, wss://: verify the broker against these CAs */
-    char dest_prefix[64]; /* destinations are /topic/PREFIX-N or /queue/PREFIX-N */
-    bool quiet;           /* no progress lines */
+    char accept_version[16]; /* CONNECT accept-version: "1.0,1.1,1.2" or one of them */
+    char tls_ca[512];        /* stomp+ssl://, wss://: verify the broker against these CAs */
+    char dest_prefix[64];    /* destinations are /topic/PREFIX-N or /queue/PREFIX-N */
+    bool quiet;              /* no progress lines */
 };
 
 /* Defaults (no preset). */

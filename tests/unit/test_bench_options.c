@@ -81,6 +81,9 @@ Test(bench_options, durations_urls_and_flags)
     cr_assert(!cfg.topic);
     cr_assert_eq(cfg.ack, STP_BENCH_ACK_CLIENT);
     cr_assert_eq(cfg.rate, 1000);
+    const char *ver[] = {"--stomp-version", "1.1", NULL};
+    cr_assert_eq(parse(&cfg, err, ver), 0, "%s", err);
+    cr_assert_str_eq(cfg.accept_version, "1.1");
     const char *tick[] = {"--tick", "1ms", NULL};
     cr_assert_eq(parse(&cfg, err, tick), 0, "%s", err);
     cr_assert_eq(cfg.tick_ns, 1000000);
@@ -115,6 +118,7 @@ Test(bench_options, bad_options_give_one_line_errors)
     expect_error((const char *[]){"--url", "stomp://:5", NULL}, "host");
     expect_error((const char *[]){"--destinations", "0", NULL}, "--destinations");
     expect_error((const char *[]){"--tick", "5us", NULL}, "--tick");
+    expect_error((const char *[]){"--stomp-version", "2.0", NULL}, "--stomp-version");
     expect_error((const char *[]){"--tick", "2s", NULL}, "--tick");
 }
 
