@@ -965,3 +965,61 @@ const char *h_dest(const char *kind, const char *tag)
     static unsigned seq;
     return h_fmt("/%s/%s-%d-%u", kind, tag, (int)getpid(), ++seq);
 }
+
+/* ------------------------------------------------ added for the TLS suites */
+
+int h_broker_port_of(struct h_broker *b, const char *scheme)
+{
+    const char *log = h_broker_log(b);
+    char needle[64];
+    snprintf(needle, sizeof needle, "listening on %s", scheme);
+    const char *p = strstr(log, needle);
+    cr_assert(p != NULL, "no 'listening on %s' line in the log:\n%s", scheme, log);
+    p += strlen(needle);
+    const char *eol = strchr(p, '\n');
+    cr_assert(eol != NULL, "incomplete 'listening on %s' line:\n%s", scheme, log);
+    const char *colon = NULL;
+    for (const char *q = p; q < eol && *q != '/'; q++)
+        if (*q == ':')
+            colon = q;
+    cr_assert(colon != NULL, "no port in the 'listening on %s' line:\n%s", scheme, log);
+    int port = atoi(colon + 1);
+    cr_assert(port > 0 && port < 65536, "bad port in the 'listening on %s' line:\n%s", scheme,
+              log);
+    return port;
+}
+
+struct h_conn *h_conn_wrap_fd(int fd)
+{
+    cr_assert(reg_nconns < 512, "harness: too many connections");
+    cr_assert(fd >= 0);
+    int fl = fcntl(fd, F_GETFL);
+    cr_assert(fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0, "fcntl: %s", strerror(errno));
+    struct h_conn *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->cap = 65536;
+    c->buf = xcalloc(1, c->cap);
+    reg_conns[reg_nconns++] = c;
+    return c;
+}
+
+int h_sh(const char *cmd, int timeout_ms, char **out)
+{
+    char opath[128];
+    int ofd = make_log(opath, sizeof opath);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    pid_t pid = spawn(argv, NULL, ofd, ofd);
+    close(ofd);
+    int st = 0, rc;
+    if (wait_exit(pid, &st, timeout_ms) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        rc = -2;
+    } else {
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    if (out)
+        *out = read_file_all(opath);
+    unlink(opath);
+    return rc;
+}

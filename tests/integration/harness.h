@@ -177,4 +177,69 @@ const char *h_dest(const char *kind, const char *tag);
 /* Registry-owned printf. */
 const char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* --- added for the TLS suites (13_tls_*.c) --- */
+
+/* Port of the first "listening on <scheme>HOST:PORT" line whose URL starts with
+ * `scheme` (e.g. "stomp+ssl://", "wss://"); asserts there is one. */
+int h_broker_port_of(struct h_broker *b, const char *scheme);
+/* Wrap an already connected stream socket (blocking or not) as a registry-owned
+ * connection; the harness makes it non-blocking and closes it in h_fini(). */
+struct h_conn *h_conn_wrap_fd(int fd);
+/* Run `/bin/sh -c cmd` (stdin /dev/null) to completion within timeout_ms, with
+ * stdout and stderr captured together into *out (registry-owned, may be NULL).
+ * Returns the exit code, -1 signal, -2 timeout (then killed). */
+int h_sh(const char *cmd, int timeout_ms, char **out);
+
+/*
+ * TLS clients, defined in 13_tls_harness.c (link it, the TLS engine and mbedTLS
+ * into the suite). Certificates are generated once per test executable (a
+ * criterion PRE_ALL hook runs the openssl command line into a fresh temporary
+ * directory, removed at POST_ALL); h_tls_path() names a file there:
+ *   ca1.crt ca2.crt                 two CAs (ECDSA P-256)
+ *   srv_rsa.{crt,key}               server, RSA 2048, signed by CA 1
+ *   srv_ec.{crt,key}                server, ECDSA P-256, signed by CA 1
+ *   srv_b.{crt,key}                 a second ECDSA server pair (CN=stampede-b)
+ *   srv_ec_enc.key pw.txt           srv_ec.key encrypted, its passphrase file
+ *   good.{crt,key}                  client "good-client", signed by CA 1
+ *   other.{crt,key}                 client "other-client", signed by CA 2
+ * Server certificates name CN=stampede-rsa / stampede-ec / stampede-b with
+ * subjectAltName DNS:localhost and IP:127.0.0.1.
+ *
+ * h_tls_dial() connects and runs the client side of TLS in a forked relay
+ * process (the project's TLS engine in client mode): the returned connection
+ * is the plaintext end of a socketpair, so every raw helper above (h_send,
+ * h_read, h_stomp_connect, h_wait_closed, ...) works on it unchanged. Closing
+ * it makes the relay send close_notify and close the TCP connection; the
+ * broker closing the TCP connection (or sending close_notify) shows as EOF.
+ */
+const char *h_tls_path(const char *name);
+
+struct h_tls_opts {
+    const char *ca;          /* verify the server against this CA file; NULL: no check */
+    const char *server_name; /* SNI (and the checked name with ca) */
+    const char *cert, *key;  /* client certificate and key paths, or NULL */
+    const char *ciphers;     /* narrow the client's suites, or NULL */
+};
+
+struct h_tls_result {
+    bool ok;            /* handshake completed */
+    char suite[96];     /* negotiated suite (mbedTLS form) */
+    char subject[256];  /* server certificate subject ("CN=stampede-ec") */
+    char err[256];      /* why the handshake failed */
+};
+
+/* Handshake within 3 s. The connection, or NULL with res->err set (also
+ * when the broker closed the connection during the handshake). res may be NULL. */
+struct h_conn *h_tls_dial(int port, const struct h_tls_opts *o, struct h_tls_result *res);
+/* h_tls_dial without options + CONNECT accept-version `version`; asserts CONNECTED. */
+struct h_conn *h_tls_client(int port, const char *version);
+/* A ClientHello record as the engine's client sends it into buf; its length. */
+size_t h_tls_client_hello(char *buf, size_t cap);
+/* Start a broker with --listen stomp://127.0.0.1:0 (ports[0]) plus the TLS
+ * listener URL `tls_url` (e.g. "stomp+ssl://127.0.0.1:0"), --tls-cert/--tls-key
+ * of the pair `pair` ("srv_ec" -> srv_ec.crt + srv_ec.key) and the extra
+ * arguments (NULL-terminated, may be NULL). 1 worker when workers <= 0. */
+struct h_broker *h_tls_broker(const char *tls_url, const char *pair, int workers,
+                              const char *const *extra);
+
 #endif
