@@ -970,9 +970,15 @@ const char *h_dest(const char *kind, const char *tag)
 
 int h_broker_port_of(struct h_broker *b, const char *scheme)
 {
-    const char *log = h_broker_log(b);
     char needle[64];
     snprintf(needle, sizeof needle, "listening on %s", scheme);
+    /* The broker logs its listeners one after the other: wait for this one. */
+    const char *log = h_broker_log(b);
+    for (uint64_t deadline = h_now_ms() + 3000;
+         (strstr(log, needle) == NULL || strchr(strstr(log, needle), '\n') == NULL) &&
+         h_now_ms() < deadline;
+         log = h_broker_log(b))
+        h_sleep_ms(5);
     const char *p = strstr(log, needle);
     cr_assert(p != NULL, "no 'listening on %s' line in the log:\n%s", scheme, log);
     p += strlen(needle);
