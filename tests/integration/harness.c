@@ -1029,3 +1029,572 @@ int h_sh(const char *cmd, int timeout_ms, char **out)
     unlink(opath);
     return rc;
 }
+
+/* ========================================================= WebSocket, HTTP */
+
+#include <strings.h>
+/*
+ * Added for the 12_ws_* suites: a WebSocket client written from RFC 6455 (its
+ * own SHA-1 and base64 for the accept key, its own frame reader) so the suites
+ * test the broker's engine rather than agree with it. Same contract as above:
+ * single-threaded, bounded waits, registry-owned results.
+ */
+
+struct h_broker *h_broker_start_ws(int workers, const char *const *args)
+{
+    const char *argv[60];
+    size_t n = 0;
+    argv[n++] = "--listen";
+    argv[n++] = "ws://127.0.0.1:0/ws";
+    for (size_t i = 0; args && args[i] && n < 59; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct h_broker *b = h_broker_start_ex(workers, true, argv, NULL);
+    (void)h_listener_port(b, "ws");
+    return b;
+}
+
+int h_listener_port(struct h_broker *b, const char *scheme)
+{
+    const char *want = h_fmt("listening on %s://", scheme);
+    uint64_t deadline = h_now_ms() + 3000;
+    for (;;) {
+        const char *log = h_broker_log(b);
+        const char *p = strstr(log, want);
+        if (p != NULL && strchr(p, '\n') != NULL) {
+            p += strlen(want);
+            const char *colon = NULL;
+            if (*p == '[')
+                p = strchr(p, ']');
+            if (p != NULL)
+                colon = strchr(p, ':');
+            cr_assert(colon != NULL, "no port in the %s listening line:\n%s", scheme, log);
+            int port = atoi(colon + 1);
+            cr_assert(port > 0 && port < 65536, "bad %s port in log:\n%s", scheme, log);
+            return port;
+        }
+        cr_assert(h_now_ms() < deadline, "broker did not log '%s' within 3 s; log:\n%s", want, log);
+        h_sleep_ms(10);
+    }
+}
+
+/* ---- SHA-1 (FIPS 180-4) and base64, only for the accept key ---- */
+
+static uint32_t rol32(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *blk)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)blk[4 * i] << 24 | (uint32_t)blk[4 * i + 1] << 16 |
+               (uint32_t)blk[4 * i + 2] << 8 | blk[4 * i + 3];
+    for (int i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5a827999;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ed9eba1;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8f1bbcdc;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6;
+        }
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1(const uint8_t *p, size_t n, uint8_t out[20])
+{
+    uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+    size_t full = n / 64 * 64;
+    for (size_t i = 0; i < full; i += 64)
+        sha1_block(h, p + i);
+    uint8_t tail[128] = {0};
+    size_t rest = n - full;
+    memcpy(tail, p + full, rest);
+    tail[rest] = 0x80;
+    size_t tl = rest + 9 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (size_t i = 0; i < tl; i += 64)
+        sha1_block(h, tail + i);
+    for (int i = 0; i < 20; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+static void base64(const uint8_t *p, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+void h_ws_accept_for(const char *key, char out[29])
+{
+    const char *s = h_fmt("%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    uint8_t dig[20];
+    sha1((const uint8_t *)s, strlen(s), dig);
+    base64(dig, 20, out);
+}
+
+static void random_bytes(uint8_t *p, size_t n)
+{
+    static uint64_t x;
+    if (x == 0)
+        x = h_now_ms() * 6364136223846793005ull + (uint64_t)getpid();
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* ---- HTTP ---- */
+
+static int status_of(const char *resp)
+{
+    int st = 0;
+    if (sscanf(resp, "HTTP/1.%*d %d", &st) != 1)
+        return 0;
+    return st;
+}
+
+const char *h_http_exchange(int port, const void *req, size_t len, int timeout_ms, int *status,
+                            bool *closed)
+{
+    struct h_conn *c = h_dial_port(port, 0);
+    int r = h_send_raw(c, req, len);
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+    bool eof = false;
+    while (!eof) {
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            break;
+        eof = fill(c, (int)(deadline - now)) < 0;
+    }
+    if (closed)
+        *closed = eof;
+    const char *resp = reg_keep(xstrndup(c->buf + c->off, c->len - c->off));
+    if (status)
+        *status = status_of(resp);
+    (void)r; /* the server may close before it read everything: the answer decides */
+    h_close(c);
+    return resp;
+}
+
+const char *h_http_header(const char *resp, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *end = strstr(resp, "\r\n\r\n");
+    const char *p = strstr(resp, "\r\n");
+    while (p != NULL && (end == NULL || p < end)) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            return reg_keep(xstrndup(v, vl));
+        }
+        p = strstr(p, "\r\n");
+    }
+    return NULL;
+}
+
+const char *h_http_get(int port, const char *path)
+{
+    const char *req =
+        h_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+    int st = 0;
+    bool closed = false;
+    const char *resp = h_http_exchange(port, req, strlen(req), 3000, &st, &closed);
+    cr_assert(st == 200, "GET %s: expected 200, got: %.300s", path, resp);
+    cr_assert(closed, "GET %s: the server did not close after the answer", path);
+    const char *body = strstr(resp, "\r\n\r\n");
+    cr_assert(body != NULL, "GET %s: no end of head: %.300s", path, resp);
+    body += 4;
+    const char *cl = h_http_header(resp, "Content-Length");
+    cr_assert(cl != NULL, "GET %s: no Content-Length: %.300s", path, resp);
+    cr_assert((size_t)atol(cl) == strlen(body), "GET %s: Content-Length %s but %zu body bytes",
+              path, cl, strlen(body));
+    return body;
+}
+
+/* ---- WebSocket client ---- */
+
+static bool header_has_token(const char *value, const char *token)
+{
+    size_t tl = strlen(token);
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == tl && strncasecmp(p, token, tl) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+struct h_ws *h_ws_upgrade(int port, const char *path, const char *protocols, const char *extra)
+{
+    uint8_t kb[16];
+    char key[32], accept[29];
+    random_bytes(kb, sizeof kb);
+    base64(kb, sizeof kb, key);
+    h_ws_accept_for(key, accept);
+    const char *req =
+        h_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+              "Sec-WebSocket-Version: 13\r\n%s%s%s%s\r\n",
+              path, port, key, protocols ? "Sec-WebSocket-Protocol: " : "",
+              protocols ? protocols : "", protocols ? "\r\n" : "", extra ? extra : "");
+    struct h_ws *w = reg_keep(xcalloc(1, sizeof *w));
+    w->raw = h_dial_port(port, 0);
+    w->st = xcalloc(1, sizeof *w->st); /* no socket: only its buffer and frame reader */
+    w->st->fd = -1;
+    w->st->cap = 65536;
+    w->st->buf = xcalloc(1, w->st->cap);
+    cr_assert(reg_nconns < sizeof reg_conns / sizeof reg_conns[0], "harness: too many connections");
+    reg_conns[reg_nconns++] = w->st;
+    w->close_code = -1;
+    h_send(w->raw, req, strlen(req));
+    uint64_t deadline = h_now_ms() + H_WAIT;
+    const char *end = NULL;
+    for (;;) {
+        end = memmem(w->raw->buf + w->raw->off, w->raw->len - w->raw->off, "\r\n\r\n", 4);
+        if (end != NULL)
+            break;
+        uint64_t now = h_now_ms();
+        cr_assert(now < deadline && !w->raw->closed,
+                  "no complete answer to the upgrade of %s (%s): %.*s", path,
+                  w->raw->closed ? "closed" : "timeout", (int)w->raw->len, w->raw->buf);
+        fill(w->raw, (int)(deadline - now));
+    }
+    size_t hl = (size_t)(end + 4 - (w->raw->buf + w->raw->off));
+    w->head = reg_keep(xstrndup(w->raw->buf + w->raw->off, hl));
+    w->raw->off += hl;
+    w->status = status_of(w->head);
+    if (w->status != 101)
+        return w;
+    const char *up = h_http_header(w->head, "Upgrade");
+    const char *conn = h_http_header(w->head, "Connection");
+    const char *acc = h_http_header(w->head, "Sec-WebSocket-Accept");
+    cr_assert(up && strcasecmp(up, "websocket") == 0, "101 without Upgrade: websocket:\n%s",
+              w->head);
+    cr_assert(conn && header_has_token(conn, "upgrade"), "101 without Connection: Upgrade:\n%s",
+              w->head);
+    cr_assert(acc && strcmp(acc, accept) == 0,
+              "Sec-WebSocket-Accept for key %s: expected %s, got %s", key, accept,
+              acc ? acc : "(none)");
+    return w;
+}
+
+struct h_ws *h_ws_dial(int port)
+{
+    struct h_ws *w = h_ws_upgrade(port, "/ws", "v12.stomp,v11.stomp,v10.stomp", NULL);
+    cr_assert(w->status == 101, "upgrade: expected 101, got:\n%s", w->head);
+    return w;
+}
+
+int h_ws_send_frame_ex(struct h_ws *w, int opcode, bool fin, bool mask, const void *p, size_t n)
+{
+    uint8_t *f = xcalloc(1, n + 14);
+    size_t h = 0;
+    f[h++] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0f));
+    uint8_t mbit = mask ? 0x80 : 0;
+    if (n < 126) {
+        f[h++] = (uint8_t)(mbit | n);
+    } else if (n <= 0xffff) {
+        f[h++] = mbit | 126;
+        f[h++] = (uint8_t)(n >> 8);
+        f[h++] = (uint8_t)n;
+    } else {
+        f[h++] = mbit | 127;
+        for (int i = 7; i >= 0; i--)
+            f[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    uint8_t key[4] = {0};
+    if (mask) {
+        random_bytes(key, 4);
+        memcpy(f + h, key, 4);
+        h += 4;
+    }
+    memcpy(f + h, p, n);
+    for (size_t i = 0; mask && i < n; i++)
+        f[h + i] ^= key[i % 4];
+    int r = h_send_raw(w->raw, f, h + n);
+    free(f);
+    return r;
+}
+
+void h_ws_send_frame(struct h_ws *w, int opcode, bool fin, const void *p, size_t n)
+{
+    int r = h_ws_send_frame_ex(w, opcode, fin, true, p, n);
+    cr_assert(r == 0, "sending a WebSocket frame of %zu bytes failed: %s", n, strerror(-r));
+}
+
+void h_ws_sendz(struct h_ws *w, const char *frame)
+{
+    h_ws_send_frame(w, 1, true, frame, strlen(frame) + 1);
+}
+
+void h_ws_sendf(struct h_ws *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0);
+    h_ws_send_frame(w, 1, true, s, (size_t)n + 1);
+    free(s);
+}
+
+/* 1: a frame in *out, 0: need more bytes. */
+static int parse_ws_frame(struct h_conn *c, struct h_wsframe *out)
+{
+    const uint8_t *p = (const uint8_t *)c->buf + c->off;
+    size_t avail = c->len - c->off;
+    if (avail < 2)
+        return 0;
+    size_t h = 2;
+    uint64_t n = p[1] & 0x7f;
+    if (n == 126) {
+        if (avail < 4)
+            return 0;
+        n = (uint64_t)p[2] << 8 | p[3];
+        h = 4;
+    } else if (n == 127) {
+        if (avail < 10)
+            return 0;
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | p[2 + i];
+        h = 10;
+    }
+    bool masked = p[1] & 0x80;
+    if (masked)
+        h += 4;
+    cr_assert(n < ((uint64_t)1 << 32), "server frame of %llu bytes", (unsigned long long)n);
+    if (avail < h + n)
+        return 0;
+    out->fin = p[0] & 0x80;
+    out->rsv = (p[0] >> 4) & 7;
+    out->opcode = p[0] & 0x0f;
+    out->masked = masked;
+    out->len = (size_t)n;
+    out->payload = reg_keep(xcalloc(1, (size_t)n + 1));
+    memcpy(out->payload, p + h, (size_t)n);
+    for (size_t i = 0; masked && i < (size_t)n; i++)
+        out->payload[i] ^= p[h - 4 + i % 4];
+    c->off += h + (size_t)n;
+    return 1;
+}
+
+int h_ws_read_frame(struct h_ws *w, int timeout_ms, struct h_wsframe *out)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        if (parse_ws_frame(w->raw, out) == 1) {
+            cr_assert(!out->masked, "the server sent a masked frame (opcode %d)", out->opcode);
+            cr_assert(out->rsv == 0, "the server set RSV bits %d (opcode %d)", out->rsv,
+                      out->opcode);
+            return 1;
+        }
+        uint64_t now = h_now_ms();
+        int left = now >= deadline ? 0 : (int)(deadline - now);
+        int r = fill(w->raw, left);
+        if (r < 0)
+            return -1;
+        if (r == 0 && left == 0)
+            return 0;
+    }
+}
+
+/* Append a data payload to the STOMP side buffer. */
+static void st_append(struct h_ws *w, const uint8_t *p, size_t n)
+{
+    struct h_conn *s = w->st;
+    while (s->cap - s->len < n + 16384) {
+        s->cap *= 2;
+        s->buf = realloc(s->buf, s->cap);
+        cr_assert(s->buf != NULL, "harness: out of memory");
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+}
+
+/* Handle one server frame. Returns false when it was a close frame. */
+static bool ws_take(struct h_ws *w, const struct h_wsframe *f)
+{
+    switch (f->opcode) {
+    case 0x0:
+        cr_assert(w->msg_opcode != 0, "the server sent a continuation outside a message");
+        st_append(w, f->payload, f->len);
+        break;
+    case 0x1:
+    case 0x2:
+        cr_assert(w->msg_opcode == 0, "the server began a message inside a fragmented one");
+        w->msg_opcode = f->opcode;
+        st_append(w, f->payload, f->len);
+        break;
+    case 0x8:
+        w->close_code = f->len >= 2 ? (f->payload[0] << 8 | f->payload[1]) : 0;
+        return false;
+    case 0x9:
+        w->pings++;
+        return true;
+    case 0xa:
+        w->pongs++;
+        w->last_pong_len = f->len < sizeof w->last_pong ? f->len : sizeof w->last_pong;
+        memcpy(w->last_pong, f->payload, w->last_pong_len);
+        return true;
+    default:
+        cr_assert_fail("the server sent opcode %d", f->opcode);
+    }
+    if (f->fin) {
+        w->last_opcode = w->msg_opcode;
+        if (w->msg_opcode == 1)
+            w->text_msgs++;
+        else
+            w->binary_msgs++;
+        w->msg_opcode = 0;
+    }
+    return true;
+}
+
+struct h_frame *h_ws_read(struct h_ws *w, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        struct h_frame *f = NULL;
+        if (w->msg_opcode == 0 && parse_frame(w->st, &f) == 1) {
+            make_room(w->st);
+            return f;
+        }
+        if (w->close_code >= 0)
+            return NULL;
+        uint64_t now = h_now_ms();
+        struct h_wsframe wf;
+        int r = h_ws_read_frame(w, now >= deadline ? 0 : (int)(deadline - now), &wf);
+        if (r <= 0)
+            return NULL;
+        if (!ws_take(w, &wf))
+            return NULL;
+    }
+}
+
+static const char *ws_why(const struct h_ws *w)
+{
+    if (w->close_code >= 0)
+        return h_fmt("a close frame (code %d)", w->close_code);
+    return closed_text(w->raw);
+}
+
+struct h_frame *h_ws_expect(struct h_ws *w, const char *cmd, int timeout_ms)
+{
+    struct h_frame *f = h_ws_read(w, timeout_ms);
+    cr_assert(f != NULL, "expected %s over WebSocket, got %s", cmd, ws_why(w));
+    cr_assert(strcmp(f->cmd, cmd) == 0, "expected %s over WebSocket, got %s", cmd, h_show(f));
+    return f;
+}
+
+int h_ws_expect_close(struct h_ws *w, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+    while (w->close_code < 0) {
+        uint64_t now = h_now_ms();
+        cr_assert(now < deadline, "no close frame within %d ms", timeout_ms);
+        struct h_wsframe wf;
+        int r = h_ws_read_frame(w, (int)(deadline - now), &wf);
+        cr_assert(r >= 0, "the connection ended without a close frame (%s)", closed_text(w->raw));
+        if (r == 1 && wf.opcode == 0x8)
+            ws_take(w, &wf);
+    }
+    return w->close_code;
+}
+
+bool h_ws_wait_eof(struct h_ws *w, int ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)ms;
+    for (;;) {
+        w->raw->off = w->raw->len; /* discard */
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            return false;
+        if (fill(w->raw, (int)(deadline - now)) < 0)
+            return true;
+    }
+}
+
+struct h_ws *h_ws_client(int port, const char *version)
+{
+    struct h_ws *w = h_ws_dial(port);
+    h_ws_sendf(w, "CONNECT\naccept-version:%s\nhost:/\nlogin:guest\npasscode:guest\n\n", version);
+    struct h_frame *f = h_ws_expect(w, "CONNECTED", H_WAIT);
+    const char *v = h_hdr(f, "version");
+    cr_assert(v != NULL && strcmp(v, version) == 0, "CONNECT %s over WebSocket got %s", version,
+              h_show(f));
+    w->st->version = strcmp(v, "1.0") == 0 ? 10 : strcmp(v, "1.1") == 0 ? 11 : 12;
+    return w;
+}
+
+void h_ws_subscribe(struct h_ws *w, const char *dest, const char *id, const char *ack)
+{
+    const char *rid = h_rid(w->st);
+    h_ws_sendf(w, "SUBSCRIBE\ndestination:%s\nid:%s\nack:%s\nreceipt:%s\n\n", dest, id,
+               ack ? ack : "auto", rid);
+    struct h_frame *f = h_ws_expect(w, "RECEIPT", H_WAIT);
+    cr_assert(strcmp(h_hdr(f, "receipt-id") ? h_hdr(f, "receipt-id") : "", rid) == 0,
+              "expected RECEIPT %s, got %s", rid, h_show(f));
+}
+
+double h_metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
+}

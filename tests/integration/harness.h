@@ -242,4 +242,104 @@ size_t h_tls_client_hello(char *buf, size_t cap);
 struct h_broker *h_tls_broker(const char *tls_url, const char *pair, int workers,
                               const char *const *extra);
 
+/* ===================================================================== */
+/* WebSocket and HTTP on a ws:// listener (added for the 12_ws_* suites).  */
+/*                                                                       */
+/* The client side is written here from RFC 6455, independent of src/ws: */
+/* its own SHA-1/base64 for Sec-WebSocket-Accept, its own frame reader.  */
+/* ===================================================================== */
+
+/* Start like H_START_W(workers, ...) with an extra --listen
+ * ws://127.0.0.1:0/ws after the stomp:// one (b->port stays the TCP port);
+ * waits for the ws:// "listening on" line. `args` may be NULL. */
+struct h_broker *h_broker_start_ws(int workers, const char *const *args);
+#define H_START_WS(w, ...) h_broker_start_ws((w), (const char *const[]){__VA_ARGS__, NULL})
+#define H_START_WS0() h_broker_start_ws(2, NULL)
+/* Port of the first "listening on <scheme>://" line (scheme "ws", "wss",
+ * "stomp", "stomp+ssl"), waiting up to 3 s for it; asserts. */
+int h_listener_port(struct h_broker *b, const char *scheme);
+
+/* Sec-WebSocket-Accept for key (28 chars + NUL), computed by the harness. */
+void h_ws_accept_for(const char *key, char out[29]);
+
+/* One HTTP exchange on a fresh connection: send `req` (len bytes), read until
+ * the server closes (or timeout_ms). Returns the whole answer (registry-owned,
+ * "" when nothing came); *status is the status code (0 when none), *closed
+ * whether the server closed within the time. */
+const char *h_http_exchange(int port, const void *req, size_t len, int timeout_ms, int *status,
+                            bool *closed);
+/* GET path (HTTP/1.1, Connection: close); asserts status 200 and returns the
+ * body (registry-owned). */
+const char *h_http_get(int port, const char *path);
+/* Value of header `name` (case-insensitive) in an HTTP answer head, or NULL
+ * (registry-owned). */
+const char *h_http_header(const char *resp, const char *name);
+
+/* A raw WebSocket frame read from the server. */
+struct h_wsframe {
+    bool fin;
+    int rsv; /* the three RSV bits */
+    int opcode;
+    bool masked;
+    uint8_t *payload; /* registry-owned, len bytes plus a NUL */
+    size_t len;
+};
+
+struct h_ws {
+    struct h_conn *raw; /* the socket; bytes after the 101 answer */
+    struct h_conn *st;  /* STOMP bytes unwrapped from data messages (no socket) */
+    int status;         /* HTTP status of the upgrade answer */
+    const char *head;   /* the answer head (registry-owned) */
+    int last_opcode;    /* opcode of the data message that ended last (1 text, 2 binary) */
+    int msg_opcode;     /* opcode of the message being reassembled, 0 between */
+    int close_code;     /* -1 no close frame yet; 0 close frame without code */
+    uint64_t text_msgs, binary_msgs, pings, pongs;
+    uint8_t last_pong[126];
+    size_t last_pong_len;
+};
+
+/* Send an upgrade request for `path` with Sec-WebSocket-Protocol `protocols`
+ * (NULL: no header) and `extra` header lines (each ending "\r\n"; NULL none),
+ * and read the answer head. No assertion on the status: see w->status. On a
+ * 101, asserts Upgrade/Connection/Sec-WebSocket-Accept are right. */
+struct h_ws *h_ws_upgrade(int port, const char *path, const char *protocols, const char *extra);
+/* h_ws_upgrade(port, "/ws", "v12.stomp,v11.stomp,v10.stomp", NULL), asserts 101. */
+struct h_ws *h_ws_dial(int port);
+
+/* Send one client frame: FIN as given, first byte's RSV bits 0, masked with a
+ * random key when `mask`. Returns 0 or -errno (no assertion). */
+int h_ws_send_frame_ex(struct h_ws *w, int opcode, bool fin, bool mask, const void *p, size_t n);
+/* Asserting, masked. */
+void h_ws_send_frame(struct h_ws *w, int opcode, bool fin, const void *p, size_t n);
+/* A STOMP frame (plus its NUL) as one masked text message. */
+void h_ws_sendz(struct h_ws *w, const char *frame);
+void h_ws_sendf(struct h_ws *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Read one raw frame within timeout_ms: 1 read, 0 timeout, -1 closed first.
+ * Asserts the server's frame is not masked. */
+int h_ws_read_frame(struct h_ws *w, int timeout_ms, struct h_wsframe *out);
+/* Read one STOMP frame carried in data messages (reassembling fragments and
+ * splitting messages into STOMP frames), skipping heart-beat EOLs. Pings and
+ * pongs are counted, a close frame sets w->close_code and ends the read
+ * (NULL). NULL on timeout or close. */
+struct h_frame *h_ws_read(struct h_ws *w, int timeout_ms);
+struct h_frame *h_ws_expect(struct h_ws *w, const char *cmd, int timeout_ms);
+/* Read until the server's close frame (frames before it are discarded and
+ * data messages parsed as STOMP); asserts it arrives within timeout_ms and
+ * returns its code (0 when it has none). */
+int h_ws_expect_close(struct h_ws *w, int timeout_ms);
+/* True when the TCP connection ends (EOF/reset) within ms; bytes are discarded. */
+bool h_ws_wait_eof(struct h_ws *w, int ms);
+
+/* Dial the ws:// port, upgrade, CONNECT with accept-version `version`;
+ * asserts CONNECTED with that version. */
+struct h_ws *h_ws_client(int port, const char *version);
+/* SUBSCRIBE with a receipt over WebSocket; waits for the RECEIPT. */
+void h_ws_subscribe(struct h_ws *w, const char *dest, const char *id, const char *ack);
+
+/* Value of the Prometheus sample `series` (name plus labels exactly as the
+ * broker prints them, e.g. stampede_frames_total{direction="in",command="SEND"})
+ * in a /metrics text; -1 when absent. */
+double h_metric(const char *text, const char *series);
+
 #endif
