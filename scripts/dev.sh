@@ -14,7 +14,7 @@ cd "$top"
 
 APT_PACKAGES=(build-essential clang meson ninja-build pkg-config libuv1-dev node-llhttp
     libwslay-dev libmbedtls-dev libcriterion-dev libclang-rt-14-dev python3-stomp
-    python3-websockets openssl nodejs npm)
+    openssl)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -26,6 +26,9 @@ install_deps() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
     done
+    # Node.js may come from another packaging (with npm inside): check the commands.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "dev.sh: installing ${missing[*]}"
         as_root apt-get update -q

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Output buffers up to this size stay allocated between writes. */
+#define STP_OUTQ_KEEP_MAX (4u << 20)
+
 struct stp_outq *stp_conn_fillq(struct stp_conn *c)
 {
     return &c->out[c->fill];
@@ -107,10 +110,12 @@ void stp_outq_reset(struct stp_outq *q)
         stp_msg_unref(&q->segs[i].msg);
     q->nsegs = 0;
     q->total = 0;
-    stp_buf_reset(&q->bytes);
-    /* Give back memory a burst grew, so idle connections stay small. */
-    if (q->bytes.cap > 256 * 1024)
+    /* Keep the buffer: a busy connection refills it on every flush, and
+     * regrowing it costs copies and page faults. Only give back what an
+     * exceptional burst (a few large messages) grew it to. */
+    if (q->bytes.cap > STP_OUTQ_KEEP_MAX && q->bytes.len < q->bytes.cap / 4)
         stp_buf_free(&q->bytes);
+    stp_buf_reset(&q->bytes);
 }
 
 void stp_outq_free(struct stp_outq *q)

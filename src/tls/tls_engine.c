@@ -103,7 +103,8 @@ static int bio_recv(void *ctx, unsigned char *p, size_t n)
 /* Let bio_recv see the unconsumed fed bytes... */
 static void src_open(struct stp_tls *t)
 {
-    t->src = (const unsigned char *)t->in.data + t->in_off;
+    /* in.data is NULL until something was fed (a client's first flight). */
+    t->src = t->in.data ? (const unsigned char *)t->in.data + t->in_off : NULL;
     t->src_len = t->in.len - t->in_off;
 }
 
