@@ -39,12 +39,10 @@ static void accepted(int port, const char *name)
     struct h_tls_opts o = client(name);
     struct h_tls_result res;
     struct h_conn *c = h_tls_dial(port, &o, &res);
-    cr_assert(c != NULL, "client '%s' was refused: %s", name ? name : "(no certificate)",
-              res.err);
+    cr_assert(c != NULL, "client '%s' was refused: %s", name ? name : "(no certificate)", res.err);
     struct h_frame *f = h_stomp_connect(c, "1.2", NULL, NULL, NULL, false);
     cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0,
-              "client '%s': CONNECT after the handshake got %s", name ? name : "(none)",
-              h_show(f));
+              "client '%s': CONNECT after the handshake got %s", name ? name : "(none)", h_show(f));
     h_disconnect(c);
 }
 
@@ -110,10 +108,9 @@ Test(tls_clientcert, required_with_s_client)
     fclose(f);
     const char *who[] = {"good", "other", NULL};
     for (int i = 0; i < 3; i++) {
-        const char *certs =
-            who[i] ? h_fmt("-cert %s -key %s", h_tls_path(h_fmt("%s.crt", who[i])),
-                           h_tls_path(h_fmt("%s.key", who[i])))
-                   : "";
+        const char *certs = who[i] ? h_fmt("-cert %s -key %s", h_tls_path(h_fmt("%s.crt", who[i])),
+                                           h_tls_path(h_fmt("%s.key", who[i])))
+                                   : "";
         char *out = NULL;
         int rc = h_sh(h_fmt("(cat '%s'; sleep 0.8) | timeout 8 openssl s_client -connect "
                             "127.0.0.1:%d -brief -no_ign_eof %s",

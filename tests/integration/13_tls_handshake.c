@@ -50,8 +50,8 @@ static int s_client(int port, const char *opts, const char *input_file, char **o
                     "-brief -no_ign_eof %s",
                     input_file, port, opts);
     else
-        cmd = h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -brief %s </dev/null",
-                    port, opts);
+        cmd = h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -brief %s </dev/null", port,
+                    opts);
     int rc = h_sh(cmd, 10000, out);
     cr_assert(rc != -2 && rc != 124, "s_client %s timed out:\n%s", opts, *out);
     return rc;
@@ -86,8 +86,8 @@ Test(tls_handshake, ecdsa_verified_chain_and_pubsub)
     struct h_conn *t = h_tls_dial(tport, &o, &res);
     cr_assert(t != NULL, "handshake verifying CA 1 and 'localhost' failed: %s", res.err);
     cr_assert_str_eq(res.subject, "CN=stampede-ec");
-    cr_assert(strstr(res.suite, "ECDHE-ECDSA") != NULL && (strstr(res.suite, "GCM") != NULL ||
-                                                            strstr(res.suite, "CHACHA20") != NULL),
+    cr_assert(strstr(res.suite, "ECDHE-ECDSA") != NULL &&
+                  (strstr(res.suite, "GCM") != NULL || strstr(res.suite, "CHACHA20") != NULL),
               "suite %s is not ECDHE-ECDSA with an AEAD", res.suite);
     struct h_frame *f = h_stomp_connect(t, "1.2", "guest", "guest", NULL, false);
     cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0, "CONNECT got %s", h_show(f));
@@ -117,10 +117,9 @@ Test(tls_handshake, rsa_certificate)
 
 Test(tls_handshake, encrypted_key_with_password_file)
 {
-    struct h_broker *b = H_START_W(1, "--listen", "stomp+ssl://127.0.0.1:0", "--tls-cert",
-                                   h_tls_path("srv_ec.crt"), "--tls-key",
-                                   h_tls_path("srv_ec_enc.key"), "--tls-key-password-file",
-                                   h_tls_path("pw.txt"));
+    struct h_broker *b = H_START_W(
+        1, "--listen", "stomp+ssl://127.0.0.1:0", "--tls-cert", h_tls_path("srv_ec.crt"),
+        "--tls-key", h_tls_path("srv_ec_enc.key"), "--tls-key-password-file", h_tls_path("pw.txt"));
     struct h_tls_result res;
     struct h_conn *t = h_tls_dial(h_broker_port_of(b, "stomp+ssl://"), NULL, &res);
     cr_assert(t != NULL, "handshake failed: %s", res.err);
@@ -187,8 +186,7 @@ Test(tls_handshake, s_client_non_aead_suites_refused)
     int tport = h_broker_port_of(b, "stomp+ssl://");
     refused(b, tport, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA256@SECLEVEL=0",
             "alert handshake failure");
-    refused(b, tport, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA@SECLEVEL=0",
-            "alert handshake failure");
+    refused(b, tport, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA@SECLEVEL=0", "alert handshake failure");
     refused(b, tport, "-tls1_2 -cipher AES128-GCM-SHA256@SECLEVEL=0", "alert handshake failure");
     /* The same client with an ECDHE AEAD suite is accepted. */
     char *out = NULL;

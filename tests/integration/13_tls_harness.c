@@ -348,8 +348,7 @@ struct h_conn *h_tls_client(int port, const char *version)
     struct h_conn *c = h_tls_dial(port, NULL, &res);
     cr_assert(c != NULL, "TLS handshake with port %d failed: %s", port, res.err);
     struct h_frame *f = h_stomp_connect(c, version, "guest", "guest", NULL, false);
-    cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0, "CONNECT over TLS got %s",
-              h_show(f));
+    cr_assert(f != NULL && strcmp(f->cmd, "CONNECTED") == 0, "CONNECT over TLS got %s", h_show(f));
     return c;
 }
 
@@ -360,8 +359,7 @@ size_t h_tls_client_hello(char *buf, size_t cap)
     struct stp_tls_rng *rng = NULL;
     struct stp_tls *t = NULL;
     char err[256] = "";
-    cr_assert(stp_tls_client_config_new(&cfg, &co, err, sizeof err) == 0, "client config: %s",
-              err);
+    cr_assert(stp_tls_client_config_new(&cfg, &co, err, sizeof err) == 0, "client config: %s", err);
     cr_assert(stp_tls_rng_new(&rng) == 0 && stp_tls_new(&t, cfg, rng) == 0);
     cr_assert(stp_tls_handshake(t) == 0);
     const char *p;

@@ -95,8 +95,8 @@ Test(tls_reload, sighup_new_pair_then_broken_pair)
     const char *key = h_fmt("%s.live-%d.key", h_tls_path("srv"), (int)getpid());
     replace(h_tls_path("srv_ec.crt"), crt);
     replace(h_tls_path("srv_ec.key"), key);
-    struct h_broker *b = H_START_W(2, "--listen", "stomp+ssl://127.0.0.1:0", "--tls-cert", crt,
-                                   "--tls-key", key);
+    struct h_broker *b =
+        H_START_W(2, "--listen", "stomp+ssl://127.0.0.1:0", "--tls-cert", crt, "--tls-key", key);
     int port = h_broker_port_of(b, "stomp+ssl://");
     cr_assert_str_eq(subject_now(port), "CN=stampede-ec");
 

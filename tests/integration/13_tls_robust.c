@@ -200,9 +200,9 @@ Test(tls_robust, client_hello_on_plain_port)
     closed_silently(c2, 3000, "6 bytes of a ClientHello on the plain port");
     /* s_client on the plain port fails instead of hanging. */
     char *out = NULL;
-    int rc = h_sh(h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -brief </dev/null",
-                        e.b->port),
-                  10000, &out);
+    int rc =
+        h_sh(h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -brief </dev/null", e.b->port),
+             10000, &out);
     cr_assert(rc != 0 && rc != 124 && rc != -2, "s_client on the plain port: rc %d\n%s", rc, out);
     bystanders_fine(&e, "after-hello-on-plain");
     h_broker_stop_ok(e.b);

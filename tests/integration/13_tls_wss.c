@@ -130,8 +130,7 @@ static const char *ws_expect(struct h_conn *c, const char *cmd, const char *need
             continue;
         size_t cl = strlen(cmd);
         cr_assert(strncmp(m, cmd, cl) == 0 && m[cl] == '\n', "want %s over wss, got: %s", cmd, m);
-        cr_assert(needle == NULL || strstr(m, needle) != NULL, "%s lacks '%s': %s", cmd, needle,
-                  m);
+        cr_assert(needle == NULL || strstr(m, needle) != NULL, "%s lacks '%s': %s", cmd, needle, m);
         return m;
     }
     cr_assert_fail("only heart-beats over wss");
@@ -195,8 +194,8 @@ Test(tls_wss, plain_http_on_wss_port_is_not_answered)
     uint64_t t0 = h_now_ms();
     bool got = raw_fill(c, 1, 3000);
     cr_assert(!got && h_now_ms() - t0 < 2900, "plain HTTP on the wss:// port: not closed in 3 s");
-    cr_assert(c->len == 0, "plain HTTP on the wss:// port got %zu bytes: %.*s", c->len,
-              (int)c->len, c->buf);
+    cr_assert(c->len == 0, "plain HTTP on the wss:// port got %zu bytes: %.*s", c->len, (int)c->len,
+              c->buf);
     /* And a wss client is fine afterwards. */
     cr_assert_not_null(h_tls_dial(port, NULL, NULL));
     h_broker_stop_ok(b);

@@ -990,8 +990,7 @@ int h_broker_port_of(struct h_broker *b, const char *scheme)
             colon = q;
     cr_assert(colon != NULL, "no port in the 'listening on %s' line:\n%s", scheme, log);
     int port = atoi(colon + 1);
-    cr_assert(port > 0 && port < 65536, "bad port in the 'listening on %s' line:\n%s", scheme,
-              log);
+    cr_assert(port > 0 && port < 65536, "bad port in the 'listening on %s' line:\n%s", scheme, log);
     return port;
 }
 

@@ -222,10 +222,10 @@ struct h_tls_opts {
 };
 
 struct h_tls_result {
-    bool ok;            /* handshake completed */
-    char suite[96];     /* negotiated suite (mbedTLS form) */
-    char subject[256];  /* server certificate subject ("CN=stampede-ec") */
-    char err[256];      /* why the handshake failed */
+    bool ok;           /* handshake completed */
+    char suite[96];    /* negotiated suite (mbedTLS form) */
+    char subject[256]; /* server certificate subject ("CN=stampede-ec") */
+    char err[256];     /* why the handshake failed */
 };
 
 /* Handshake within 3 s. The connection, or NULL with res->err set (also
