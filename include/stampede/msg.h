@@ -33,6 +33,8 @@ struct stp_msg {
     size_t body_len;  /* bytes of the body inside the tail */
     bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
     atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
+    uint8_t id_line_len;
+    char id_line[32]; /* "message-id:<id>\n", formatted once for every delivery */
     const char *dest; /* NUL-terminated, inside data[] */
     const char *tail; /* inside data[] */
     char data[];
@@ -67,6 +69,9 @@ static inline void stp_msg_unref(struct stp_msg **mp)
         stp_msg_free_(m);
     }
 }
+
+/* Set the message's id and its pre-formatted "message-id:" header line. */
+void stp_msg_set_id(struct stp_msg *m, uint64_t id);
 
 /* Bytes of message memory alive in the process (for the memory budget). */
 size_t stp_msg_bytes_in_use(void);

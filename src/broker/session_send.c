@@ -157,17 +157,66 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 
 /* --- building a message --- */
 
-/* Headers a client sets that belong to the SEND frame, not to the message. */
-static bool is_frame_control(struct stp_slice name)
+/* The headers of a SEND the broker reads, found in one pass over the frame
+ * (the first of each name wins). */
+struct send_headers {
+    const struct stp_slice *dest, *content_type, *receipt, *transaction;
+};
+
+enum hdr_kind { HDR_USER, HDR_DEST, HDR_CTYPE, HDR_RECEIPT, HDR_TXN, HDR_CONTROL };
+
+#define NAME_IS(n, lit) ((n).len == sizeof(lit) - 1 && memcmp((n).p, lit, sizeof(lit) - 1) == 0)
+
+/* Headers a client sets that belong to the SEND frame, not to the message,
+ * sorted by length so most user headers are rejected by one compare. */
+static enum hdr_kind classify(struct stp_slice n)
 {
-    static const char *const names[] = {"destination", "content-length", "content-type",
-                                        "receipt",     "transaction",    "message-id",
-                                        "subscription", "ack",           "redelivered"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (stp_slice_eq(name, names[i]))
-            return true;
+    switch (n.len) {
+    case 3:
+        return NAME_IS(n, "ack") ? HDR_CONTROL : HDR_USER;
+    case 7:
+        return NAME_IS(n, "receipt") ? HDR_RECEIPT : HDR_USER;
+    case 10:
+        return NAME_IS(n, "message-id") ? HDR_CONTROL : HDR_USER;
+    case 11:
+        if (NAME_IS(n, "destination"))
+            return HDR_DEST;
+        if (NAME_IS(n, "transaction"))
+            return HDR_TXN;
+        return NAME_IS(n, "redelivered") ? HDR_CONTROL : HDR_USER;
+    case 12:
+        if (NAME_IS(n, "content-type"))
+            return HDR_CTYPE;
+        return NAME_IS(n, "subscription") ? HDR_CONTROL : HDR_USER;
+    case 14:
+        return NAME_IS(n, "content-length") ? HDR_CONTROL : HDR_USER;
+    default:
+        return HDR_USER;
     }
-    return false;
+}
+
+static void find_send_headers(const struct stp_frame *f, struct send_headers *h)
+{
+    *h = (struct send_headers){0};
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const struct stp_slice *v = &f->headers[i].value;
+        switch (classify(f->headers[i].name)) {
+        case HDR_DEST:
+            h->dest = h->dest ? h->dest : v;
+            break;
+        case HDR_CTYPE:
+            h->content_type = h->content_type ? h->content_type : v;
+            break;
+        case HDR_RECEIPT:
+            h->receipt = h->receipt ? h->receipt : v;
+            break;
+        case HDR_TXN:
+            h->transaction = h->transaction ? h->transaction : v;
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 static bool seen_before(const struct stp_frame *f, size_t i)
@@ -180,39 +229,55 @@ static bool seen_before(const struct stp_frame *f, size_t i)
     return false;
 }
 
+/* Append s escaped the 1.2 way; *changed is set when escaping changed it
+ * (then 1.0/1.1 subscribers need the header re-rendered). */
+static int escape_track(struct stp_buf *b, struct stp_slice s, bool *changed)
+{
+    size_t before = b->len;
+    int rc = stp_escape_append(b, s, STP_V12);
+    if (b->len - before != s.len)
+        *changed = true;
+    return rc;
+}
+
+static int header_line(struct stp_buf *b, struct stp_slice name, struct stp_slice value,
+                       bool *changed)
+{
+    int rc = escape_track(b, name, changed);
+    rc |= stp_buf_append(b, ":", 1);
+    rc |= escape_track(b, value, changed);
+    rc |= stp_buf_append(b, "\n", 1);
+    return rc;
+}
+
+#define LIT(s) ((struct stp_slice){s, sizeof(s) - 1})
+
 /* Serialize the shared tail's headers (everything before the blank line). */
 static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
-                              struct stp_slice dest, bool *needs_escape)
+                              const struct send_headers *sh, bool *needs_escape)
 {
-    int rc = 0;
-    *needs_escape = stp_needs_escape(dest);
-    rc |= stp_write_header(b, "destination", dest, STP_V12);
-    const struct stp_slice *ct = stp_frame_header(f, "content-type");
-    if (ct) {
-        rc |= stp_write_header(b, "content-type", *ct, STP_V12);
-        *needs_escape |= stp_needs_escape(*ct);
-    }
+    *needs_escape = false;
+    int rc = header_line(b, LIT("destination"), *sh->dest, needs_escape);
+    if (sh->content_type)
+        rc |= header_line(b, LIT("content-type"), *sh->content_type, needs_escape);
     rc |= stp_write_header_u64(b, "content-length", f->body.len);
     for (size_t i = 0; i < f->nheaders; i++) {
         const struct stp_header *h = &f->headers[i];
-        if (is_frame_control(h->name) || (f->nheaders > 1 && seen_before(f, i)))
+        if (classify(h->name) != HDR_USER || (f->nheaders > 1 && seen_before(f, i)))
             continue;
-        *needs_escape |= stp_needs_escape(h->name) || stp_needs_escape(h->value);
-        rc |= stp_escape_append(b, h->name, STP_V12);
-        rc |= stp_buf_append(b, ":", 1);
-        rc |= stp_escape_append(b, h->value, STP_V12);
-        rc |= stp_buf_append(b, "\n", 1);
+        rc |= header_line(b, h->name, h->value, needs_escape);
     }
     return rc ? STP_ENOMEM : 0;
 }
 
 static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
-                                     struct stp_slice dest)
+                                     const struct send_headers *sh)
 {
     struct stp_buf *hdrs = &c->w->scratch;
+    struct stp_slice dest = *sh->dest;
     bool needs_escape;
     stp_buf_reset(hdrs);
-    if (build_tail_headers(hdrs, f, dest, &needs_escape) < 0)
+    if (build_tail_headers(hdrs, f, sh, &needs_escape) < 0)
         return NULL;
     size_t tail_len = hdrs->len + 1 + f->body.len + 1;
     struct stp_msg *m = stp_msg_alloc(dest.p, dest.len, tail_len);
@@ -226,7 +291,7 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
     m->tail_len = tail_len;
     m->body_len = f->body.len;
     m->needs_escape = needs_escape;
-    m->id = stp_msg_next_id(c->w->id);
+    stp_msg_set_id(m, stp_msg_next_id(c->w->id));
     return m;
 }
 
@@ -370,19 +435,19 @@ void stp_session_free_txns(struct stp_conn *c)
 
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
 {
-    const struct stp_slice *dest = stp_frame_header(f, "destination");
-    if (!dest)
+    struct send_headers sh;
+    find_send_headers(f, &sh);
+    if (!sh.dest)
         return stp_session_bad(c, f, "missing destination header",
                                "SEND needs a destination header.");
-    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
+    if (stp_dest_kind(sh.dest->p, sh.dest->len) == STP_DEST_BAD)
         return stp_session_bad(c, f, "unknown destination",
                                "Destinations are /topic/NAME or /queue/NAME.");
-    const struct stp_slice *txname = stp_frame_header(f, "transaction");
     struct stp_txn *t = NULL;
-    if (txname && !(t = txn_find(c, txname)))
+    if (sh.transaction && !(t = txn_find(c, sh.transaction)))
         return stp_session_bad(c, f, "unknown transaction",
                                "SEND names a transaction that was not begun.");
-    struct stp_msg *m = build_message(c, f, *dest);
+    struct stp_msg *m = build_message(c, f, &sh);
     if (!m)
         return stp_session_bad(c, f, "out of memory", "The broker could not store the message.");
     c->s.publisher = true;
@@ -394,5 +459,5 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     } else {
         route(c, m);
     }
-    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+    return stp_session_receipt_fence(c, sh.receipt, false);
 }

@@ -271,20 +271,21 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
 }
 
 /* The per-delivery header block: MESSAGE, subscription, message-id, ack,
- * redelivered. The shared tail follows. */
+ * redelivered; then the shared tail. A small tail is copied in the same
+ * reservation, so a delivery costs one reserve, a few memcpys and one commit. */
 static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
 {
     struct stp_conn *c = sub->conn;
+    bool reescape = m->needs_escape && c->s.version < STP_V12;
+    bool copy_tail = !reescape && m->tail_len <= STP_COPY_TAIL_MAX;
     stp_conn_frame_begin(c);
-    char *p0 = stp_conn_reserve(c, sub->hdr_len + 96);
+    char *p0 = stp_conn_reserve(c, sub->hdr_len + 96 + (copy_tail ? m->tail_len : 0));
     if (!p0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
     char *p = put_str(p0, sub->hdr, sub->hdr_len);
-    p = put_str(p, "message-id:", 11);
-    p = put_u64(p, m->id);
-    *p++ = '\n';
+    p = put_str(p, m->id_line, m->id_line_len);
     if (sub->ack_mode != STP_ACK_AUTO && c->s.version >= STP_V12) {
         p = put_str(p, "ack:", 4);
         p = put_u64(p, sub->num);
@@ -294,10 +295,12 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
     }
     if (redelivered)
         p = put_str(p, "redelivered:true\n", 17);
+    if (copy_tail)
+        p = put_str(p, m->tail, m->tail_len);
     stp_conn_commit(c, (size_t)(p - p0));
-    if (m->needs_escape && c->s.version < STP_V12)
+    if (reescape)
         write_tail_reescaped(c, m, c->s.version);
-    else
+    else if (!copy_tail)
         stp_conn_write_tail(c, m);
     stp_conn_frame_end(c);
     STP_STAT_INC(c->w->stats.msgs_delivered);

@@ -23,6 +23,7 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     atomic_init(&m->refs, 1);
     m->dest_len = (uint32_t)dest_len;
     m->id = 0;
+    m->id_line_len = 0;
     m->tail_len = 0;
     m->tail_cap = tail_cap;
     m->body_len = 0;
@@ -41,6 +42,23 @@ void stp_msg_free_(struct stp_msg *m)
     atomic_fetch_sub_explicit(&bytes_in_use, msg_size(m->dest_len, m->tail_cap),
                               memory_order_relaxed);
     free(m);
+}
+
+void stp_msg_set_id(struct stp_msg *m, uint64_t id)
+{
+    char digits[20];
+    int n = 0;
+    m->id = id;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    memcpy(m->id_line, "message-id:", 11);
+    size_t len = 11;
+    while (n)
+        m->id_line[len++] = digits[--n];
+    m->id_line[len++] = '\n';
+    m->id_line_len = (uint8_t)len;
 }
 
 size_t stp_msg_bytes_in_use(void)
