@@ -27,6 +27,7 @@ struct stp_tls_rng;
 struct stp_ws_config;
 
 #define STP_TLS_PLAIN_SCRATCH (16 * 1024)
+#define STP_READ_SHARED (64 * 1024)
 #define STP_QSNAP_MAX 50
 
 /* A queue's figures as last published for /metrics. */
@@ -89,6 +90,7 @@ struct stp_worker {
     uv_async_t reload_async;
     struct stp_tls_rng *tls_rng;
     char tls_plain[STP_TLS_PLAIN_SCRATCH];
+    char read_shared[STP_READ_SHARED]; /* plain reads of connections with nothing pending */
     const struct stp_ws_config *ws_cfg; /* per listener, owned by the broker */
     /* Published once a second by the stats timer, read by /metrics on any
      * worker: the mutex is taken only there, never on the message path. */

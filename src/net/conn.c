@@ -136,6 +136,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->stream->on_read(c, (size_t)nread);
 }
 
+/* An idle connection keeps no read buffer: reads of a connection with
+ * nothing pending go to the worker's shared buffer. */
+#define RBUF_KEEP 4096
+
 void stp_conn_stomp_in(struct stp_conn *c)
 {
     size_t consumed = 0;
@@ -143,6 +147,18 @@ void stp_conn_stomp_in(struct stp_conn *c)
         return;
     stp_session_feed(c, c->rbuf.data, c->rbuf.len, &consumed);
     stp_buf_consume(&c->rbuf, consumed);
+    if (c->rbuf.len == 0 && c->rbuf.cap > RBUF_KEEP)
+        stp_buf_free(&c->rbuf);
+}
+
+void stp_conn_stomp_in_shared(struct stp_conn *c, char *data, size_t len)
+{
+    size_t consumed = 0;
+    if (c->closing == STP_OPEN && !c->paused)
+        stp_session_feed(c, data, len, &consumed);
+    if (consumed < len && c->closing == STP_OPEN &&
+        stp_buf_append(&c->rbuf, data + consumed, len - consumed) < 0)
+        stp_conn_close(c, STP_CLOSE_NOW);
 }
 
 void stp_conn_pause(struct stp_conn *c)

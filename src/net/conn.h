@@ -183,6 +183,9 @@ void stp_conn_collect_wmarks(struct stp_conn *c);
 
 /* Input: STOMP bytes were appended to rbuf; parse what is complete. */
 void stp_conn_stomp_in(struct stp_conn *c);
+/* Input: STOMP bytes in the worker's shared read buffer (rbuf is empty);
+ * parse what is complete and keep the rest in rbuf. */
+void stp_conn_stomp_in_shared(struct stp_conn *c, char *data, size_t len);
 
 /* Stop or resume reading for back-pressure. */
 void stp_conn_pause(struct stp_conn *c);

@@ -6,6 +6,11 @@
 
 static void raw_input(struct stp_conn *c, const char *p, size_t n)
 {
+    if (c->rbuf.len == 0) {
+        /* p is a scratch buffer of the worker's: parse in place, keep the rest. */
+        stp_conn_stomp_in_shared(c, (char *)p, n);
+        return;
+    }
     if (stp_buf_append(&c->rbuf, p, n) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;

@@ -8,6 +8,7 @@
  */
 #include "net/conn.h"
 
+#include "broker/worker.h"
 #include "stampede/log.h"
 #include "stampede/tls.h"
 
@@ -15,7 +16,13 @@
 
 static void tcp_alloc(struct stp_conn *c, uv_buf_t *buf)
 {
-    struct stp_buf *b = c->framing == &stp_framing_raw ? &c->rbuf : &c->netbuf;
+    if (c->framing != &stp_framing_raw || c->rbuf.len == 0) {
+        /* Nothing pending: read into the worker's shared buffer (the bytes
+         * are consumed before the loop reads another connection). */
+        *buf = uv_buf_init(c->w->read_shared, STP_READ_SHARED);
+        return;
+    }
+    struct stp_buf *b = &c->rbuf;
     if (stp_buf_reserve(b, READ_CHUNK)) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -37,16 +44,18 @@ static bool tls_on_plain_port(struct stp_conn *c, const char *p, size_t n)
 
 static void tcp_on_read(struct stp_conn *c, size_t n)
 {
-    if (c->framing == &stp_framing_raw) {
-        if (tls_on_plain_port(c, c->rbuf.data + c->rbuf.len, n))
-            return;
+    bool shared = c->framing != &stp_framing_raw || c->rbuf.len == 0;
+    char *p = shared ? c->w->read_shared : c->rbuf.data + c->rbuf.len;
+    if (tls_on_plain_port(c, p, n))
+        return;
+    if (c->framing != &stp_framing_raw) {
+        c->framing->input(c, p, n);
+    } else if (shared) {
+        stp_conn_stomp_in_shared(c, p, n);
+    } else {
         c->rbuf.len += n;
         stp_conn_stomp_in(c);
-        return;
     }
-    if (tls_on_plain_port(c, c->netbuf.data + c->netbuf.len, n))
-        return;
-    c->framing->input(c, c->netbuf.data + c->netbuf.len, n);
 }
 
 static int tcp_flush(struct stp_conn *c)

@@ -18,7 +18,6 @@
 #include <sys/uio.h>
 
 #define READ_CHUNK (64 * 1024)
-#define PLAIN_CHUNK (16 * 1024)
 
 int stp_stream_tls_init(struct stp_conn *c)
 {
@@ -44,35 +43,23 @@ static void log_failure(struct stp_conn *c, const char *what)
 /* Decrypt what the engine has and pass it up. false when the connection ends. */
 static bool pump_plaintext(struct stp_conn *c)
 {
+    char *tmp = c->w->tls_plain;
     for (;;) {
-        ssize_t r;
-        if (c->framing == &stp_framing_raw) {
-            if (stp_buf_reserve(&c->rbuf, PLAIN_CHUNK))
-                return false;
-            r = stp_tls_read(c->tls, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
-            if (r > 0)
-                c->rbuf.len += (size_t)r;
-        } else {
-            char *tmp = c->w->tls_plain;
-            r = stp_tls_read(c->tls, tmp, STP_TLS_PLAIN_SCRATCH);
-            if (r > 0)
-                c->framing->input(c, tmp, (size_t)r);
+        ssize_t r = stp_tls_read(c->tls, tmp, STP_TLS_PLAIN_SCRATCH);
+        if (r > 0) {
+            c->framing->input(c, tmp, (size_t)r);
+            continue;
         }
         if (r == 0)
-            break;
+            return true;
         if (r == STP_ECLOSED) {
             stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
             return false;
         }
-        if (r < 0) {
-            log_failure(c, "read failed");
-            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
-            return false;
-        }
+        log_failure(c, "read failed");
+        stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+        return false;
     }
-    if (c->framing == &stp_framing_raw)
-        stp_conn_stomp_in(c);
-    return true;
 }
 
 static void tls_on_read(struct stp_conn *c, size_t n)
