@@ -41,12 +41,9 @@ int stp_session_init(struct stp_conn *c)
     const struct stp_config *cfg = c->w->cfg;
     s->state = STP_SESS_AWAIT_CONNECT;
     struct stp_limits lim = pre_connect_limits(cfg);
-    /* The header array is sized once for the post-CONNECT limit. */
-    struct stp_limits init = lim;
-    init.max_headers = cfg->max_headers;
-    if (stp_parser_init(&s->parser, &init) < 0)
+    /* The parser's header array starts small and grows up to max_headers. */
+    if (stp_parser_init(&s->parser, &lim) < 0)
         return STP_ENOMEM;
-    stp_parser_set_limits(&s->parser, &lim);
     s->touched = calloc((c->w->broker_workers + 63) / 64, sizeof(uint64_t));
     if (!s->touched)
         return STP_ENOMEM;
