@@ -145,10 +145,10 @@ build_image() {
     t1=$(date +%s)
     pass "docker build -f docker/Dockerfile ($((t1 - t0)) s)"
     local warnings
-    warnings=$(grep -c 'warning:' "$work/build.log")
-    if [ "$warnings" -gt 0 ]; then
-        note "the release build (-O3) printed $warnings compiler warnings:"
-        grep 'warning:' "$work/build.log" | sort -u | head -n 10 | sed 's/^/  | /'
+    warnings=$(grep -E '\.[ch]:[0-9]+:[0-9]+: warning:' "$work/build.log" | sort -u)
+    if [ -n "$warnings" ]; then
+        note "the release build (-O3) printed $(wc -l <<<"$warnings") distinct compiler warnings:"
+        head -n 10 <<<"$warnings" | sed 's/^/  | /'
     fi
 }
 
