@@ -180,10 +180,12 @@ Test(ws_frames, ping_gets_pong_with_same_payload)
     struct h_broker *b = H_START_WS0();
     int port = h_listener_port(b, "ws");
     struct h_ws *w = h_ws_dial(port); /* pings work before CONNECT too */
-    const char *payloads[] = {"", "hello-123", "\x00\x01\xff\xfe binary",
-                              "0123456789012345678901234567890123456789012345678901234567890123"
-                              "456789012345678901234567890123456789012345678901234567890"};
-    size_t lens[] = {0, 9, 13, 125};
+    static const char bin[] = "\x00\x01\xff\xfe binary";
+    char longest[125];
+    for (size_t i = 0; i < sizeof longest; i++)
+        longest[i] = (char)('a' + i % 26);
+    const char *payloads[] = {"", "hello-123", bin, longest};
+    size_t lens[] = {0, 9, sizeof bin - 1, sizeof longest};
     for (size_t i = 0; i < 4; i++) {
         h_ws_send_frame(w, OP_PING, true, payloads[i], lens[i]);
         struct h_wsframe wf;

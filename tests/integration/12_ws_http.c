@@ -252,17 +252,24 @@ static double metric0(const char *text, const char *series)
     return v < 0 ? 0 : v;
 }
 
-/* Poll /metrics until series == want or 2 s pass; returns the last value. */
-static double settle(int port, const char *series, double want)
+/* Poll /metrics until series == want or 2 s pass; returns the last text.
+ * (Counters fed by other workers, and the previous request's connection,
+ * may need a moment.) */
+static const char *settle_text(int port, const char *series, double want)
 {
     uint64_t deadline = h_now_ms() + 2000;
-    double v;
     for (;;) {
-        v = metric0(metrics(port), series);
-        if (v == want || h_now_ms() >= deadline)
-            return v;
+        const char *m = metrics(port);
+        if (metric0(m, series) == want || h_now_ms() >= deadline)
+            return m;
         h_sleep_ms(20);
     }
+}
+
+/* The same, returning the series' last value. */
+static double settle(int port, const char *series, double want)
+{
+    return metric0(settle_text(port, series, want), series);
 }
 
 #define SEND_IN "stampede_frames_total{direction=\"in\",command=\"SEND\"}"
@@ -318,8 +325,7 @@ Test(ws_http, connections_by_transport)
     int port = h_listener_port(b, "ws");
     const char *tcp = "stampede_connections{transport=\"tcp\"}";
     const char *ws = "stampede_connections{transport=\"ws\"}";
-    settle(port, ws, 1);
-    const char *m = metrics(port);
+    const char *m = settle_text(port, ws, 1);
     cr_assert(h_metric(m, tcp) == 0 && h_metric(m, ws) == 1, "idle: tcp %g ws %g (the request)",
               h_metric(m, tcp), h_metric(m, ws));
     struct h_conn *t[2];
@@ -328,8 +334,7 @@ Test(ws_http, connections_by_transport)
         t[i] = h_client(b, "1.2");
     for (int i = 0; i < 3; i++)
         w[i] = h_ws_client(port, "1.2");
-    settle(port, ws, 4);
-    m = metrics(port);
+    m = settle_text(port, ws, 4);
     cr_assert(h_metric(m, tcp) == 2 && h_metric(m, ws) == 4,
               "2 TCP + 3 WebSocket clients: tcp %g ws %g (ws counts the request)", h_metric(m, tcp),
               h_metric(m, ws));
@@ -459,7 +464,10 @@ Test(ws_http, bytes_sent_and_frames_in_by_command)
     h_publish(c, dest, big, false);
     h_ws_expect(w, "MESSAGE", H_WAIT);
     h_expect(c, "MESSAGE", H_WAIT);
-    m = metrics(port);
+    uint64_t deadline = h_now_ms() + 2000;
+    do
+        m = metrics(port);
+    while (metric0(m, "stampede_bytes_sent_total") < out0 + 40000 && h_now_ms() < deadline);
     double out1 = metric0(m, "stampede_bytes_sent_total");
     cr_assert(out1 >= out0 + 40000, "bytes_sent %g -> %g after two 20000-byte MESSAGEs", out0,
               out1);
