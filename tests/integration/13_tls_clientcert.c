@@ -100,7 +100,7 @@ Test(tls_clientcert, required_with_s_client)
 {
     struct h_broker *b = start("required");
     int port = h_broker_port_of(b, "stomp+ssl://");
-    const char *conn = h_fmt("/tmp/stampede-itest-tls-cc-%d", (int)getpid());
+    const char *conn = h_tls_path(h_fmt("connect-%d", (int)getpid()));
     FILE *f = fopen(conn, "wb");
     cr_assert(f != NULL);
     static const char frame[] = "CONNECT\naccept-version:1.2\nhost:/\n\n";

@@ -30,7 +30,8 @@ TestSuite(tls_handshake, .init = h_init, .fini = fini, .timeout = 40);
 /* The CONNECT frame in a file, to pipe into s_client. */
 static const char *connect_file(void)
 {
-    const char *path = h_fmt("/tmp/stampede-itest-tls-connect-%d", (int)getpid());
+    /* In the certificate directory: removed with it when the run ends. */
+    const char *path = h_tls_path(h_fmt("connect-%d", (int)getpid()));
     FILE *f = fopen(path, "wb");
     cr_assert(f != NULL);
     static const char frame[] = "CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\n"
