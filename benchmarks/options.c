@@ -188,7 +188,7 @@ static int parse_uint(const char *opt, const char *arg, unsigned long long max,
 #define UINT_SETTER(fname, field, max)                                                             \
     static int fname(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)  \
     {                                                                                              \
-        unsigned long long v;                                                                      \
+        unsigned long long v = 0;                                                                  \
         int rc = parse_uint(o, a, (max), &v, e, n);                                                \
         if (rc == 0)                                                                               \
             c->field = v;                                                                          \
@@ -297,7 +297,7 @@ static int set_receipts(struct stp_bench_config *c, const char *o, const char *a
         c->receipts = 1;
         return 0;
     }
-    unsigned long long v;
+    unsigned long long v = 0;
     int rc = parse_uint(o, a, 1000000000, &v, e, n);
     if (rc == 0)
         c->receipts = (unsigned)v;

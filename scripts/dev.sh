@@ -5,6 +5,7 @@
 #   scripts/dev.sh test                     install what is missing, build, run every suite
 #                                           (plain build, then an ASan+UBSan build)
 #   scripts/dev.sh deps                     only install what is missing
+#   scripts/dev.sh deps-build               only what building needs (the Docker build stage)
 #
 # Installs Debian packages with apt-get and npm packages with npm (as root),
 # only when they are missing, so a second run is fast.
@@ -12,31 +13,44 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-APT_PACKAGES=(build-essential clang meson ninja-build pkg-config libuv1-dev node-llhttp
-    libwslay-dev libmbedtls-dev libcriterion-dev libclang-rt-14-dev python3-stomp
-    openssl)
+# What `meson setup -Dtests=false && meson compile` needs.
+BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llhttp
+    libwslay-dev libmbedtls-dev)
+# What the test suites need on top: sanitizers and libFuzzer (clang), criterion,
+# stomp.py, openssl for test certificates, Chromium for the browser test,
+# docker for the image test.
+TEST_PACKAGES=(clang libcriterion-dev libclang-rt-14-dev python3-stomp openssl chromium
+    docker.io debootstrap docker-compose)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_deps() {
+install_apt() { # install_apt PACKAGE...: those not installed yet
     local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
     done
-    # Node.js may come from another packaging (with npm inside): check the commands.
-    command -v node >/dev/null 2>&1 || missing+=(nodejs)
-    command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "dev.sh: installing ${missing[*]}"
         as_root apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
             "${missing[@]}"
     fi
-    if [ -f tests/interop/package-lock.json ] && [ ! -d tests/interop/node_modules ]; then
-        (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+install_deps() {
+    install_apt "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # Node.js may come from another packaging (with npm inside): check the commands.
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        install_apt nodejs npm
+    fi
+    # The interop tests' npm packages, pinned by the lockfile.
+    local lock=tests/interop/node/package-lock.json
+    if [ -f "$lock" ] && { [ ! -d tests/interop/node/node_modules ] ||
+        [ "$lock" -nt tests/interop/node/node_modules ]; }; then
+        (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
     fi
 }
 
@@ -45,6 +59,8 @@ build() { # build DIR [meson setup options...]
     shift
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@"
+    elif [ $# -gt 0 ]; then
+        meson configure "$dir" "$@"
     fi
     meson compile -C "$dir"
 }
@@ -69,7 +85,7 @@ PY
 
 run_tests() {
     local rc=0
-    build build
+    build build -Dtests=true
     meson test -C build --print-errorlogs --num-processes 1 || rc=1
     summarize build "plain build" || true
     # The same unit and integration suites under AddressSanitizer + UBSan.
@@ -117,9 +133,10 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
 deps) install_deps ;;
+deps-build) install_apt "${BUILD_PACKAGES[@]}" ;;
 run)
-    install_deps
-    build build
+    install_apt "${BUILD_PACKAGES[@]}"
+    build build -Dtests=false
     exec build/stampede "$@"
     ;;
 test)
@@ -127,7 +144,7 @@ test)
     run_tests
     ;;
 *)
-    echo "usage: scripts/dev.sh run [flags...] | test | deps" >&2
+    echo "usage: scripts/dev.sh run [flags...] | test | deps | deps-build" >&2
     exit 2
     ;;
 esac
