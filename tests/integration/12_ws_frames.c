@@ -11,9 +11,11 @@
 
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 TestSuite(ws_frames, .init = h_init, .fini = h_fini, .timeout = 30);
 
@@ -480,5 +482,184 @@ Test(ws_frames, tcp_and_websocket_share_destinations)
     h_ws_sendf(ws_cons, "ACK\nid:%s\nreceipt:a\n\n", h_hdr(m, "ack"));
     struct h_frame *r = h_ws_expect(ws_cons, "RECEIPT", H_WAIT);
     cr_assert_str_eq(h_hdr(r, "receipt-id"), "a");
+    h_broker_stop_ok(b);
+}
+
+/* Send raw bytes (a hand-made frame) on a fresh CONNECTed client and expect
+ * the close code `want`. */
+static void raw_frame_closes(int port, const char *what, const uint8_t *bytes, size_t n, int want)
+{
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_send(w->raw, bytes, n);
+    int code = h_ws_expect_close(w, H_WAIT);
+    cr_assert(code == want, "%s: expected close %d, got %d", what, want, code);
+    cr_assert(h_ws_wait_eof(w, 3000), "%s: not closed after the close frame", what);
+}
+
+Test(ws_frames, rfc6455_violations_are_1002)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    /* Masked with a zero key, so the payload bytes are as written. */
+    const uint8_t rsv1[] = {0xc1, 0x81, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "RSV1 set", rsv1, sizeof rsv1, 1002);
+    const uint8_t rsv3[] = {0x91, 0x81, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "RSV3 set", rsv3, sizeof rsv3, 1002);
+    const uint8_t op11[] = {0x8b, 0x80, 0, 0, 0, 0};
+    raw_frame_closes(port, "opcode 0xb", op11, sizeof op11, 1002);
+    const uint8_t cont[] = {0x80, 0x81, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "continuation without a message", cont, sizeof cont, 1002);
+    const uint8_t twice[] = {0x01, 0x81, 0, 0, 0, 0, '\n', 0x81, 0x81, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "a new text frame inside a fragmented one", twice, sizeof twice, 1002);
+    const uint8_t fragping[] = {0x09, 0x81, 0, 0, 0, 0, 'x'};
+    raw_frame_closes(port, "a fragmented ping", fragping, sizeof fragping, 1002);
+    uint8_t bigping[4 + 4 + 126] = {0x89, 0xfe, 0, 126, 0, 0, 0, 0};
+    raw_frame_closes(port, "a ping of 126 bytes", bigping, sizeof bigping, 1002);
+    const uint8_t nonmin16[] = {0x81, 0xfe, 0, 1, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "1 byte in a 16-bit length", nonmin16, sizeof nonmin16, 1002);
+    const uint8_t nonmin64[] = {0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, '\n'};
+    raw_frame_closes(port, "1 byte in a 64-bit length", nonmin64, sizeof nonmin64, 1002);
+    const uint8_t msb64[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_send(w->raw, msb64, sizeof msb64);
+    int code = h_ws_expect_close(w, H_WAIT);
+    cr_assert(code == 1002 || code == 1009, "64-bit length with the top bit set: close %d", code);
+    /* A close frame with a 1-byte payload, and one with a reason that is not UTF-8. */
+    const uint8_t close1[] = {0x88, 0x81, 0, 0, 0, 0, 0x03};
+    raw_frame_closes(port, "a 1-byte close payload", close1, sizeof close1, 1002);
+    const uint8_t badreason[] = {0x88, 0x84, 0, 0, 0, 0, 0x03, 0xe8, 0xff, 0xfe};
+    raw_frame_closes(port, "a close reason that is not UTF-8", badreason, sizeof badreason, 1007);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_frames, disconnect_receipt_then_close_1000)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_ws_sendz(w, "DISCONNECT\nreceipt:bye\n\n");
+    struct h_frame *f = h_ws_expect(w, "RECEIPT", H_WAIT);
+    cr_assert_str_eq(h_hdr(f, "receipt-id"), "bye");
+    int code = h_ws_expect_close(w, H_WAIT);
+    cr_assert(code == 1000, "close after DISCONNECT: %d", code);
+    cr_assert(h_ws_wait_eof(w, 3000), "not closed after DISCONNECT");
+    h_broker_stop_ok(b);
+}
+
+Test(ws_frames, shutdown_sends_close_frames)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct h_ws *w1 = h_ws_client(port, "1.2");
+    struct h_ws *w2 = h_ws_dial(port); /* upgraded, no CONNECT yet */
+    int rc = h_broker_stop_sig(b, SIGTERM, 5000);
+    cr_assert(rc == 0, "broker exit %d on SIGTERM with WebSocket clients", rc);
+    int code = h_ws_expect_close(w1, H_WAIT);
+    cr_assert(code == 1000 || code == 1001, "close on shutdown: %d", code);
+    code = h_ws_expect_close(w2, H_WAIT);
+    cr_assert(code == 1000 || code == 1001, "close on shutdown before CONNECT: %d", code);
+}
+
+Test(ws_frames, max_frame_size_boundary)
+{
+    struct h_broker *b = H_START_WS(2, "--max-frame-size", "1024");
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "edge");
+    struct h_ws *sub = h_ws_client(port, "1.2");
+    h_ws_subscribe(sub, dest, "s", NULL);
+    struct h_ws *w = h_ws_client(port, "1.2");
+    const char *head = h_fmt("SEND\ndestination:%s\n\n", dest);
+    size_t hl = strlen(head);
+    char frame[2048];
+    memcpy(frame, head, hl);
+    /* A message of exactly 1024 bytes (one STOMP frame with its NUL). */
+    memset(frame + hl, 'e', 1024 - hl - 1);
+    frame[1023] = '\0';
+    h_ws_send_frame(w, OP_TEXT, true, frame, 1024);
+    struct h_frame *m = h_ws_expect(sub, "MESSAGE", H_WAIT);
+    cr_assert(m->body_len == 1024 - hl - 1, "%s", h_show(m));
+    /* 1025 bytes: one too many. */
+    memset(frame + hl, 'f', 1025 - hl - 1);
+    frame[1024] = '\0';
+    h_ws_send_frame(w, OP_TEXT, true, frame, 1025);
+    int code = h_ws_expect_close(w, H_WAIT);
+    cr_assert(code == 1009, "a 1025-byte message (max 1024): close %d", code);
+    /* A STOMP frame over the limit split into small messages: refused by the
+     * STOMP parser (ERROR), never delivered. */
+    w = h_ws_client(port, "1.2");
+    memset(frame + hl, 'g', 1500);
+    frame[hl + 1500] = '\0';
+    size_t n = hl + 1501;
+    for (size_t off = 0; off < n && w->close_code < 0; off += 500) {
+        size_t len = n - off < 500 ? n - off : 500;
+        if (h_ws_send_frame_ex(w, OP_TEXT, true, true, frame + off, len) != 0)
+            break;
+    }
+    struct h_frame *e = h_ws_read(w, H_WAIT);
+    cr_assert(e != NULL && strcmp(e->cmd, "ERROR") == 0,
+              "a 1.5 KB STOMP frame in 500-byte messages (max 1024): got %s", h_show(e));
+    cr_assert(h_ws_expect_close(w, H_WAIT) > 0);
+    cr_assert(h_ws_read(sub, 300) == NULL, "the oversized frame was delivered");
+    h_broker_stop_ok(b);
+}
+
+Test(ws_frames, non_utf8_headers_make_a_binary_frame)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "hdr");
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_ws_subscribe(w, dest, "s", NULL);
+    struct h_conn *tcp = h_client(b, "1.2");
+    /* UTF-8 body, but a header value with bytes that are not UTF-8: the whole
+     * frame is not UTF-8, so it must travel as a binary message (the harness
+     * asserts every text message is UTF-8). */
+    h_sendf(tcp, "SEND\ndestination:%s\nx-raw:caf\xe9\n\nplain body", dest);
+    struct h_frame *m = h_ws_expect(w, "MESSAGE", H_WAIT);
+    cr_assert_str_eq(m->body, "plain body");
+    cr_assert_str_eq(h_hdr(m, "x-raw"), "caf\xe9");
+    cr_assert(w->last_opcode == OP_BIN, "a MESSAGE with a Latin-1 header came in opcode %d",
+              w->last_opcode);
+    /* And a valid UTF-8 header keeps it text. */
+    h_sendf(tcp, "SEND\ndestination:%s\nx-raw:caf\xc3\xa9\n\nplain body", dest);
+    m = h_ws_expect(w, "MESSAGE", H_WAIT);
+    cr_assert(w->last_opcode == OP_TEXT, "opcode %d", w->last_opcode);
+    /* An ERROR about bytes that are not UTF-8 is still a valid message. */
+    const char bad[] = "SEND\ndestination:/topic/x\n\xff\xfe-no-colon\n\nx";
+    h_ws_send_frame(w, OP_BIN, true, bad, sizeof bad);
+    struct h_frame *e = h_ws_expect(w, "ERROR", H_WAIT);
+    cr_assert(h_hdr(e, "message") != NULL);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_frames, slow_websocket_subscriber_is_disconnected)
+{
+    struct h_broker *b = H_START_WS(2, "--max-pending-output", "256KiB");
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "slow");
+    /* A subscriber with a tiny receive buffer that never reads. */
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_ws_subscribe(w, dest, "s", NULL);
+    int small = 4096;
+    setsockopt(w->raw->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct h_conn *pub = h_client(b, "1.2");
+    char body[16385];
+    memset(body, 's', 16384);
+    body[16384] = '\0';
+    const char *before = h_http_get(port, "/metrics");
+    double slow0 = h_metric(before, "stampede_slow_consumer_disconnects_total");
+    double slow1 = slow0;
+    for (int i = 0; i < 400 && slow1 == slow0; i++) {
+        h_publish(pub, dest, body, (i % 50) == 49);
+        if (i % 50 == 49)
+            slow1 =
+                h_metric(h_http_get(port, "/metrics"), "stampede_slow_consumer_disconnects_total");
+    }
+    cr_assert(slow1 == slow0 + 1,
+              "slow_consumer_disconnects %g -> %g after 6.4 MB to a stalled "
+              "WebSocket subscriber (max pending 256 KiB)",
+              slow0, slow1);
+    /* The publisher is unaffected. */
+    h_publish(pub, dest, "after", true);
     h_broker_stop_ok(b);
 }

@@ -292,3 +292,96 @@ Test(ws_handshake, incomplete_request_closed_after_timeout)
     h_ws_expect(w, "RECEIPT", H_WAIT);
     h_broker_stop_ok(b);
 }
+
+Test(ws_handshake, pipelined_frames_after_the_request)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    /* The request and a masked CONNECT frame in one write. */
+    const char *req = request(port, NULL, NULL, NULL, NULL, NULL, NULL);
+    const char *connect = "CONNECT\naccept-version:1.2\nhost:/\n\n";
+    size_t rl = strlen(req), cl = strlen(connect) + 1;
+    char buf[1024];
+    memcpy(buf, req, rl);
+    buf[rl] = (char)0x81;
+    buf[rl + 1] = (char)(0x80 | cl);
+    const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(buf + rl + 2, mask, 4);
+    for (size_t i = 0; i < cl; i++)
+        buf[rl + 6 + i] = (char)(connect[i] ^ mask[i % 4]);
+    int st = 0;
+    const char *resp = h_http_exchange(port, buf, rl + 6 + cl, 500, &st, NULL);
+    cr_assert(st == 101, "expected 101, got %.200s", resp);
+    const char *frame = strstr(resp, "\r\n\r\n");
+    cr_assert(frame != NULL && strstr(frame + 4, "CONNECTED\n") != NULL,
+              "no CONNECTED after the 101 for a pipelined CONNECT: %.300s", resp);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_handshake, request_sent_byte_by_byte)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct h_ws *w = h_ws_upgrade(port, "/ws", "v11.stomp", NULL); /* the harness's key check */
+    cr_assert(w->status == 101);
+    /* The same, one byte per write, with lowercase header names. */
+    const char *req = h_fmt("GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\n"
+                            "connection: upgrade\r\nsec-websocket-version: 13\r\n"
+                            "sec-websocket-key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n"
+                            "sec-websocket-protocol: v11.stomp\r\n\r\n");
+    struct h_conn *c = h_dial_port(port, 0);
+    for (size_t i = 0; req[i]; i++) {
+        h_send(c, req + i, 1);
+        if (i % 16 == 0)
+            h_sleep_ms(1);
+    }
+    char acc[29];
+    h_ws_accept_for("AQIDBAUGBwgJCgsMDQ4PEA==", acc);
+    uint64_t deadline = h_now_ms() + H_WAIT;
+    while (memmem(c->buf, c->len, "\r\n\r\n", 4) == NULL && h_now_ms() < deadline) {
+        struct h_frame *f = NULL;
+        if (h_wait_closed(c, 50, &f))
+            break;
+    }
+    const char *resp = h_fmt("%.*s", (int)c->len, c->buf);
+    cr_assert(strncmp(resp, "HTTP/1.1 101 ", 13) == 0, "byte by byte: %.200s", resp);
+    const char *a = h_http_header(resp, "Sec-WebSocket-Accept");
+    cr_assert(a && strcmp(a, acc) == 0, "byte by byte: accept %s, expected %s", a ? a : "-", acc);
+    const char *p = h_http_header(resp, "Sec-WebSocket-Protocol");
+    cr_assert(p && strcmp(p, "v11.stomp") == 0, "byte by byte: protocol %s", p ? p : "-");
+    h_broker_stop_ok(b);
+}
+
+Test(ws_handshake, http_1_0_and_request_body_are_400)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *req = request(port, NULL, NULL, NULL, NULL, NULL, NULL);
+    const char *v10 = h_fmt("GET /ws HTTP/1.0%s", strstr(req, "\r\n"));
+    refused(port, v10, 400);
+    refused(port, request(port, NULL, NULL, NULL, NULL, NULL, "Content-Length: 4\r\n"), 400);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_handshake, origin_compare_ignores_ascii_case)
+{
+    struct h_broker *b = H_START_WS(2, "--ws-allowed-origin", "https://Good.Example");
+    int port = h_listener_port(b, "ws");
+    struct h_ws *w = h_ws_upgrade(port, "/ws", NULL, "Origin: HTTPS://GOOD.EXAMPLE\r\n");
+    cr_assert(w->status == 101, "Origin in other case refused: %s", w->head);
+    refused(port, request(port, NULL, NULL, NULL, NULL, NULL, "Origin: null\r\n"), 403);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_handshake, endpoints_answer_get_only_and_ignore_the_query)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *body = h_http_get(port, "/healthz?verbose=1");
+    cr_assert(strstr(body, "\"status\":\"ok\"") != NULL, "%s", body);
+    body = h_http_get(port, "/metrics?x=y");
+    cr_assert(strstr(body, "stampede_connections{") != NULL, "%.200s", body);
+    refused(port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405);
+    refused(port, "GET /healthzz HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+    h_broker_stop_ok(b);
+}

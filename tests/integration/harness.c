@@ -1460,7 +1460,44 @@ static void st_append(struct h_ws *w, const uint8_t *p, size_t n)
     s->len += n;
 }
 
-/* Handle one server frame. Returns false when it was a close frame. */
+/* RFC 3629 UTF-8 (no overlongs, surrogates or code points past U+10FFFF),
+ * written here independently of src/ws. */
+static bool utf8_ok(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* Handle one server frame. Returns false when it was a close frame. Every
+ * text message the server sends must be valid UTF-8 (a browser fails the
+ * connection otherwise): asserted here, on the reassembled message. */
 static bool ws_take(struct h_ws *w, const struct h_wsframe *f)
 {
     switch (f->opcode) {
@@ -1488,7 +1525,18 @@ static bool ws_take(struct h_ws *w, const struct h_wsframe *f)
     default:
         cr_assert_fail("the server sent opcode %d", f->opcode);
     }
+    if (f->opcode <= 0x2)
+        w->msg_len += f->len;
     if (f->fin) {
+        if (w->msg_opcode == 1) {
+            struct h_conn *s = w->st;
+            cr_assert(s->len >= w->msg_len);
+            cr_assert(utf8_ok((const uint8_t *)s->buf + s->len - w->msg_len, w->msg_len),
+                      "the server sent a text message of %zu bytes that is not UTF-8: %.*s",
+                      w->msg_len, (int)(w->msg_len > 200 ? 200 : w->msg_len),
+                      s->buf + s->len - w->msg_len);
+        }
+        w->msg_len = 0;
         w->last_opcode = w->msg_opcode;
         if (w->msg_opcode == 1)
             w->text_msgs++;

@@ -292,6 +292,7 @@ struct h_ws {
     const char *head;   /* the answer head (registry-owned) */
     int last_opcode;    /* opcode of the data message that ended last (1 text, 2 binary) */
     int msg_opcode;     /* opcode of the message being reassembled, 0 between */
+    size_t msg_len;     /* bytes of that message so far */
     int close_code;     /* -1 no close frame yet; 0 close frame without code */
     uint64_t text_msgs, binary_msgs, pings, pongs;
     uint8_t last_pong[126];
