@@ -266,3 +266,28 @@ Test(tls_handshake, unusable_key_is_exit_2)
                      "--tls-key", h_tls_path("srv_ec.key"), "--tls-verify-client", "required"),
                 "--tls-ca");
 }
+
+/* SNI is accepted and a session ticket resumes the session (on either worker). */
+Test(tls_handshake, s_client_sni_and_session_ticket_resumption)
+{
+    struct h_broker *b = h_tls_broker("stomp+ssl://127.0.0.1:0", "srv_ec", 2, NULL);
+    int tport = h_broker_port_of(b, "stomp+ssl://");
+    const char *sess = h_tls_path(h_fmt("sess-%d", (int)getpid()));
+    char *out = NULL;
+    int rc = h_sh(h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -servername "
+                        "broker.example -sess_out '%s' </dev/null",
+                        tport, sess),
+                  10000, &out);
+    cr_assert(rc == 0 && strstr(out, "New, TLSv1.2") != NULL, "first handshake: rc %d\n%s", rc,
+              out);
+    cr_assert(strstr(out, "TLS session ticket:") != NULL, "no session ticket issued:\n%s", out);
+    for (int i = 0; i < 4; i++) {
+        rc = h_sh(h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -servername "
+                        "broker.example -sess_in '%s' </dev/null",
+                        tport, sess),
+                  10000, &out);
+        cr_assert(rc == 0 && strstr(out, "Reused, TLSv1.2") != NULL,
+                  "resumption %d: rc %d, not reused:\n%s", i, rc, out);
+    }
+    h_broker_stop_ok(b);
+}

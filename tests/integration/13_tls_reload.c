@@ -144,6 +144,32 @@ Test(tls_reload, sighup_new_pair_then_broken_pair)
     remove(key);
 }
 
+/* A reload brings fresh session-ticket keys: a ticket from before is not
+ * resumed, one issued after is. */
+Test(tls_reload, sighup_retires_session_tickets)
+{
+    struct h_broker *b = h_tls_broker("stomp+ssl://127.0.0.1:0", "srv_ec", 1, NULL);
+    int port = h_broker_port_of(b, "stomp+ssl://");
+    const char *sess = h_tls_path(h_fmt("sess-reload-%d", (int)getpid()));
+    const char *get = h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -sess_out '%s' "
+                            "</dev/null",
+                            port, sess);
+    const char *use = h_fmt("timeout 8 openssl s_client -connect 127.0.0.1:%d -sess_in '%s' "
+                            "</dev/null",
+                            port, sess);
+    char *out = NULL;
+    cr_assert_eq(h_sh(get, 10000, &out), 0, "%s", out);
+    cr_assert_eq(h_sh(use, 10000, &out), 0, "%s", out);
+    cr_assert(strstr(out, "Reused, TLSv1.2") != NULL, "not resumed before the reload:\n%s", out);
+    sighup_and_wait(b, "SIGHUP: reloaded");
+    cr_assert_eq(h_sh(use, 10000, &out), 0, "%s", out);
+    cr_assert(strstr(out, "New, TLSv1.2") != NULL, "old ticket resumed after the reload:\n%s", out);
+    cr_assert_eq(h_sh(get, 10000, &out), 0, "%s", out);
+    cr_assert_eq(h_sh(use, 10000, &out), 0, "%s", out);
+    cr_assert(strstr(out, "Reused, TLSv1.2") != NULL, "new ticket not resumed:\n%s", out);
+    h_broker_stop_ok(b);
+}
+
 /* SIGHUP with no TLS listener is harmless. */
 Test(tls_reload, sighup_without_tls_listener)
 {
