@@ -663,3 +663,111 @@ Test(ws_frames, slow_websocket_subscriber_is_disconnected)
     h_publish(pub, dest, "after", true);
     h_broker_stop_ok(b);
 }
+
+/* Bodies whose MESSAGE frames cross the 125/126 and 65535/65536 payload
+ * lengths, where the server's frame header grows from 2 to 4 to 10 bytes. */
+Test(ws_frames, payload_lengths_across_header_sizes)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "len");
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_ws_subscribe(w, dest, "s", NULL);
+    struct h_conn *pub = h_client(b, "1.2");
+    static char body[70000];
+    size_t sizes[600], n = 0;
+    for (size_t s = 0; s <= 160; s++)
+        sizes[n++] = s;
+    for (size_t s = 65535 - 260; s <= 65536 + 8; s++)
+        sizes[n++] = s;
+    for (size_t i = 0; i < n; i++) {
+        memset(body, 'a' + (int)(i % 26), sizes[i]);
+        body[sizes[i]] = '\0';
+        h_publish(pub, dest, body, false);
+        struct h_frame *m = h_ws_expect(w, "MESSAGE", H_WAIT);
+        cr_assert(m->body_len == sizes[i], "body of %zu bytes came as %zu", sizes[i], m->body_len);
+        cr_assert(sizes[i] == 0 || (m->body[0] == body[0] && m->body[sizes[i] - 1] == body[0]),
+                  "body of %zu bytes differs", sizes[i]);
+    }
+    h_broker_stop_ok(b);
+}
+
+/* A subscriber that lets a backlog build up (so the broker's writes are
+ * partial) and pings all the time: every pong must come whole
+ * between data frames, every MESSAGE intact and in order. */
+Test(ws_frames, pongs_never_land_inside_data_frames)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "interleave");
+    struct h_ws *w = h_ws_client(port, "1.2");
+    h_ws_subscribe(w, dest, "s", NULL);
+    struct h_conn *pub = h_client(b, "1.2");
+    enum { N = 150 }; /* 1.35 MB queued before the first read: partial writes */
+    static char body[9001];
+    for (int i = 0; i < N; i++) {
+        memset(body, 'A' + i % 26, 9000);
+        snprintf(body, 12, "%05d:", i);
+        body[6] = 'x';
+        h_publish(pub, dest, body, false);
+    }
+    uint64_t pings = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 0) {
+            char p[16];
+            int pl = snprintf(p, sizeof p, "p%d", i);
+            h_ws_send_frame(w, OP_PING, true, p, (size_t)pl);
+            pings++;
+        }
+        struct h_frame *m = h_ws_expect(w, "MESSAGE", 5000);
+        char want[8];
+        snprintf(want, sizeof want, "%05d:", i);
+        cr_assert(m->body_len == 9000 && memcmp(m->body, want, 6) == 0,
+                  "message %d: %zu bytes starting %.6s", i, m->body_len, m->body);
+        cr_assert(m->body[8999] == 'A' + i % 26, "message %d: tail differs", i);
+    }
+    /* The remaining pongs. */
+    uint64_t deadline = h_now_ms() + H_WAIT;
+    while (w->pongs < pings && h_now_ms() < deadline) {
+        struct h_wsframe wf;
+        if (h_ws_read_frame(w, 100, &wf) == 1 && wf.opcode == OP_PONG)
+            w->pongs++;
+    }
+    cr_assert(w->pongs == pings, "%llu pongs for %llu pings", (unsigned long long)w->pongs,
+              (unsigned long long)pings);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_frames, fan_out_to_websocket_subscribers_in_order)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    const char *dest = h_dest("topic", "fan");
+    enum { S = 4, N = 1000 };
+    struct h_ws *subs[S];
+    for (int i = 0; i < S; i++) {
+        subs[i] = h_ws_client(port, i % 2 ? "1.1" : "1.2");
+        h_ws_subscribe(subs[i], dest, "s", NULL);
+    }
+    struct h_ws *pub = h_ws_client(port, "1.2");
+    /* Many SENDs per WebSocket message, 50 messages of 20 frames. */
+    for (int k = 0; k < N / 20; k++) {
+        char buf[4096];
+        size_t n = 0;
+        for (int j = 0; j < 20; j++) {
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "SEND\ndestination:%s\n\nm%d", dest,
+                                  k * 20 + j);
+            buf[n++] = '\0';
+        }
+        h_ws_send_frame(pub, OP_TEXT, true, buf, n);
+    }
+    for (int i = 0; i < N; i++) {
+        for (int s = 0; s < S; s++) {
+            struct h_frame *m = h_ws_expect(subs[s], "MESSAGE", H_WAIT);
+            const char *want = h_fmt("m%d", i);
+            cr_assert(strcmp(m->body, want) == 0, "subscriber %d: expected %s, got %s", s, want,
+                      h_show(m));
+        }
+    }
+    h_broker_stop_ok(b);
+}
