@@ -28,7 +28,8 @@ static void on_sighup(uv_signal_t *s, int signum)
 static int run(const struct stp_config *cfg)
 {
     struct stp_broker broker;
-    int exit_code;
+    if (stp_broker_prepare(&broker, cfg) < 0)
+        return 2;
     stp_info("stampede %s starting with %u workers", STP_VERSION, cfg->workers);
     if (cfg->nusers == 0)
         stp_warn("authentication is off: no --user given, any login is accepted");
@@ -43,9 +44,9 @@ static int run(const struct stp_config *cfg)
     uv_signal_start(&sigint, on_signal, SIGINT);
     sighup.data = &broker;
     uv_signal_start(&sighup, on_sighup, SIGHUP);
-    if (stp_broker_start(&broker, cfg, &exit_code) < 0) {
+    if (stp_broker_start(&broker) < 0) {
         stp_error("could not start the broker");
-        return exit_code;
+        return 1;
     }
     uv_run(loop, UV_RUN_DEFAULT);
     stp_broker_stop(&broker);

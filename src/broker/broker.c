@@ -123,9 +123,10 @@ static int prepare_listeners(struct stp_broker *b)
                                         .ca_path = cfg->tls_ca,
                                         .verify = (enum stp_tls_verify)cfg->tls_verify_client,
                                         .ciphers = cfg->tls_ciphers};
-        char err[256] = "";
+        char err[256] = "", url[600];
         if (stp_tls_server_config_new(&b->tls_cfg[l], &o, err, sizeof(err)) < 0) {
-            fprintf(stderr, "stampede: TLS listener %s: %s\n", cfg->listen[l].host, err);
+            stp_listen_url_format(&cfg->listen[l], cfg->listen[l].port, url, sizeof(url));
+            fprintf(stderr, "stampede: --listen %s: %s\n", url, err);
             return STP_EINVAL;
         }
     }
@@ -148,17 +149,19 @@ void stp_broker_reload_tls(struct stp_broker *b)
     }
 }
 
-int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg, int *exit_code)
+int stp_broker_prepare(struct stp_broker *b, const struct stp_config *cfg)
 {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
     b->nworkers = cfg->workers;
+    return prepare_listeners(b);
+}
+
+int stp_broker_start(struct stp_broker *b)
+{
+    const struct stp_config *cfg = b->cfg;
+    int rc;
     b->started_ms = uv_hrtime() / 1000000;
-    *exit_code = 2;
-    int rc = prepare_listeners(b);
-    if (rc < 0)
-        return rc;
-    *exit_code = 1;
     b->fds = malloc(cfg->nlisten * b->nworkers * sizeof(int));
     b->workers = calloc(b->nworkers, sizeof(*b->workers));
     if (!b->fds || !b->workers)

@@ -36,9 +36,12 @@ struct stp_broker {
 
 struct stp_tls_config;
 
-/* 0, or a negative code after logging why (exit 2 for a configuration error
- * such as an unusable certificate, 1 otherwise: see *exit_code). */
-int stp_broker_start(struct stp_broker *b, const struct stp_config *cfg, int *exit_code);
+/* Load what the listeners need before anything starts (TLS certificates and
+ * keys): 0, or a negative code after one line on stderr (exit 2). */
+int stp_broker_prepare(struct stp_broker *b, const struct stp_config *cfg);
+/* Open the listeners and start the workers: 0, or a negative code after
+ * logging why. */
+int stp_broker_start(struct stp_broker *b);
 /* SIGHUP: reload every TLS listener's certificate and key; a pair that does
  * not load is refused with a log line and the old one stays. */
 void stp_broker_reload_tls(struct stp_broker *b);

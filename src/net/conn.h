@@ -81,6 +81,8 @@ struct stp_stream_ops {
     /* A graceful close begins: queue what the protocol sends last. */
     void (*closing)(struct stp_conn *c);
     void (*free)(struct stp_conn *c);
+    /* Whether application bytes can be sent yet (NULL: always). */
+    bool (*ready)(const struct stp_conn *c);
 };
 
 /* How STOMP frames travel on the stream: raw, or in WebSocket messages. */
@@ -155,10 +157,12 @@ static inline void stp_conn_frame_end(struct stp_conn *c)
     if (c->framing->frame_end)
         c->framing->frame_end(c);
 }
-/* False while the framing cannot carry STOMP frames yet (WebSocket handshake). */
+/* False while no STOMP frame can reach the peer yet (TLS or WebSocket
+ * handshake unfinished). */
 static inline bool stp_conn_ready(const struct stp_conn *c)
 {
-    return !c->framing->ready || c->framing->ready(c);
+    return (!c->stream->ready || c->stream->ready(c)) &&
+           (!c->framing->ready || c->framing->ready(c));
 }
 int stp_conn_write(struct stp_conn *c, const void *p, size_t n);
 char *stp_conn_reserve(struct stp_conn *c, size_t n); /* then stp_conn_commit */

@@ -136,6 +136,11 @@ static void tls_closing(struct stp_conn *c)
     }
 }
 
+static bool tls_ready(const struct stp_conn *c)
+{
+    return stp_tls_state(c->tls) == STP_TLS_OPEN;
+}
+
 static void tls_free(struct stp_conn *c)
 {
     stp_tls_free(&c->tls);
@@ -150,4 +155,5 @@ const struct stp_stream_ops stp_stream_tls = {
     .pending = tls_pending,
     .closing = tls_closing,
     .free = tls_free,
+    .ready = tls_ready,
 };

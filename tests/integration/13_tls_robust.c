@@ -150,14 +150,13 @@ Test(tls_robust, stalled_handshake_does_not_block_and_times_out)
     /* While they stall, round trips work (the bystanders are CONNECTED, so the
      * login timeout does not apply to them). */
     bystanders_fine(&e, "during-stall");
-    /* The broker logs the timeout at 500 ms but (as of this writing) closes a
-     * stalled TLS handshake only when its 2 s close linger ends: the session
-     * queues a login-timeout ERROR into the unfinished TLS stream, and the
-     * close waits for that output to drain. Hence 3 s here, not ~1 s. */
+    /* The login timeout (500 ms) closes an unfinished handshake without
+     * trying to send a STOMP ERROR through it; 1.5 s leaves room for a
+     * loaded machine. */
     for (int i = 0; i < 4; i++) {
-        uint64_t left = t0 + 3000 > h_now_ms() ? t0 + 3000 - h_now_ms() : 1;
+        uint64_t left = t0 + 1500 > h_now_ms() ? t0 + 1500 - h_now_ms() : 1;
         cr_assert(h_wait_closed(stalled[i], (int)left, NULL),
-                  "stalled handshake %d not closed within 3 s (login timeout 500 ms)", i);
+                  "stalled handshake %d not closed within 1.5 s (login timeout 500 ms)", i);
     }
     uint64_t took = h_now_ms() - t0;
     cr_assert_geq(took, 400, "stalled handshakes closed after %llu ms, before the 500 ms timeout",
