@@ -65,29 +65,10 @@ build() { # build DIR [meson setup options...]
     meson compile -C "$dir"
 }
 
-# Prints "SUITE: N passed, N failed" from meson's JSON log; fails when any failed.
-summarize() { # summarize DIR LABEL
-    python3 - "$1/meson-logs/testlog.json" "$2" <<'PY'
-import json, sys
-passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    res = r.get("result")
-    if res in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif res == "SKIP":
-        skipped += 1
-    else:
-        failed += 1
-print(f"{sys.argv[2]}: {passed} passed, {failed} failed, {skipped} skipped")
-PY
-}
-
 run_tests() {
     local rc=0
     build build -Dtests=true
     meson test -C build --print-errorlogs --num-processes 1 || rc=1
-    summarize build "plain build" || true
     # The same unit and integration suites under AddressSanitizer + UBSan.
     CC=clang build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbuildtype=debug
@@ -96,7 +77,6 @@ run_tests() {
         LSAN_OPTIONS=suppressions=$top/tests/lsan.supp \
         meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit \
         --suite integration --timeout-multiplier 3 || rc=1
-    summarize build-asan "asan+ubsan build" || true
     # libFuzzer targets: replay the committed seeds, then fuzz each briefly.
     CC=clang build build-fuzz -Dfuzz=true -Dbuildtype=debug
     meson test -C build-fuzz --print-errorlogs --suite fuzz || rc=1
@@ -111,21 +91,8 @@ run_tests() {
         }
         rm -rf "$work"
     done
-    summarize build-fuzz "fuzz seeds" || true
-    local total_pass total_fail
-    total_pass=$(python3 - build build-asan build-fuzz <<'PY'
-import json, sys
-p = f = 0
-for d in sys.argv[1:]:
-    for line in open(f"{d}/meson-logs/testlog.json"):
-        r = json.loads(line)["result"]
-        if r in ("OK", "EXPECTEDFAIL"): p += 1
-        elif r != "SKIP": f += 1
-print(p, f)
-PY
-)
-    read -r total_pass total_fail <<<"$total_pass"
-    echo "$total_pass passed, $total_fail failed"
+    # One line per build, then "N passed, N failed" over all of them.
+    python3 scripts/test-summary.py build build-asan build-fuzz
     return $rc
 }
 
