@@ -8,6 +8,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
@@ -180,6 +181,20 @@ test('a 1 MiB text message and a 1 MiB binary message', T, () =>
     assert.ok(m1.body === text, '1 MiB text differs');
     assert.equal(m2.binaryBody.length, 1 << 20);
     assert.ok(Buffer.from(m2.binaryBody).equals(Buffer.from(bin)), '1 MiB binary differs');
+    // stompjs splitting a text frame into 16 KiB WebSocket messages (one
+    // STOMP frame over 64 messages), and sending every frame binary.
+    const split = await connect(url, { config: { splitLargeFrames: true,
+      maxWebSocketChunkSize: 16 * 1024 } });
+    const binary = await connect(url, { config: { forceBinaryWSFrames: true } });
+    clients.push(split, binary);
+    const sent0 = split.raw.sent;
+    split.client.publish({ destination: dest, body: text });
+    assert.ok(split.raw.sent - sent0 >= 64, `one 1 MiB SEND went in ${split.raw.sent - sent0} messages`);
+    binary.client.publish({ destination: dest, body: text });
+    assert.equal(binary.raw.sentBinary, binary.raw.sent, 'forceBinaryWSFrames: all binary');
+    const [, , m3, m4] = await c.take(4, 15000);
+    assert.ok(m3.body === text, '1 MiB text sent in 16 KiB pieces differs');
+    assert.ok(m4.body === text, '1 MiB text sent in a binary frame differs');
   }));
 
 test('TCP publisher -> stompjs subscriber and stompjs publisher -> TCP subscriber', T, () =>
@@ -252,6 +267,25 @@ test('wss:// with a self-signed certificate made at test time', T, async () => {
       const [m1, m2] = await c.take(2);
       assert.equal(m1.body, 'over TLS');
       assert.ok(Buffer.from(m2.binaryBody).equals(Buffer.from([0xde, 0xad, 0xbe, 0xef])));
+      // /healthz and /metrics over TLS on the same listener: the two wss
+      // clients (and the request itself) counted as transport "wss".
+      const get = (p) => new Promise((resolve, reject) => {
+        const req = https.get(`https://127.0.0.1:${b.ports.wss}${p}`,
+          { rejectUnauthorized: false, timeout: 3000 }, (res) => {
+            let body = '';
+            res.on('data', (d) => { body += d; });
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+          });
+        req.on('timeout', () => req.destroy(new Error(`GET ${p} timed out`)));
+        req.on('error', reject);
+      });
+      const h = await get('/healthz');
+      assert.equal(h.status, 200);
+      assert.equal(JSON.parse(h.body).status, 'ok');
+      const m = await get('/metrics');
+      assert.equal(m.status, 200);
+      const wss = Number((m.body.match(/^stampede_connections\{transport="wss"\} (\d+)$/m) || [])[1]);
+      assert.ok(wss >= 3, `stampede_connections{transport="wss"} = ${wss} with 2 clients + 1 request`);
       // TCP -> wss too.
       const tcp = await TcpStomp.connect(b.ports.stomp);
       await tcp.sendSync('SEND', { destination: dest }, 'from tcp to wss');

@@ -12,11 +12,14 @@ Object.assign(global, { WebSocket });
 
 const PROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 
+// config: more stompjs Client options (e.g. splitLargeFrames).
 // Resolves { client, frame (CONNECTED), sock (the ws socket), raw } where raw
 // counts the server's WebSocket messages: raw.text, raw.binary, raw.beats
-// (messages that are exactly "\n").
-function connect(url, { hbIn = 0, hbOut = 0, wsOptions = {}, headers = {}, timeoutMs = 5000 } = {}) {
-  const raw = { text: 0, binary: 0, beats: 0, closed: false };
+// (messages that are exactly "\n"), raw.sent / raw.sentBinary (messages the
+// client sent).
+function connect(url, { hbIn = 0, hbOut = 0, wsOptions = {}, headers = {}, timeoutMs = 5000,
+  config = {} } = {}) {
+  const raw = { text: 0, binary: 0, beats: 0, closed: false, sent: 0, sentBinary: 0 };
   let sock = null;
   const client = new Client({
     webSocketFactory: () => {
@@ -27,6 +30,12 @@ function connect(url, { hbIn = 0, hbOut = 0, wsOptions = {}, headers = {}, timeo
         if (!isBinary && data.toString() === '\n') raw.beats++;
       });
       sock.on('close', () => { raw.closed = true; });
+      const send = sock.send.bind(sock);
+      sock.send = (data, ...rest) => {
+        raw.sent++;
+        if (typeof data !== 'string') raw.sentBinary++;
+        return send(data, ...rest);
+      };
       return sock;
     },
     connectHeaders: { host: '/', login: 'guest', passcode: 'guest', ...headers },
@@ -35,6 +44,7 @@ function connect(url, { hbIn = 0, hbOut = 0, wsOptions = {}, headers = {}, timeo
     reconnectDelay: 0,
     connectionTimeout: timeoutMs,
     debug: () => {},
+    ...config,
   });
   return new Promise((resolve, reject) => {
     const fail = (why) => {
