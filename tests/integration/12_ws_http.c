@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 TestSuite(ws_http, .init = h_init, .fini = h_fini, .timeout = 30);
 
@@ -538,5 +539,72 @@ Test(ws_http, topic_counters_match_traffic)
     h_publish(pub, nobody, "lost", true);
     double drop1 = settle(port, "stampede_messages_dropped_total", drop0 + 5);
     cr_assert(drop1 == drop0 + 5, "dropped_total %g -> %g after 5 SENDs to nobody", drop0, drop1);
+    h_broker_stop_ok(b);
+}
+
+Test(ws_http, queue_label_values_are_escaped)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct h_conn *c = h_client(b, "1.2");
+    /* Destination /queue/q"x\y<newline>z (1.2 header escapes on the wire). */
+    const char *rid = h_rid(c);
+    h_sendf(c, "SEND\ndestination:/queue/q\"x\\\\y\\nz-%d\nreceipt:%s\n\nbody", (int)getpid(), rid);
+    h_expect_receipt(c, rid);
+    const char *series =
+        h_fmt("stampede_queue_messages{queue=\"/queue/q\\\"x\\\\y\\nz-%d\"}", (int)getpid());
+    double d = settle(port, series, 1);
+    cr_assert(d == 1, "%s = %g; /metrics:\n%s", series, d, metrics(port));
+    check_exposition(metrics(port));
+    h_broker_stop_ok(b);
+}
+
+Test(ws_http, queue_series_are_bounded)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct h_conn *c = h_client(b, "1.2");
+    enum { Q = 130, DEEP = 4 };
+    const char *deep[DEEP];
+    for (int i = 0; i < Q; i++) {
+        const char *q = h_dest("queue", "many");
+        int n = i < DEEP ? 6 : 1;
+        if (i < DEEP)
+            deep[i] = q;
+        for (int k = 0; k < n; k++)
+            h_publish(c, q, "x", false);
+    }
+    h_publish(c, h_dest("topic", "fence"), "x", true);
+    const char *m = settle_text(port, QMSG(deep[DEEP - 1]), 6);
+    size_t series = 0, consumers = 0;
+    for (const char *p = m; (p = strstr(p, "\nstampede_queue_messages{")) != NULL; p++)
+        series++;
+    for (const char *p = m; (p = strstr(p, "\nstampede_queue_consumers{")) != NULL; p++)
+        consumers++;
+    cr_assert(series > 0 && series <= 2 * 50,
+              "%zu queue series with 2 workers (at most 50 each) for %d queues", series, Q);
+    cr_assert(consumers == series, "%zu consumers series, %zu messages series", consumers, series);
+    for (int i = 0; i < DEEP; i++)
+        cr_assert(h_metric(m, QMSG(deep[i])) == 6, "deep queue %s: %g", deep[i],
+                  h_metric(m, QMSG(deep[i])));
+    h_broker_stop_ok(b);
+}
+
+Test(ws_http, upgraded_but_no_connect_hits_the_login_timeout)
+{
+    struct h_broker *b = H_START_WS(2, "--login-timeout", "400ms");
+    int port = h_listener_port(b, "ws");
+    struct h_ws *w = h_ws_dial(port);
+    uint64_t t0 = h_now_ms();
+    struct h_frame *f = h_ws_read(w, 3000);
+    cr_assert(f != NULL && strcmp(f->cmd, "ERROR") == 0, "no CONNECT: expected ERROR, got %s",
+              f ? h_show(f) : "nothing");
+    int code = h_ws_expect_close(w, H_WAIT);
+    uint64_t dt = h_now_ms() - t0;
+    cr_assert(code > 0, "close code %d", code);
+    cr_assert(dt >= 300 && dt <= 2000, "closed after %llu ms (login timeout 400 ms)",
+              (unsigned long long)dt);
+    double conns = settle(port, "stampede_connections{transport=\"ws\"}", 1);
+    cr_assert(conns == 1, "ws connections %g after the timeout (+ the request)", conns);
     h_broker_stop_ok(b);
 }
