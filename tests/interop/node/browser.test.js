@@ -13,8 +13,11 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { need, modules } = require('./lib/deps');
-const { startBroker } = require('./lib/broker');
+const { startBroker, killAll } = require('./lib/broker');
 const { TcpStomp } = require('./lib/stomp_tcp');
+
+// After every test (also when one timed out), no broker is left running.
+test.after(killAll);
 
 const { chromium } = need('playwright-core');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';

@@ -13,9 +13,12 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
-const { startBroker } = require('./lib/broker');
+const { startBroker, killAll } = require('./lib/broker');
 const { TcpStomp } = require('./lib/stomp_tcp');
 const { connect, subscribe, receipt, uniq, close, WebSocket } = require('./lib/stompjs');
+
+// After every test (also when one timed out), no broker is left running.
+test.after(killAll);
 
 const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -5,6 +5,23 @@
 'use strict';
 const { spawn } = require('node:child_process');
 
+// Brokers still running when this process ends (a test timed out, meson
+// killed us) are killed too, so none is left behind.
+const live = new Set();
+function killAll() {
+  for (const c of live) {
+    try { c.kill('SIGKILL'); } catch (e) { /* already gone */ }
+  }
+  live.clear();
+}
+process.on('exit', killAll);
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(128 + (sig === 'SIGTERM' ? 15 : 2));
+  });
+}
+
 function bin() {
   const b = process.env.STAMPEDE_BIN;
   if (!b) throw new Error('STAMPEDE_BIN is not set (run through meson test --suite interop)');
@@ -21,6 +38,8 @@ function startBroker({ listen = ['stomp://127.0.0.1:0', 'ws://127.0.0.1:0/ws'], 
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('STAMPEDE_')) delete env[k];
   const child = spawn(bin(), argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   let log = '';
   const ports = {};
   const paths = {};
@@ -71,4 +90,4 @@ function stop(child) {
   });
 }
 
-module.exports = { startBroker };
+module.exports = { startBroker, killAll };
