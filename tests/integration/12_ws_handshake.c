@@ -385,3 +385,36 @@ Test(ws_handshake, endpoints_answer_get_only_and_ignore_the_query)
     refused(port, "GET /healthzz HTTP/1.1\r\nHost: x\r\n\r\n", 404);
     h_broker_stop_ok(b);
 }
+
+Test(ws_handshake, header_forms)
+{
+    struct h_broker *b = H_START_WS0();
+    int port = h_listener_port(b, "ws");
+    struct {
+        const char *what, *upgrade, *connection, *key, *extra;
+        int want;
+    } cases[] = {
+        {"spaces around the key", NULL, NULL, "  dGhlIHNhbXBsZSBub25jZQ==  ", NULL, 101},
+        {"Upgrade as a list", "foo/1, websocket", NULL, NULL, NULL, 101},
+        {"Connection over two lines", NULL, "keep-alive\r\nConnection: Upgrade", NULL, NULL, 101},
+        {"a key of 17 bytes", NULL, NULL, "AQIDBAUGBwgJCgsMDQ4PEBE=", NULL, 400},
+        {"a key without padding", NULL, NULL, "dGhlIHNhbXBsZSBub25jZQ", NULL, 400},
+        {"a key that is not base64", NULL, NULL, "!!!!!!!!!!!!!!!!!!!!!!==", NULL, 400},
+        {"a chunked body", NULL, NULL, NULL, "Transfer-Encoding: chunked\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *req = request(port, NULL, cases[i].upgrade, cases[i].connection, NULL,
+                                  cases[i].key, cases[i].extra);
+        int st = 0;
+        const char *resp =
+            h_http_exchange(port, req, strlen(req), cases[i].want == 101 ? 300 : 3000, &st, NULL);
+        cr_assert(st == cases[i].want, "%s: expected %d, got %.200s", cases[i].what, cases[i].want,
+                  resp);
+        if (st == 101) {
+            const char *a = h_http_header(resp, "Sec-WebSocket-Accept");
+            cr_assert(a && strcmp(a, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0, "%s: accept %s",
+                      cases[i].what, a ? a : "-");
+        }
+    }
+    h_broker_stop_ok(b);
+}
