@@ -302,7 +302,9 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
         write_tail_reescaped(c, m, c->s.version);
     else if (!copy_tail)
         stp_conn_write_tail(c, m);
+    c->frame_tail = reescape ? NULL : m; /* lets WebSocket check the tail once per message */
     stp_conn_frame_end(c);
+    c->frame_tail = NULL;
     STP_STAT_INC(c->w->stats.msgs_delivered);
     STP_STAT_INC(c->w->stats.frames_out[STP_CMD_MESSAGE]);
 }

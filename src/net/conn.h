@@ -123,6 +123,7 @@ struct stp_conn {
     size_t iov_cap;
     size_t frame_seg;    /* WebSocket: the header slot of the frame being written */
     size_t frame_total0; /* queue total right after that slot */
+    struct stp_msg *frame_tail; /* the message whose tail ends this frame (a hint, no reference) */
     struct stp_wmark *wmarks; /* for the write in flight */
     size_t nwmarks, wmarks_cap;
     struct stp_conn *dirty_next;

@@ -126,18 +126,70 @@ static bool msg_utf8(struct stp_msg *m)
     return v == 1;
 }
 
+/* Text when the whole payload is UTF-8. A message's shared tail is checked
+ * once per message (cached in it), whether it was copied or referenced; only
+ * the per-delivery header block is checked for every frame. */
 static bool frame_is_text(struct stp_conn *c, struct stp_outq *q)
 {
+    struct stp_msg *tail = c->frame_tail; /* set for this frame only */
+    c->frame_tail = NULL;
     if (c->w->cfg->ws_frame_binary)
         return false;
-    for (size_t i = c->frame_seg + 1; i < q->nsegs; i++) {
+    if (tail && !msg_utf8(tail))
+        return false;
+    /* A copied tail is the last tail_len bytes of the frame's byte runs. */
+    size_t skip = tail && q->segs[q->nsegs - 1].msg != tail ? tail->tail_len : 0;
+    for (size_t i = q->nsegs; i-- > c->frame_seg + 1;) {
         struct stp_out_seg *s = &q->segs[i];
-        bool ok = s->msg ? msg_utf8(s->msg)
-                         : stp_ws_utf8_valid((const uint8_t *)q->bytes.data + s->off, s->len);
-        if (!ok)
+        if (s->msg) {
+            if (s->msg != tail && !msg_utf8(s->msg))
+                return false;
+            continue;
+        }
+        size_t len = s->len, cut = skip < len ? skip : len;
+        skip -= cut;
+        len -= cut;
+        if (len && !stp_ws_utf8_valid((const uint8_t *)q->bytes.data + s->off, len))
             return false;
     }
     return true;
+}
+
+/* The frame's payload is one run of bytes right after its header slot (no
+ * referenced tail): the common case for small messages. */
+static bool payload_follows_slot(const struct stp_outq *q, size_t slot_i, size_t payload)
+{
+    const struct stp_out_seg *slot = &q->segs[slot_i];
+    if (slot->off + HDR_SLOT + payload != q->bytes.len)
+        return false;
+    if (slot_i + 1 == q->nsegs)
+        return payload == 0;
+    const struct stp_out_seg *run = &q->segs[slot_i + 1];
+    return slot_i + 2 == q->nsegs && !run->msg && run->off == slot->off + HDR_SLOT;
+}
+
+/* Close the gap between a short header and its payload, so that frame and
+ * neighbours become one run of bytes: one iovec for a whole burst of frames
+ * instead of two per frame. */
+static void pack_frame(struct stp_outq *q, size_t slot_i, const uint8_t *hdr, size_t hlen,
+                       size_t payload)
+{
+    struct stp_out_seg *slot = &q->segs[slot_i];
+    char *base = q->bytes.data + slot->off;
+    memmove(base + hlen, base + HDR_SLOT, payload);
+    memcpy(base, hdr, hlen);
+    q->bytes.len -= HDR_SLOT - hlen;
+    q->total -= HDR_SLOT - hlen;
+    q->nsegs = slot_i + 1;
+    slot->len = (uint32_t)(hlen + payload);
+    slot->fixed = false;
+    if (slot_i > 0) {
+        struct stp_out_seg *prev = &q->segs[slot_i - 1];
+        if (!prev->msg && !prev->fixed && prev->off + prev->len == slot->off) {
+            prev->len += slot->len;
+            q->nsegs--;
+        }
+    }
 }
 
 static void ws_frame_end(struct stp_conn *c)
@@ -146,8 +198,14 @@ static void ws_frame_end(struct stp_conn *c)
     if (c->frame_seg >= q->nsegs || !q->segs[c->frame_seg].fixed)
         return; /* the slot was lost to an out-of-memory close */
     uint8_t hdr[HDR_SLOT];
+    size_t payload = q->total - c->frame_total0;
     int op = frame_is_text(c, q) ? STP_WS_OP_TEXT : STP_WS_OP_BINARY;
-    size_t hlen = stp_ws_frame_header(hdr, op, q->total - c->frame_total0);
+    size_t hlen = stp_ws_frame_header(hdr, op, payload);
+    if (payload_follows_slot(q, c->frame_seg, payload)) {
+        pack_frame(q, c->frame_seg, hdr, hlen, payload);
+        return;
+    }
+    /* A referenced tail follows: write the header at the end of the slot. */
     struct stp_out_seg *slot = &q->segs[c->frame_seg];
     memcpy(q->bytes.data + slot->off + HDR_SLOT - hlen, hdr, hlen);
     slot->off += (uint32_t)(HDR_SLOT - hlen);
