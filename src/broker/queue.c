@@ -295,6 +295,27 @@ static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
         dq_pop_front(&c->inflight);
 }
 
+static void queue_free(struct stp_queue *q)
+{
+    dq_free(&q->ready);
+    free(q->consumers);
+    free(q->throttled);
+    free(q->name);
+    free(q);
+}
+
+/* A queue with no message and no consumer holds nothing a client could
+ * observe: drop it, so queue names used once do not pile up. The next SEND
+ * or SUBSCRIBE makes it again. */
+static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
+{
+    if (q->ready.count > 0 || q->nconsumers > 0)
+        return;
+    unthrottle_if_drained(w, q);
+    stp_map_del(&w->queues, q->name, q->name_len);
+    queue_free(q);
+}
+
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_consumer *c = stp_map_del(&w->consumers, &cmd->a, sizeof(cmd->a));
@@ -311,6 +332,7 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
     dq_free(&c->inflight);
     free(c);
     dispatch(w, q);
+    forget_if_idle(w, q);
 }
 
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
@@ -385,13 +407,8 @@ void stp_queues_free(struct stp_worker *w)
     stp_map_free(&w->consumers);
     for (size_t i = 0; i < w->queues.cap; i++) {
         struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
-        if (q) {
-            dq_free(&q->ready);
-            free(q->consumers);
-            free(q->throttled);
-            free(q->name);
-            free(q);
-        }
+        if (q)
+            queue_free(q);
     }
     stp_map_free(&w->queues);
 }
