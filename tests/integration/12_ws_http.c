@@ -253,12 +253,12 @@ static double metric0(const char *text, const char *series)
     return v < 0 ? 0 : v;
 }
 
-/* Poll /metrics until series == want or 2 s pass; returns the last text.
+/* Poll /metrics until series == want or 3 s pass; returns the last text.
  * (Counters fed by other workers, and the previous request's connection,
  * may need a moment.) */
 static const char *settle_text(int port, const char *series, double want)
 {
-    uint64_t deadline = h_now_ms() + 2000;
+    uint64_t deadline = h_now_ms() + 3000;
     for (;;) {
         const char *m = metrics(port);
         if (metric0(m, series) == want || h_now_ms() >= deadline)
@@ -369,11 +369,13 @@ Test(ws_http, queue_depth_and_consumers)
     for (int i = 0; i < K; i++)
         h_ws_sendf(pub, "SEND\ndestination:%s\n%s\nq%d", q, i == K - 1 ? "receipt:k\n" : "", i);
     h_ws_expect(pub, "RECEIPT", H_WAIT);
-    /* Refreshed once a second by each worker: within ~1.5 s. */
+    /* Refreshed once a second by each worker: within ~1 s, plus slack for a
+     * loaded CI machine whose timers fire late (the bound still fails if the
+     * gauge is not refreshed by the 1 s timer). */
     uint64_t t0 = h_now_ms();
     double d = settle(port, QMSG(q), K);
     cr_assert(d == K, "%s = %g, expected %d", QMSG(q), d, K);
-    cr_assert(h_now_ms() - t0 <= 1800, "queue depth took %llu ms to show",
+    cr_assert(h_now_ms() - t0 <= 2500, "queue depth took %llu ms to show",
               (unsigned long long)(h_now_ms() - t0));
     cr_assert(metric0(metrics(port), QCONS(q)) == 0, "consumers of an unconsumed queue");
     /* A consumer with client acks takes 2 and acks them: 7 left, 1 consumer. */
