@@ -83,7 +83,7 @@ run_tests() {
     for target in fuzz_parser fuzz_ws; do
         local seeds=tests/fuzz/corpus/${target#fuzz_} work
         work=$(mktemp -d)
-        "build-fuzz/tests/fuzz/$target" "$work" "$seeds" -max_total_time=20 -jobs=1 \
+        "build-fuzz/tests/fuzz/$target" "$work" "$seeds" -max_total_time=20 \
             -print_final_stats=1 >"build-fuzz/$target.log" 2>&1 || {
             echo "dev.sh: $target found a crash:"
             tail -40 "build-fuzz/$target.log"
