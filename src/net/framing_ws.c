@@ -216,7 +216,9 @@ static void ws_frame_end(struct stp_conn *c)
 static void ws_closing(struct stp_conn *c)
 {
     if (stp_ws_state(c->ws) == STP_WS_OPEN)
-        stp_ws_close(c->ws, STP_WS_CLOSE_NORMAL, NULL);
+        /* 1001 "going away" when the broker shuts down (RFC 6455 7.4.1). */
+        stp_ws_close(c->ws, c->w->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL,
+                     NULL);
     else if (stp_ws_state(c->ws) == STP_WS_HANDSHAKE)
         stp_ws_close(c->ws, 0, NULL);
     drain_engine(c);
