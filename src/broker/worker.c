@@ -21,6 +21,7 @@
 #include "stampede/msg.h"
 #include "stampede/tls.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,11 +255,30 @@ static void on_stop(uv_async_t *a)
     w->stop_phase = atomic_load_explicit(&w->stop_request, memory_order_acquire);
 }
 
-/* Once a second: measure how late the loop runs timers, and publish the
- * deepest queues for /metrics. */
+/* After a backlog drained (message bytes fell to a quarter of their peak,
+ * and the peak was large), give the freed pages back to the system: glibc
+ * keeps them otherwise. Worker 0 only, at most once a second, off the
+ * message path. */
+#define TRIM_PEAK_MIN (64u << 20)
+
+static void maybe_trim(struct stp_worker *w)
+{
+    size_t bytes = stp_msg_bytes_in_use();
+    if (bytes > w->trim_peak)
+        w->trim_peak = bytes;
+    if (w->trim_peak < TRIM_PEAK_MIN || bytes > w->trim_peak / 4)
+        return;
+    malloc_trim(0);
+    w->trim_peak = bytes;
+}
+
+/* Once a second: measure how late the loop runs timers, publish the deepest
+ * queues for /metrics, and (worker 0) return memory after a drained backlog. */
 static void on_stats_timer(uv_timer_t *t)
 {
     struct stp_worker *w = t->data;
+    if (w->id == 0)
+        maybe_trim(w);
     uint64_t now = uv_hrtime();
     uint64_t lag = now > w->stats_due_ns ? (now - w->stats_due_ns) / 1000 : 0;
     atomic_store_explicit(&w->stats.loop_lag_us, lag, memory_order_relaxed);

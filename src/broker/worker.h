@@ -99,6 +99,7 @@ struct stp_worker {
     size_t nqsnap;
     uv_timer_t stats_timer;
     uint64_t stats_due_ns;
+    size_t trim_peak; /* worker 0: peak message bytes since the last malloc_trim */
     struct stp_worker_stats stats;
 };
 
