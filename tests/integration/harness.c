@@ -985,7 +985,11 @@ int h_broker_port_of(struct h_broker *b, const char *scheme)
     const char *eol = strchr(p, '\n');
     cr_assert(eol != NULL, "incomplete 'listening on %s' line:\n%s", scheme, log);
     const char *colon = NULL;
-    for (const char *q = p; q < eol && *q != '/'; q++)
+    if (strncmp(p, "://", 3) == 0)
+        p += 3; /* the scheme was given without it */
+    if (*p == '[')
+        p = strchr(p, ']'); /* IPv6: the port follows the bracket */
+    for (const char *q = p; q && q < eol && *q != '/'; q++)
         if (*q == ':')
             colon = q;
     cr_assert(colon != NULL, "no port in the 'listening on %s' line:\n%s", scheme, log);
@@ -1055,26 +1059,7 @@ struct h_broker *h_broker_start_ws(int workers, const char *const *args)
 
 int h_listener_port(struct h_broker *b, const char *scheme)
 {
-    const char *want = h_fmt("listening on %s://", scheme);
-    uint64_t deadline = h_now_ms() + 3000;
-    for (;;) {
-        const char *log = h_broker_log(b);
-        const char *p = strstr(log, want);
-        if (p != NULL && strchr(p, '\n') != NULL) {
-            p += strlen(want);
-            const char *colon = NULL;
-            if (*p == '[')
-                p = strchr(p, ']');
-            if (p != NULL)
-                colon = strchr(p, ':');
-            cr_assert(colon != NULL, "no port in the %s listening line:\n%s", scheme, log);
-            int port = atoi(colon + 1);
-            cr_assert(port > 0 && port < 65536, "bad %s port in log:\n%s", scheme, log);
-            return port;
-        }
-        cr_assert(h_now_ms() < deadline, "broker did not log '%s' within 3 s; log:\n%s", want, log);
-        h_sleep_ms(10);
-    }
+    return h_broker_port_of(b, h_fmt("%s://", scheme));
 }
 
 /* ---- SHA-1 (FIPS 180-4) and base64, only for the accept key ---- */

@@ -180,7 +180,8 @@ const char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --- added for the TLS suites (13_tls_*.c) --- */
 
 /* Port of the first "listening on <scheme>HOST:PORT" line whose URL starts with
- * `scheme` (e.g. "stomp+ssl://", "wss://"); asserts there is one. */
+ * `scheme` (e.g. "stomp+ssl://", "wss://"), waiting up to 3 s for it; IPv6
+ * hosts in brackets; asserts there is one. */
 int h_broker_port_of(struct h_broker *b, const char *scheme);
 /* Wrap an already connected stream socket (blocking or not) as a registry-owned
  * connection; the harness makes it non-blocking and closes it in h_fini(). */
@@ -255,8 +256,7 @@ struct h_broker *h_tls_broker(const char *tls_url, const char *pair, int workers
 struct h_broker *h_broker_start_ws(int workers, const char *const *args);
 #define H_START_WS(w, ...) h_broker_start_ws((w), (const char *const[]){__VA_ARGS__, NULL})
 #define H_START_WS0() h_broker_start_ws(2, NULL)
-/* Port of the first "listening on <scheme>://" line (scheme "ws", "wss",
- * "stomp", "stomp+ssl"), waiting up to 3 s for it; asserts. */
+/* h_broker_port_of with a bare scheme ("ws", "wss", "stomp", "stomp+ssl"). */
 int h_listener_port(struct h_broker *b, const char *scheme);
 
 /* Sec-WebSocket-Accept for key (28 chars + NUL), computed by the harness. */
