@@ -79,6 +79,8 @@ void stp_config_free(struct stp_config *cfg);
 
 /* "stomp://0.0.0.0:61613" etc. 0 or STP_EINVAL. */
 int stp_listen_url_parse(const char *text, struct stp_listen_url *out);
+/* The same, returning NULL or why the text is not a listen URL. */
+const char *stp_listen_url_check(const char *text, struct stp_listen_url *out);
 /* Format a URL (with the given port) into buf, e.g. for the "listening on" log. */
 void stp_listen_url_format(const struct stp_listen_url *u, uint16_t port, char *buf, size_t n);
 
