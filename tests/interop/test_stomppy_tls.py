@@ -19,13 +19,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import uuid
 
 import stomp
 from stomp.exception import ConnectFailedException
+from stomppy_common import CLASSES, Collector, close, send, subscribe
+from stomppy_common import name as common_name
 
 WAIT = 5.0
 CERTS = None
@@ -110,55 +111,6 @@ def tearDownModule():
     assert rcs == [0, 0], "broker exit status on SIGTERM: %r" % (rcs,)
 
 
-class Collector(stomp.ConnectionListener):
-    """Records everything a connection receives; waits with timeouts."""
-
-    def __init__(self):
-        self.cv = threading.Condition()
-        self.connected = None
-        self.messages = []
-        self.receipts = []
-        self.errors = []
-        self.disconnected = False
-
-    def _add(self, fn):
-        with self.cv:
-            fn()
-            self.cv.notify_all()
-
-    def on_connected(self, frame):
-        self._add(lambda: setattr(self, "connected", frame))
-
-    def on_message(self, frame):
-        self._add(lambda: self.messages.append(frame))
-
-    def on_receipt(self, frame):
-        self._add(lambda: self.receipts.append(frame.headers.get("receipt-id")))
-
-    def on_error(self, frame):
-        self._add(lambda: self.errors.append(frame))
-
-    def on_disconnected(self):
-        self._add(lambda: setattr(self, "disconnected", True))
-
-    def wait_for(self, pred, what, timeout=WAIT):
-        with self.cv:
-            if not self.cv.wait_for(pred, timeout):
-                raise AssertionError("timed out waiting for %s (messages=%d receipts=%s errors=%s)"
-                                     % (what, len(self.messages), self.receipts,
-                                        [e.headers for e in self.errors]))
-
-    def wait_messages(self, n):
-        self.wait_for(lambda: len(self.messages) >= n, "%d messages" % n)
-        return list(self.messages[:n])
-
-    def wait_receipt(self, rid):
-        self.wait_for(lambda: rid in self.receipts, "receipt %s" % rid)
-
-
-CLASSES = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}
-
-
 def connect(broker=None, version="1.2", tls=True, client=None, ca="ca1.crt", attempts=3):
     broker = broker or OPTIONAL
     port = broker[3] if tls else broker[2]
@@ -189,26 +141,7 @@ def connect(broker=None, version="1.2", tls=True, client=None, ca="ca1.crt", att
 
 
 def name(kind):
-    return "/%s/interop-tls-%s" % (kind, uuid.uuid4().hex[:10])
-
-
-def subscribe(conn, col, dest, sid, ack="auto", **headers):
-    rid = "sub-" + uuid.uuid4().hex[:8]
-    conn.subscribe(dest, id=sid, ack=ack, receipt=rid, **headers)
-    col.wait_receipt(rid)
-
-
-def send(conn, col, dest, body, **headers):
-    rid = "send-" + uuid.uuid4().hex[:8]
-    conn.send(dest, body, receipt=rid, **headers)
-    col.wait_receipt(rid)
-
-
-def close(conn, col):
-    rid = "bye-" + uuid.uuid4().hex[:8]
-    conn.disconnect(receipt=rid)
-    col.wait_receipt(rid)
-    col.wait_for(lambda: col.disconnected, "close after the DISCONNECT receipt")
+    return common_name(kind, "interop-tls")
 
 
 class StompPyTls(unittest.TestCase):
