@@ -99,9 +99,7 @@ struct stp_session {
     uint64_t next_fence_id;
     uint64_t hb_send_ms, hb_recv_ms;
     uint64_t last_read_ms, last_write_ms;
-    bool publisher;
     bool has_client_topic_sub;
-    uint64_t session_num;
 };
 
 int stp_session_init(struct stp_conn *c);

@@ -450,7 +450,6 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     struct stp_msg *m = build_message(c, f, &sh);
     if (!m)
         return stp_session_bad(c, f, "out of memory", "The broker could not store the message.");
-    c->s.publisher = true;
     if (t) {
         if (txn_push(t, (struct txn_action){.op = TXN_SEND, .msg = m}) < 0) {
             stp_msg_unref(&m);

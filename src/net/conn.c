@@ -244,15 +244,11 @@ struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t g
     return w->slots[slot];
 }
 
-static void on_timer(uv_timer_t *t)
+/* Linger expired: the peer did not close after our last frame. (While the
+ * connection is open the session owns this timer: heart-beats, login.) */
+static void on_linger(uv_timer_t *t)
 {
-    struct stp_conn *c = t->data;
-    if (c->closing != STP_OPEN) {
-        /* Linger expired: the peer did not close after our ERROR. */
-        stp_conn_close(c, STP_CLOSE_NOW);
-        return;
-    }
-    stp_session_tick(c, stp_now_ms(c));
+    stp_conn_close(t->data, STP_CLOSE_NOW);
 }
 
 /* Pick the stream and framing layers from the listener's scheme. */
@@ -350,7 +346,6 @@ static void on_close(uv_handle_t *h)
     stp_outq_free(&c->out[0]);
     stp_outq_free(&c->out[1]);
     stp_buf_free(&c->rbuf);
-    stp_buf_free(&c->netbuf);
     free(c->iov);
     free(c->wmarks);
     free(c);
@@ -452,7 +447,7 @@ static void reap_one(struct stp_conn *c)
     if (!c->paused && !c->read_eof)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     unlink_paused(c);
-    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
     stp_conn_mark_dirty(c);
     maybe_finish_close(c);
 }

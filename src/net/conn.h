@@ -111,7 +111,6 @@ struct stp_conn {
     const struct stp_framing_ops *framing;
     struct stp_tls *tls;
     struct stp_ws *ws;
-    struct stp_buf netbuf; /* stream bytes not yet turned into plaintext */
     uint32_t slot, gen;
     unsigned listener;
     int kind;     /* enum stp_transport_kind, for /metrics; -1 until counted */

@@ -17,7 +17,6 @@
 
 #include <sys/uio.h>
 
-#define READ_CHUNK (64 * 1024)
 
 int stp_stream_tls_init(struct stp_conn *c)
 {
@@ -25,13 +24,11 @@ int stp_stream_tls_init(struct stp_conn *c)
     return stp_tls_new(&c->tls, w->tls_cfg[c->listener], w->tls_rng);
 }
 
+/* Ciphertext lands in the worker's shared read buffer: the engine takes all
+ * of it in stp_tls_feed, before the loop reads another connection. */
 static void tls_alloc(struct stp_conn *c, uv_buf_t *buf)
 {
-    if (stp_buf_reserve(&c->netbuf, READ_CHUNK)) {
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    *buf = uv_buf_init(c->netbuf.data + c->netbuf.len, (unsigned)(c->netbuf.cap - c->netbuf.len));
+    *buf = uv_buf_init(c->w->read_shared, STP_READ_SHARED);
 }
 
 static void log_failure(struct stp_conn *c, const char *what)
@@ -64,7 +61,7 @@ static bool pump_plaintext(struct stp_conn *c)
 
 static void tls_on_read(struct stp_conn *c, size_t n)
 {
-    int rc = stp_tls_feed(c->tls, c->netbuf.data + c->netbuf.len, n);
+    int rc = stp_tls_feed(c->tls, c->w->read_shared, n);
     if (stp_tls_out_pending(c->tls) > 0)
         stp_conn_mark_dirty(c); /* handshake flights, alerts */
     if (rc == STP_EPROTO) {
