@@ -29,6 +29,8 @@
  *   - "\r\n" ends a line in every version; a CR elsewhere in a header line is
  *     kept as data (1.2 says it should be escaped, but rejecting it would cost a
  *     scan and gain nothing); a command line is upper-case letters only;
+ *   - a NUL byte anywhere in a header line is STP_EBAD_HEADER (offset of the
+ *     NUL): no header value ever holds one;
  *   - a header line's length excludes its EOL; the first content-length header
  *     wins; one that is not a decimal or overflows is STP_EBAD_CONTENT_LENGTH,
  *     a valid one whose frame would exceed max_frame is STP_EFRAME_TOO_BIG (seen

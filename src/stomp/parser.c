@@ -300,6 +300,11 @@ static int parse_headers(struct stp_parser *p, char *buf, size_t lim)
             return fail(p, STP_EHEADER_TOO_LONG, hs, "header line too long");
         if (p->nhdrs == p->limits.max_headers)
             return fail(p, STP_ETOO_MANY_HEADERS, hs, "too many headers");
+        /* A NUL ends a frame on the wire: one inside a header would let a
+         * value cut short in C strings, or end a relayed frame early. */
+        const char *nul = memchr(buf + hs, '\0', le - hs);
+        if (nul)
+            return fail(p, STP_EBAD_HEADER, (size_t)(nul - buf), "NUL byte in a header line");
         int rc = add_header(p, buf, hs, le);
         if (rc)
             return rc;

@@ -397,6 +397,15 @@ static const struct reject rejects[] = {
     REJ("\r\rSEND", STP_V12, BIG, STP_EBAD_COMMAND, 0),
     REJ("SEND\nfoo\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 5),
     REJ("SEND\na:b\n:bar\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 9),
+    /* A NUL in a header line, wherever it is (issue 9: cut-short names and
+     * frames injected into 1.0 subscribers). */
+    REJ("SUBSCRIBE\nid:1\ndestination:/topic/a\0BBBB\n\n\0", STP_V12, BIG, STP_EBAD_HEADER,
+        35),
+    REJ("SEND\nx:\\n\\n\0MESSAGE\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 11),
+    REJ("SEND\n\0a:b\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 5),
+    REJ("SEND\na\0:b\n\n\0", STP_V10, BIG, STP_EBAD_HEADER, 6),
+    REJ("SEND\na:b\0\r\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 8),
+    REJ("CONNECT\nlogin:a\0b\n\n\0", STP_V_NONE, BIG, STP_EBAD_HEADER, 15),
     REJ("SEND\na:1\\tb\n\n\0", STP_V12, BIG, STP_EBAD_ESCAPE, 8),
     REJ("SEND\na\\x:1\n\n\0", STP_V12, BIG, STP_EBAD_ESCAPE, 6),
     REJ("SEND\na:1\\rb\n\n\0", STP_V11, BIG, STP_EBAD_ESCAPE, 8),
