@@ -306,6 +306,10 @@ void stp_session_tick(struct stp_conn *c, uint64_t now)
     }
     if (s->state != STP_SESS_OPEN)
         return;
+    /* A publisher paused for back-pressure is not read, so its heart-beats
+     * go unseen: the pause counts as hearing from it. */
+    if (c->paused)
+        s->last_read_ms = now;
     if (s->hb_recv_ms && now - s->last_read_ms > 2 * s->hb_recv_ms) {
         stp_info("%s: no heart-beat for %llu ms, closing", c->peer,
                  (unsigned long long)(now - s->last_read_ms));

@@ -238,28 +238,53 @@ static char *put_str(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* A header line of a 1.0 frame cannot carry an EOL byte anywhere, nor a ':' in
+ * its name: 1.0 has no escapes, so such a header would split into other
+ * headers, or end the header block and start a forged frame. */
+static bool unsafe_in_v10(struct stp_slice name, struct stp_slice value)
+{
+    return memchr(name.p, ':', name.len) || memchr(name.p, '\n', name.len) ||
+           memchr(name.p, '\r', name.len) || memchr(value.p, '\n', value.len) ||
+           memchr(value.p, '\r', value.len);
+}
+
+/* Unescape one 1.2-escaped tail slice [a, b) into buf; the slice or .p NULL. */
+static struct stp_slice unescape_part(struct stp_buf *buf, const char *a, const char *b)
+{
+    stp_buf_reset(buf);
+    if (stp_buf_append(buf, a, (size_t)(b - a)) < 0)
+        return (struct stp_slice){NULL, 0};
+    ssize_t n = stp_unescape_inplace(buf->data, buf->len, STP_V12);
+    if (n < 0)
+        return (struct stp_slice){NULL, 0};
+    return (struct stp_slice){buf->data ? buf->data : "", (size_t)n};
+}
+
 /* The shared tail is escaped the 1.2 way. For a 1.0 or 1.1 subscriber of a
  * message whose headers hold a byte the versions escape differently, render
- * the header lines again for that version (rare: a per-delivery copy). */
+ * the header lines again for that version (rare: a per-delivery copy). A
+ * header 1.0 cannot carry safely is left out of that subscriber's frame. */
 static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp_version v)
 {
-    struct stp_buf out = STP_BUF_INIT, line = STP_BUF_INIT;
+    struct stp_buf out = STP_BUF_INIT, nbuf = STP_BUF_INIT, vbuf = STP_BUF_INIT;
     const char *p = m->tail, *end = m->tail + m->tail_len;
     int rc = 0;
-    while (p < end && *p != '\n') {
+    while (rc == 0 && p < end && *p != '\n') {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *colon = memchr(p, ':', (size_t)(nl - p));
-        for (int part = 0; part < 2 && rc == 0; part++) {
-            const char *a = part ? colon + 1 : p, *b = part ? nl : colon;
-            stp_buf_reset(&line);
-            rc |= stp_buf_append(&line, a, (size_t)(b - a));
-            ssize_t n = stp_unescape_inplace(line.data, line.len, STP_V12);
-            rc |= n < 0 ? -1 : 0;
-            if (n >= 0)
-                rc |= stp_escape_append(&out, (struct stp_slice){line.data, (size_t)n}, v);
-            rc |= stp_buf_append(&out, part ? "\n" : ":", 1);
-        }
+        struct stp_slice name = unescape_part(&nbuf, p, colon);
+        struct stp_slice value = unescape_part(&vbuf, colon + 1, nl);
         p = nl + 1;
+        if (!name.p || !value.p) {
+            rc = -1;
+            break;
+        }
+        if (v == STP_V10 && unsafe_in_v10(name, value))
+            continue;
+        rc |= stp_escape_append(&out, name, v);
+        rc |= stp_buf_append(&out, ":", 1);
+        rc |= stp_escape_append(&out, value, v);
+        rc |= stp_buf_append(&out, "\n", 1);
     }
     rc |= stp_buf_append(&out, p, (size_t)(end - p));
     if (rc == 0)
@@ -267,7 +292,8 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
     else
         stp_conn_close(c, STP_CLOSE_NOW);
     stp_buf_free(&out);
-    stp_buf_free(&line);
+    stp_buf_free(&nbuf);
+    stp_buf_free(&vbuf);
 }
 
 /* The per-delivery header block: MESSAGE, subscription, message-id, ack,

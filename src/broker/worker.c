@@ -180,6 +180,7 @@ static void on_unblocked(void *ctx)
 
 static void flush_work(struct stp_worker *w)
 {
+    stp_conn_run_deferred_input(w);
     stp_conn_reap(w);
     stp_conn_flush_dirty(w);
     stp_conn_reap(w);

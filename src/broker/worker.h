@@ -71,6 +71,7 @@ struct stp_worker {
     struct stp_conn *reap; /* connections to finish closing */
     struct stp_conn *all;  /* every connection until its memory is freed */
     struct stp_conn *paused; /* connections not read because of back-pressure */
+    struct stp_conn *input_due; /* resumed with bytes to parse (stp_conn_run_deferred_input) */
 
     /* Local subscription records. */
     struct stp_map local_topics; /* topic name -> struct stp_ltopic */

@@ -171,6 +171,15 @@ void stp_conn_pause(struct stp_conn *c)
     c->w->paused = c;
 }
 
+static void defer_input(struct stp_conn *c)
+{
+    if (c->input_due)
+        return;
+    c->input_due = true;
+    c->input_next = c->w->input_due;
+    c->w->input_due = c;
+}
+
 void stp_conn_resume_paused(struct stp_worker *w)
 {
     struct stp_conn *c = w->paused;
@@ -186,13 +195,36 @@ void stp_conn_resume_paused(struct stp_worker *w)
         }
         c->paused_next = NULL;
         c->paused = false;
+        /* A heart-beat the client sent while it was not read is not its
+         * fault: silence is counted from the resume. */
+        c->s.last_read_ms = stp_now_ms(c);
         if (c->closing == STP_OPEN && !c->read_eof) {
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-            /* Frames already buffered but not parsed when we paused. */
+            /* Frames already buffered but not parsed when we paused are
+             * parsed from the loop, never from here: a resume can come from
+             * inside one of this connection's own command handlers (an ACK
+             * that drains the queue that throttled it), while the session is
+             * still walking the same buffer. */
             if (c->rbuf.len)
-                stp_conn_stomp_in(c);
+                defer_input(c);
         }
         c = next;
+    }
+}
+
+void stp_conn_run_deferred_input(struct stp_worker *w)
+{
+    while (w->input_due) {
+        struct stp_conn *c = w->input_due;
+        w->input_due = NULL;
+        while (c) {
+            struct stp_conn *next = c->input_next;
+            c->input_next = NULL;
+            c->input_due = false;
+            if (c->rbuf.len)
+                stp_conn_stomp_in(c);
+            c = next;
+        }
     }
 }
 
@@ -364,9 +396,23 @@ static void unlink_paused(struct stp_conn *c)
     c->paused = false;
 }
 
+static void unlink_input_due(struct stp_conn *c)
+{
+    if (!c->input_due)
+        return;
+    for (struct stp_conn **pp = &c->w->input_due; *pp; pp = &(*pp)->input_next) {
+        if (*pp == c) {
+            *pp = c->input_next;
+            break;
+        }
+    }
+    c->input_due = false;
+}
+
 static void start_closing_handles(struct stp_conn *c)
 {
     unlink_paused(c);
+    unlink_input_due(c);
     uv_close((uv_handle_t *)&c->tcp, on_close);
     if (c->handles > 1)
         uv_close((uv_handle_t *)&c->timer, on_close);

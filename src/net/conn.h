@@ -129,6 +129,8 @@ struct stp_conn {
     bool dirty;
     struct stp_conn *paused_next;
     bool paused;        /* reading stopped for back-pressure */
+    struct stp_conn *input_next; /* on the worker's input_due list */
+    bool input_due;     /* resumed with unparsed bytes in rbuf: parse from the loop */
     unsigned throttled; /* queues over their bound that paused this publisher */
     bool read_eof;
     bool first_read_done;
@@ -194,6 +196,9 @@ void stp_conn_stomp_in_shared(struct stp_conn *c, char *data, size_t len);
 /* Stop or resume reading for back-pressure. */
 void stp_conn_pause(struct stp_conn *c);
 void stp_conn_resume_paused(struct stp_worker *w);
+/* Parse what resumed connections had buffered. Called by the worker at its
+ * flush points (uv_check, uv_prepare), never from inside a handler. */
+void stp_conn_run_deferred_input(struct stp_worker *w);
 
 /* Close: after the queued output is written (an ERROR, a RECEIPT) or now. */
 void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how);
