@@ -3,7 +3,8 @@
 #
 #   scripts/dev.sh run [stampede flags...]  install what is missing, build, run the broker
 #   scripts/dev.sh test                     install what is missing, build, run every suite
-#                                           (plain build, then an ASan+UBSan build)
+#                                           (plain build, an ASan+UBSan build, the fuzzers,
+#                                           then the broker under ThreadSanitizer)
 #   scripts/dev.sh deps                     only install what is missing
 #   scripts/dev.sh deps-build               only what building needs (the Docker build stage)
 #
@@ -16,11 +17,16 @@ cd "$top"
 # What `meson setup -Dtests=false && meson compile` needs.
 BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llhttp
     libwslay-dev libmbedtls-dev)
-# What the test suites need on top: sanitizers and libFuzzer (clang), criterion,
-# stomp.py, openssl for test certificates, Chromium for the browser test,
-# docker for the image test.
-TEST_PACKAGES=(clang libcriterion-dev libclang-rt-14-dev python3-stomp openssl chromium
-    docker.io debootstrap docker-compose)
+# What the test suites need on top of a new Debian 12 machine: sanitizers and
+# libFuzzer (clang, libclang-rt-14-dev: also ThreadSanitizer's runtime),
+# criterion, stomp.py (interop), openssl (test certificates, s_client), Chromium
+# (browser test), docker, debootstrap and docker-compose (image test), the
+# Python module websockets (the image test's WebSocket round trip,
+# tests/docker/stomp_roundtrip.py). Everything else the tests run (python3 and
+# its standard library, coreutils, mawk, util-linux, git, tar) is on a new
+# machine already; node and npm come below.
+TEST_PACKAGES=(clang libcriterion-dev libclang-rt-14-dev python3-stomp python3-websockets openssl
+    chromium docker.io debootstrap docker-compose)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -80,7 +86,7 @@ run_tests() {
     # libFuzzer targets: replay the committed seeds, then fuzz each briefly.
     CC=clang build build-fuzz -Dfuzz=true -Dbuildtype=debug
     meson test -C build-fuzz --print-errorlogs --suite fuzz || rc=1
-    for target in fuzz_parser fuzz_ws; do
+    for target in fuzz_parser fuzz_ws fuzz_session; do
         local seeds=tests/fuzz/corpus/${target#fuzz_} work
         work=$(mktemp -d)
         "build-fuzz/tests/fuzz/$target" "$work" "$seeds" -max_total_time=20 \
@@ -91,8 +97,43 @@ run_tests() {
         }
         rm -rf "$work"
     done
-    # One line per build, then "N passed, N failed" over all of them.
-    python3 scripts/test-summary.py build build-asan build-fuzz
+    tsan_pass || rc=1
+    # One line per build (and one for the TSan pass's log in build/), then
+    # "N passed, N failed" over all of them.
+    python3 scripts/test-summary.py build build-asan build-fuzz build:testlog-tsan
+    return $rc
+}
+
+# The broker under ThreadSanitizer, driven by the plain build's integration and
+# interop suites. Criterion's runner cannot start under TSan, so build-tsan
+# holds only `stampede` (clang: gcc refuses atomic_thread_fence under
+# -fsanitize=thread with -Werror), and STAMPEDE_TEST_BROKER points the harness,
+# the stomp.py tests, the node helpers and bench_smoke at it (meson's per-test
+# STAMPEDE_BIN would beat a plain outer variable). A report stops the broker
+# with exit code 66 (so the test fails) and lands in build-tsan/tsan-reports/:
+# any file there fails the run and is printed. The suites' own deadlines are
+# unchanged; meson's per-suite timeouts get the ASan run's multiplier.
+tsan_pass() {
+    local reports=$top/build-tsan/tsan-reports rc=0 t0=$SECONDS
+    if [ ! -f build-tsan/build.ninja ]; then
+        CC=clang meson setup build-tsan -Dtests=false -Db_sanitize=thread -Db_lundef=false ||
+            return 1
+    fi
+    meson compile -C build-tsan stampede || return 1
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    STAMPEDE_TEST_BROKER=$top/build-tsan/stampede \
+        TSAN_OPTIONS="halt_on_error=1:exitcode=66:log_path=$reports/tsan" \
+        meson test -C build --print-errorlogs --num-processes 1 --suite integration \
+        --suite interop --timeout-multiplier 3 --logbase testlog-tsan || rc=1
+    local f
+    for f in "$reports"/tsan.*; do
+        [ -e "$f" ] || continue
+        echo "dev.sh: ThreadSanitizer report ($f):"
+        cat "$f"
+        rc=1
+    done
+    echo "dev.sh: ThreadSanitizer pass: $((SECONDS - t0)) s"
     return $rc
 }
 
