@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Sum up the test results of meson build directories.
 
-Reads DIR/meson-logs/testlog.json for each DIR given and counts individual
-tests where the runner says how many it ran (criterion's "Synthesis" line,
+Reads DIR/meson-logs/testlog.json for each DIR given (DIR:LOGBASE reads
+DIR/meson-logs/LOGBASE.json instead: another `meson test --logbase LOGBASE`
+run of the same build, such as dev.sh's ThreadSanitizer pass) and counts
+individual tests where the runner says how many it ran (criterion's "Synthesis" line,
 node --test's "# pass"/"# fail", unittest's "Ran N tests", a shell test's
 "N passed, N failed" line); any other suite counts as one test. A suite that
 meson saw fail counts at least one failure even if its runner said otherwise
@@ -48,8 +50,9 @@ def main():
     total_p = total_f = 0
     for d in sys.argv[1:]:
         p = f = skipped = 0
+        build, _, logbase = d.partition(":")
         try:
-            lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
+            lines = open(f"{build}/meson-logs/{logbase or 'testlog'}.json").read().splitlines()
         except OSError:
             print(f"{d}: no test log")
             total_f += 1

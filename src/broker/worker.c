@@ -362,6 +362,7 @@ int stp_worker_start(struct stp_worker *w)
     uv_async_init(&w->loop, &w->reload_async, on_reload);
     w->reload_async.data = w;
     uv_mutex_init(&w->qsnap_lock);
+    atomic_store_explicit(&w->qsnap_ready, true, memory_order_release); /* see worker.h */
     if (stp_tls_rng_new(&w->tls_rng) < 0)
         return STP_ETLS;
     uv_check_init(&w->loop, &w->flush_check);

@@ -96,6 +96,12 @@ struct stp_worker {
     /* Published once a second by the stats timer, read by /metrics on any
      * worker: the mutex is taken only there, never on the message path. */
     uv_mutex_t qsnap_lock;
+    /* Set (release) by stp_worker_start once qsnap_lock is initialized. The
+     * main thread starts the workers one after another, so worker 0 may
+     * answer /metrics before a later worker's mutex exists: /metrics skips a
+     * worker whose flag it does not see (acquire); such a worker has not
+     * started and has no queues to report. */
+    atomic_bool qsnap_ready;
     struct stp_qsnap qsnap[STP_QSNAP_MAX];
     size_t nqsnap;
     uv_timer_t stats_timer;

@@ -173,6 +173,10 @@ static int queues(struct stp_buf *o, struct stp_broker *b)
                               "# TYPE stampede_queue_consumers gauge\n");
     for (unsigned i = 0; i < b->nworkers; i++) {
         struct stp_worker *w = &b->workers[i];
+        /* Acquire: pairs with stp_worker_start's release after the mutex
+         * init; a worker not started yet has no snapshot (worker.h). */
+        if (!atomic_load_explicit(&w->qsnap_ready, memory_order_acquire))
+            continue;
         uv_mutex_lock(&w->qsnap_lock);
         for (size_t j = 0; j < w->nqsnap; j++) {
             struct stp_qsnap *q = &w->qsnap[j];

@@ -494,14 +494,17 @@ void stp_tls_config_unref(struct stp_tls_config **c)
     if (!cfg)
         return;
     /*
-     * Release: this thread's reads of the config happen before its decrement.
-     * The thread that drops the last reference issues an acquire fence that
-     * pairs with every other thread's release, so the free comes after all of
-     * their uses (the usual shared_ptr protocol).
+     * Acq_rel: the release half puts this thread's reads of the config before
+     * its decrement; the acquire half, in the thread that drops the last
+     * reference, pairs with every other thread's release (one release
+     * sequence on refs), so the free comes after all of their uses. The
+     * usual shared_ptr protocol spells the acquire as a fence after a
+     * release decrement; ThreadSanitizer does not model fences and reported
+     * a SIGHUP reload's free as a race, and on x86 the locked RMW is a full
+     * barrier either way (see stp_msg_unref).
      */
-    if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_release) != 1)
+    if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
         return;
-    atomic_thread_fence(memory_order_acquire);
     config_free(cfg);
 }
 

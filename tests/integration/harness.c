@@ -102,9 +102,15 @@ void h_sleep_ms(unsigned ms)
     }
 }
 
+/* $STAMPEDE_TEST_BROKER, when set, wins over $STAMPEDE_BIN: meson sets
+ * STAMPEDE_BIN per test (to this build's binary) and a per-test variable beats
+ * the outer environment, so scripts/dev.sh runs the suites against another
+ * build's broker (ThreadSanitizer) through this one. */
 const char *h_bin(void)
 {
-    const char *bin = getenv("STAMPEDE_BIN");
+    const char *bin = getenv("STAMPEDE_TEST_BROKER");
+    if (bin == NULL || bin[0] == '\0')
+        bin = getenv("STAMPEDE_BIN");
     cr_assert(bin != NULL && bin[0] != '\0', "STAMPEDE_BIN is not set (run through meson test)");
     return bin;
 }

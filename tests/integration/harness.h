@@ -1,7 +1,7 @@
 /*
  * harness.h - what the integration suites use to drive a real build/stampede.
  *
- * Owns: starting the broker (path in $STAMPEDE_BIN) on 127.0.0.1 port 0 with
+ * Owns: starting the broker (path in $STAMPEDE_TEST_BROKER, else $STAMPEDE_BIN) on 127.0.0.1 port 0 with
  * stderr going to a log file (so the broker never blocks on a full pipe), finding
  * its bound port from the "listening on stomp://HOST:PORT" log line, stopping it
  * with SIGTERM; raw TCP clients with a small independent STOMP frame reader (the

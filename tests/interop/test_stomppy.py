@@ -26,7 +26,9 @@ LOG = None
 
 
 def start_broker(extra=()):
-    binary = os.environ.get("STAMPEDE_BIN")
+    # $STAMPEDE_TEST_BROKER (a ThreadSanitizer build, scripts/dev.sh) wins over
+    # the STAMPEDE_BIN meson sets per test.
+    binary = os.environ.get("STAMPEDE_TEST_BROKER") or os.environ.get("STAMPEDE_BIN")
     if not binary:
         raise RuntimeError("STAMPEDE_BIN is not set")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAMPEDE_")}

@@ -7,6 +7,8 @@
 #   STAMPEDE_URL    broker to test, e.g. stomp://127.0.0.1:61613; when unset,
 #   STAMPEDE_BIN    this broker binary is started on a free loopback port
 #                   (default build/stampede) and stopped at the end
+#   STAMPEDE_TEST_BROKER  when set, started instead of STAMPEDE_BIN (dev.sh's
+#                   ThreadSanitizer pass; meson sets STAMPEDE_BIN per test)
 #   STAMPEDE_BENCH  the generator (default build/benchmarks/stampede-bench)
 #   BENCH_DURATION  seconds per run (default 2)
 # Exit 0 when every run passed, 1 otherwise; 77 (meson's "skip") when no
@@ -33,7 +35,7 @@ if [ ! -x "$bench" ]; then
 fi
 url=${STAMPEDE_URL:-}
 if [ -z "$url" ]; then
-    bin=${STAMPEDE_BIN:-$top/build/stampede}
+    bin=${STAMPEDE_TEST_BROKER:-${STAMPEDE_BIN:-$top/build/stampede}}
     if [ ! -x "$bin" ]; then
         echo "bench_smoke: no STAMPEDE_URL and no broker at $bin: skipped" >&2
         exit 77

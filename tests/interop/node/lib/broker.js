@@ -22,8 +22,10 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
   });
 }
 
+// $STAMPEDE_TEST_BROKER (a ThreadSanitizer build, scripts/dev.sh) wins over
+// the STAMPEDE_BIN meson sets per test.
 function bin() {
-  const b = process.env.STAMPEDE_BIN;
+  const b = process.env.STAMPEDE_TEST_BROKER || process.env.STAMPEDE_BIN;
   if (!b) throw new Error('STAMPEDE_BIN is not set (run through meson test --suite interop)');
   return b;
 }
