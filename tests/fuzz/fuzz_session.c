@@ -88,9 +88,9 @@ static const char *const conf_args[NCONF][40] = {
     {BASE, "--queue-max-bytes", "1KiB", "--queue-max-messages", "2", "--memory-budget", "8KiB",
      "--max-pending-output", "2KiB", "--max-frame-size", "16KiB", "--max-headers", "16",
      "--max-header-length", "512", CLIENT_LIMITS, NULL},
-    /* the memory budget and slow consumers */
+    /* the memory budget, slow consumers, heart-beats */
     {BASE, "--queue-max-bytes", "64KiB", "--queue-max-messages", "64", "--memory-budget",
-     "16KiB", "--max-pending-output", "4KiB", NULL},
+     "16KiB", "--max-pending-output", "4KiB", "--heartbeat-min", "1ms", NULL},
     /* roomier */
     {BASE, "--queue-max-bytes", "128KiB", "--queue-max-messages", "32", "--memory-budget", "1MiB",
      "--max-pending-output", "256KiB", NULL},
@@ -277,6 +277,8 @@ static void trace_bytes(const char *what, unsigned idx, const char *p, size_t n)
         unsigned char ch = (unsigned char)p[i];
         if (ch == '\n')
             fputs("\\n", stderr);
+        else if (ch == '\\')
+            fputs("\\\\", stderr);
         else if (ch < 0x20 || ch >= 0x7f)
             fprintf(stderr, "\\x%02x", ch);
         else
@@ -554,8 +556,13 @@ static void op_connect(struct client *c, struct in *in)
         header(b, "accept-version", versions[fl & 7]);
     if (fl & 16)
         header(b, "host", "localhost");
-    if (fl & 32)
-        header(b, "heart-beat", fl & 128 ? "0,0" : "1000,1000");
+    if (fl & 32) {
+        /* With --heartbeat-min 1ms (limits 2), "5,5" makes the broker send
+         * heart-beats and close a connection silent for 10 ms. */
+        static const char *const hb[] = {"0,0", "1000,1000", "5,5", "0,5",
+                                         "5,0", "1,2,3", "-1,5", "10,"};
+        header(b, "heart-beat", hb[u8(in) & 7]);
+    }
     if (fl & 64)
         want_receipt(c, b);
     if (fl & 128) {
@@ -571,7 +578,9 @@ static void op_send(struct client *c, struct in *in)
     uint8_t d = u8(in), body = u8(in), fl = u8(in);
     struct stp_buf *b = &c->stage;
     put(b, "SEND\n");
-    if (d < 0xf0) {
+    if (d == 0xef) {
+        /* no destination */
+    } else if (d < 0xf0) {
         header(b, "destination", dest_of(d));
     } else {
         put(b, "destination:/queue/");
@@ -626,7 +635,8 @@ static void op_subscribe(struct client *c, struct in *in)
     uint8_t d = u8(in), m = u8(in), fl = u8(in);
     struct stp_buf *b = &c->stage;
     put(b, "SUBSCRIBE\n");
-    header(b, "destination", dest_of(d));
+    if (!(fl & 16))
+        header(b, "destination", dest_of(d));
     if (!(fl & 2))
         header(b, "id", sub_ids[m & 3]);
     if (fl & 4)
@@ -737,7 +747,7 @@ enum {
     OP_EOL,       /* a heart-beat: \n or \r\n */
     OP_FLUSH,     /* write everything staged in one send, wait for its receipts */
     OP_PARTIAL,   /* write a prefix of the staged bytes, cut anywhere */
-    OP_SYNC,      /* write everything of every client, wait up to 15 ms */
+    OP_SYNC,      /* write everything of every client, wait until 1-16 ms without a byte */
     OP_USE,       /* switch to client 0, 1 or 2 */
     OP_CLOSE,     /* close the client's socket (reset when bit 0 is set) */
     OP__COUNT
@@ -751,9 +761,10 @@ static void run_op(struct in *in)
         return;
     }
     if (op == OP_SYNC) {
+        uint64_t quiet = (1 + (u8(in) & 15)) * 1000000ull;
         for (unsigned i = 0; i < NCONN; i++)
             release(&F.cl[i], F.cl[i].stage.len);
-        pump(15 * 1000000ull, 1000000ull);
+        pump(quiet + 15 * 1000000ull, quiet);
         return;
     }
     if (op == OP_CLOSE) {

@@ -51,18 +51,18 @@ SEEDS = {
     "queue_client_ack": enc(0, ("CONNECT", V12), ("SUBSCRIBE", QR, 0 | CLIENT | PF2, R), ("FLUSH",),
                             ("USE", 1), ("CONNECT", V12), send(QR, SMALL(3), 0, data=b"one"),
                             send(QR, MEDIUM(10), 0), send(QR, SMALL(3), R, data=b"two"),
-                            ("FLUSH",), ("USE", 0), ("SYNC",), ("ACK", 0, 64 | 1), ("FLUSH",),
-                            ("NACK", 0, 64), ("SYNC",), ("UNSUBSCRIBE", 64), ("FLUSH",)),
+                            ("FLUSH",), ("USE", 0), ("SYNC", 0), ("ACK", 0, 64 | 1), ("FLUSH",),
+                            ("NACK", 0, 64), ("SYNC", 0), ("UNSUBSCRIBE", 64), ("FLUSH",)),
     # 1.0 and 1.1 clients: message-id acks, client-individual.
     "old_versions": enc(3, ("CONNECT", V10), ("SUBSCRIBE", QA, 1 | INDIV, R), ("FLUSH",),
                         ("USE", 1), ("CONNECT", V11), ("SUBSCRIBE", TA, 0 | CLIENT, R),
                         send(QA, SMALL(2), 0, data=b"q1"), send(TA, SMALL(2), R, data=b"t1"),
-                        ("FLUSH",), ("SYNC",), ("ACK", 0, 64 | 1), ("FLUSH",), ("USE", 0),
+                        ("FLUSH",), ("SYNC", 0), ("ACK", 0, 64 | 1), ("FLUSH",), ("USE", 0),
                         ("ACK", 0, 64 | 1), ("FLUSH",)),
     # Transactions: SENDs and an ACK committed, another aborted.
     "transactions": enc(0, ("CONNECT", V12), ("SUBSCRIBE", QA, 0 | CLIENT | PF1, 0),
                         ("BEGIN", 0), send(QA, SMALL(1), TXN, 0, b"a"),
-                        send(QA, SMALL(1), TXN, 0, b"b"), ("COMMIT", 8), ("FLUSH",), ("SYNC",),
+                        send(QA, SMALL(1), TXN, 0, b"b"), ("COMMIT", 8), ("FLUSH",), ("SYNC", 0),
                         ("BEGIN", 1), ("ACK", 0, 64 | TXN | (1 << 2)), ("ABORT", 1 | 8),
                         ("FLUSH",)),
     # Issue 9 bug 2's shape: a client-ack consumer with a full window, then in
@@ -71,15 +71,29 @@ SEEDS = {
     "throttle_ack_commit": enc(0, ("CONNECT", V12), ("SUBSCRIBE", QR, 0 | CLIENT | PF3, R),
                                ("FLUSH",), ("USE", 1), ("CONNECT", V12),
                                send(QR, SMALL(1), 0, data=b"1"), send(QR, SMALL(1), 0, data=b"2"),
-                               send(QR, SMALL(1), R, data=b"3"), ("FLUSH",), ("USE", 0), ("SYNC",),
+                               send(QR, SMALL(1), R, data=b"3"), ("FLUSH",), ("USE", 0), ("SYNC", 0),
                                ("BEGIN", 0), send(QR, MEDIUM(40), TXN, 0),
                                send(QR, MEDIUM(40), TXN, 0), send(QR, MEDIUM(40), TXN, 0),
                                send(QR, MEDIUM(40), TXN, 0), ("ACK", 0, 64 | TXN),
-                               ("COMMIT", 8), ("PARTIAL", 0, 9), ("FLUSH",), ("SYNC",)),
+                               ("COMMIT", 8), ("PARTIAL", 0, 9), ("FLUSH",), ("SYNC", 0)),
     # A slow consumer (never reads... much) of a topic and large messages.
     "slow_topic": enc(2, ("CONNECT", V12), ("SUBSCRIBE", TR, 0 | AUTO, R), ("FLUSH",), ("USE", 1),
                       ("CONNECT", V12), send(TR, LARGE(3), 0), send(TR, LARGE(3), 0),
-                      send(TR, LARGE(3), R), ("FLUSH",), ("SYNC",)),
+                      send(TR, LARGE(3), R), ("FLUSH",), ("SYNC", 0)),
+    # Found by fuzz_session on 60b1eed (issue 9 bug 3): a 1.1 publisher's
+    # header named "\\n" (an escaped LF) reached a 1.0 subscriber as a raw
+    # LF, which broke the frame (the client could not parse it).
+    "bug3_lf_header_to_v10": enc(3, ("CONNECT", V10), ("SUBSCRIBE", QA, 1 | INDIV, R), ("SYNC", 0),
+                                 ("USE", 1), ("CONNECT", V11), ("SUBSCRIBE", TA, CLIENT, R),
+                                 send(QA, 0, 0x40, data=bytes([0x3D, 0x41, 0xF1, 0x41])),
+                                 ("FLUSH",)),
+    # Heart-beats both ways every 5 ms (limits 2 allow 1 ms), a publisher
+    # paused by the memory budget stays connected while silent.
+    "heartbeats": enc(2, ("CONNECT", V12 | 32, 2), ("SUBSCRIBE", QA, 0 | CLIENT | PF1, R),
+                      ("FLUSH",), ("USE", 1), ("CONNECT", V12 | 32, 2),
+                      send(QA, LARGE(4), 0), send(QA, LARGE(4), 0), send(QA, LARGE(4), R),
+                      ("FLUSH",), ("SYNC", 15), ("USE", 0), ("EOL", 0), ("FLUSH",),
+                      ("SYNC", 15)),
     # Frames split at odd points, heart-beats, garbage after CONNECT.
     "split_raw": enc(1, ("CONNECT", VALL), ("PARTIAL", 0, 5), ("EOL", 1), ("FLUSH",),
                      send(QA, SMALL(4), R, data=b"ab\x00c"), ("PARTIAL", 0, 20), ("FLUSH",),
