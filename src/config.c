@@ -368,6 +368,11 @@ _Static_assert(STP_LOG_DEBUG == 0 && STP_LOG_INFO == 1 && STP_LOG_WARN == 2 && S
         .name = flag, .env = ENV, .metavar = "MS", .def = dflt, .parse = parse_duration,           \
         FIELD(field), .min = lo, .max = hi, .help = text                                           \
     }
+#define COUNT_KW(flag, ENV, field, dflt, lo, hi, text)                                             \
+    {                                                                                              \
+        .name = flag, .env = ENV, .metavar = "N", .def = dflt, .parse = parse_count,               \
+        FIELD(field), .min = lo, .max = hi, .help = text                                           \
+    }
 #define FILE_KW(flag, ENV, field, text)                                                            \
     {                                                                                              \
         .name = flag, .env = ENV, .metavar = "FILE", .parse = parse_file, FIELD(field),            \
@@ -418,6 +423,26 @@ static const struct kw keywords[] = {
             "(topics: ERROR and close; queues: no more dispatches)."),
     SIZE_KW("memory-budget", "STAMPEDE_MEMORY_BUDGET", memory_budget, "4GiB", 1, TIB,
             "Message bytes the whole broker holds before publishers wait."),
+    COUNT_KW("max-subscriptions", "STAMPEDE_MAX_SUBSCRIPTIONS", max_subscriptions, "1000",
+             1, 10000000, "Most subscriptions one connection holds at once."),
+    COUNT_KW("max-transactions", "STAMPEDE_MAX_TRANSACTIONS", max_transactions, "100", 1,
+             1000000, "Most transactions one connection has open at once."),
+    COUNT_KW("max-transaction-frames", "STAMPEDE_MAX_TRANSACTION_FRAMES",
+             max_transaction_frames, "10000", 1, 100000000,
+             "Most SEND, ACK and NACK frames one transaction holds until COMMIT."),
+    SIZE_KW("max-transaction-bytes", "STAMPEDE_MAX_TRANSACTION_BYTES", max_transaction_bytes,
+            "64MiB", 1, TIB,
+            "Most message bytes one transaction holds until COMMIT (they also count\n"
+            "toward --memory-budget while held)."),
+    COUNT_KW("max-unacked", "STAMPEDE_MAX_UNACKED", max_unacked, "10000", 1, 100000000,
+             "Most unacknowledged messages of one client-ack queue subscription: the\n"
+             "prefetch-count when none is given, and the most one may ask for."),
+    SIZE_KW("max-destination-length", "STAMPEDE_MAX_DESTINATION_LENGTH",
+            max_destination_length, "1KiB", 8, 64 * KIB, "Longest destination name, in bytes."),
+    COUNT_KW("max-destinations", "STAMPEDE_MAX_DESTINATIONS", max_destinations, "100000", 1,
+             100000000,
+             "Most queues and topics (with subscribers) the broker holds at once; a\n"
+             "frame that would make one more gets an ERROR."),
     {.name = "ws-allowed-origin", .env = "STAMPEDE_WS_ALLOWED_ORIGIN", .metavar = "ORIGIN",
      .def_note = "none: any Origin is accepted", .parse = parse_origin, .reset = reset_origins,
      .flags = KW_REPEAT,

@@ -51,6 +51,14 @@ struct stp_config {
     size_t queue_max_bytes;    /* per queue; default 1 GiB */
     size_t max_pending_output; /* per connection, bytes; default 16 MiB */
     size_t memory_budget;      /* all message bytes in the broker; default 4 GiB */
+    /* per-client bounds (issue 9): each is an ERROR, then close, when exceeded */
+    size_t max_subscriptions;      /* per connection; default 1000 */
+    size_t max_transactions;       /* open at once per connection; default 100 */
+    size_t max_transaction_frames; /* SEND/ACK/NACK held by one transaction; 10,000 */
+    size_t max_transaction_bytes;  /* message bytes held by one transaction; 64 MiB */
+    size_t max_unacked;            /* per client-ack queue subscription; 10,000 */
+    size_t max_destination_length; /* bytes; default 1 KiB */
+    size_t max_destinations;       /* queues + topics in the broker; default 100,000 */
     /* WebSocket (issue 4) and TLS (issue 5) settings are added by those modules. */
     char **ws_allowed_origins;
     size_t nws_allowed_origins;

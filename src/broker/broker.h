@@ -32,6 +32,9 @@ struct stp_broker {
     /* Workers whose connections are all closed (read by the main thread
      * while stopping; release/acquire so their frees happen-before). */
     atomic_uint drained;
+    /* Queues and topics alive in the whole broker (--max-destinations):
+     * owners on every worker add and remove (stp_dest_count_take/give). */
+    atomic_size_t ndests;
 };
 
 struct stp_tls_config;

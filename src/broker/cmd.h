@@ -26,6 +26,8 @@ enum stp_cmd_type {
     CMD_FENCE,         /* worker -> owner: conn, a = fence id */
     CMD_FENCE_OK,      /* owner -> worker: conn, a = fence id */
     CMD_THROTTLE,      /* owner -> worker: conn, a = 1 pause reading, 0 resume */
+    CMD_REFUSED,       /* owner -> worker: --max-destinations reached; str topic (its
+                          local subscribers are refused) or NULL (conn is refused) */
 };
 
 enum {

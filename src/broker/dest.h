@@ -38,6 +38,17 @@ void stp_queues_free(struct stp_worker *w);
 /* The deepest queues this worker owns, at most max of them, into out. */
 size_t stp_queue_snapshot(struct stp_worker *w, struct stp_qsnap *out, size_t max);
 
+/* The broker-wide count of destinations: take one before making a queue or
+ * topic (false: --max-destinations reached, make nothing), give it back when
+ * the destination is freed. Any worker, any time. */
+bool stp_dest_count_take(struct stp_worker *w);
+void stp_dest_count_give(struct stp_worker *w);
+/* Tell the connection behind cmd (or, for a topic, every local subscriber of
+ * it on cmd's worker) that no destination could be made for it. */
+void stp_dest_refuse(struct stp_worker *w, const struct stp_post *cmd, const char *topic);
+/* On the refused connection's worker. */
+void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd);
+
 /* local side */
 /* Add sub to the worker's subscribers of its topic; true when it is the first. */
 int stp_ltopic_add(struct stp_worker *w, struct stp_sub *sub, bool *first);

@@ -133,15 +133,23 @@ static void dq_free(struct deque *d)
 
 /* --- queues --- */
 
+/* The queue named so, made when missing and create is set. NULL when out of
+ * memory, or with *refused set when --max-destinations is reached. */
 static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_t len,
-                                   bool create)
+                                   bool create, bool *refused)
 {
     struct stp_queue *q = stp_map_get(&w->queues, name, len);
+    *refused = false;
     if (q || !create)
         return q;
+    if (!stp_dest_count_take(w)) {
+        *refused = true;
+        return NULL;
+    }
     q = calloc(1, sizeof(*q));
     if (!q || !(q->name = malloc(len + 1))) {
         free(q);
+        stp_dest_count_give(w);
         return NULL;
     }
     memcpy(q->name, name, len);
@@ -150,6 +158,7 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
         free(q);
+        stp_dest_count_give(w);
         return NULL;
     }
     return q;
@@ -233,7 +242,13 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->msg;
     cmd->msg = NULL;
-    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true);
+    bool refused;
+    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
+    if (refused) {
+        stp_dest_refuse(w, cmd, NULL);
+        stp_msg_unref(&m);
+        return;
+    }
     if (!q || dq_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
         stp_msg_unref(&m);
@@ -249,8 +264,11 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
 
 void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
-    struct stp_queue *q = queue_get(w, cmd->str, strlen(cmd->str), true);
+    bool refused;
+    struct stp_queue *q = queue_get(w, cmd->str, strlen(cmd->str), true, &refused);
     free(cmd->str);
+    if (refused)
+        stp_dest_refuse(w, cmd, NULL);
     struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
     if (!c)
         return;
@@ -314,6 +332,7 @@ static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
     unthrottle_if_drained(w, q);
     stp_map_del(&w->queues, q->name, q->name_len);
     queue_free(q);
+    stp_dest_count_give(w);
 }
 
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)

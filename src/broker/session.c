@@ -7,6 +7,7 @@
  */
 #include "broker/session.h"
 
+#include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "net/conn.h"
@@ -108,6 +109,26 @@ int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *m
 {
     stp_session_error(c, message, detail, stp_session_receipt(f));
     return -1;
+}
+
+int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
+                           const struct stp_slice *dest)
+{
+    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
+        return stp_session_bad(c, f, "unknown destination",
+                               "Destinations are /topic/NAME or /queue/NAME.");
+    if (dest->len > c->w->cfg->max_destination_length)
+        return stp_session_bad(c, f, "destination too long",
+                               "The destination name is longer than --max-destination-length.");
+    /* Control bytes would need escaping in every header that repeats the
+     * name, and 1.0 has no escapes: names are printable. */
+    for (size_t i = 0; i < dest->len; i++) {
+        unsigned char ch = (unsigned char)dest->p[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return stp_session_bad(c, f, "invalid destination",
+                                   "Destination names may not contain control characters.");
+    }
+    return 0;
 }
 
 char *stp_session_strdup(struct stp_slice s)

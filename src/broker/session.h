@@ -9,6 +9,7 @@
 #ifndef STP_BROKER_SESSION_H
 #define STP_BROKER_SESSION_H
 
+#include "broker/unacked.h"
 #include "stampede/map.h"
 #include "stampede/stomp.h"
 
@@ -20,12 +21,6 @@ struct stp_conn;
 struct stp_msg;
 
 enum stp_ack_mode { STP_ACK_AUTO, STP_ACK_CLIENT, STP_ACK_CLIENT_INDIVIDUAL };
-
-/* A delivery awaiting the client's ACK or NACK (queue subscriptions). */
-struct stp_unacked {
-    uint64_t tag;
-    uint64_t msg_id;
-};
 
 /* A subscription's local record, on the connection's worker. */
 struct stp_sub {
@@ -45,8 +40,7 @@ struct stp_sub {
     struct stp_ltopic *lt;
     struct stp_sub *tnext, *tprev;
     /* queue, client acks: deliveries not acked yet, oldest first */
-    struct stp_unacked *ua;
-    size_t ua_head, ua_count, ua_cap;
+    struct stp_unacked_list ua;
     uint64_t tag_queued;   /* highest tag put in the output queue */
     uint64_t tag_reported; /* highest tag reported written to the owner */
     uint64_t topic_tag;    /* topic: numbers client-ack deliveries */
@@ -90,6 +84,9 @@ struct stp_session {
     enum stp_version version;
     struct stp_parser parser;
     struct stp_sub *subs;
+    size_t nsubs;              /* bounded by --max-subscriptions */
+    struct stp_map subs_by_id;  /* SUBSCRIBE id -> struct stp_sub */
+    struct stp_map subs_by_num; /* connection-local number (ack ids) -> struct stp_sub */
     uint32_t next_sub_num;
     struct stp_map txns; /* transaction name -> struct stp_txn */
     uint64_t *touched;   /* bitmap of owners sent to since the last fence */

@@ -54,7 +54,8 @@ static void write_receipt(struct stp_conn *c, const char *receipt)
 static void release_fences(struct stp_conn *c)
 {
     struct stp_session *s = &c->s;
-    while (s->fence_count > 0) {
+    /* After an ERROR (which closes the connection) nothing else is sent. */
+    while (s->fence_count > 0 && c->closing == STP_OPEN) {
         struct stp_fence_wait *f = &s->fences[s->fence_head];
         if (f->remaining > 0)
             return;
@@ -219,16 +220,6 @@ static void find_send_headers(const struct stp_frame *f, struct send_headers *h)
     }
 }
 
-static bool seen_before(const struct stp_frame *f, size_t i)
-{
-    for (size_t j = 0; j < i; j++) {
-        if (f->headers[j].name.len == f->headers[i].name.len &&
-            memcmp(f->headers[j].name.p, f->headers[i].name.p, f->headers[i].name.len) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Append s escaped the 1.2 way; *changed is set when escaping changed it
  * (then 1.0/1.1 subscribers need the header re-rendered). */
 static int escape_track(struct stp_buf *b, struct stp_slice s, bool *changed)
@@ -263,7 +254,10 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
     rc |= stp_write_header_u64(b, "content-length", f->body.len);
     for (size_t i = 0; i < f->nheaders; i++) {
         const struct stp_header *h = &f->headers[i];
-        if (classify(h->name) != HDR_USER || (f->nheaders > 1 && seen_before(f, i)))
+        /* A repeated header is forwarded in order, as the sender wrote it
+         * (readers take the first): no per-header search, so no quadratic
+         * cost however many headers a frame has. */
+        if (classify(h->name) != HDR_USER)
             continue;
         rc |= header_line(b, h->name, h->value, needs_escape);
     }
@@ -320,6 +314,7 @@ struct stp_txn {
     size_t name_len;
     struct txn_action *acts;
     size_t n, cap;
+    size_t bytes; /* message bytes held (bounded by --max-transaction-bytes) */
 };
 
 static void txn_free(struct stp_txn *t)
@@ -337,6 +332,21 @@ static void txn_free(struct stp_txn *t)
 static struct stp_txn *txn_find(struct stp_conn *c, const struct stp_slice *name)
 {
     return stp_map_get(&c->s.txns, name->p, name->len);
+}
+
+/* Room for one more frame of `bytes` message bytes in t? 0, or -1 after an
+ * ERROR: a transaction is bounded when it grows, not only at COMMIT. */
+static int txn_room(struct stp_conn *c, const struct stp_frame *f, const struct stp_txn *t,
+                    size_t bytes)
+{
+    const struct stp_config *cfg = c->w->cfg;
+    if (t->n >= cfg->max_transaction_frames)
+        return stp_session_bad(c, f, "transaction too large",
+                               "The transaction holds --max-transaction-frames frames already.");
+    if (bytes > cfg->max_transaction_bytes - t->bytes)
+        return stp_session_bad(c, f, "transaction too large",
+                               "The transaction would hold more than --max-transaction-bytes.");
+    return 0;
 }
 
 static int txn_push(struct stp_txn *t, struct txn_action a)
@@ -361,6 +371,8 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
     if (!t)
         return stp_session_bad(c, f, "unknown transaction",
                                "ACK/NACK names a transaction that was not begun.");
+    if (txn_room(c, f, t, 0) < 0)
+        return -1;
     struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK, .ack_id = stp_session_strdup(*id),
                            .ack_sub = sub ? stp_session_strdup(*sub) : NULL};
     if (!a.ack_id || txn_push(t, a) < 0) {
@@ -398,6 +410,9 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
         if (t)
             return stp_session_bad(c, f, "transaction already exists",
                                    "BEGIN names a transaction that is already open.");
+        if (c->s.txns.count >= c->w->cfg->max_transactions)
+            return stp_session_bad(c, f, "too many transactions",
+                                   "This connection has --max-transactions transactions open.");
         t = calloc(1, sizeof(*t));
         if (!t || !(t->name = stp_session_strdup(*name))) {
             free(t);
@@ -440,9 +455,8 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (!sh.dest)
         return stp_session_bad(c, f, "missing destination header",
                                "SEND needs a destination header.");
-    if (stp_dest_kind(sh.dest->p, sh.dest->len) == STP_DEST_BAD)
-        return stp_session_bad(c, f, "unknown destination",
-                               "Destinations are /topic/NAME or /queue/NAME.");
+    if (stp_session_check_dest(c, f, sh.dest) < 0)
+        return -1;
     struct stp_txn *t = NULL;
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
         return stp_session_bad(c, f, "unknown transaction",
@@ -451,10 +465,17 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (!m)
         return stp_session_bad(c, f, "out of memory", "The broker could not store the message.");
     if (t) {
+        if (txn_room(c, f, t, m->tail_len) < 0) {
+            stp_msg_unref(&m);
+            return -1;
+        }
         if (txn_push(t, (struct txn_action){.op = TXN_SEND, .msg = m}) < 0) {
             stp_msg_unref(&m);
             return STP_ENOMEM;
         }
+        t->bytes += m->tail_len;
+        /* Held messages are in the memory budget: over it, stop reading. */
+        stp_worker_check_budget(c->w, c);
     } else {
         route(c, m);
     }

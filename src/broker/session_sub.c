@@ -22,20 +22,12 @@
 
 static struct stp_sub *find_sub_by_id(struct stp_conn *c, const char *id, size_t len)
 {
-    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
-        if (s->id_len == len && memcmp(s->id, id, len) == 0)
-            return s;
-    }
-    return NULL;
+    return stp_map_get(&c->s.subs_by_id, id, len);
 }
 
 static struct stp_sub *find_sub_by_num(struct stp_conn *c, uint32_t num)
 {
-    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
-        if (s->num == num)
-            return s;
-    }
-    return NULL;
+    return stp_map_get(&c->s.subs_by_num, &num, sizeof(num));
 }
 
 static void sub_free(struct stp_sub *sub)
@@ -43,7 +35,7 @@ static void sub_free(struct stp_sub *sub)
     for (size_t i = 0; i < sub->nheld; i++)
         stp_msg_unref(&sub->held[i].msg);
     free(sub->held);
-    free(sub->ua);
+    stp_unacked_free(&sub->ua);
     free(sub->id);
     free(sub->dest);
     free(sub->hdr);
@@ -121,12 +113,14 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (!idh && c->s.version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
     *id = idh ? *idh : **dest; /* 1.0: the destination names the subscription */
-    if (stp_dest_kind((*dest)->p, (*dest)->len) == STP_DEST_BAD)
-        return stp_session_bad(c, f, "unknown destination",
-                               "Destinations are /topic/NAME or /queue/NAME.");
+    if (stp_session_check_dest(c, f, *dest) < 0)
+        return -1;
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_bad(c, f, "duplicate subscription id",
                                "This connection already has a subscription with that id.");
+    if (c->s.nsubs >= c->w->cfg->max_subscriptions)
+        return stp_session_bad(c, f, "too many subscriptions",
+                               "This connection holds --max-subscriptions subscriptions already.");
     if (parse_ack_mode(stp_frame_header(f, "ack"), mode) < 0)
         return stp_session_bad(c, f, "invalid ack mode",
                                "ack must be auto, client or client-individual.");
@@ -135,6 +129,11 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (pf && (stp_parse_u64(*pf, prefetch) < 0 || *prefetch > UINT32_MAX))
         return stp_session_bad(c, f, "invalid prefetch-count",
                                "prefetch-count must be a non-negative integer.");
+    /* Unacked deliveries are held here and at the owner: a client-ack
+     * subscription gets at most --max-unacked of them, asked for or not. */
+    size_t max = c->w->cfg->max_unacked;
+    if (*mode != STP_ACK_AUTO && (*prefetch == 0 || *prefetch > max))
+        *prefetch = max;
     return 0;
 }
 
@@ -160,13 +159,22 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     sub->is_queue = stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE;
     sub->ack_mode = mode;
     sub->prefetch = (uint32_t)prefetch;
+    sub->ua.track_ids = mode != STP_ACK_AUTO && c->s.version < STP_V12;
     if (!sub->id || !sub->dest || build_sub_header(sub, c->s.version) < 0 ||
         stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
         sub_free(sub);
         return STP_ENOMEM;
     }
+    if (stp_map_put(&c->s.subs_by_id, sub->id, sub->id_len, sub) < 0 ||
+        stp_map_put(&c->s.subs_by_num, &sub->num, sizeof(sub->num), sub) < 0) {
+        stp_map_del(&c->s.subs_by_id, sub->id, sub->id_len);
+        stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
+        sub_free(sub);
+        return STP_ENOMEM;
+    }
     sub->next = c->s.subs;
     c->s.subs = sub;
+    c->s.nsubs++;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
     if (register_sub(c, sub) < 0)
@@ -185,6 +193,9 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
         }
     }
     stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
+    stp_map_del(&c->s.subs_by_id, sub->id, sub->id_len);
+    stp_map_del(&c->s.subs_by_num, &sub->num, sizeof(sub->num));
+    c->s.nsubs--;
     if (sub->is_queue) {
         struct stp_post cmd = {.type = CMD_CONSUMER_DEL, .a = sub->key};
         stp_session_post(c, sub->owner, &cmd);
@@ -215,6 +226,8 @@ void stp_session_free_subs(struct stp_conn *c)
 {
     while (c->s.subs)
         sub_remove(c, c->s.subs);
+    stp_map_free(&c->s.subs_by_id);
+    stp_map_free(&c->s.subs_by_num);
 }
 
 /* --- deliveries --- */
@@ -386,25 +399,6 @@ void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
     }
 }
 
-static int ua_push(struct stp_sub *sub, uint64_t tag, uint64_t msg_id)
-{
-    if (sub->ua_count == sub->ua_cap) {
-        size_t ncap = sub->ua_cap ? sub->ua_cap * 2 : 16;
-        struct stp_unacked *nu = malloc(ncap * sizeof(*nu));
-        if (!nu)
-            return STP_ENOMEM;
-        for (size_t i = 0; i < sub->ua_count; i++)
-            nu[i] = sub->ua[(sub->ua_head + i) % sub->ua_cap];
-        free(sub->ua);
-        sub->ua = nu;
-        sub->ua_head = 0;
-        sub->ua_cap = ncap;
-    }
-    sub->ua[(sub->ua_head + sub->ua_count) % sub->ua_cap] = (struct stp_unacked){tag, msg_id};
-    sub->ua_count++;
-    return 0;
-}
-
 void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
                                bool redelivered)
 {
@@ -413,7 +407,7 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
         hold(sub, m, tag, redelivered);
         return;
     }
-    if (sub->ack_mode != STP_ACK_AUTO && ua_push(sub, tag, m->id) < 0) {
+    if (sub->ack_mode != STP_ACK_AUTO && stp_unacked_push(&sub->ua, tag, m) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
@@ -423,40 +417,16 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
 
 /* --- ACK / NACK --- */
 
-static struct stp_unacked *ua_at(struct stp_sub *sub, size_t i)
-{
-    return &sub->ua[(sub->ua_head + i) % sub->ua_cap];
-}
-
-/* Index of the delivery in sub's unacked list, or -1. by_tag selects the key. */
-static ssize_t ua_find(struct stp_sub *sub, uint64_t key, bool by_tag)
-{
-    for (size_t i = 0; i < sub->ua_count; i++) {
-        struct stp_unacked *u = ua_at(sub, i);
-        if ((by_tag ? u->tag : u->msg_id) == key)
-            return (ssize_t)i;
-    }
-    return -1;
-}
-
-static void ua_remove(struct stp_sub *sub, size_t idx, bool upto)
-{
-    if (upto) {
-        sub->ua_head = (sub->ua_head + idx + 1) % sub->ua_cap;
-        sub->ua_count -= idx + 1;
-        return;
-    }
-    for (size_t i = idx; i + 1 < sub->ua_count; i++)
-        *ua_at(sub, i) = *ua_at(sub, i + 1);
-    sub->ua_count--;
-}
-
 static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, bool nack)
 {
     bool upto = sub->ack_mode == STP_ACK_CLIENT;
-    struct stp_post cmd = {.type = CMD_QACK, .a = sub->key, .b = ua_at(sub, idx)->tag};
+    struct stp_post cmd = {.type = CMD_QACK, .a = sub->key,
+                          .b = stp_unacked_tag_at(&sub->ua, idx)};
     cmd.flags = (uint8_t)((upto ? CMDF_UPTO : 0) | (nack ? CMDF_NACK : 0));
-    ua_remove(sub, idx, upto);
+    if (upto)
+        stp_unacked_settle_upto(&sub->ua, idx);
+    else
+        stp_unacked_settle_one(&sub->ua, idx);
     stp_session_post(c, sub->owner, &cmd);
     return 0;
 }
@@ -490,16 +460,17 @@ int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool na
             return unknown_ack(c, f);
         if (!sub->is_queue)
             return 0; /* topic messages are not stored: nothing to settle */
-        ssize_t i = ua_find(sub, tag, true);
+        ssize_t i = stp_unacked_find_tag(&sub->ua, tag);
         return i < 0 ? unknown_ack(c, f) : settle(c, sub, (size_t)i, nack);
     }
     uint64_t msg_id;
     if (stp_parse_u64((struct stp_slice){id, id_len}, &msg_id) < 0)
         return unknown_ack(c, f);
-    for (struct stp_sub *sub = c->s.subs; sub; sub = sub->next) {
-        if (subid && (sub->id_len != sub_len || memcmp(sub->id, subid, sub_len) != 0))
-            continue;
-        ssize_t i = sub->is_queue ? ua_find(sub, msg_id, false) : -1;
+    /* 1.1 names the subscription; 1.0 does not, and then each of the
+     * connection's (at most --max-subscriptions) subscriptions is asked. */
+    struct stp_sub *sub = subid ? find_sub_by_id(c, subid, sub_len) : c->s.subs;
+    for (; sub; sub = subid ? NULL : sub->next) {
+        ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
         if (i >= 0)
             return settle(c, sub, (size_t)i, nack);
     }

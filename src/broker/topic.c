@@ -56,10 +56,16 @@ void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cm
     struct stp_topic *t = stp_map_get(&w->topics, cmd->str, len);
     int delta = (int64_t)cmd->a > 0 ? 1 : -1;
     if (!t && delta > 0) {
+        if (!stp_dest_count_take(w)) {
+            stp_dest_refuse(w, cmd, cmd->str);
+            free(cmd->str);
+            return;
+        }
         t = calloc(1, sizeof(*t) + w->broker_workers * sizeof(uint32_t));
         if (!t || stp_map_put(&w->topics, cmd->str, len, t) < 0) {
             free(t);
             free(cmd->str);
+            stp_dest_count_give(w);
             return;
         }
         t->name = cmd->str; /* the map's key lives in the topic */
@@ -77,6 +83,7 @@ void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cm
         stp_map_del(&w->topics, t->name, t->name_len);
         free(t->name);
         free(t);
+        stp_dest_count_give(w);
     }
 }
 

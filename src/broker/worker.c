@@ -102,6 +102,66 @@ static void on_throttle(struct stp_worker *w, struct stp_post *cmd)
     }
 }
 
+/* --- the broker-wide destination count --- */
+
+bool stp_dest_count_take(struct stp_worker *w)
+{
+    if (!w->broker)
+        return true;
+    /* Relaxed: a pure counter, nothing is published through it. Adding
+     * first and undoing when over keeps it at most the limit, whatever the
+     * other workers do at the same time. */
+    size_t n = atomic_fetch_add_explicit(&w->broker->ndests, 1, memory_order_relaxed);
+    if (n < w->cfg->max_destinations)
+        return true;
+    atomic_fetch_sub_explicit(&w->broker->ndests, 1, memory_order_relaxed);
+    return false;
+}
+
+void stp_dest_count_give(struct stp_worker *w)
+{
+    if (w->broker)
+        atomic_fetch_sub_explicit(&w->broker->ndests, 1, memory_order_relaxed);
+}
+
+void stp_dest_refuse(struct stp_worker *w, const struct stp_post *cmd, const char *topic)
+{
+    struct stp_post r = {.type = CMD_REFUSED, .worker = cmd->worker, .slot = cmd->slot,
+                         .gen = cmd->gen};
+    if (topic && !(r.str = strdup(topic)))
+        return;
+    static _Thread_local uint64_t last_log_ms; /* one line a second per worker */
+    uint64_t now = uv_now(&w->loop);
+    if (last_log_ms == 0 || now - last_log_ms >= 1000) {
+        last_log_ms = now;
+        stp_warn("--max-destinations (%zu) reached: a new %s was refused",
+                 w->cfg->max_destinations, topic ? "topic" : "queue");
+    }
+    stp_worker_post(w, cmd->worker, &r);
+}
+
+static void refuse_conn(struct stp_conn *c)
+{
+    if (c && c->closing == STP_OPEN)
+        stp_session_error(c, "too many destinations",
+                          "The broker holds --max-destinations queues and topics already.", NULL);
+}
+
+void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
+{
+    if (!cmd->str) {
+        refuse_conn(stp_worker_conn(w, cmd->slot, cmd->gen));
+        return;
+    }
+    /* The owner has no record of this topic, so none of this worker's
+     * subscribers of it would ever get a message: refuse them all. */
+    struct stp_ltopic *lt = stp_map_get(&w->local_topics, cmd->str, strlen(cmd->str));
+    for (struct stp_sub *s = lt ? lt->head : NULL; s; s = s->tnext)
+        refuse_conn(s->conn);
+    free(cmd->str);
+    cmd->str = NULL;
+}
+
 static void on_route(struct stp_worker *w, struct stp_post *cmd)
 {
     if (stp_dest_kind(cmd->msg->dest, cmd->msg->dest_len) == STP_DEST_QUEUE) {
@@ -155,6 +215,9 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
     }
     case CMD_THROTTLE:
         on_throttle(w, cmd);
+        break;
+    case CMD_REFUSED:
+        stp_dest_on_refused(w, cmd);
         break;
     default:
         stp_error("unknown command type %d from worker %u", cmd->type, from);

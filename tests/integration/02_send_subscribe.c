@@ -304,7 +304,7 @@ Test(send_subscribe, crlf_frames_in_1_2)
     h_broker_stop_ok(b);
 }
 
-Test(send_subscribe, repeated_headers_first_wins)
+Test(send_subscribe, repeated_headers_forwarded_in_order)
 {
     struct h_broker *b = H_START0();
     const char *qa = h_dest("queue", "rep-a"), *qb = h_dest("queue", "rep-b");
@@ -316,6 +316,17 @@ Test(send_subscribe, repeated_headers_first_wins)
     cr_assert_str_eq(h_hdr(f, "destination"), qa);
     cr_assert_str_eq(h_hdr(f, "foo"), "1", "%s", h_show(f));
     cr_assert_str_eq(h_hdr(f, "subscription"), "a");
+    /* Repeated user headers are forwarded, in order (ActiveMQ does the same);
+     * the broker's own destination header is not repeated. */
+    cr_assert_eq(h_hdr_count(f, "foo"), 2, "%s", h_show(f));
+    cr_assert_eq(h_hdr_count(f, "destination"), 1, "%s", h_show(f));
+    const char *seen[2];
+    size_t k = 0;
+    for (size_t i = 0; i < f->nheaders; i++)
+        if (strcmp(f->names[i], "foo") == 0 && k < 2)
+            seen[k++] = f->values[i];
+    cr_assert(k == 2 && strcmp(seen[0], "1") == 0 && strcmp(seen[1], "2") == 0, "%s",
+              h_show(f));
     /* Nothing went to the second destination. */
     struct h_conn *d = h_client(b, "1.2");
     h_subscribe(d, qb, "b", NULL, NULL);

@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 22);
+    cr_assert_eq(flags, 29);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -1055,4 +1055,53 @@ Test(listen_url, round_trip)
         stp_listen_url_format(&u, u.port, buf, sizeof(buf));
         cr_assert_str_eq(buf, urls[i]);
     }
+}
+
+/* ---- per-client bounds (issue 9) ---- */
+
+Test(config, per_client_bounds)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_subscriptions, 1000);
+    cr_assert_eq(cfg.max_transactions, 100);
+    cr_assert_eq(cfg.max_transaction_frames, 10000);
+    cr_assert_eq(cfg.max_transaction_bytes, (size_t)64 << 20);
+    cr_assert_eq(cfg.max_unacked, 10000);
+    cr_assert_eq(cfg.max_destination_length, 1024);
+    cr_assert_eq(cfg.max_destinations, 100000);
+    stp_config_free(&cfg);
+    char *env[] = {"STAMPEDE_MAX_SUBSCRIPTIONS=7", "STAMPEDE_MAX_TRANSACTION_BYTES=1MiB",
+                   "STAMPEDE_MAX_DESTINATIONS=9", NULL};
+    cr_assert_eq(parse_env(&cfg, env, "--max-transactions", "3", "--max-transaction-frames=4",
+                           "--max-unacked", "5", "--max-destination-length", "2KiB",
+                           "--max-destinations", "10", NULL),
+                 STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_subscriptions, 7);
+    cr_assert_eq(cfg.max_transactions, 3);
+    cr_assert_eq(cfg.max_transaction_frames, 4);
+    cr_assert_eq(cfg.max_transaction_bytes, (size_t)1 << 20);
+    cr_assert_eq(cfg.max_unacked, 5);
+    cr_assert_eq(cfg.max_destination_length, 2048);
+    cr_assert_eq(cfg.max_destinations, 10); /* the flag beats its variable */
+    stp_config_free(&cfg);
+}
+
+Test(config_errors, max_subscriptions_zero)
+{
+    EXPECT_ERROR("--max-subscriptions: '0' is not a number between 1 and 10000000",
+                 "--max-subscriptions", "0");
+}
+
+Test(config_errors, max_destination_length_too_small)
+{
+    EXPECT_ERROR("--max-destination-length: '4' is not a size between 8B and 64KiB (bytes, or "
+                 "with a K, KiB, M, MiB, G, GiB, T or TiB suffix)",
+                 "--max-destination-length", "4");
+}
+
+Test(config_errors, max_unacked_from_the_environment)
+{
+    EXPECT_ENV_ERROR("STAMPEDE_MAX_UNACKED: 'lots' is not a number between 1 and 100000000",
+                     "STAMPEDE_MAX_UNACKED=lots");
 }
