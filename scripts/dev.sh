@@ -82,7 +82,7 @@ run_tests() {
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         LSAN_OPTIONS=suppressions=$top/tests/lsan.supp \
         meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit \
-        --suite integration --timeout-multiplier 3 || rc=1
+        --suite integration --suite hostile --timeout-multiplier 3 || rc=1
     # libFuzzer targets: replay the committed seeds, then fuzz each briefly.
     CC=clang build build-fuzz -Dfuzz=true -Dbuildtype=debug
     meson test -C build-fuzz --print-errorlogs --suite fuzz || rc=1
