@@ -142,17 +142,26 @@ int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *re
     return fence(c, receipt, false, sub_key);
 }
 
+static struct stp_fence_wait *fence_at(struct stp_session *s, size_t i)
+{
+    return &s->fences[(s->fence_head + i) % s->fence_cap];
+}
+
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 {
     struct stp_session *s = &c->s;
-    for (size_t i = 0; i < s->fence_count; i++) {
-        struct stp_fence_wait *f = &s->fences[(s->fence_head + i) % s->fence_cap];
-        if (f->id == fence_id) {
-            if (f->remaining > 0)
-                f->remaining--;
-            break;
-        }
+    /* Pending fences are in id order: a binary search, so a client that
+     * pipelines thousands of receipts costs O(log n) per answer. */
+    size_t lo = 0, hi = s->fence_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (fence_at(s, mid)->id < fence_id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    if (lo < s->fence_count && fence_at(s, lo)->id == fence_id && fence_at(s, lo)->remaining > 0)
+        fence_at(s, lo)->remaining--;
     release_fences(c);
 }
 
