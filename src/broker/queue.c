@@ -47,8 +47,9 @@ struct stp_consumer {
     struct deque inflight;
 };
 
+/* A publisher's connection; 12 bytes without padding (a hash map key). */
 struct connref {
-    uint16_t worker;
+    uint32_t worker;
     uint32_t slot, gen;
 };
 
@@ -62,6 +63,7 @@ struct stp_queue {
     size_t rr;
     struct connref *throttled;
     size_t nthrottled, cap_throttled;
+    struct stp_map throttled_set; /* keys point into throttled[] */
 };
 
 /* --- deque --- */
@@ -194,6 +196,7 @@ static void unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
         stp_worker_post(w, q->throttled[i].worker, &cmd);
     }
     q->nthrottled = 0;
+    stp_map_free(&q->throttled_set);
 }
 
 static void dispatch(struct stp_worker *w, struct stp_queue *q)
@@ -217,22 +220,35 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
     unthrottle_if_drained(w, q);
 }
 
+/* Room for one more throttled publisher; the set's keys follow the array. */
+static int throttled_grow(struct stp_queue *q)
+{
+    size_t ncap = q->cap_throttled ? q->cap_throttled * 2 : 4;
+    struct connref *nr = realloc(q->throttled, ncap * sizeof(*nr));
+    if (!nr)
+        return STP_ENOMEM;
+    q->throttled = nr;
+    q->cap_throttled = ncap;
+    stp_map_free(&q->throttled_set);
+    for (size_t i = 0; i < q->nthrottled; i++) {
+        if (stp_map_put(&q->throttled_set, &nr[i], sizeof(nr[i]), &nr[i]) < 0)
+            return STP_ENOMEM;
+    }
+    return 0;
+}
+
+/* Pause a publisher of a queue over its bound, once. Many publishers may
+ * pipeline SENDs into a full queue: membership is a hash lookup, not a scan. */
 static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
 {
-    for (size_t i = 0; i < q->nthrottled; i++) {
-        struct connref *r = &q->throttled[i];
-        if (r->worker == cmd->worker && r->slot == cmd->slot && r->gen == cmd->gen)
-            return;
-    }
-    if (q->nthrottled == q->cap_throttled) {
-        size_t ncap = q->cap_throttled ? q->cap_throttled * 2 : 4;
-        struct connref *nr = realloc(q->throttled, ncap * sizeof(*nr));
-        if (!nr)
-            return;
-        q->throttled = nr;
-        q->cap_throttled = ncap;
-    }
-    q->throttled[q->nthrottled++] = (struct connref){cmd->worker, cmd->slot, cmd->gen};
+    struct connref r = {cmd->worker, cmd->slot, cmd->gen};
+    if (stp_map_get(&q->throttled_set, &r, sizeof(r)))
+        return;
+    if (q->nthrottled == q->cap_throttled && throttled_grow(q) < 0)
+        return;
+    struct connref *slot = &q->throttled[q->nthrottled++];
+    *slot = r;
+    (void)stp_map_put(&q->throttled_set, slot, sizeof(*slot), slot); /* ENOMEM: a repeat THROTTLE is harmless */
     struct stp_post t = {.type = CMD_THROTTLE, .a = 1, .worker = cmd->worker, .slot = cmd->slot,
                         .gen = cmd->gen};
     stp_worker_post(w, cmd->worker, &t);
@@ -318,6 +334,7 @@ static void queue_free(struct stp_queue *q)
     dq_free(&q->ready);
     free(q->consumers);
     free(q->throttled);
+    stp_map_free(&q->throttled_set);
     free(q->name);
     free(q);
 }
