@@ -421,6 +421,15 @@ static const struct kw keywords[] = {
             TIB,
             "Bytes queued for one connection before it counts as a slow consumer\n"
             "(topics: ERROR and close; queues: no more dispatches)."),
+    {.name = "max-connections", .env = "STAMPEDE_MAX_CONNECTIONS", .metavar = "N",
+     .def = "100000", .parse = parse_count, FIELD(max_connections), .min = 1, .max = 100000000,
+     .help = "Most client connections at once (all listeners, /metrics too); more are\n"
+             "closed at accept with a log line."},
+    {.name = "max-connections-per-ip", .env = "STAMPEDE_MAX_CONNECTIONS_PER_IP", .metavar = "N",
+     .def = "10000", .parse = parse_count, FIELD(max_connections_per_ip), .min = 1,
+     .max = 100000000,
+     .help = "Most connections at once from one source address (IPv6: one /64);\n"
+             "more are closed at accept with a log line."},
     SIZE_KW("memory-budget", "STAMPEDE_MEMORY_BUDGET", memory_budget, "4GiB", 1, TIB,
             "Message bytes the whole broker holds before publishers wait."),
     COUNT_KW("max-subscriptions", "STAMPEDE_MAX_SUBSCRIPTIONS", max_subscriptions, "1000",

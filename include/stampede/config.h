@@ -50,6 +50,8 @@ struct stp_config {
     size_t queue_max_messages; /* per queue; default 1,000,000 */
     size_t queue_max_bytes;    /* per queue; default 1 GiB */
     size_t max_pending_output; /* per connection, bytes; default 16 MiB */
+    size_t max_connections;        /* all clients at once; default 100,000 */
+    size_t max_connections_per_ip; /* from one address (IPv6: one /64); default 10,000 */
     size_t memory_budget;      /* all message bytes in the broker; default 4 GiB */
     /* per-client bounds (issue 9): each is an ERROR, then close, when exceeded */
     size_t max_subscriptions;      /* per connection; default 1000 */

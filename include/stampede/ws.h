@@ -44,8 +44,9 @@
  *              reserved bits or opcode, bad fragmentation, control
  *              frame over 125 bytes or fragmented, non-minimal length ->
  *              1002; invalid UTF-8 in a text message or close reason -> 1007;
- *              a message over cfg->max_message bytes -> 1009 (decided from
- *              the frame header, before buffering); out of memory while
+ *              a message over cfg->max_message bytes (or the bound set with
+ *              stp_ws_set_max_message) -> 1009 (decided from each frame
+ *              header, before buffering); out of memory while
  *              reassembling -> 1011 (and STP_ENOMEM). A close from the peer is
  *              answered (its code echoed, 1000 if it had none; 1002 for an
  *              invalid code), on_close(code, true), DONE. The caller closes
@@ -195,6 +196,12 @@ int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, c
  * Before OPEN, go DONE without output (e.g. the caller's request timeout).
  * 0, or STP_ECLOSED when already DONE. */
 int stp_ws_close(struct stp_ws *ws, uint16_t code, const char *reason);
+
+/* Change the largest message accepted (> 0) from the next frame header on,
+ * e.g. a smaller bound until the session above has logged in. A message
+ * being reassembled keeps the bytes it has; its next fragments are judged by
+ * the new bound. */
+void stp_ws_set_max_message(struct stp_ws *ws, uint64_t max);
 
 /* Append one complete frame (FIN set; masked for a client) to the output
  * buffer, copying the payload: for heart-beats, tests, or small frames.

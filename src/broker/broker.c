@@ -162,6 +162,7 @@ int stp_broker_start(struct stp_broker *b)
     const struct stp_config *cfg = b->cfg;
     int rc;
     b->started_ms = uv_hrtime() / 1000000;
+    stp_admit_init(&b->admit, cfg->max_connections, cfg->max_connections_per_ip, 0);
     b->fds = malloc(cfg->nlisten * b->nworkers * sizeof(int));
     b->workers = calloc(b->nworkers, sizeof(*b->workers));
     if (!b->fds || !b->workers)

@@ -10,6 +10,7 @@
 #ifndef STP_BROKER_BROKER_H
 #define STP_BROKER_BROKER_H
 
+#include "net/admit.h"
 #include "stampede/config.h"
 #include "stampede/ws.h"
 
@@ -29,6 +30,7 @@ struct stp_broker {
     struct stp_ws_config ws_cfg[STP_MAX_LISTENERS];        /* ws:// and wss:// */
     struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS];     /* stomp+ssl:// and wss:// */
     uint64_t started_ms;
+    struct stp_admit admit; /* connection limits shared by the workers */
     /* Workers whose connections are all closed (read by the main thread
      * while stopping; release/acquire so their frees happen-before). */
     atomic_uint drained;

@@ -240,6 +240,8 @@ int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p,
     int rc = stp_conn_write(c, p, n);
     stp_conn_frame_end(c);
     STP_STAT_INC(c->w->stats.frames_out[cmd]);
+    if (cmd != STP_CMD_ERROR) /* an ERROR is followed by a close anyway */
+        stp_conn_check_output(c);
     return rc;
 }
 

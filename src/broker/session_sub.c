@@ -390,13 +390,7 @@ void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
         return;
     }
     write_delivery(sub, m, ++sub->topic_tag, false);
-    if (stp_conn_pending(c) > c->w->cfg->max_pending_output) {
-        STP_STAT_INC(c->w->stats.slow_consumers);
-        stp_info("%s: slow consumer (%zu bytes pending), disconnecting", c->peer,
-                 stp_conn_pending(c));
-        stp_session_error(c, "slow consumer",
-                          "The connection fell too far behind its subscriptions.", NULL);
-    }
+    stp_conn_check_output(c); /* over --max-pending-output: a slow consumer */
 }
 
 void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
@@ -411,7 +405,10 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
+    /* Bounded by the consumer's credit, not by --max-pending-output. */
+    size_t mark = stp_conn_exempt_begin(c);
     write_delivery(sub, m, tag, redelivered);
+    stp_conn_exempt_end(c, mark);
     sub->tag_queued = tag;
 }
 

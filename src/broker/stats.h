@@ -26,6 +26,7 @@ enum stp_transport_kind { STP_TK_TCP, STP_TK_TLS, STP_TK_WS, STP_TK_WSS, STP_TK_
 
 struct stp_worker_stats {
     stp_counter conns_accepted;
+    stp_counter conns_refused[2]; /* by --max-connections, by --max-connections-per-ip */
     stp_counter conns_open[STP_TK__COUNT];
     stp_counter frames_in[STP_CMD__COUNT];
     stp_counter frames_out[STP_CMD__COUNT];

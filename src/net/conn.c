@@ -8,7 +8,9 @@
  */
 #include "net/conn.h"
 
+#include "broker/broker.h"
 #include "broker/worker.h"
+#include "net/admit.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -339,7 +341,8 @@ void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || slot_alloc(w, c) < 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !stp_admit_conn(c) ||
+        slot_alloc(w, c) < 0) {
         c->closing = STP_CLOSE_NOW;
         c->torn_down = true;
         uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -363,6 +366,8 @@ static void on_close(uv_handle_t *h)
     struct stp_conn *c = h->data;
     if (--c->handles > 0)
         return;
+    if (c->admitted) /* the socket is closed: its place in the limits is free */
+        stp_admit_release(&c->w->broker->admit, c->admit_stripe);
     if (c->kind >= 0)
         STP_STAT_ADD(c->w->stats.conns_open[c->kind], (uint64_t)-1);
     if (c->all_prev)

@@ -45,7 +45,7 @@ struct stp_ws;
 #define STP_COPY_TAIL_MAX 1024
 
 struct stp_out_seg {
-    uint32_t off, len;   /* bytes in the queue's buffer, when msg is NULL */
+    size_t off, len;     /* bytes in the queue's buffer, when msg is NULL */
     struct stp_msg *msg; /* a reference to a shared tail */
     bool fixed;          /* never merged with neighbours (a frame header slot) */
 };
@@ -54,7 +54,9 @@ struct stp_outq {
     struct stp_buf bytes;
     struct stp_out_seg *segs;
     size_t nsegs, cap;
-    size_t total; /* bytes queued */
+    size_t total;  /* bytes queued */
+    size_t exempt; /* of total, queue deliveries: bounded by credit, not by
+                      --max-pending-output (stp_conn_exempt_end) */
 };
 
 /* Written-out marks: reported to queue owners when a write completes. */
@@ -140,6 +142,9 @@ struct stp_conn {
     struct stp_conn *reap_next;
     struct stp_conn *all_next, *all_prev; /* the worker's list of connections */
     int handles; /* open uv handles; freed at 0 */
+    size_t stream_exempt; /* queue-delivery bytes the stream took over (TLS records) */
+    uint32_t admit_stripe; /* the per-address counter this connection holds */
+    bool admitted;         /* holds a place in the connection limits (net/admit.h) */
     char peer[64];
     struct stp_session s;
 };
@@ -171,13 +176,25 @@ char *stp_conn_reserve(struct stp_conn *c, size_t n); /* then stp_conn_commit */
 void stp_conn_commit(struct stp_conn *c, size_t n);
 int stp_conn_write_tail(struct stp_conn *c, struct stp_msg *m);
 size_t stp_conn_pending(const struct stp_conn *c);
+/* --max-pending-output. Every byte queued for the connection counts (frames,
+ * RECEIPTs, ERRORs, WebSocket pongs and close frames, TLS records still held)
+ * except queue deliveries, which their consumer's credit bounds instead:
+ * write those between stp_conn_exempt_begin and stp_conn_exempt_end. */
+bool stp_conn_output_over_limit(const struct stp_conn *c);
+/* The one enforcement: over the limit, the connection is a slow consumer
+ * (counted, logged, ERROR "slow consumer" when a frame can still be sent,
+ * then closed). Call it after output that is not a queue delivery was queued,
+ * between frames. Returns false when the connection is being closed. */
+bool stp_conn_check_output(struct stp_conn *c);
+size_t stp_conn_exempt_begin(const struct stp_conn *c);
+void stp_conn_exempt_end(struct stp_conn *c, size_t mark);
 void stp_conn_mark_dirty(struct stp_conn *c);
 /* Flush every dirty connection of w: once per loop iteration. */
 void stp_conn_flush_dirty(struct stp_worker *w);
 
 /* Output queue internals shared by the stream and framing layers. */
 struct stp_outq *stp_conn_fillq(struct stp_conn *c);
-int stp_outq_add_fixed(struct stp_outq *q, uint32_t off, uint32_t len);
+int stp_outq_add_fixed(struct stp_outq *q, size_t off, size_t len);
 void stp_outq_reset(struct stp_outq *q);
 void stp_outq_free(struct stp_outq *q);
 /* Point c->iov at the filling queue's segments; returns how many. */

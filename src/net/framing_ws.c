@@ -61,6 +61,15 @@ static void on_http(void *ud, enum stp_ws_endpoint which)
     drain_engine(c);
 }
 
+/* Before CONNECTED a message may be no larger than a TCP client's frame
+ * (--max-frame-size capped by the 64 KiB pre-connect bound); the engine
+ * answers a bigger one with 1009 from its frame header, before buffering it. */
+static uint64_t pre_connect_max(const struct stp_conn *c)
+{
+    const struct stp_config *cfg = c->w->cfg;
+    return cfg->max_pre_connect < cfg->max_frame_size ? cfg->max_pre_connect : cfg->max_frame_size;
+}
+
 static void on_message(void *ud, const uint8_t *p, size_t n, bool binary)
 {
     struct stp_conn *c = ud;
@@ -71,6 +80,9 @@ static void on_message(void *ud, const uint8_t *p, size_t n, bool binary)
         return;
     }
     stp_conn_stomp_in(c);
+    /* CONNECTED: the next frame header is judged by the full bound. */
+    if (c->s.state == STP_SESS_OPEN)
+        stp_ws_set_max_message(c->ws, c->w->ws_cfg[c->listener].max_message);
 }
 
 static const struct stp_ws_ops ws_ops = {
@@ -82,13 +94,21 @@ static const struct stp_ws_ops ws_ops = {
 int stp_framing_ws_init(struct stp_conn *c)
 {
     c->ws = stp_ws_new(&c->w->ws_cfg[c->listener], &ws_ops, c);
-    return c->ws ? 0 : STP_ENOMEM;
+    if (!c->ws)
+        return STP_ENOMEM;
+    stp_ws_set_max_message(c->ws, pre_connect_max(c));
+    return 0;
 }
 
 static void ws_input(struct stp_conn *c, const char *p, size_t n)
 {
     int rc = stp_ws_feed(c->ws, (const uint8_t *)p, n);
     drain_engine(c);
+    /* Pongs are output too: a client that pings and never reads ends here.
+     * (Not the handshake's or an endpoint's one answer: the broker bounds
+     * those, and the connection closes after them.) */
+    if (stp_ws_state(c->ws) == STP_WS_OPEN && !stp_conn_check_output(c))
+        return;
     if (rc < 0 || stp_ws_state(c->ws) == STP_WS_DONE) {
         uint16_t code = stp_ws_close_code(c->ws);
         if (code && code != STP_WS_CLOSE_NORMAL)
@@ -102,7 +122,7 @@ static void ws_frame_begin(struct stp_conn *c)
     struct stp_outq *q = stp_conn_fillq(c);
     if (stp_buf_reserve(&q->bytes, HDR_SLOT) < 0)
         goto fail;
-    uint32_t off = (uint32_t)q->bytes.len;
+    size_t off = q->bytes.len;
     q->bytes.len += HDR_SLOT;
     if (stp_outq_add_fixed(q, off, HDR_SLOT) < 0)
         goto fail;
@@ -181,7 +201,7 @@ static void pack_frame(struct stp_outq *q, size_t slot_i, const uint8_t *hdr, si
     q->bytes.len -= HDR_SLOT - hlen;
     q->total -= HDR_SLOT - hlen;
     q->nsegs = slot_i + 1;
-    slot->len = (uint32_t)(hlen + payload);
+    slot->len = hlen + payload;
     slot->fixed = false;
     if (slot_i > 0) {
         struct stp_out_seg *prev = &q->segs[slot_i - 1];
@@ -208,8 +228,8 @@ static void ws_frame_end(struct stp_conn *c)
     /* A referenced tail follows: write the header at the end of the slot. */
     struct stp_out_seg *slot = &q->segs[c->frame_seg];
     memcpy(q->bytes.data + slot->off + HDR_SLOT - hlen, hdr, hlen);
-    slot->off += (uint32_t)(HDR_SLOT - hlen);
-    slot->len = (uint32_t)hlen;
+    slot->off += HDR_SLOT - hlen;
+    slot->len = hlen;
     q->total -= HDR_SLOT - hlen;
 }
 

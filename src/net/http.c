@@ -84,6 +84,13 @@ static int connections(struct stp_buf *o, struct stp_broker *b)
                       sum_open(b, k));
     rc |= counter(o, "stampede_connections_accepted_total", "Connections accepted.", "counter",
                   SUM(b, conns_accepted));
+    rc |= appendf(o,
+                  "# HELP stampede_connections_refused_total Connections closed at accept by a "
+                  "limit.\n# TYPE stampede_connections_refused_total counter\n"
+                  "stampede_connections_refused_total{limit=\"max-connections\"} %" PRIu64 "\n"
+                  "stampede_connections_refused_total{limit=\"max-connections-per-ip\"} %" PRIu64
+                  "\n",
+                  SUM(b, conns_refused[0]), SUM(b, conns_refused[1]));
     return rc;
 }
 
@@ -148,19 +155,60 @@ static int workers(struct stp_buf *o, struct stp_broker *b)
     return rc;
 }
 
-/* Label values escape backslash, quote and newline (Prometheus text format). */
-static int label_value(struct stp_buf *o, const char *s)
+/* The well-formed UTF-8 character (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF) at p[0..n): its length (> 0); or, negated, the
+ * length of the longest prefix of one (at least 1 byte) when it is not. */
+static ptrdiff_t utf8_char(const unsigned char *p, size_t n)
 {
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        return -1;
+    size_t i = 1;
+    if (i < n && p[i] >= lo && p[i] <= hi)
+        for (i = 2; i < len && i < n && (p[i] & 0xc0) == 0x80; i++)
+            ;
+    return i == len ? (ptrdiff_t)len : -(ptrdiff_t)i;
+}
+
+int stp_http_label_value(struct stp_buf *o, const char *s, size_t n, bool cut)
+{
+    const unsigned char *p = (const unsigned char *)s;
     int rc = 0;
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            rc |= stp_buf_append(o, "\\", 1) | stp_buf_append(o, s, 1);
-        else if (*s == '\n')
+    for (size_t i = 0; i < n;) {
+        ptrdiff_t len = utf8_char(p + i, n - i);
+        if (len < 0) {
+            /* A character the cut split: drop it. Anything else: U+FFFD. */
+            if (!(cut && i + (size_t)-len == n && p[i] >= 0xc2 && p[i] <= 0xf4))
+                rc |= stp_buf_append(o, "\xef\xbf\xbd", 3);
+            i += (size_t)-len;
+        } else if (p[i] == '\\' || p[i] == '"') {
+            rc |= stp_buf_append(o, "\\", 1) | stp_buf_append(o, s + i, 1);
+            i++;
+        } else if (p[i] == '\n') {
             rc |= stp_buf_append(o, "\\n", 2);
-        else
-            rc |= stp_buf_append(o, s, 1);
+            i++;
+        } else {
+            rc |= stp_buf_append(o, s + i, (size_t)len);
+            i += (size_t)len;
+        }
     }
     return rc;
+}
+
+/* A snapshot name that fills its buffer was cut there (maybe inside a character). */
+static int label_name(struct stp_buf *o, const struct stp_qsnap *q)
+{
+    size_t n = strnlen(q->name, sizeof(q->name));
+    return stp_http_label_value(o, q->name, n, n == sizeof(q->name) - 1);
 }
 
 static int queues(struct stp_buf *o, struct stp_broker *b)
@@ -181,10 +229,10 @@ static int queues(struct stp_buf *o, struct stp_broker *b)
         for (size_t j = 0; j < w->nqsnap; j++) {
             struct stp_qsnap *q = &w->qsnap[j];
             rc |= stp_buf_append_str(o, "stampede_queue_messages{queue=\"");
-            rc |= label_value(o, q->name);
+            rc |= label_name(o, q);
             rc |= appendf(o, "\"} %zu\n", q->depth);
             rc |= stp_buf_append_str(&consumers, "stampede_queue_consumers{queue=\"");
-            rc |= label_value(&consumers, q->name);
+            rc |= label_name(&consumers, q);
             rc |= appendf(&consumers, "\"} %zu\n", q->consumers);
         }
         uv_mutex_unlock(&w->qsnap_lock);

@@ -11,11 +11,22 @@
 
 #include "stampede/buf.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct stp_worker;
 
 /* {"status":"ok","version":...,"uptime_seconds":...,"workers":...,"connections":...} */
 int stp_http_healthz(struct stp_worker *w, struct stp_buf *out);
 /* Prometheus text exposition format 0.0.4. */
 int stp_http_metrics(struct stp_worker *w, struct stp_buf *out);
+
+/* Append s[0..n) as a label value (without the quotes): valid UTF-8 whatever
+ * the bytes. Backslash, double quote and newline are escaped (\\, \", \n);
+ * every ill-formed sequence (a maximal invalid subpart, as in WHATWG and
+ * Unicode's U+FFFD substitution practice) becomes U+FFFD. When `cut` says s
+ * was truncated, a character split at its end is dropped instead, so the
+ * value ends on a character boundary. 0 or -1 (out of memory). */
+int stp_http_label_value(struct stp_buf *o, const char *s, size_t n, bool cut);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "broker/worker.h"
 #include "stampede/error.h"
+#include "stampede/log.h"
 #include "stampede/msg.h"
 
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static int add_seg(struct stp_outq *q, struct stp_out_seg seg)
     return 0;
 }
 
-int stp_outq_add_fixed(struct stp_outq *q, uint32_t off, uint32_t len)
+int stp_outq_add_fixed(struct stp_outq *q, size_t off, size_t len)
 {
     int rc = add_seg(q, (struct stp_out_seg){.off = off, .len = len, .fixed = true});
     if (rc == 0)
@@ -65,7 +66,7 @@ void stp_conn_commit(struct stp_conn *c, size_t n)
     struct stp_outq *q = stp_conn_fillq(c);
     size_t off = q->bytes.len;
     q->bytes.len += n;
-    if (add_seg(q, (struct stp_out_seg){.off = (uint32_t)off, .len = (uint32_t)n}) < 0) {
+    if (add_seg(q, (struct stp_out_seg){.off = off, .len = n}) < 0) {
         q->bytes.len = off; /* out of memory: drop the bytes and the connection */
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
@@ -89,7 +90,7 @@ int stp_conn_write_tail(struct stp_conn *c, struct stp_msg *m)
     if (m->tail_len <= STP_COPY_TAIL_MAX)
         return stp_conn_write(c, m->tail, m->tail_len);
     struct stp_outq *q = stp_conn_fillq(c);
-    int rc = add_seg(q, (struct stp_out_seg){.len = (uint32_t)m->tail_len, .msg = stp_msg_ref(m)});
+    int rc = add_seg(q, (struct stp_out_seg){.len = m->tail_len, .msg = stp_msg_ref(m)});
     if (rc) {
         stp_msg_unref(&m);
         return rc;
@@ -104,12 +105,64 @@ size_t stp_conn_pending(const struct stp_conn *c)
     return c->out[0].total + c->out[1].total;
 }
 
+/* --- the pending-output bound --- */
+
+size_t stp_conn_exempt_begin(const struct stp_conn *c)
+{
+    return c->out[c->fill].total;
+}
+
+void stp_conn_exempt_end(struct stp_conn *c, size_t mark)
+{
+    struct stp_outq *q = stp_conn_fillq(c);
+    if (q->total > mark) /* not when the queue was dropped meanwhile */
+        q->exempt += q->total - mark;
+}
+
+static size_t counted(const struct stp_outq *q)
+{
+    return q->total > q->exempt ? q->total - q->exempt : 0;
+}
+
+/* Bytes that count toward --max-pending-output: both queues (the one being
+ * written and the one filling) and what the stream holds (TLS records),
+ * minus queue deliveries. */
+static size_t counted_pending(const struct stp_conn *c)
+{
+    size_t stream = c->stream->pending(c);
+    size_t exempt = c->stream_exempt < stream ? c->stream_exempt : stream;
+    return counted(&c->out[0]) + counted(&c->out[1]) + (stream - exempt);
+}
+
+bool stp_conn_output_over_limit(const struct stp_conn *c)
+{
+    return counted_pending(c) > c->w->cfg->max_pending_output;
+}
+
+bool stp_conn_check_output(struct stp_conn *c)
+{
+    if (c->closing != STP_OPEN)
+        return false;
+    if (!stp_conn_output_over_limit(c))
+        return true;
+    STP_STAT_INC(c->w->stats.slow_consumers);
+    stp_info("%s: slow consumer (%zu bytes pending, --max-pending-output %zu), disconnecting",
+             c->peer, counted_pending(c), c->w->cfg->max_pending_output);
+    /* Marked closing first: the ERROR below is output too, and must not
+     * bring us back here. */
+    stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+    stp_session_error(c, "slow consumer", "The connection fell too far behind reading its output.",
+                      NULL);
+    return false;
+}
+
 void stp_outq_reset(struct stp_outq *q)
 {
     for (size_t i = 0; i < q->nsegs; i++)
         stp_msg_unref(&q->segs[i].msg);
     q->nsegs = 0;
     q->total = 0;
+    q->exempt = 0;
     /* Keep the buffer: a busy connection refills it on every flush, and
      * regrowing it costs copies and page faults. Only give back what an
      * exceptional burst (a few large messages) grew it to. */
@@ -140,7 +193,8 @@ int stp_conn_build_iov(struct stp_conn *c, size_t *n)
     for (size_t i = 0; i < q->nsegs; i++) {
         struct stp_out_seg *s = &q->segs[i];
         const char *base = s->msg ? s->msg->tail : q->bytes.data + s->off;
-        c->iov[i] = uv_buf_init((char *)base, s->len);
+        /* Not uv_buf_init: it takes an unsigned int length. */
+        c->iov[i] = (uv_buf_t){.base = (char *)base, .len = s->len};
     }
     *n = q->nsegs;
     return 0;

@@ -27,7 +27,8 @@ static void tcp_alloc(struct stp_conn *c, uv_buf_t *buf)
         *buf = uv_buf_init(NULL, 0);
         return;
     }
-    *buf = uv_buf_init(b->data + b->len, (unsigned)(b->cap - b->len));
+    /* Not uv_buf_init: it takes an unsigned int length. */
+    *buf = (uv_buf_t){.base = b->data + b->len, .len = b->cap - b->len};
 }
 
 static bool tls_on_plain_port(struct stp_conn *c, const char *p, size_t n)

@@ -17,6 +17,7 @@
 
 #include <sys/uio.h>
 
+#define IOV_BATCH ((size_t)1 << 20)
 
 int stp_stream_tls_init(struct stp_conn *c)
 {
@@ -74,7 +75,10 @@ static void tls_on_read(struct stp_conn *c, size_t n)
         stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
         return;
     }
-    pump_plaintext(c);
+    /* Alerts (e.g. refusing a renegotiation) count toward the bound too; the
+     * handshake's own flights are bounded by the engine and do not. */
+    if (pump_plaintext(c) && stp_tls_state(c->tls) == STP_TLS_OPEN)
+        stp_conn_check_output(c);
 }
 
 /* Hand the filled output queue to the engine (it copies into records). */
@@ -87,11 +91,17 @@ static int seal_output(struct stp_conn *c)
     int rc = stp_conn_build_iov(c, &n);
     if (rc < 0)
         return rc;
-    /* uv_buf_t is laid out as struct iovec on Unix (libuv documents it). */
-    rc = stp_tls_write(c->tls, (const struct iovec *)c->iov, (int)n);
-    if (rc < 0 && rc != STP_ECLOSED)
-        return rc;
+    /* uv_buf_t is laid out as struct iovec on Unix (libuv documents it).
+     * The engine counts iovecs in an int: hand them over in batches. */
+    for (size_t i = 0; i < n; i += IOV_BATCH) {
+        size_t k = n - i < IOV_BATCH ? n - i : IOV_BATCH;
+        rc = stp_tls_write(c->tls, (const struct iovec *)c->iov + i, (int)k);
+        if (rc < 0 && rc != STP_ECLOSED)
+            return rc;
+    }
     stp_conn_collect_wmarks(c);
+    /* Queue deliveries are now records: still exempt from the bound. */
+    c->stream_exempt += q->exempt;
     stp_outq_reset(q);
     return 0;
 }
@@ -108,13 +118,15 @@ static int tls_flush(struct stp_conn *c)
         return rc;
     if (len == 0)
         return 0;
-    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+    uv_buf_t buf = {.base = (char *)p, .len = len}; /* not uv_buf_init: unsigned int */
     return stp_conn_start_write(c, &buf, 1);
 }
 
 static void tls_written(struct stp_conn *c)
 {
     stp_tls_out_release(c->tls);
+    if (stp_tls_out_pending(c->tls) == 0)
+        c->stream_exempt = 0;
 }
 
 static size_t tls_pending(const struct stp_conn *c)

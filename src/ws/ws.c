@@ -78,6 +78,12 @@ void stp_ws_out_consume(struct stp_ws *ws, size_t n)
     stp_buf_consume(&ws->out, n);
 }
 
+void stp_ws_set_max_message(struct stp_ws *ws, uint64_t max)
+{
+    assert(max > 0);
+    ws->max_message = max;
+}
+
 uint16_t stp_ws_close_code(const struct stp_ws *ws)
 {
     return ws->close_code;

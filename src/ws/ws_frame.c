@@ -158,7 +158,7 @@ static bool frame_start(struct stp_ws *ws, const struct wslay_frame_iocb *io)
     stp_ws__fail(ws, STP_WS_CLOSE_PROTOCOL, "unexpected opcode", false);
     return false;
 size_check:
-    if (io->payload_length > ws->max_message - ws->msg.len) {
+    if (ws->msg.len > ws->max_message || io->payload_length > ws->max_message - ws->msg.len) {
         stp_ws__fail(ws, STP_WS_CLOSE_TOO_BIG, "message too big", false);
         return false;
     }

@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 29);
+    cr_assert_eq(flags, 31);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -901,6 +901,62 @@ Test(config_errors, tls_listener_from_the_environment)
 {
     EXPECT_ENV_ERROR("a TLS listener needs --tls-cert and --tls-key",
                      "STAMPEDE_LISTEN=stomp://h:1,wss://h:2/x");
+}
+
+/* ---- connection limits (issue 9) ---- */
+
+Test(config, connection_limits)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_connections, 100000);
+    cr_assert_eq(cfg.max_connections_per_ip, 10000);
+    stp_config_free(&cfg);
+    cr_assert_eq(parse(&cfg, "--max-connections", "50", "--max-connections-per-ip=7"),
+                 STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_connections, 50);
+    cr_assert_eq(cfg.max_connections_per_ip, 7);
+    stp_config_free(&cfg);
+    char *env[] = {"STAMPEDE_MAX_CONNECTIONS=60", "STAMPEDE_MAX_CONNECTIONS_PER_IP=8", NULL};
+    cr_assert_eq(parse_env(&cfg, env, NULL), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_connections, 60);
+    cr_assert_eq(cfg.max_connections_per_ip, 8);
+    stp_config_free(&cfg);
+    cr_assert_eq(parse_env(&cfg, env, "--max-connections-per-ip", "9", NULL), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.max_connections, 60);
+    cr_assert_eq(cfg.max_connections_per_ip, 9);
+    stp_config_free(&cfg);
+}
+
+Test(config, connection_limits_in_help, .init = redirect_out)
+{
+    static const char *expect[] = {
+        "--max-connections N", "STAMPEDE_MAX_CONNECTIONS", "default: 100000",
+        "--max-connections-per-ip N", "STAMPEDE_MAX_CONNECTIONS_PER_IP", "default: 10000",
+    };
+    struct stp_config cfg;
+    cr_assert_eq(parse(&cfg, "--help"), STP_CONFIG_EXIT);
+    char buf[32768];
+    drain(stdout, STDOUT_FILENO, cr_get_redirected_stdout(), buf, sizeof(buf));
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
+        cr_assert_not_null(strstr(buf, expect[i]), "--help lacks '%s'", expect[i]);
+}
+
+Test(config_errors, max_connections_zero)
+{
+    EXPECT_ERROR("--max-connections: '0' is not a number between 1 and 100000000",
+                 "--max-connections", "0");
+}
+
+Test(config_errors, max_connections_per_ip_suffix)
+{
+    EXPECT_ERROR("--max-connections-per-ip: '10k'", "--max-connections-per-ip", "10k");
+}
+
+Test(config_errors, max_connections_per_ip_variable_too_big)
+{
+    EXPECT_ENV_ERROR("STAMPEDE_MAX_CONNECTIONS_PER_IP: '100000001'",
+                     "STAMPEDE_MAX_CONNECTIONS_PER_IP=100000001");
 }
 
 /* ---- listen URLs ---- */

@@ -345,6 +345,48 @@ Test(ws_frames, oversize_message_1009)
     stp_buf_free(&b);
 }
 
+/* stp_ws_set_max_message: a smaller bound until the caller raises it (the
+ * broker's 64 KiB before CONNECTED), and a lowered bound below a message
+ * already partly buffered still refuses its next fragment. */
+Test(ws_frames, max_message_changed_between_messages)
+{
+    char big[301];
+    memset(big, 'y', sizeof(big));
+    struct harness h;
+    struct stp_buf b = STP_BUF_INIT;
+    h_open(&h, 1000);
+    stp_ws_set_max_message(h.ws, 100);
+    h_frame(&b, STP_WS_OP_TEXT, true, big, 100);
+    cr_assert_eq(feed_buf(&h, &b), 0);
+    cr_assert_eq(h.nmsgs, 1);
+    stp_ws_set_max_message(h.ws, 300);
+    stp_buf_reset(&b);
+    h_frame(&b, STP_WS_OP_TEXT, true, big, 300);
+    cr_assert_eq(feed_buf(&h, &b), 0);
+    cr_assert_eq(h.nmsgs, 2);
+    stp_ws_set_max_message(h.ws, 100);
+    stp_buf_reset(&b);
+    h_frame(&b, STP_WS_OP_TEXT, true, big, 101);
+    int rc = feed_buf(&h, &b);
+    cr_assert_eq(h.nmsgs, 2);
+    expect_close(&h, rc, 1009, false);
+    h_fini(&h);
+
+    /* Lowered under what a fragmented message already holds. */
+    h_open(&h, 1000);
+    stp_buf_reset(&b);
+    h_frame(&b, STP_WS_OP_TEXT, false, big, 200);
+    cr_assert_eq(feed_buf(&h, &b), 0);
+    stp_ws_set_max_message(h.ws, 100);
+    stp_buf_reset(&b);
+    h_frame(&b, STP_WS_OP_CONT, true, big, 1);
+    rc = feed_buf(&h, &b);
+    cr_assert_eq(h.nmsgs, 0);
+    expect_close(&h, rc, 1009, false);
+    h_fini(&h);
+    stp_buf_free(&b);
+}
+
 Test(ws_frames, invalid_utf8_text_1007_binary_fine)
 {
     struct stp_buf b = STP_BUF_INIT;
