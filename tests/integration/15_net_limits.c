@@ -8,9 +8,14 @@
  * consumer with bounded broker memory), the 64 KiB bound on a WebSocket
  * message before CONNECTED (close 1009), and /metrics label values that
  * stay valid UTF-8 and escaped whatever bytes a queue name holds. Each test
- * also checks that a second, well-behaved client keeps working.
+ * also checks that a second, well-behaved client keeps working. The TLS
+ * cases drive the project's TLS engine in client mode in the test process
+ * itself (not the harness's relay, which reads for the test), so the client
+ * really does not read; certificates come from 13_tls_harness.c.
  */
 #include "harness.h"
+
+#include "stampede/tls.h"
 
 #include <criterion/criterion.h>
 
@@ -522,5 +527,204 @@ Test(net_limits, metrics_label_values_are_utf8_and_escaped)
         struct h_conn *d = h_client(b, "1.2"), *e = h_client(b, "1.2");
         exchange(d, e, "after-metrics");
     }
+    h_broker_stop_ok(b);
+}
+
+/* ---- over TLS: records count, sealed queue deliveries do not ---- */
+
+/* A TLS client in this process on a blocking socket: it reads only when told. */
+struct tclient {
+    int fd;
+    struct stp_tls_config *cfg;
+    struct stp_tls_rng *rng;
+    struct stp_tls *t;
+    char plain[1 << 16]; /* decrypted bytes not yet consumed */
+    size_t plen;
+    bool eof;
+};
+
+static bool tc_flush(struct tclient *tc)
+{
+    const char *p;
+    size_t len;
+    while (stp_tls_out_take(tc->t, &p, &len) == 0 && len > 0) {
+        bool ok = true;
+        while (ok && len > 0) {
+            ssize_t n = send(tc->fd, p, len, MSG_NOSIGNAL);
+            ok = n > 0;
+            if (ok)
+                p += n, len -= (size_t)n;
+        }
+        stp_tls_out_release(tc->t);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Read and decrypt once (waits up to ms); false at EOF/reset or timeout. */
+static bool tc_pump(struct tclient *tc, int ms)
+{
+    char buf[16384];
+    struct pollfd pfd = {.fd = tc->fd, .events = POLLIN};
+    if (tc->eof || poll(&pfd, 1, ms) <= 0)
+        return false;
+    ssize_t n = recv(tc->fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+        tc->eof = true;
+        return false;
+    }
+    if (stp_tls_feed(tc->t, buf, (size_t)n) < 0)
+        tc->eof = true;
+    tc_flush(tc);
+    for (;;) {
+        if (tc->plen == sizeof tc->plain) /* keep the last half: enough for a frame */
+            memmove(tc->plain, tc->plain + sizeof tc->plain / 2, sizeof tc->plain / 2),
+                tc->plen = sizeof tc->plain / 2;
+        ssize_t r = stp_tls_read(tc->t, tc->plain + tc->plen, sizeof tc->plain - tc->plen);
+        if (r <= 0)
+            break;
+        tc->plen += (size_t)r;
+    }
+    return true;
+}
+
+static struct tclient *tc_dial(int port, int rcvbuf)
+{
+    static struct tclient tcs[4];
+    static int ntc;
+    cr_assert(ntc < 4);
+    struct tclient *tc = &tcs[ntc++];
+    memset(tc, 0, sizeof *tc);
+    tc->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setsockopt(tc->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(tc->fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(tc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct stp_tls_client_opts co = {0};
+    char err[256];
+    cr_assert(stp_tls_client_config_new(&tc->cfg, &co, err, sizeof err) == 0, "%s", err);
+    cr_assert(stp_tls_rng_new(&tc->rng) == 0 && stp_tls_new(&tc->t, tc->cfg, tc->rng) == 0);
+    stp_tls_handshake(tc->t);
+    uint64_t deadline = h_now_ms() + 5000;
+    while (stp_tls_state(tc->t) == STP_TLS_HANDSHAKE && h_now_ms() < deadline) {
+        cr_assert(tc_flush(tc));
+        tc_pump(tc, 100);
+    }
+    cr_assert(stp_tls_state(tc->t) == STP_TLS_OPEN, "TLS handshake failed");
+    return tc;
+}
+
+static bool tc_send(struct tclient *tc, const void *p, size_t n)
+{
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+    return stp_tls_write(tc->t, &iov, 1) == 0 && tc_flush(tc);
+}
+
+/* Wait (5 s) until the plaintext holds `text`. */
+static bool tc_wait_for(struct tclient *tc, const char *text)
+{
+    uint64_t deadline = h_now_ms() + 5000;
+    while (!memmem(tc->plain, tc->plen, text, strlen(text))) {
+        if (h_now_ms() >= deadline || (!tc_pump(tc, 100) && tc->eof))
+            return memmem(tc->plain, tc->plen, text, strlen(text)) != NULL;
+    }
+    return true;
+}
+
+static void tc_free(struct tclient *tc)
+{
+    stp_tls_free(&tc->t);
+    stp_tls_rng_free(&tc->rng);
+    stp_tls_config_unref(&tc->cfg);
+    close(tc->fd);
+}
+
+static const char tc_connect_frame[] = "CONNECT\naccept-version:1.2\nhost:/\n\n";
+
+/* RECEIPTs over TLS to a client that never reads: a slow consumer (the
+ * records the engine holds count, as the queued frames did). */
+Test(net_limits, tls_receipt_flood_without_reading_is_a_slow_consumer)
+{
+    struct h_broker *b = h_tls_broker("stomp+ssl://127.0.0.1:0", "srv_ec", 1,
+                                      (const char *const[]){"--max-pending-output", "64KiB", NULL});
+    int tls = h_broker_port_of(b, "stomp+ssl://");
+    struct h_conn *good = h_client(b, "1.2"), *good2 = h_client(b, "1.2");
+    struct tclient *tc = tc_dial(tls, 4096);
+    cr_assert(tc_send(tc, tc_connect_frame, sizeof tc_connect_frame));
+    cr_assert(tc_wait_for(tc, "CONNECTED"), "no CONNECTED over TLS");
+    tc->plen = 0;
+    const char *dest = h_dest("topic", "tls-nobody");
+    static char batch[64 * 1100];
+    char rid[1001];
+    memset(rid, 'r', 1000);
+    rid[1000] = '\0';
+    size_t blen = 0;
+    bool ok = true;
+    for (int i = 0; i < 8000 && ok; i++) {
+        blen += (size_t)snprintf(batch + blen, sizeof batch - blen,
+                                 "SEND\ndestination:%s\nreceipt:%05d-%s\n\nx", dest, i, rid) +
+                1;
+        if (blen > sizeof batch - 1100) {
+            ok = tc_send(tc, batch, blen);
+            blen = 0;
+        }
+    }
+    cr_assert(tc_wait_for(tc, "message:slow consumer"),
+              "no ERROR slow consumer over TLS (send ok %d)", ok);
+    cr_assert(log_has(b, "slow consumer", 1000));
+    exchange(good, good2, "after-tls-receipts");
+    tc_free(tc);
+    h_broker_stop_ok(b);
+}
+
+/* A TLS queue consumer that does not read: its deliveries sealed into
+ * records stay exempt, so a RECEIPT on top does not make it a slow consumer;
+ * once it reads, it gets everything. */
+Test(net_limits, tls_sealed_queue_deliveries_do_not_count)
+{
+    struct h_broker *b = h_tls_broker("stomp+ssl://127.0.0.1:0", "srv_ec", 1,
+                                      (const char *const[]){"--max-pending-output", "16KiB", NULL});
+    int tls = h_broker_port_of(b, "stomp+ssl://");
+    const char *q = h_dest("queue", "tls-exempt");
+    struct tclient *tc = tc_dial(tls, 4096);
+    cr_assert(tc_send(tc, tc_connect_frame, sizeof tc_connect_frame));
+    cr_assert(tc_wait_for(tc, "CONNECTED"));
+    const char *sub = h_fmt("SUBSCRIBE\nid:s\ndestination:%s\nreceipt:sub\n\n", q);
+    cr_assert(tc_send(tc, sub, strlen(sub) + 1));
+    cr_assert(tc_wait_for(tc, "receipt-id:sub"));
+    struct h_conn *pub = h_client(b, "1.2");
+    static char body[4097];
+    memset(body, 'q', 4096);
+    for (int i = 0; i < 2000; i++)
+        h_publish(pub, q, body, i == 1999);
+    h_sleep_ms(300);
+    /* A frame that is answered (not a queue delivery): judged now. */
+    const char *again = "SUBSCRIBE\nid:t\ndestination:/topic/tls-other\nreceipt:late\n\n";
+    cr_assert(tc_send(tc, again, strlen(again) + 1));
+    h_sleep_ms(300);
+    cr_assert_null(strstr(h_broker_log(b), "slow consumer"), "a queue consumer was thrown out:\n%s",
+                   h_broker_log(b));
+    /* Now read: all 2000 deliveries, then the late RECEIPT. */
+    size_t msgs = 0;
+    uint64_t deadline = h_now_ms() + 20000;
+    while (h_now_ms() < deadline) {
+        if (!tc_pump(tc, 500) && tc->eof)
+            break;
+        char *p;
+        while ((p = memmem(tc->plain, tc->plen, "MESSAGE\n", 8)) != NULL) {
+            msgs++;
+            size_t skip = (size_t)(p - tc->plain) + 8;
+            memmove(tc->plain, tc->plain + skip, tc->plen - skip);
+            tc->plen -= skip;
+        }
+        if (msgs == 2000 && memmem(tc->plain, tc->plen, "receipt-id:late", 15))
+            break;
+    }
+    cr_assert_eq(msgs, 2000, "deliveries read: %zu (eof %d)", msgs, tc->eof);
+    cr_assert(memmem(tc->plain, tc->plen, "receipt-id:late", 15), "no late RECEIPT");
+    tc_free(tc);
     h_broker_stop_ok(b);
 }
