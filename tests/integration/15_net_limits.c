@@ -225,17 +225,35 @@ Test(net_limits, per_ip_limit_refuses_one_address_only)
                       "refused a connection from 127.0.0.1: --max-connections-per-ip (2) reached",
                       3000),
               "no refusal line:\n%s", h_broker_log(b));
-    /* Another address is not held back by 127.0.0.1's connections (unless
-     * the two share a stripe of the seeded table: 1 in 4096). */
-    struct h_conn *o1 = connect_12(dial_from("127.0.0.2", b->port));
-    struct h_conn *o2 = connect_12(dial_from("127.0.0.2", b->port));
-    expect_refused(dial_from("127.0.0.2", b->port));
+    /* Another address is not held back by 127.0.0.1's connections. (Two
+     * addresses share a counter of the seeded table 1 time in 4096: then the
+     * other address's first connection is refused too, and the next one is
+     * tried.) */
+    int refused = 1;
+    struct h_conn *o1 = NULL;
+    const char *other = NULL;
+    for (int k = 2; k < 10 && !o1; k++) {
+        other = h_fmt("127.0.0.%d", k);
+        struct h_conn *x = dial_from(other, b->port);
+        struct h_frame *f = h_read(x, 300);
+        if (!f) {
+            o1 = connect_12(x);
+            break;
+        }
+        cr_assert_str_eq(h_hdr(f, "message"), "too many connections");
+        refused++;
+        h_close(x);
+    }
+    cr_assert(o1, "no other address got in");
+    struct h_conn *o2 = connect_12(dial_from(other, b->port));
+    expect_refused(dial_from(other, b->port));
+    refused++;
     exchange(a1, o1, "per-ip-1");
     exchange(o2, a2, "per-ip-2");
-    /* /metrics from a third address counts the two refusals. */
+    /* /metrics (from 127.0.0.1 once a place is free) counts the refusals. */
     h_close(a1);
     h_sleep_ms(100);
-    cr_assert_eq(metric_at_least(ws, REFUSED_PER_IP, 2), 2);
+    cr_assert_eq(metric_at_least(ws, REFUSED_PER_IP, refused), refused);
     cr_assert_eq(h_metric(metrics(ws), REFUSED_TOTAL), 0);
     h_broker_stop_ok(b);
 }
