@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 TestSuite(hostile_limits, .init = h_init, .fini = h_fini, .timeout = 60);
 
@@ -294,5 +295,85 @@ Test(hostile_limits, paused_publisher_keeps_its_heartbeat_contract)
         h_expect_msg(c, h_fmt("m%d", i));
     h_expect_receipt(p, "last");
     cr_assert_eq(p->closed, 0);
+    h_broker_stop_ok(b);
+}
+
+/* --- floods from a client that never reads while it sends --- */
+
+/* Send `n` frames made by fmt (one %d) in one go on a connection with a tiny
+ * receive buffer, without reading; then read what came back: at most
+ * `receipts` RECEIPTs, then an ERROR with `message`, then the close. In
+ * between, a bystander must still work: a new client on a new queue, or
+ * `by` subscribed to `byq` when no new destination can be made. */
+static void flood(struct h_broker *b, const char *fmt, int n, int receipts, const char *message,
+                  struct h_conn *by, const char *byq)
+{
+    struct h_conn *c = h_dial_port(b->port, 4096);
+    struct h_frame *f = h_stomp_connect(c, "1.2", NULL, NULL, NULL, false);
+    cr_assert(f && strcmp(f->cmd, "CONNECTED") == 0);
+    size_t cap = (size_t)n * 160, len = 0;
+    char *buf = malloc(cap);
+    cr_assert(buf != NULL);
+    for (int i = 0; i < n; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, fmt, i);
+        buf[len++] = '\0';
+    }
+    (void)h_send_raw(c, buf, len); /* the broker may close before the end */
+    free(buf);
+    h_sleep_ms(200);
+    if (by) {
+        struct h_conn *p = h_client(b, "1.2");
+        h_publish(p, byq, "still-here", true);
+        h_expect_msg(by, "still-here");
+    } else {
+        bystander_ok(b);
+    }
+    int got = 0;
+    while ((f = h_read(c, H_WAIT)) != NULL && strcmp(f->cmd, "RECEIPT") == 0)
+        got++;
+    cr_assert(f != NULL, "closed after %d RECEIPTs without an ERROR", got);
+    cr_assert_str_eq(f->cmd, "ERROR", "%s", h_show(f));
+    cr_assert_str_eq(h_hdr(f, "message"), message, "%s", h_show(f));
+    /* RECEIPTs still waiting for their fence when the ERROR is written are
+     * never sent (nothing follows an ERROR): at most one per frame that
+     * was within the bound. */
+    cr_assert_leq(got, receipts, "%d RECEIPTs for %d frames within the bound", got, receipts);
+    cr_assert(h_wait_closed(c, 3000, NULL), "not closed after the ERROR");
+}
+
+Test(hostile_limits, flood_of_subscriptions_never_read)
+{
+    struct h_broker *b = H_START0(); /* default --max-subscriptions 1000 */
+    flood(b, h_fmt("SUBSCRIBE\nid:%%d\ndestination:%s\nreceipt:r\n\n", h_dest("topic", "fl")), 3000,
+          1000, "too many subscriptions", NULL, NULL);
+    h_broker_stop_ok(b);
+}
+
+Test(hostile_limits, flood_of_transactions_never_read)
+{
+    struct h_broker *b = H_START0(); /* default --max-transactions 100 */
+    flood(b, "BEGIN\ntransaction:t%d\nreceipt:r\n\n", 1000, 100, "too many transactions", NULL,
+          NULL);
+    h_broker_stop_ok(b);
+}
+
+Test(hostile_limits, flood_of_destinations_never_read)
+{
+    struct h_broker *b = H_START("--max-destinations", "50");
+    struct h_conn *by = h_client(b, "1.2");
+    const char *byq = h_dest("queue", "by");
+    h_subscribe(by, byq, "s", NULL, NULL);
+    /* Queues that hold their message: each one lives on. */
+    flood(b, h_fmt("SEND\ndestination:/queue/flood-%d-%%d\n\nx", (int)getpid()), 1000, 0,
+          "too many destinations", by, byq);
+    /* The queues the flood made still hold their messages, so the broker is
+     * still full: a new queue is refused, the bystander's works. Which
+     * SENDs made one depends on which owner counted first. */
+    struct h_conn *c = h_client(b, "1.2");
+    h_sendf(c, "SUBSCRIBE\nid:1\ndestination:%s\nreceipt:new\n\n", h_dest("queue", "new"));
+    expect_error_msg(c, NULL, "too many destinations");
+    struct h_conn *p = h_client(b, "1.2");
+    h_publish(p, byq, "after", true);
+    h_expect_msg(by, "after");
     h_broker_stop_ok(b);
 }
