@@ -248,6 +248,10 @@ static uint8_t big_text[4 + 4 + WS_MAX + 1] = {0x82, 0xfe, (WS_MAX + 1) >> 8, (W
 static uint8_t frag_big[2 * (4 + 4 + 2100)] = {
     0x02, 0xfe, 2100 >> 8, 2100 & 0xff, M0, [4 + 4 + 2100] = 0x80, 0xfe, 2100 >> 8, 2100 & 0xff};
 static uint8_t max_text[4 + 4 + WS_MAX] = {0x82, 0xfe, WS_MAX >> 8, WS_MAX & 0xff};
+/* A text frame that does not finish, 20000 empty continuations, then the
+ * last one with an EOL: one heart-beat message (filled in by frames()). */
+#define EMPTY_CONTS 20000
+static uint8_t empty_conts[6 * (EMPTY_CONTS + 1) + 7];
 
 static const struct ws_case ws_cases[] = {
     {"RSV1", B(0xc1, 0x81, M0, '\n'), 1002},
@@ -299,6 +303,10 @@ static const struct ws_case ws_cases[] = {
     {"an empty text message", B(0x81, 0x80, M0), 0},
     {"heart-beat EOLs", B(0x81, 0x83, M0, '\n', '\r', '\n'), 0},
     {"a ping between fragments", B(0x01, 0x81, M0, '\n', 0x89, 0x80, M0, 0x80, 0x81, M0, '\n'), 0},
+    {"a close, then data frames", B(0x88, 0x82, M0, 0x03, 0xe8, 0x81, 0x81, M0, '\n'), 1000},
+    {"a close inside a fragmented message",
+     B(0x01, 0x81, M0, '\n', 0x88, 0x82, M0, 0x03, 0xe8, 0x80, 0x81, M0, '\n'), 1000},
+    {"20000 empty continuation frames", empty_conts, sizeof empty_conts, 0},
     {"a binary message of exactly the limit", max_text, sizeof max_text, -1},
 };
 
@@ -341,6 +349,13 @@ static void run_ws_case(struct env *e, const struct ws_case *k, bool connected)
 static void frames(int workers)
 {
     memset(max_text + 8, 'x', WS_MAX);
+    uint8_t *p = empty_conts;
+    for (int i = 0; i <= EMPTY_CONTS; i++, p += 6) {
+        p[0] = i == 0 ? 0x01 : 0x00; /* text, then continuations, none final */
+        p[1] = 0x80;                 /* masked, empty */
+        memset(p + 2, 0, 4);
+    }
+    memcpy(p, (const uint8_t[]){0x80, 0x81, 0, 0, 0, 0, '\n'}, 7);
     struct env e = start(workers);
     for (size_t i = 0; i < HK_N(ws_cases); i++) {
         run_ws_case(&e, &ws_cases[i], false);
