@@ -219,17 +219,31 @@ static void client_reset(struct client *c)
 static void client_open(struct client *c)
 {
     client_reset(c);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     CHECK(fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(F.port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    /* Non-blocking, so that libFuzzer's SIGALRM cannot interrupt it. */
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc < 0 && (errno == EINPROGRESS || errno == EINTR)) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        while ((rc = poll(&p, 1, 5000)) < 0 && errno == EINTR)
+            ;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+            rc = 0;
+        } else {
+            errno = rc == 0 ? ETIMEDOUT : err ? err : errno;
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
         fprintf(stderr, "fuzz_session: connect: %s\n", strerror(errno));
         abort();
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     c->fd = fd;
 }
 
