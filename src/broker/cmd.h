@@ -19,7 +19,8 @@ enum stp_cmd_type {
     CMD_TOPIC_DELIVER, /* owner -> worker: give msg to local subscribers */
     CMD_INTEREST,      /* worker -> owner: str topic, a = +1/-1 local subscribers */
     CMD_CONSUMER_ADD,  /* worker -> owner: str queue, a = sub key, b = prefetch | flags */
-    CMD_CONSUMER_DEL,  /* worker -> owner: a = sub key */
+    CMD_CONSUMER_DEL,  /* worker -> owner: a = sub key, b = auto-ack deliveries up to this
+                          tag are queued for writing: settled, not requeued (0: none) */
     CMD_QDELIVER,      /* owner -> worker: msg for sub key a, tag b, flags */
     CMD_QWRITTEN,      /* worker -> owner: sub key a, deliveries up to tag b written out */
     CMD_QACK,          /* worker -> owner: sub key a, tag b, flags ONE/UPTO, NACK */

@@ -44,7 +44,11 @@ struct stp_consumer {
     uint32_t prefetch;
     uint64_t next_tag;
     uint64_t written; /* highest tag known written to the socket */
+    /* Deliveries not settled yet, in tag order. One acked out of order
+     * (client-individual) becomes a tombstone (msg NULL), dropped when it
+     * reaches the head or when tombstones outnumber the live entries. */
     struct deque inflight;
+    size_t live; /* entries of inflight that are not tombstones */
 };
 
 /* A publisher's connection; 12 bytes without padding (a hash map key). */
@@ -115,11 +119,22 @@ static struct qentry dq_pop_front(struct deque *d)
     return e;
 }
 
-static void dq_remove(struct deque *d, size_t idx)
+/* Drop the tombstones (entries without a message); keeps the capacity. */
+static int dq_compact(struct deque *d)
 {
-    for (size_t i = idx; i + 1 < d->count; i++)
-        *dq_at(d, i) = *dq_at(d, i + 1);
-    d->count--;
+    struct qentry *ne = malloc(d->cap * sizeof(*ne));
+    if (!ne)
+        return STP_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        if (dq_at(d, i)->msg)
+            ne[n++] = *dq_at(d, i);
+    }
+    free(d->e);
+    d->e = ne;
+    d->head = 0;
+    d->count = n;
+    return 0;
 }
 
 static void dq_free(struct deque *d)
@@ -170,7 +185,7 @@ static bool has_credit(const struct stp_consumer *c)
 {
     if (c->next_tag - c->written >= OUT_WINDOW)
         return false;
-    return !c->client_ack || c->prefetch == 0 || c->inflight.count < c->prefetch;
+    return !c->client_ack || c->prefetch == 0 || c->live < c->prefetch;
 }
 
 static struct stp_consumer *next_consumer(struct stp_queue *q)
@@ -212,9 +227,10 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
             cmd.flags |= CMDF_REDELIVERED;
             STP_STAT_INC(w->stats.msgs_redelivered);
         }
-        if (dq_push_back(&c->inflight, e) < 0) {
+        if (dq_push_back(&c->inflight, e) < 0)
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
-        }
+        else
+            c->live++;
         stp_worker_post(w, c->worker, &cmd);
     }
     unthrottle_if_drained(w, q);
@@ -319,6 +335,9 @@ static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
 {
     for (size_t i = n; i > 0; i--) {
         struct qentry e = *dq_at(&c->inflight, i - 1);
+        if (!e.msg)
+            continue; /* a tombstone */
+        c->live--;
         e.redelivered = true;
         if (dq_push_front(&q->ready, e) < 0)
             stp_msg_unref(&e.msg);
@@ -327,6 +346,54 @@ static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         dq_pop_front(&c->inflight);
+}
+
+/* Entries [0, n) of the in-flight list are settled: drop them. */
+static void settle_front(struct stp_consumer *c, size_t n)
+{
+    while (n--) {
+        struct qentry e = dq_pop_front(&c->inflight);
+        if (e.msg)
+            c->live--;
+        stp_msg_unref(&e.msg);
+    }
+}
+
+/* How many leading in-flight entries have a tag <= tag. */
+static size_t count_upto(struct stp_consumer *c, uint64_t tag)
+{
+    size_t n = 0;
+    while (n < c->inflight.count && dq_at(&c->inflight, n)->tag <= tag)
+        n++;
+    return n;
+}
+
+/* Index of the live in-flight entry with this tag (binary search: entries
+ * are in tag order), or -1. */
+static ssize_t inflight_find(struct stp_consumer *c, uint64_t tag)
+{
+    size_t lo = 0, hi = c->inflight.count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (dq_at(&c->inflight, mid)->tag < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == c->inflight.count || dq_at(&c->inflight, lo)->tag != tag ||
+        !dq_at(&c->inflight, lo)->msg)
+        return -1;
+    return (ssize_t)lo;
+}
+
+/* After an entry became a tombstone: drop the ones at the head, and compact
+ * when they outnumber the live entries (amortized O(1) per ack). */
+static void inflight_trim(struct stp_consumer *c)
+{
+    while (c->inflight.count && !dq_at(&c->inflight, 0)->msg)
+        dq_pop_front(&c->inflight);
+    if (c->inflight.count > 32 && c->inflight.count - c->live > c->live)
+        (void)dq_compact(&c->inflight); /* on ENOMEM the tombstones stay */
 }
 
 static void queue_free(struct stp_queue *q)
@@ -358,6 +425,11 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
     if (!c)
         return;
     struct stp_queue *q = c->q;
+    /* Auto-ack deliveries the consumer's connection had already queued for
+     * writing (up to tag b) will be written: they are delivered, not put
+     * back, or a client that unsubscribes would get them twice. */
+    if (!c->client_ack && cmd->b)
+        settle_front(c, count_upto(c, cmd->b));
     requeue_front(q, c, c->inflight.count);
     for (size_t i = 0; i < q->nconsumers; i++) {
         if (q->consumers[i] == c) {
@@ -378,10 +450,8 @@ void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
         return;
     if (cmd->b > c->written)
         c->written = cmd->b;
-    while (!c->client_ack && c->inflight.count && dq_at(&c->inflight, 0)->tag <= c->written) {
-        struct qentry e = dq_pop_front(&c->inflight);
-        stp_msg_unref(&e.msg);
-    }
+    if (!c->client_ack)
+        settle_front(c, count_upto(c, c->written));
     dispatch(w, c->q);
 }
 
@@ -391,29 +461,21 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
     if (!c)
         return;
     bool nack = cmd->flags & CMDF_NACK;
-    size_t n = 0, idx = 0;
-    size_t before = c->inflight.count;
+    size_t before = c->live;
     if (cmd->flags & CMDF_UPTO) {
-        while (n < c->inflight.count && dq_at(&c->inflight, n)->tag <= cmd->b)
-            n++;
-    } else {
-        while (idx < c->inflight.count && dq_at(&c->inflight, idx)->tag != cmd->b)
-            idx++;
-        if (idx == c->inflight.count)
-            return;
-    }
-    if (cmd->flags & CMDF_UPTO) {
-        if (nack) {
+        size_t n = count_upto(c, cmd->b);
+        if (nack)
             requeue_front(c->q, c, n);
-        } else {
-            while (n--) {
-                struct qentry e = dq_pop_front(&c->inflight);
-                stp_msg_unref(&e.msg);
-            }
-        }
+        else
+            settle_front(c, n);
     } else {
-        struct qentry e = *dq_at(&c->inflight, idx);
-        dq_remove(&c->inflight, idx);
+        ssize_t idx = inflight_find(c, cmd->b);
+        if (idx < 0)
+            return;
+        struct qentry e = *dq_at(&c->inflight, (size_t)idx);
+        dq_at(&c->inflight, (size_t)idx)->msg = NULL; /* a tombstone */
+        c->live--;
+        inflight_trim(c);
         if (nack) {
             e.redelivered = true;
             if (dq_push_front(&c->q->ready, e) < 0)
@@ -425,9 +487,9 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
         }
     }
     if (nack)
-        STP_STAT_ADD(w->stats.msgs_nacked, before - c->inflight.count);
+        STP_STAT_ADD(w->stats.msgs_nacked, before - c->live);
     else
-        STP_STAT_ADD(w->stats.msgs_acked, before - c->inflight.count);
+        STP_STAT_ADD(w->stats.msgs_acked, before - c->live);
     dispatch(w, c->q);
 }
 

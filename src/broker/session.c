@@ -55,8 +55,9 @@ int stp_session_init(struct stp_conn *c)
 
 /* --- ERROR --- */
 
-static void write_error(struct stp_conn *c, const char *message, const char *detail,
-                        const struct stp_slice *receipt, const char *xname, const char *xvalue)
+static void build_error(struct stp_conn *c, struct stp_buf *out, const char *message,
+                        const char *detail, const struct stp_slice *receipt, const char *xname,
+                        const char *xvalue)
 {
     struct stp_buf b = STP_BUF_INIT;
     enum stp_version v = c->s.version ? c->s.version : STP_V12;
@@ -70,16 +71,22 @@ static void write_error(struct stp_conn *c, const char *message, const char *det
     stp_write_header_str(&b, "content-type", "text/plain", v);
     stp_write_header_u64(&b, "content-length", dlen);
     stp_write_body(&b, (struct stp_slice){detail ? detail : "", dlen});
-    stp_session_write_frame(c, STP_CMD_ERROR, b.data, b.len);
-    stp_buf_free(&b);
+    *out = b;
 }
 
+/* in_order: the ERROR answers a client frame, so it goes out after the
+ * RECEIPTs of earlier frames still waiting for their fences. */
 static void error_and_close(struct stp_conn *c, const char *message, const char *detail,
                             const struct stp_slice *receipt, const char *xname,
-                            const char *xvalue)
+                            const char *xvalue, bool in_order)
 {
-    if (c->s.state == STP_SESS_CLOSING)
+    if (c->s.state == STP_SESS_CLOSING) {
+        /* Already ending (an ERROR or DISCONNECT waits for its fences):
+         * a new problem, like a slow consumer, ends it now. */
+        if (c->closing == STP_OPEN)
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
         return;
+    }
     stp_debug("%s: ERROR %s: %s", c->peer, message, detail ? detail : "");
     if (!stp_conn_ready(c)) {
         /* No STOMP frame can travel yet (e.g. an unfinished WebSocket
@@ -88,15 +95,29 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
         stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
         return;
     }
-    write_error(c, message, detail, receipt, xname, xvalue);
+    struct stp_buf b;
+    build_error(c, &b, message, detail, receipt, xname, xvalue);
     c->s.state = STP_SESS_CLOSING;
+    if (in_order && c->s.fence_count > 0) {
+        stp_session_queue_error(c, &b);
+        return;
+    }
+    stp_session_write_frame(c, STP_CMD_ERROR, b.data, b.len);
+    stp_buf_free(&b);
     stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
 }
 
 void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
                        const struct stp_slice *receipt)
 {
-    error_and_close(c, message, detail, receipt, NULL, NULL);
+    error_and_close(c, message, detail, receipt, NULL, NULL, false);
+}
+
+/* The ERROR for a frame the client sent (bad frame, bad header). */
+static void frame_error(struct stp_conn *c, const char *message, const char *detail,
+                        const struct stp_slice *receipt)
+{
+    error_and_close(c, message, detail, receipt, NULL, NULL, true);
 }
 
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f)
@@ -107,7 +128,7 @@ const struct stp_slice *stp_session_receipt(const struct stp_frame *f)
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail)
 {
-    stp_session_error(c, message, detail, stp_session_receipt(f));
+    frame_error(c, message, detail, stp_session_receipt(f));
     return -1;
 }
 
@@ -202,7 +223,7 @@ static int on_connect(struct stp_conn *c, const struct stp_frame *f)
     if (v == STP_V_NONE) {
         error_and_close(c, "unsupported protocol version",
                         "Supported protocol versions are 1.0, 1.1 and 1.2.",
-                        stp_session_receipt(f), "version", "1.0,1.1,1.2");
+                        stp_session_receipt(f), "version", "1.0,1.1,1.2", true);
         return -1;
     }
     uint64_t cx, cy;
@@ -299,7 +320,7 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
             struct stp_slice receipt;
             bool has_receipt = stp_parser_peek_header(&s->parser, data + off, "receipt",
                                                       &receipt);
-            stp_session_error(c, stp_strerror((int)n), detail, has_receipt ? &receipt : NULL);
+            frame_error(c, stp_strerror((int)n), detail, has_receipt ? &receipt : NULL);
             *consumed = len;
             return -1;
         }
@@ -348,14 +369,32 @@ void stp_session_tick(struct stp_conn *c, uint64_t now)
     }
 }
 
+void stp_session_on_eof(struct stp_conn *c)
+{
+    struct stp_session *s = &c->s;
+    if (s->state == STP_SESS_OPEN && s->fence_count > 0) {
+        /* Like a DISCONNECT without a receipt: it closes once the earlier
+         * RECEIPTs are out. */
+        s->state = STP_SESS_CLOSING;
+        if (stp_session_receipt_fence(c, NULL, true) == 0)
+            return;
+    } else if (s->state == STP_SESS_CLOSING && s->fence_count > 0) {
+        return; /* an ERROR or DISCONNECT waiting for fences closes it */
+    }
+    stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+}
+
 void stp_session_teardown(struct stp_conn *c)
 {
     struct stp_session *s = &c->s;
     s->state = STP_SESS_CLOSING;
     stp_session_free_subs(c);
     stp_session_free_txns(c);
-    for (size_t i = 0; i < s->fence_count; i++)
-        free(s->fences[(s->fence_head + i) % s->fence_cap].receipt);
+    for (size_t i = 0; i < s->fence_count; i++) {
+        struct stp_fence_wait *f = &s->fences[(s->fence_head + i) % s->fence_cap];
+        free(f->receipt);
+        stp_buf_free(&f->error);
+    }
     free(s->fences);
     s->fences = NULL;
     s->fence_count = 0;

@@ -10,6 +10,7 @@
 #define STP_BROKER_SESSION_H
 
 #include "broker/unacked.h"
+#include "stampede/buf.h"
 #include "stampede/map.h"
 #include "stampede/stomp.h"
 
@@ -66,6 +67,7 @@ struct stp_fence_wait {
     uint64_t id;
     unsigned remaining;
     char *receipt; /* receipt-id to send, NULL for none */
+    struct stp_buf error; /* an ERROR frame to send instead, then close */
     bool disconnect;
     uint64_t release_sub; /* key of a subscription held until this RECEIPT */
 };
@@ -105,6 +107,9 @@ int stp_session_init(struct stp_conn *c);
 int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consumed);
 /* The connection is going away: drop subscriptions, abort transactions. */
 void stp_session_teardown(struct stp_conn *c);
+/* The client half-closed (EOF): answer what it asked for - RECEIPTs still
+ * waiting for their fences, output already queued - then close. */
+void stp_session_on_eof(struct stp_conn *c);
 /* A fence this session posted was answered. */
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id);
 /* Queue an ERROR frame (message + body + receipt-id) and close after it. */

@@ -34,6 +34,9 @@ int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receip
  * RECEIPT is written. */
 int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *receipt,
                                   uint64_t sub_key);
+/* Send the ERROR frame in *frame (taken over) after the RECEIPTs still
+ * waiting for their fences, then close: answers keep the frames' order. */
+void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame);
 /* ERROR for a missing or bad header; returns -1 for the caller to return. */
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);

@@ -59,6 +59,15 @@ static void release_fences(struct stp_conn *c)
         struct stp_fence_wait *f = &s->fences[s->fence_head];
         if (f->remaining > 0)
             return;
+        if (f->error.len) {
+            /* An ERROR queued behind earlier receipts: the last answer. */
+            stp_session_write_frame(c, STP_CMD_ERROR, f->error.data, f->error.len);
+            stp_buf_free(&f->error);
+            s->fence_head = (s->fence_head + 1) % s->fence_cap;
+            s->fence_count--;
+            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+            return;
+        }
         if (f->receipt)
             write_receipt(c, f->receipt);
         free(f->receipt);
@@ -128,6 +137,21 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
     s->touched_any = false;
     release_fences(c);
     return 0;
+}
+
+void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame)
+{
+    struct stp_session *s = &c->s;
+    struct stp_fence_wait fw = {.id = ++s->next_fence_id, .error = *frame};
+    *frame = (struct stp_buf)STP_BUF_INIT;
+    if (push_fence(s, fw) < 0) {
+        /* No room to wait: the ERROR goes out now. */
+        stp_session_write_frame(c, STP_CMD_ERROR, fw.error.data, fw.error.len);
+        stp_buf_free(&fw.error);
+        stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+        return;
+    }
+    release_fences(c);
 }
 
 int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,

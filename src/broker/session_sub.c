@@ -198,6 +198,11 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
     c->s.nsubs--;
     if (sub->is_queue) {
         struct stp_post cmd = {.type = CMD_CONSUMER_DEL, .a = sub->key};
+        /* Auto-ack deliveries already in the output queue will be written
+         * (unless the connection is dropped at once): the owner must not
+         * give them to another consumer too. */
+        if (sub->ack_mode == STP_ACK_AUTO && c->closing != STP_CLOSE_NOW)
+            cmd.b = sub->tag_queued;
         stp_session_post(c, sub->owner, &cmd);
     } else if (stp_ltopic_remove(w, sub)) {
         struct stp_post cmd = {.type = CMD_INTEREST, .a = (uint64_t)-1, .str = strdup(sub->dest)};
@@ -251,14 +256,17 @@ static char *put_str(char *p, const char *s, size_t n)
     return p + n;
 }
 
-/* A header line of a 1.0 frame cannot carry an EOL byte anywhere, nor a ':' in
- * its name: 1.0 has no escapes, so such a header would split into other
- * headers, or end the header block and start a forged frame. */
-static bool unsafe_in_v10(struct stp_slice name, struct stp_slice value)
+/* Whether a header cannot be written for version v as it is. 1.0 has no
+ * escapes: an EOL byte anywhere, or a ':' in the name, would split the line
+ * into other headers or end the header block and start a forged frame. 1.1
+ * escapes LF and ':' but not CR, and a CR before the line's LF is read as
+ * part of the EOL: the value would arrive changed. */
+static bool unsafe_for(enum stp_version v, struct stp_slice name, struct stp_slice value)
 {
-    return memchr(name.p, ':', name.len) || memchr(name.p, '\n', name.len) ||
-           memchr(name.p, '\r', name.len) || memchr(value.p, '\n', value.len) ||
-           memchr(value.p, '\r', value.len);
+    if (memchr(name.p, '\r', name.len) || memchr(value.p, '\r', value.len))
+        return true;
+    return v == STP_V10 && (memchr(name.p, ':', name.len) || memchr(name.p, '\n', name.len) ||
+                            memchr(value.p, '\n', value.len));
 }
 
 /* Unescape one 1.2-escaped tail slice [a, b) into buf; the slice or .p NULL. */
@@ -276,7 +284,7 @@ static struct stp_slice unescape_part(struct stp_buf *buf, const char *a, const 
 /* The shared tail is escaped the 1.2 way. For a 1.0 or 1.1 subscriber of a
  * message whose headers hold a byte the versions escape differently, render
  * the header lines again for that version (rare: a per-delivery copy). A
- * header 1.0 cannot carry safely is left out of that subscriber's frame. */
+ * header that version cannot carry unchanged is left out of its frame. */
 static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp_version v)
 {
     struct stp_buf out = STP_BUF_INIT, nbuf = STP_BUF_INIT, vbuf = STP_BUF_INIT;
@@ -292,7 +300,7 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
             rc = -1;
             break;
         }
-        if (v == STP_V10 && unsafe_in_v10(name, value))
+        if (unsafe_for(v, name, value))
             continue;
         rc |= stp_escape_append(&out, name, v);
         rc |= stp_buf_append(&out, ":", 1);

@@ -125,10 +125,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         c->read_eof = true;
         uv_read_stop(stream);
-        if (c->closing == STP_OPEN)
-            stp_conn_close(c, STP_CLOSE_NOW);
-        else
+        if (c->closing != STP_OPEN)
             maybe_finish_close(c);
+        else if (nread == UV_EOF)
+            stp_session_on_eof(c); /* a half-close: answer, then close */
+        else
+            stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
     if (nread == 0 || c->closing != STP_OPEN)

@@ -579,7 +579,11 @@ Test(ws_http, queue_series_are_bounded)
             h_publish(c, q, "x", false);
     }
     h_publish(c, h_dest("topic", "fence"), "x", true);
-    const char *m = settle_text(port, QMSG(deep[DEEP - 1]), 6);
+    /* Each worker publishes its own snapshot once a second, at its own
+     * phase: wait for every deep queue, not only for one worker's. */
+    const char *m = NULL;
+    for (int i = 0; i < DEEP; i++)
+        m = settle_text(port, QMSG(deep[i]), 6);
     size_t series = 0, consumers = 0;
     for (const char *p = m; (p = strstr(p, "\nstampede_queue_messages{")) != NULL; p++)
         series++;

@@ -325,19 +325,17 @@ static const struct hk_case session[] = {
        "UNSUBSCRIBE\nid:a\n\n"),
      {ERR("unknown subscription")},
      false},
-    /* KNOWN BUG (reported for issue 9, not fixed yet): with 2 or more workers
-     * the ERROR of a later frame is written at once, ahead of the RECEIPTs
-     * of earlier frames still waiting for their fence at another worker, and
-     * the close then drops those RECEIPTs: the client cannot tell that its
-     * SUBSCRIBEs took effect. Answers must keep the frames' order. */
+    /* Was a bug with 2 or more workers: the ERROR of a later frame was
+     * written at once, ahead of the RECEIPTs of earlier frames still waiting
+     * for their fence at another worker, and the close dropped them. Answers
+     * keep the frames' order. */
     {"RECEIPTs of earlier frames come before a later frame's ERROR",
      "1.2",
      Z("SUBSCRIBE\nid:1\ndestination:/topic/acc1\nreceipt:s1\n\n\0"
        "SUBSCRIBE\nid:2\ndestination:/topic/acc2\nreceipt:s2\n\n\0"
        "SUBSCRIBE\nid:3\ndestination:/topic/acc3\nreceipt:s3\n\n\0FOO\n\n"),
      {RCPT("s1"), RCPT("s2"), RCPT("s3"), ERR("unknown command")},
-     false,
-     "an ERROR overtakes and drops pending RECEIPTs with 2+ workers"},
+     false},
     /* ACK / NACK */
     {"ACK without id (1.2)", "1.2", Z("ACK\n\n"), {ERR("missing id header in ACK")}, true},
     {"NACK without id (1.2)",
@@ -1406,18 +1404,10 @@ Test(hostile_frames, heart_beats_promised_and_not_kept)
 }
 
 /* ===================================================================== */
-/* KNOWN BUGS (reported for issue 9, not fixed yet): run only with        */
-/* STAMPEDE_HOSTILE_KNOWN_BUGS=1                                          */
+/* Found by this suite, fixed with issue 9                                */
 /* ===================================================================== */
 
-static void known_bug(const char *what)
-{
-    const char *e = getenv("STAMPEDE_HOSTILE_KNOWN_BUGS");
-    if (!(e && strcmp(e, "1") == 0))
-        cr_skip_test("known bug, not fixed yet: %s", what);
-}
-
-/* KNOWN BUG: an auto-ack delivery stays in the owner's in-flight list until
+/* Was a bug: an auto-ack delivery stays in the owner's in-flight list until
  * the connection reports it written (CMD_QWRITTEN, after uv_write
  * completes). An UNSUBSCRIBE or a DISCONNECT handled before that posts
  * CMD_CONSUMER_DEL at once, the owner puts the "unwritten" messages back at
@@ -1425,7 +1415,6 @@ static void known_bug(const char *what)
  * message is delivered twice, the second time with redelivered:true. */
 Test(hostile_frames, auto_ack_deliveries_are_not_delivered_twice)
 {
-    known_bug("auto-ack messages written before an UNSUBSCRIBE/DISCONNECT are redelivered");
     struct h_broker *b = h_broker_start_ex(1, true, NULL, NULL);
     struct h_conn *p = h_client(b, "1.2");
     for (int i = 0; i < 20; i++)
@@ -1447,13 +1436,12 @@ Test(hostile_frames, auto_ack_deliveries_are_not_delivered_twice)
     h_broker_stop_ok(b);
 }
 
-/* KNOWN BUG: a client that half-closes (shutdown(SHUT_WR), as `nc -N` does)
+/* Was a bug: a client that half-closes (shutdown(SHUT_WR), as `nc -N` does)
  * right after a frame with a receipt loses the RECEIPT whenever it waits
  * for a fence at another worker: the EOF closes the connection at once.
  * The frame itself took effect. With 1 worker the RECEIPT comes. */
 Test(hostile_frames, receipts_survive_a_half_close)
 {
-    known_bug("EOF drops RECEIPTs still waiting for a fence (2+ workers)");
     struct h_broker *b = h_broker_start_ex(2, true, NULL, NULL);
     for (int i = 0; i < 20; i++) {
         struct h_conn *c = h_client(b, "1.2");
@@ -1466,14 +1454,13 @@ Test(hostile_frames, receipts_survive_a_half_close)
     h_broker_stop_ok(b);
 }
 
-/* KNOWN BUG: STOMP 1.1 cannot escape a CR, and the broker writes it raw; a
+/* Was a bug: STOMP 1.1 cannot escape a CR, and the broker writes it raw; a
  * value ending in CR (x:ab\r from a 1.2 publisher) then reaches a 1.1
  * subscriber as "x:ab\r\n", which every 1.1 reader takes as the value "ab".
  * Like the LF for 1.0 (issue 9 bug 3), a header 1.1 cannot carry should not
  * be sent to it. */
 Test(hostile_frames, no_changed_header_values_for_stomp_11)
 {
-    known_bug("a value ending in CR reaches 1.1 subscribers cut short");
     struct h_broker *b = h_broker_start_ex(1, true, NULL, NULL);
     struct h_conn *sub = h_client(b, "1.1");
     h_subscribe(sub, "/topic/cr", "s", NULL, NULL);
