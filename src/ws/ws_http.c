@@ -52,10 +52,26 @@ static int on_field(llhttp_t *p, const char *at, size_t n)
     return stp_buf_append(&ws_of(p)->field, at, n) < 0 ? cb_fail(p) : 0;
 }
 
+/* RFC 9110 tchar: what a header name is made of. llhttp (lenient here) lets
+ * blanks and other bytes through, which proxies may read differently. */
+static bool is_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        if (!alnum && !memchr(extra, c, sizeof(extra) - 1))
+            return false;
+    }
+    return n > 0;
+}
+
 static int on_field_complete(llhttp_t *p)
 {
     struct stp_ws *ws = ws_of(p);
     ws->cur = WS_H_NONE;
+    if (!is_token(ws->field.data, ws->field.len))
+        ws->bad_head = true;
     for (int h = 0; h < WS_H__COUNT; h++) {
         size_t len = strlen(hdr_names[h]);
         if (ws->field.len == len && strncasecmp(ws->field.data, hdr_names[h], len) == 0) {
@@ -66,6 +82,8 @@ static int on_field_complete(llhttp_t *p)
     stp_buf_reset(&ws->field);
     if (ws->cur == WS_H_NONE)
         return 0;
+    if (ws->cur == WS_H_HOST && ws->seen[WS_H_HOST])
+        ws->bad_head = true; /* RFC 9112 3.2: more than one Host is a 400 */
     /* A repeated header joins the list, as RFC 9110 allows for lists. */
     if (ws->seen[ws->cur] && stp_buf_append(&ws->hdr[ws->cur], ",", 1) < 0)
         return cb_fail(p);
@@ -214,7 +232,9 @@ static void judge(struct stp_ws *ws)
         plen++;
 #define PATH_IS(s) (plen == strlen(s) && memcmp(url, (s), plen) == 0)
     int status = 0;
-    if (llhttp_get_method(&ws->http) != HTTP_GET)
+    if (ws->bad_head)
+        status = 400;
+    else if (llhttp_get_method(&ws->http) != HTTP_GET)
         status = 405;
     else if (PATH_IS("/healthz"))
         ws->verdict = WS_V_HEALTHZ;
