@@ -11,7 +11,7 @@
  * Each delivery prepends only its own small header block ("MESSAGE\n",
  * subscription, message-id, ack, redelivered).
  *
- * Ownership: stp_msg_new returns one reference. Whoever holds a reference
+ * Ownership: stp_msg_alloc returns one reference. Whoever holds a reference
  * releases it with stp_msg_unref(&m), which clears the caller's pointer; the
  * last release frees the message. References may be taken and dropped on any
  * thread.

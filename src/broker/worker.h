@@ -3,8 +3,12 @@
  *
  * A worker owns: its uv loop and handles, the connections it accepted (by
  * slot), the local records of their subscriptions, and the destinations that
- * hash to it (topics' interest tables, queues). Nothing here is touched by
- * another thread; other workers reach it only through the mailboxes.
+ * hash to it (topics' interest tables, queues). Other workers reach these
+ * only through the mailboxes. A few fields are shared, each saying how:
+ * stop_request (written by the main thread), tls_reload (handed over by the
+ * main thread on SIGHUP), qsnap under qsnap_lock and qsnap_ready (read by
+ * /metrics on any worker), and stats (single-writer counters any worker reads
+ * for /metrics).
  */
 #ifndef STP_BROKER_WORKER_H
 #define STP_BROKER_WORKER_H

@@ -140,8 +140,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->stream->on_read(c, (size_t)nread);
 }
 
-/* An idle connection keeps no read buffer: reads of a connection with
- * nothing pending go to the worker's shared buffer. */
+/* Reads of a connection with nothing pending go to the worker's shared
+ * buffer, so an idle connection holds at most a small emptied read buffer
+ * (up to RBUF_KEEP bytes, kept to avoid regrowing it for the next partial
+ * frame); a larger one is freed once emptied. */
 #define RBUF_KEEP 4096
 
 void stp_conn_stomp_in(struct stp_conn *c)

@@ -2,8 +2,10 @@
  * stream_tls.c - TLS under the framing, with the TLS engine (src/tls) over
  * memory buffers.
  *
- * On the connection's worker. Socket bytes go to the engine; decrypted bytes
- * go to the framing (straight into the session's read buffer for raw STOMP).
+ * On the connection's worker. Socket bytes (read into the worker's shared
+ * buffer) go to the engine; decrypted bytes come out into the worker's
+ * plaintext scratch buffer and go to the framing, which parses them there and
+ * keeps only a trailing partial frame in the connection's read buffer.
  * A flush hands the whole output queue to the engine, which seals it into
  * records of up to 16 KiB, and writes the ciphertext in one write. Nothing
  * blocks: the engine answers WANT_READ/WANT_WRITE inside.
