@@ -18,12 +18,14 @@ enum stp_cmd_type {
     CMD_ROUTE = 1,     /* -> owner: msg published to msg->dest by conn */
     CMD_TOPIC_DELIVER, /* owner -> worker: give msg to local subscribers */
     CMD_INTEREST,      /* worker -> owner: str topic, a = +1/-1 local subscribers */
-    CMD_CONSUMER_ADD,  /* worker -> owner: str queue, a = sub key, b = prefetch | flags */
+    CMD_CONSUMER_ADD,  /* worker -> owner: str queue, a = sub key, b = prefetch (0: none),
+                          flags CMDF_CLIENT_ACK */
     CMD_CONSUMER_DEL,  /* worker -> owner: a = sub key, b = auto-ack deliveries up to this
                           tag are queued for writing: settled, not requeued (0: none) */
     CMD_QDELIVER,      /* owner -> worker: msg for sub key a, tag b, flags */
     CMD_QWRITTEN,      /* worker -> owner: sub key a, deliveries up to tag b written out */
-    CMD_QACK,          /* worker -> owner: sub key a, tag b, flags ONE/UPTO, NACK */
+    CMD_QACK,          /* worker -> owner: sub key a, tag b, flags CMDF_UPTO (else just
+                          that one), CMDF_NACK */
     CMD_FENCE,         /* worker -> owner: conn, a = fence id */
     CMD_FENCE_OK,      /* owner -> worker: conn, a = fence id */
     CMD_THROTTLE,      /* owner -> worker: conn, a = 1 pause reading, 0 resume */
