@@ -104,12 +104,13 @@ run_tests() {
     return $rc
 }
 
-# The broker under ThreadSanitizer, driven by the plain build's integration and
-# interop suites. Criterion's runner cannot start under TSan, so build-tsan
-# holds only `stampede` (clang: gcc refuses atomic_thread_fence under
-# -fsanitize=thread with -Werror), and STAMPEDE_TEST_BROKER points the harness,
-# the stomp.py tests, the node helpers and bench_smoke at it (meson's per-test
-# STAMPEDE_BIN would beat a plain outer variable). A report stops the broker
+# The broker under ThreadSanitizer, driven by the plain build's integration,
+# hostile-client and interop suites. Criterion's runner cannot start under
+# TSan, so build-tsan holds only `stampede` (clang: gcc refuses
+# atomic_thread_fence under -fsanitize=thread with -Werror), and
+# STAMPEDE_TEST_BROKER points the harness, the stomp.py tests, the node
+# helpers and bench_smoke at it (meson's per-test STAMPEDE_BIN would beat a
+# plain outer variable). A report stops the broker
 # with exit code 66 (so the test fails) and lands in build-tsan/tsan-reports/:
 # any file there fails the run and is printed. The suites' own deadlines are
 # unchanged; meson's per-suite timeouts get the ASan run's multiplier.
@@ -125,7 +126,7 @@ tsan_pass() {
     STAMPEDE_TEST_BROKER=$top/build-tsan/stampede \
         TSAN_OPTIONS="halt_on_error=1:exitcode=66:log_path=$reports/tsan" \
         meson test -C build --print-errorlogs --num-processes 1 --suite integration \
-        --suite interop --timeout-multiplier 3 --logbase testlog-tsan || rc=1
+        --suite hostile --suite interop --timeout-multiplier 3 --logbase testlog-tsan || rc=1
     local f
     for f in "$reports"/tsan.*; do
         [ -e "$f" ] || continue

@@ -124,6 +124,17 @@ def connect(broker=None, version="1.2", tls=True, client=None, ca="ca1.crt", att
             kw["cert_file"] = cert(client + ".crt")
             kw["key_file"] = cert(client + ".key")
         conn.set_ssl(for_hosts=hosts, **kw)
+        # stomp.py reads in its receiver thread while the test thread writes
+        # on the same ssl.SSLSocket. With a socket timeout (non-blocking
+        # underneath) a write racing a read makes recv() return b'' now and
+        # then although the connection is open (OpenSSL's per-connection
+        # state is shared by SSL_read and SSL_write): stomp.py takes that for
+        # the broker closing. A repro that keeps reading after such a b''
+        # gets every RECEIPT; the slower ThreadSanitizer broker (dev.sh) made
+        # it fail this suite 1 run in 5. A blocking socket (after the
+        # handshake, which keeps the 5 s timeout) leaves SSL_read in recv
+        # until data comes, and the spurious EOF is gone.
+        conn.transport.blocking = True
     col = Collector()
     conn.set_listener("collector", col)
     # stomp.py 8 (with python3-openssl installed) first opens a separate TLS
