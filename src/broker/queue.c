@@ -16,6 +16,7 @@
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
+#include "stampede/search.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,16 +371,14 @@ static size_t count_upto(struct stp_consumer *c, uint64_t tag)
 
 /* Index of the live in-flight entry with this tag (binary search: entries
  * are in tag order), or -1. */
+static uint64_t inflight_tag_at(const void *d, size_t i)
+{
+    return dq_at((struct deque *)d, i)->tag;
+}
+
 static ssize_t inflight_find(struct stp_consumer *c, uint64_t tag)
 {
-    size_t lo = 0, hi = c->inflight.count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (dq_at(&c->inflight, mid)->tag < tag)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = stp_lower_bound(c->inflight.count, tag, inflight_tag_at, &c->inflight);
     if (lo == c->inflight.count || dq_at(&c->inflight, lo)->tag != tag ||
         !dq_at(&c->inflight, lo)->msg)
         return -1;

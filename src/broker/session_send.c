@@ -14,6 +14,7 @@
 #include "net/conn.h"
 #include "stampede/error.h"
 #include "stampede/msg.h"
+#include "stampede/search.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,19 +172,17 @@ static struct stp_fence_wait *fence_at(struct stp_session *s, size_t i)
     return &s->fences[(s->fence_head + i) % s->fence_cap];
 }
 
+static uint64_t fence_id_at(const void *s, size_t i)
+{
+    return fence_at((struct stp_session *)s, i)->id;
+}
+
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 {
     struct stp_session *s = &c->s;
     /* Pending fences are in id order: a binary search, so a client that
      * pipelines thousands of receipts costs O(log n) per answer. */
-    size_t lo = 0, hi = s->fence_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (fence_at(s, mid)->id < fence_id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = stp_lower_bound(s->fence_count, fence_id, fence_id_at, s);
     if (lo < s->fence_count && fence_at(s, lo)->id == fence_id && fence_at(s, lo)->remaining > 0)
         fence_at(s, lo)->remaining--;
     release_fences(c);

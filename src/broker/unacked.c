@@ -5,6 +5,7 @@
 
 #include "stampede/error.h"
 #include "stampede/msg.h"
+#include "stampede/search.h"
 
 #include <stdlib.h>
 
@@ -54,16 +55,14 @@ int stp_unacked_push(struct stp_unacked_list *l, uint64_t tag, struct stp_msg *m
     return 0;
 }
 
+static uint64_t tag_at(const void *l, size_t i)
+{
+    return at(l, i)->tag;
+}
+
 ssize_t stp_unacked_find_tag(const struct stp_unacked_list *l, uint64_t tag)
 {
-    size_t lo = 0, hi = l->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (at(l, mid)->tag < tag)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = stp_lower_bound(l->count, tag, tag_at, l);
     if (lo == l->count || at(l, lo)->tag != tag || at(l, lo)->settled)
         return -1;
     return (ssize_t)lo;

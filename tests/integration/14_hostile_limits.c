@@ -17,22 +17,6 @@
 
 TestSuite(hostile_limits, .init = h_init, .fini = h_fini, .timeout = 60);
 
-static void expect_error_msg(struct h_conn *c, const char *receipt, const char *message)
-{
-    struct h_frame *f = h_expect_error(c, receipt);
-    cr_assert_str_eq(h_hdr(f, "message"), message, "ERROR %s", h_show(f));
-}
-
-static void bystander_ok(struct h_broker *b)
-{
-    struct h_conn *ok = h_client(b, "1.2");
-    const char *q = h_dest("queue", "bystander");
-    h_subscribe(ok, q, "s", NULL, NULL);
-    h_publish(ok, q, "still-here", true);
-    h_expect_msg(ok, "still-here");
-    h_disconnect(ok);
-}
-
 Test(hostile_limits, subscriptions_per_connection)
 {
     struct h_broker *b = H_START("--max-subscriptions", "5");
@@ -43,14 +27,14 @@ Test(hostile_limits, subscriptions_per_connection)
     h_unsubscribe(c, "4");
     h_subscribe(c, h_dest("topic", "s4b"), "4b", NULL, NULL);
     h_sendf(c, "SUBSCRIBE\nid:6\ndestination:%s\nreceipt:r6\n\n", h_dest("topic", "s6"));
-    expect_error_msg(c, "r6", "too many subscriptions");
+    h_expect_error_msg(c, "r6", "too many subscriptions");
     /* The same with a 1.0 client (destination as id). */
     struct h_conn *d = h_client(b, "1.0");
     for (int i = 0; i < 5; i++)
         h_sendf(d, "SUBSCRIBE\ndestination:%s\n\n", h_dest("queue", h_fmt("v%d", i)));
     h_sendf(d, "SUBSCRIBE\ndestination:%s\n\n", h_dest("queue", "v5"));
-    expect_error_msg(d, NULL, "too many subscriptions");
-    bystander_ok(b);
+    h_expect_error_msg(d, NULL, "too many subscriptions");
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -61,8 +45,8 @@ Test(hostile_limits, duplicate_subscription_id_among_many)
     for (int i = 0; i < 300; i++)
         h_sendf(c, "SUBSCRIBE\nid:%d\ndestination:%s\n\n", i, h_dest("topic", h_fmt("d%d", i)));
     h_sendf(c, "SUBSCRIBE\nid:150\ndestination:%s\nreceipt:dup\n\n", h_dest("topic", "other"));
-    expect_error_msg(c, "dup", "duplicate subscription id");
-    bystander_ok(b);
+    h_expect_error_msg(c, "dup", "duplicate subscription id");
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -79,8 +63,8 @@ Test(hostile_limits, open_transactions)
     h_sendf(c, "BEGIN\ntransaction:t3\nreceipt:b3\n\n");
     h_expect_receipt(c, "b3");
     h_sendf(c, "BEGIN\ntransaction:t4\nreceipt:b4\n\n");
-    expect_error_msg(c, "b4", "too many transactions");
-    bystander_ok(b);
+    h_expect_error_msg(c, "b4", "too many transactions");
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -93,7 +77,7 @@ Test(hostile_limits, frames_per_transaction)
     for (int i = 0; i < 5; i++)
         h_sendf(c, "SEND\ndestination:%s\ntransaction:t\n\nm%d", q, i);
     h_sendf(c, "SEND\ndestination:%s\ntransaction:t\nreceipt:over\n\nm5", q);
-    expect_error_msg(c, "over", "transaction too large");
+    h_expect_error_msg(c, "over", "transaction too large");
     /* Nothing of the aborted transaction was delivered. */
     struct h_conn *s = h_client(b, "1.2");
     h_subscribe(s, q, "s", NULL, NULL);
@@ -106,8 +90,8 @@ Test(hostile_limits, frames_per_transaction)
     for (int i = 0; i < 5; i++)
         h_sendf(a, "ACK\nid:1-%d\ntransaction:t\n\n", i + 1);
     h_sendf(a, "ACK\nid:1-9\ntransaction:t\nreceipt:ack\n\n");
-    expect_error_msg(a, "ack", "transaction too large");
-    bystander_ok(b);
+    h_expect_error_msg(a, "ack", "transaction too large");
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -127,9 +111,9 @@ Test(hostile_limits, bytes_per_transaction_checked_when_buffered)
     h_expect_receipt(c, "two");
     /* The third does not fit: ERROR at once, before any COMMIT. */
     h_sendf(c, "SEND\ndestination:%s\ntransaction:t\nreceipt:three\n\n%s", q, body);
-    expect_error_msg(c, "three", "transaction too large");
+    h_expect_error_msg(c, "three", "transaction too large");
     free(body);
-    bystander_ok(b);
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -161,7 +145,7 @@ Test(hostile_limits, unacked_without_prefetch_count)
     for (int i = 0; i < 5; i++)
         h_expect_msg(d, h_fmt("n%d", i));
     h_expect_silence(d, 300);
-    bystander_ok(b);
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -193,8 +177,8 @@ Test(hostile_limits, message_id_acks_out_of_order)
     /* All settled: an ACK of one already acked is unknown. */
     h_sendf(c, "ACK\nmessage-id:%s\nsubscription:s\nreceipt:again\n\n",
             h_hdr(got[1], "message-id"));
-    expect_error_msg(c, "again", "unknown message");
-    bystander_ok(b);
+    h_expect_error_msg(c, "again", "unknown message");
+    h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
 
@@ -213,18 +197,18 @@ Test(hostile_limits, destination_names)
     name[65] = '\0';
     struct h_conn *d = h_client(b, "1.2");
     h_sendf(d, "SEND\ndestination:%s\nreceipt:long\n\nx", name);
-    expect_error_msg(d, "long", "destination too long");
+    h_expect_error_msg(d, "long", "destination too long");
     struct h_conn *e = h_client(b, "1.2");
     h_sendf(e, "SUBSCRIBE\nid:1\ndestination:%s\nreceipt:long\n\n", name);
-    expect_error_msg(e, "long", "destination too long");
+    h_expect_error_msg(e, "long", "destination too long");
     /* Control bytes: a tab, an escaped CR (1.2), DEL. */
     static const char *const bad[] = {"/queue/a\tb", "/queue/a\\rb", "/topic/a\x7f"};
     for (size_t i = 0; i < 3; i++) {
         struct h_conn *x = h_client(b, "1.2");
         h_sendf(x, "SEND\ndestination:%s\nreceipt:ctl\n\nx", bad[i]);
-        expect_error_msg(x, "ctl", "invalid destination");
+        h_expect_error_msg(x, "ctl", "invalid destination");
     }
-    bystander_ok(b);
+    h_bystander_ok(b);
     h_publish(c, h_fmt("%.64s", name), "after", true);
     h_expect_msg(c, "after");
     h_broker_stop_ok(b);
@@ -248,13 +232,13 @@ Test(hostile_limits, destinations_in_the_broker)
     h_publish(p, d[4], "kept", true);
     /* A fifth by SEND, by SUBSCRIBE to a queue, and to a topic. */
     h_sendf(p, "SEND\ndestination:%s\nreceipt:five\n\nx", d[5]);
-    expect_error_msg(p, NULL, "too many destinations");
+    h_expect_error_msg(p, NULL, "too many destinations");
     struct h_conn *q = h_client(b, "1.2");
     h_sendf(q, "SUBSCRIBE\nid:5\ndestination:%s\nreceipt:five\n\n", d[5]);
-    expect_error_msg(q, NULL, "too many destinations");
+    h_expect_error_msg(q, NULL, "too many destinations");
     struct h_conn *t = h_client(b, "1.2");
     h_sendf(t, "SUBSCRIBE\nid:5\ndestination:%s\nreceipt:five\n\n", t5);
-    expect_error_msg(t, NULL, "too many destinations");
+    h_expect_error_msg(t, NULL, "too many destinations");
     /* Existing destinations keep working; freeing one makes room. */
     struct h_conn *s = h_client(b, "1.2");
     h_subscribe(s, d[4], "4", NULL, NULL);
@@ -326,7 +310,7 @@ static void flood(struct h_broker *b, const char *fmt, int n, int receipts, cons
         h_publish(p, byq, "still-here", true);
         h_expect_msg(by, "still-here");
     } else {
-        bystander_ok(b);
+        h_bystander_ok(b);
     }
     int got = 0;
     while ((f = h_read(c, H_WAIT)) != NULL && strcmp(f->cmd, "RECEIPT") == 0)
@@ -371,7 +355,7 @@ Test(hostile_limits, flood_of_destinations_never_read)
      * SENDs made one depends on which owner counted first. */
     struct h_conn *c = h_client(b, "1.2");
     h_sendf(c, "SUBSCRIBE\nid:1\ndestination:%s\nreceipt:new\n\n", h_dest("queue", "new"));
-    expect_error_msg(c, NULL, "too many destinations");
+    h_expect_error_msg(c, NULL, "too many destinations");
     struct h_conn *p = h_client(b, "1.2");
     h_publish(p, byq, "after", true);
     h_expect_msg(by, "after");

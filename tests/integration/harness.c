@@ -836,6 +836,15 @@ struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id)
     return f;
 }
 
+struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id,
+                                   const char *message)
+{
+    struct h_frame *f = h_expect_error(c, receipt_id);
+    cr_assert(strcmp(h_hdr(f, "message"), message) == 0, "expected ERROR message:%s, got %s",
+              message, h_show(f));
+    return f;
+}
+
 void h_expect_silence(struct h_conn *c, int ms)
 {
     struct h_frame *f = h_read(c, ms);
@@ -954,6 +963,16 @@ void h_ack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with
 void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt)
 {
     ack_like(c, "NACK", f, txn, with_receipt);
+}
+
+void h_bystander_ok(struct h_broker *b)
+{
+    struct h_conn *ok = h_client(b, "1.2");
+    const char *q = h_dest("queue", "bystander");
+    h_subscribe(ok, q, "s", NULL, NULL);
+    h_publish(ok, q, "still-here", true);
+    h_expect_msg(ok, "still-here");
+    h_disconnect(ok);
 }
 
 void h_disconnect(struct h_conn *c)

@@ -135,6 +135,9 @@ void h_expect_receipt(struct h_conn *c, const char *id);
 /* An ERROR (with a message header, receipt-id == receipt_id when non-NULL),
  * then the connection closes within 3 s with nothing else in between. */
 struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id);
+/* The same, and the ERROR's message header is exactly `message`. */
+struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id,
+                                   const char *message);
 /* Nothing but heart-beats for ms, and still open. */
 void h_expect_silence(struct h_conn *c, int ms);
 /* True when the connection closes (EOF or reset) within ms with no frame on the
@@ -168,6 +171,9 @@ void h_publish(struct h_conn *c, const char *dest, const char *body, bool with_r
  * message-id+subscription, 1.0 message-id); txn may be NULL; with_receipt waits. */
 void h_ack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
 void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
+/* A new 1.2 client round-trips a message on a new queue, then disconnects:
+ * the broker still serves others after whatever a test did to it. */
+void h_bystander_ok(struct h_broker *b);
 /* DISCONNECT with a receipt: asserts RECEIPT then close. */
 void h_disconnect(struct h_conn *c);
 
