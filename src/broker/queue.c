@@ -13,6 +13,7 @@
  */
 #include "broker/dest.h"
 #include "broker/worker.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -240,15 +241,12 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
 /* Room for one more throttled publisher; the set's keys follow the array. */
 static int throttled_grow(struct stp_queue *q)
 {
-    size_t ncap = q->cap_throttled ? q->cap_throttled * 2 : 4;
-    struct connref *nr = realloc(q->throttled, ncap * sizeof(*nr));
-    if (!nr)
+    if (STP_ARRAY_RESERVE(q->throttled, q->cap_throttled, q->nthrottled + 1) < 0)
         return STP_ENOMEM;
-    q->throttled = nr;
-    q->cap_throttled = ncap;
     stp_map_free(&q->throttled_set);
     for (size_t i = 0; i < q->nthrottled; i++) {
-        if (stp_map_put(&q->throttled_set, &nr[i], sizeof(nr[i]), &nr[i]) < 0)
+        struct connref *r = &q->throttled[i];
+        if (stp_map_put(&q->throttled_set, r, sizeof(*r), r) < 0)
             return STP_ENOMEM;
     }
     return 0;
@@ -312,15 +310,9 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
     c->gen = cmd->gen;
     c->client_ack = cmd->flags & CMDF_CLIENT_ACK;
     c->prefetch = (uint32_t)cmd->b;
-    if (q->nconsumers == q->cap_consumers) {
-        size_t ncap = q->cap_consumers ? q->cap_consumers * 2 : 4;
-        struct stp_consumer **nc = realloc(q->consumers, ncap * sizeof(*nc));
-        if (!nc) {
-            free(c);
-            return;
-        }
-        q->consumers = nc;
-        q->cap_consumers = ncap;
+    if (STP_ARRAY_RESERVE(q->consumers, q->cap_consumers, q->nconsumers + 1) < 0) {
+        free(c);
+        return;
     }
     if (stp_map_put(&w->consumers, &c->key, sizeof(c->key), c) < 0) {
         free(c);

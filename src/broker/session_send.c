@@ -12,6 +12,7 @@
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "net/conn.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/msg.h"
 #include "stampede/search.h"
@@ -383,14 +384,8 @@ static int txn_room(struct stp_conn *c, const struct stp_frame *f, const struct 
 
 static int txn_push(struct stp_txn *t, struct txn_action a)
 {
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 8;
-        struct txn_action *na = realloc(t->acts, ncap * sizeof(*na));
-        if (!na)
-            return STP_ENOMEM;
-        t->acts = na;
-        t->cap = ncap;
-    }
+    if (STP_ARRAY_RESERVE(t->acts, t->cap, t->n + 1) < 0)
+        return STP_ENOMEM;
     t->acts[t->n++] = a;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "net/conn.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -358,15 +359,9 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
 
 static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
 {
-    if (sub->nheld == sub->cap_held) {
-        size_t ncap = sub->cap_held ? sub->cap_held * 2 : 8;
-        struct stp_held *nh = realloc(sub->held, ncap * sizeof(*nh));
-        if (!nh) {
-            stp_conn_close(sub->conn, STP_CLOSE_NOW);
-            return;
-        }
-        sub->held = nh;
-        sub->cap_held = ncap;
+    if (STP_ARRAY_RESERVE(sub->held, sub->cap_held, sub->nheld + 1) < 0) {
+        stp_conn_close(sub->conn, STP_CLOSE_NOW);
+        return;
     }
     sub->held[sub->nheld++] = (struct stp_held){stp_msg_ref(m), tag, redelivered};
 }

@@ -9,6 +9,7 @@
 #include "net/conn.h"
 
 #include "broker/worker.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -33,14 +34,8 @@ static int add_seg(struct stp_outq *q, struct stp_out_seg seg)
             return 0;
         }
     }
-    if (q->nsegs == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 16;
-        struct stp_out_seg *ns = realloc(q->segs, ncap * sizeof(*ns));
-        if (!ns)
-            return STP_ENOMEM;
-        q->segs = ns;
-        q->cap = ncap;
-    }
+    if (STP_ARRAY_RESERVE(q->segs, q->cap, q->nsegs + 1) < 0)
+        return STP_ENOMEM;
     q->segs[q->nsegs++] = seg;
     return 0;
 }
@@ -183,13 +178,8 @@ void stp_outq_free(struct stp_outq *q)
 int stp_conn_build_iov(struct stp_conn *c, size_t *n)
 {
     struct stp_outq *q = stp_conn_fillq(c);
-    if (c->iov_cap < q->nsegs) {
-        uv_buf_t *ni = realloc(c->iov, q->nsegs * sizeof(*ni));
-        if (!ni)
-            return STP_ENOMEM;
-        c->iov = ni;
-        c->iov_cap = q->nsegs;
-    }
+    if (STP_ARRAY_RESERVE(c->iov, c->iov_cap, q->nsegs) < 0)
+        return STP_ENOMEM;
     for (size_t i = 0; i < q->nsegs; i++) {
         struct stp_out_seg *s = &q->segs[i];
         const char *base = s->msg ? s->msg->tail : q->bytes.data + s->off;
@@ -205,14 +195,8 @@ void stp_conn_collect_wmarks(struct stp_conn *c)
     for (struct stp_sub *s = c->s.subs; s; s = s->next) {
         if (!s->is_queue || s->tag_queued == s->tag_reported)
             continue;
-        if (c->nwmarks == c->wmarks_cap) {
-            size_t ncap = c->wmarks_cap ? c->wmarks_cap * 2 : 4;
-            struct stp_wmark *nw = realloc(c->wmarks, ncap * sizeof(*nw));
-            if (!nw)
-                return; /* reported with a later write */
-            c->wmarks = nw;
-            c->wmarks_cap = ncap;
-        }
+        if (STP_ARRAY_RESERVE(c->wmarks, c->wmarks_cap, c->nwmarks + 1) < 0)
+            return; /* reported with a later write */
         c->wmarks[c->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
         s->tag_reported = s->tag_queued;
     }
