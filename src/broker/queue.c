@@ -14,6 +14,7 @@
 #include "broker/dest.h"
 #include "broker/worker.h"
 #include "stampede/array.h"
+#include "stampede/deque.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -32,10 +33,7 @@ struct qentry {
 };
 
 /* A FIFO of entries that can also grow at the head (for requeues). */
-struct deque {
-    struct qentry *e;
-    size_t head, count, cap;
-};
+STP_DEQUE_DEFINE(qdeque, struct qentry)
 
 struct stp_consumer {
     uint64_t key;
@@ -49,7 +47,7 @@ struct stp_consumer {
     /* Deliveries not settled yet, in tag order. One acked out of order
      * (client-individual) becomes a tombstone (msg NULL), dropped when it
      * reaches the head or when tombstones outnumber the live entries. */
-    struct deque inflight;
+    struct qdeque inflight;
     size_t live; /* entries of inflight that are not tombstones */
 };
 
@@ -62,7 +60,7 @@ struct connref {
 struct stp_queue {
     char *name;
     size_t name_len;
-    struct deque ready;
+    struct qdeque ready;
     size_t bytes;
     struct stp_consumer **consumers;
     size_t nconsumers, cap_consumers;
@@ -74,80 +72,19 @@ struct stp_queue {
 
 /* --- deque --- */
 
-static int dq_grow(struct deque *d)
+static bool has_msg(const struct qentry *e)
 {
-    size_t ncap = d->cap ? d->cap * 2 : 64;
-    struct qentry *ne = malloc(ncap * sizeof(*ne));
-    if (!ne)
-        return STP_ENOMEM;
-    for (size_t i = 0; i < d->count; i++)
-        ne[i] = d->e[(d->head + i) % d->cap];
-    free(d->e);
-    d->e = ne;
-    d->head = 0;
-    d->cap = ncap;
-    return 0;
+    return e->msg != NULL;
 }
 
-static struct qentry *dq_at(struct deque *d, size_t i)
-{
-    return &d->e[(d->head + i) % d->cap];
-}
-
-static int dq_push_back(struct deque *d, struct qentry e)
-{
-    if (d->count == d->cap && dq_grow(d) < 0)
-        return STP_ENOMEM;
-    d->e[(d->head + d->count) % d->cap] = e;
-    d->count++;
-    return 0;
-}
-
-static int dq_push_front(struct deque *d, struct qentry e)
-{
-    if (d->count == d->cap && dq_grow(d) < 0)
-        return STP_ENOMEM;
-    d->head = (d->head + d->cap - 1) % d->cap;
-    d->e[d->head] = e;
-    d->count++;
-    return 0;
-}
-
-static struct qentry dq_pop_front(struct deque *d)
-{
-    struct qentry e = d->e[d->head];
-    d->head = (d->head + 1) % d->cap;
-    d->count--;
-    return e;
-}
-
-/* Drop the tombstones (entries without a message); keeps the capacity. */
-static int dq_compact(struct deque *d)
-{
-    struct qentry *ne = malloc(d->cap * sizeof(*ne));
-    if (!ne)
-        return STP_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < d->count; i++) {
-        if (dq_at(d, i)->msg)
-            ne[n++] = *dq_at(d, i);
-    }
-    free(d->e);
-    d->e = ne;
-    d->head = 0;
-    d->count = n;
-    return 0;
-}
-
-static void dq_free(struct deque *d)
+/* Drop every entry's message reference and the storage. */
+static void dq_free(struct qdeque *d)
 {
     while (d->count) {
-        struct qentry e = dq_pop_front(d);
+        struct qentry e = qdeque_pop_front(d);
         stp_msg_unref(&e.msg);
     }
-    free(d->e);
-    d->e = NULL;
-    d->cap = 0;
+    qdeque_free(d);
 }
 
 /* --- queues --- */
@@ -220,7 +157,7 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
 {
     struct stp_consumer *c;
     while (q->ready.count > 0 && (c = next_consumer(q)) != NULL) {
-        struct qentry e = dq_pop_front(&q->ready);
+        struct qentry e = qdeque_pop_front(&q->ready);
         q->bytes -= e.msg->tail_len;
         e.tag = ++c->next_tag;
         struct stp_post cmd = {.type = CMD_QDELIVER, .msg = stp_msg_ref(e.msg), .a = c->key,
@@ -229,7 +166,7 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
             cmd.flags |= CMDF_REDELIVERED;
             STP_STAT_INC(w->stats.msgs_redelivered);
         }
-        if (dq_push_back(&c->inflight, e) < 0)
+        if (qdeque_push_back(&c->inflight, e) < 0)
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
         else
             c->live++;
@@ -280,7 +217,7 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
         stp_msg_unref(&m);
         return;
     }
-    if (!q || dq_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
+    if (!q || qdeque_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
         stp_msg_unref(&m);
         return;
@@ -327,25 +264,25 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
 static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
 {
     for (size_t i = n; i > 0; i--) {
-        struct qentry e = *dq_at(&c->inflight, i - 1);
+        struct qentry e = *qdeque_at(&c->inflight, i - 1);
         if (!e.msg)
             continue; /* a tombstone */
         c->live--;
         e.redelivered = true;
-        if (dq_push_front(&q->ready, e) < 0)
+        if (qdeque_push_front(&q->ready, e) < 0)
             stp_msg_unref(&e.msg);
         else
             q->bytes += e.msg->tail_len;
     }
     for (size_t i = 0; i < n; i++)
-        dq_pop_front(&c->inflight);
+        qdeque_pop_front(&c->inflight);
 }
 
 /* Entries [0, n) of the in-flight list are settled: drop them. */
 static void settle_front(struct stp_consumer *c, size_t n)
 {
     while (n--) {
-        struct qentry e = dq_pop_front(&c->inflight);
+        struct qentry e = qdeque_pop_front(&c->inflight);
         if (e.msg)
             c->live--;
         stp_msg_unref(&e.msg);
@@ -356,7 +293,7 @@ static void settle_front(struct stp_consumer *c, size_t n)
 static size_t count_upto(struct stp_consumer *c, uint64_t tag)
 {
     size_t n = 0;
-    while (n < c->inflight.count && dq_at(&c->inflight, n)->tag <= tag)
+    while (n < c->inflight.count && qdeque_at(&c->inflight, n)->tag <= tag)
         n++;
     return n;
 }
@@ -365,14 +302,14 @@ static size_t count_upto(struct stp_consumer *c, uint64_t tag)
  * are in tag order), or -1. */
 static uint64_t inflight_tag_at(const void *d, size_t i)
 {
-    return dq_at((struct deque *)d, i)->tag;
+    return qdeque_at(d, i)->tag;
 }
 
 static ssize_t inflight_find(struct stp_consumer *c, uint64_t tag)
 {
     size_t lo = stp_lower_bound(c->inflight.count, tag, inflight_tag_at, &c->inflight);
-    if (lo == c->inflight.count || dq_at(&c->inflight, lo)->tag != tag ||
-        !dq_at(&c->inflight, lo)->msg)
+    if (lo == c->inflight.count || qdeque_at(&c->inflight, lo)->tag != tag ||
+        !qdeque_at(&c->inflight, lo)->msg)
         return -1;
     return (ssize_t)lo;
 }
@@ -381,10 +318,10 @@ static ssize_t inflight_find(struct stp_consumer *c, uint64_t tag)
  * when they outnumber the live entries (amortized O(1) per ack). */
 static void inflight_trim(struct stp_consumer *c)
 {
-    while (c->inflight.count && !dq_at(&c->inflight, 0)->msg)
-        dq_pop_front(&c->inflight);
+    while (c->inflight.count && !qdeque_at(&c->inflight, 0)->msg)
+        qdeque_pop_front(&c->inflight);
     if (c->inflight.count > 32 && c->inflight.count - c->live > c->live)
-        (void)dq_compact(&c->inflight); /* on ENOMEM the tombstones stay */
+        (void)qdeque_filter(&c->inflight, has_msg); /* on ENOMEM the tombstones stay */
 }
 
 static void queue_free(struct stp_queue *q)
@@ -463,13 +400,13 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
         ssize_t idx = inflight_find(c, cmd->b);
         if (idx < 0)
             return;
-        struct qentry e = *dq_at(&c->inflight, (size_t)idx);
-        dq_at(&c->inflight, (size_t)idx)->msg = NULL; /* a tombstone */
+        struct qentry e = *qdeque_at(&c->inflight, (size_t)idx);
+        qdeque_at(&c->inflight, (size_t)idx)->msg = NULL; /* a tombstone */
         c->live--;
         inflight_trim(c);
         if (nack) {
             e.redelivered = true;
-            if (dq_push_front(&c->q->ready, e) < 0)
+            if (qdeque_push_front(&c->q->ready, e) < 0)
                 stp_msg_unref(&e.msg);
             else
                 c->q->bytes += e.msg->tail_len;

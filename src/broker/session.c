@@ -98,7 +98,7 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
     struct stp_buf b;
     build_error(c, &b, message, detail, receipt, xname, xvalue);
     c->s.state = STP_SESS_CLOSING;
-    if (in_order && c->s.fence_count > 0) {
+    if (in_order && c->s.fences.count > 0) {
         stp_session_queue_error(c, &b);
         return;
     }
@@ -372,13 +372,13 @@ void stp_session_tick(struct stp_conn *c, uint64_t now)
 void stp_session_on_eof(struct stp_conn *c)
 {
     struct stp_session *s = &c->s;
-    if (s->state == STP_SESS_OPEN && s->fence_count > 0) {
+    if (s->state == STP_SESS_OPEN && s->fences.count > 0) {
         /* Like a DISCONNECT without a receipt: it closes once the earlier
          * RECEIPTs are out. */
         s->state = STP_SESS_CLOSING;
         if (stp_session_receipt_fence(c, NULL, true) == 0)
             return;
-    } else if (s->state == STP_SESS_CLOSING && s->fence_count > 0) {
+    } else if (s->state == STP_SESS_CLOSING && s->fences.count > 0) {
         return; /* an ERROR or DISCONNECT waiting for fences closes it */
     }
     stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
@@ -390,14 +390,12 @@ void stp_session_teardown(struct stp_conn *c)
     s->state = STP_SESS_CLOSING;
     stp_session_free_subs(c);
     stp_session_free_txns(c);
-    for (size_t i = 0; i < s->fence_count; i++) {
-        struct stp_fence_wait *f = &s->fences[(s->fence_head + i) % s->fence_cap];
-        free(f->receipt);
-        stp_buf_free(&f->error);
+    while (s->fences.count) {
+        struct stp_fence_wait f = stp_fence_deque_pop_front(&s->fences);
+        free(f.receipt);
+        stp_buf_free(&f.error);
     }
-    free(s->fences);
-    s->fences = NULL;
-    s->fence_count = 0;
+    stp_fence_deque_free(&s->fences);
     free(s->touched);
     s->touched = NULL;
     stp_parser_free(&s->parser);

@@ -11,6 +11,7 @@
 
 #include "broker/unacked.h"
 #include "stampede/buf.h"
+#include "stampede/deque.h"
 #include "stampede/map.h"
 #include "stampede/stomp.h"
 
@@ -72,6 +73,8 @@ struct stp_fence_wait {
     uint64_t release_sub; /* key of a subscription held until this RECEIPT */
 };
 
+STP_DEQUE_DEFINE(stp_fence_deque, struct stp_fence_wait)
+
 /* A delivery held back until its subscription's RECEIPT is written. */
 struct stp_held {
     struct stp_msg *msg;
@@ -93,8 +96,7 @@ struct stp_session {
     struct stp_map txns; /* transaction name -> struct stp_txn */
     uint64_t *touched;   /* bitmap of owners sent to since the last fence */
     bool touched_any;
-    struct stp_fence_wait *fences;
-    size_t fence_head, fence_count, fence_cap;
+    struct stp_fence_deque fences; /* in id order, oldest first */
     uint64_t next_fence_id;
     uint64_t hb_send_ms, hb_recv_ms;
     uint64_t last_read_ms, last_write_ms;

@@ -57,30 +57,23 @@ static void release_fences(struct stp_conn *c)
 {
     struct stp_session *s = &c->s;
     /* After an ERROR (which closes the connection) nothing else is sent. */
-    while (s->fence_count > 0 && c->closing == STP_OPEN) {
-        struct stp_fence_wait *f = &s->fences[s->fence_head];
-        if (f->remaining > 0)
+    while (s->fences.count > 0 && c->closing == STP_OPEN) {
+        if (stp_fence_deque_at(&s->fences, 0)->remaining > 0)
             return;
-        if (f->error.len) {
+        struct stp_fence_wait f = stp_fence_deque_pop_front(&s->fences);
+        if (f.error.len) {
             /* An ERROR queued behind earlier receipts: the last answer. */
-            stp_session_write_frame(c, STP_CMD_ERROR, f->error.data, f->error.len);
-            stp_buf_free(&f->error);
-            s->fence_head = (s->fence_head + 1) % s->fence_cap;
-            s->fence_count--;
+            stp_session_write_frame(c, STP_CMD_ERROR, f.error.data, f.error.len);
+            stp_buf_free(&f.error);
             stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
             return;
         }
-        if (f->receipt)
-            write_receipt(c, f->receipt);
-        free(f->receipt);
-        f->receipt = NULL;
-        bool disconnect = f->disconnect;
-        uint64_t release = f->release_sub;
-        s->fence_head = (s->fence_head + 1) % s->fence_cap;
-        s->fence_count--;
-        if (release)
-            stp_session_release_held(c, release);
-        if (disconnect) {
+        if (f.receipt)
+            write_receipt(c, f.receipt);
+        free(f.receipt);
+        if (f.release_sub)
+            stp_session_release_held(c, f.release_sub);
+        if (f.disconnect) {
             stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
             return;
         }
@@ -89,21 +82,7 @@ static void release_fences(struct stp_conn *c)
 
 static int push_fence(struct stp_session *s, struct stp_fence_wait fw)
 {
-    if (s->fence_count == s->fence_cap) {
-        size_t ncap = s->fence_cap ? s->fence_cap * 2 : 4;
-        struct stp_fence_wait *nf = malloc(ncap * sizeof(*nf));
-        if (!nf)
-            return STP_ENOMEM;
-        for (size_t i = 0; i < s->fence_count; i++)
-            nf[i] = s->fences[(s->fence_head + i) % s->fence_cap];
-        free(s->fences);
-        s->fences = nf;
-        s->fence_head = 0;
-        s->fence_cap = ncap;
-    }
-    s->fences[(s->fence_head + s->fence_count) % s->fence_cap] = fw;
-    s->fence_count++;
-    return 0;
+    return stp_fence_deque_push_back(&s->fences, fw);
 }
 
 static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disconnect,
@@ -168,14 +147,9 @@ int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *re
     return fence(c, receipt, false, sub_key);
 }
 
-static struct stp_fence_wait *fence_at(struct stp_session *s, size_t i)
+static uint64_t fence_id_at(const void *fences, size_t i)
 {
-    return &s->fences[(s->fence_head + i) % s->fence_cap];
-}
-
-static uint64_t fence_id_at(const void *s, size_t i)
-{
-    return fence_at((struct stp_session *)s, i)->id;
+    return stp_fence_deque_at(fences, i)->id;
 }
 
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
@@ -183,9 +157,10 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
     struct stp_session *s = &c->s;
     /* Pending fences are in id order: a binary search, so a client that
      * pipelines thousands of receipts costs O(log n) per answer. */
-    size_t lo = stp_lower_bound(s->fence_count, fence_id, fence_id_at, s);
-    if (lo < s->fence_count && fence_at(s, lo)->id == fence_id && fence_at(s, lo)->remaining > 0)
-        fence_at(s, lo)->remaining--;
+    size_t lo = stp_lower_bound(s->fences.count, fence_id, fence_id_at, &s->fences);
+    struct stp_fence_wait *f = lo < s->fences.count ? stp_fence_deque_at(&s->fences, lo) : NULL;
+    if (f && f->id == fence_id && f->remaining > 0)
+        f->remaining--;
     release_fences(c);
 }
 

@@ -7,40 +7,24 @@
 #include "stampede/msg.h"
 #include "stampede/search.h"
 
-#include <stdlib.h>
+#include <stdint.h>
 
 static struct stp_unacked *at(const struct stp_unacked_list *l, size_t i)
 {
-    return &l->e[(l->head + i) % l->cap];
+    return stp_unacked_deque_at(&l->q, i);
 }
 
-/* Copy the live entries to a new array of ncap (>= live) entries. */
-static int rebuild(struct stp_unacked_list *l, size_t ncap)
+static bool is_live(const struct stp_unacked *u)
 {
-    struct stp_unacked *ne = malloc(ncap * sizeof(*ne));
-    if (!ne)
-        return STP_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < l->count; i++) {
-        if (!at(l, i)->settled)
-            ne[n++] = *at(l, i);
-    }
-    free(l->e);
-    l->e = ne;
-    l->head = 0;
-    l->count = n;
-    l->cap = ncap;
-    return 0;
+    return !u->settled;
 }
 
 int stp_unacked_push(struct stp_unacked_list *l, uint64_t tag, struct stp_msg *m)
 {
-    if (l->count == l->cap) {
-        /* Full: compact in place when tombstones make room, else double. */
-        size_t ncap = l->live * 2 < l->cap ? l->cap : (l->cap ? l->cap * 2 : 16);
-        if (rebuild(l, ncap) < 0)
-            return STP_ENOMEM;
-    }
+    /* Full of tombstones: compact in place rather than grow. */
+    if (l->q.count == l->q.cap && l->live * 2 < l->q.cap &&
+        stp_unacked_deque_filter(&l->q, is_live) < 0)
+        return STP_ENOMEM;
     struct stp_unacked u = {.tag = tag};
     if (l->track_ids) {
         u.msg = stp_msg_ref(m);
@@ -49,8 +33,12 @@ int stp_unacked_push(struct stp_unacked_list *l, uint64_t tag, struct stp_msg *m
             return STP_ENOMEM;
         }
     }
-    l->e[(l->head + l->count) % l->cap] = u;
-    l->count++;
+    if (stp_unacked_deque_push_back(&l->q, u) < 0) {
+        if (u.msg)
+            stp_map_del(&l->by_id, &u.msg->id, sizeof(u.msg->id));
+        stp_msg_unref(&u.msg);
+        return STP_ENOMEM;
+    }
     l->live++;
     return 0;
 }
@@ -62,8 +50,8 @@ static uint64_t tag_at(const void *l, size_t i)
 
 ssize_t stp_unacked_find_tag(const struct stp_unacked_list *l, uint64_t tag)
 {
-    size_t lo = stp_lower_bound(l->count, tag, tag_at, l);
-    if (lo == l->count || at(l, lo)->tag != tag || at(l, lo)->settled)
+    size_t lo = stp_lower_bound(l->q.count, tag, tag_at, l);
+    if (lo == l->q.count || at(l, lo)->tag != tag || at(l, lo)->settled)
         return -1;
     return (ssize_t)lo;
 }
@@ -95,10 +83,8 @@ static void settle(struct stp_unacked_list *l, struct stp_unacked *u)
 
 static void drop_settled_head(struct stp_unacked_list *l)
 {
-    while (l->count > 0 && at(l, 0)->settled) {
-        l->head = (l->head + 1) % l->cap;
-        l->count--;
-    }
+    while (l->q.count > 0 && at(l, 0)->settled)
+        stp_unacked_deque_pop_front(&l->q);
 }
 
 void stp_unacked_settle_one(struct stp_unacked_list *l, size_t idx)
@@ -106,8 +92,8 @@ void stp_unacked_settle_one(struct stp_unacked_list *l, size_t idx)
     settle(l, at(l, idx));
     drop_settled_head(l);
     /* Tombstones past half the entries: compact (amortized O(1) each). */
-    if (l->count > 32 && l->count - l->live > l->live)
-        (void)rebuild(l, l->cap); /* on ENOMEM the tombstones simply stay */
+    if (l->q.count > 32 && l->q.count - l->live > l->live)
+        (void)stp_unacked_deque_filter(&l->q, is_live); /* ENOMEM: they stay */
 }
 
 void stp_unacked_settle_upto(struct stp_unacked_list *l, size_t idx)
@@ -119,9 +105,9 @@ void stp_unacked_settle_upto(struct stp_unacked_list *l, size_t idx)
 
 void stp_unacked_free(struct stp_unacked_list *l)
 {
-    for (size_t i = 0; i < l->count; i++)
+    for (size_t i = 0; i < l->q.count; i++)
         settle(l, at(l, i));
-    free(l->e);
+    stp_unacked_deque_free(&l->q);
     stp_map_free(&l->by_id);
     *l = (struct stp_unacked_list){0};
 }

@@ -17,6 +17,7 @@
 #ifndef STP_BROKER_UNACKED_H
 #define STP_BROKER_UNACKED_H
 
+#include "stampede/deque.h"
 #include "stampede/map.h"
 
 #include <stdbool.h>
@@ -32,10 +33,11 @@ struct stp_unacked {
     bool settled;        /* a tombstone */
 };
 
+STP_DEQUE_DEFINE(stp_unacked_deque, struct stp_unacked)
+
 struct stp_unacked_list {
-    struct stp_unacked *e;
-    size_t head, count, cap; /* ring of entries, tombstones included */
-    size_t live;             /* entries not settled */
+    struct stp_unacked_deque q; /* entries in tag order, tombstones included */
+    size_t live;                /* entries not settled */
     bool track_ids;
     struct stp_map by_id; /* message id (8 bytes in the message) -> tag */
 };

@@ -31,7 +31,7 @@ Test(broker_unacked, find_by_tag_after_individual_settles)
         cr_assert_eq(stp_unacked_find_tag(&l, t * 3), -1, "settled twice");
     }
     cr_assert_eq(l.live, 500);
-    cr_assert_leq(l.count, 1000);
+    cr_assert_leq(l.q.count, 1000);
     for (uint64_t t = 1; t <= 1000; t++) {
         ssize_t i = stp_unacked_find_tag(&l, t * 3);
         cr_assert_eq(i >= 0, t % 2 == 1, "tag %lu", (unsigned long)(t * 3));
@@ -59,8 +59,8 @@ Test(broker_unacked, tombstones_are_compacted)
         stp_unacked_settle_one(&l, (size_t)i);
     }
     cr_assert_eq(l.live, 1);
-    cr_assert_leq(l.count, 64, "%zu entries for one live delivery", l.count);
-    cr_assert_leq(l.cap, 128);
+    cr_assert_leq(l.q.count, 64, "%zu entries for one live delivery", l.q.count);
+    cr_assert_leq(l.q.cap, 128);
     cr_assert_eq(stp_unacked_find_tag(&l, 1), 0);
     stp_unacked_free(&l);
 }
