@@ -20,6 +20,10 @@
 #include <string.h>
 
 #define LINGER_MS 2000
+/* While lingering after our last frame, input is read and thrown away; a
+ * client that keeps sending past this much is closed at once instead of
+ * costing a worker 2 s of reading. */
+#define LINGER_MAX_DISCARD (1024 * 1024)
 
 static void on_close(uv_handle_t *h);
 static void start_closing_handles(struct stp_conn *c);
@@ -133,8 +137,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
-    if (nread == 0 || c->closing != STP_OPEN)
-        return; /* nothing, or lingering after an ERROR: discard */
+    if (nread == 0)
+        return;
+    if (c->closing != STP_OPEN) { /* lingering after an ERROR: discard */
+        c->discarded += (size_t)nread;
+        if (c->discarded > LINGER_MAX_DISCARD)
+            stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
     c->s.last_read_ms = stp_now_ms(c);
     STP_STAT_ADD(c->w->stats.bytes_in, (uint64_t)nread);
     c->stream->on_read(c, (size_t)nread);

@@ -135,6 +135,7 @@ struct stp_conn {
     bool input_due;     /* resumed with unparsed bytes in rbuf: parse from the loop */
     unsigned throttled; /* queues over their bound that paused this publisher */
     bool read_eof;
+    size_t discarded; /* bytes read and dropped while closing (bounded) */
     bool first_read_done;
     enum stp_conn_closing closing;
     bool shut;

@@ -361,3 +361,27 @@ Test(hostile_limits, flood_of_destinations_never_read)
     h_expect_msg(by, "after");
     h_broker_stop_ok(b);
 }
+
+/* After an ERROR the broker reads and drops input for a while so that the
+ * ERROR is not lost to a reset; a client that keeps flooding is cut off
+ * after about a megabyte instead of being read for the whole linger. */
+Test(hostile_limits, flood_after_error_is_cut_off)
+{
+    struct h_broker *b = H_START0();
+    struct h_conn *c = h_client(b, "1.2");
+    h_sendz(c, "FOO\n\n");
+    static char junk[64 * 1024];
+    memset(junk, 'j', sizeof junk);
+    size_t sent = 0;
+    int rc = 0;
+    uint64_t t0 = h_now_ms();
+    while (sent < (64u << 20) && h_now_ms() - t0 < 5000) {
+        if ((rc = h_send_raw(c, junk, sizeof junk)) != 0)
+            break;
+        sent += sizeof junk;
+    }
+    cr_assert(rc != 0, "the broker still read after %zu bytes past its ERROR", sent);
+    cr_assert_leq(sent, (size_t)16 << 20, "cut off only after %zu bytes", sent);
+    h_bystander_ok(b);
+    h_broker_stop_ok(b);
+}
