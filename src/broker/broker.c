@@ -206,8 +206,7 @@ static void drop_leftover(void *ctx, unsigned from, const void *p)
     (void)ctx;
     (void)from;
     memcpy(&cmd, p, sizeof(cmd));
-    stp_msg_unref(&cmd.msg);
-    free(cmd.str);
+    stp_post_release(&cmd);
 }
 
 void stp_broker_stop(struct stp_broker *b)

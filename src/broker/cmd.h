@@ -1,55 +1,170 @@
 /*
  * cmd.h - the small commands workers post to each other through mailboxes.
  *
- * A command is copied into and out of a ring. It may own one message
- * reference (`msg`) and, for a few types, a heap string (`str`); the handler
- * that receives it takes over both. A connection on another worker is named
- * by (worker, slot, gen): the slot's generation changes when the connection
- * is gone, so a late command finds nobody and is dropped.
+ * A command is copied by value into and out of a ring (one fixed-size slot).
+ * Its kind says which member of the payload union is valid; each member
+ * names its fields, and says what it owns: a message reference or a heap
+ * string in a command belongs to the command until a handler takes it over
+ * (stp_post_release drops whatever a command still owns, e.g. one left in a
+ * ring at shutdown). The connection a command comes from or is about is
+ * named by (worker, slot, gen): the slot's generation changes when the
+ * connection is gone, so a late command finds nobody and is dropped.
+ *
+ * Build commands with the stp_post_* constructors below; the connection
+ * fields are filled by whoever posts on the connection's behalf.
  */
 #ifndef STP_BROKER_CMD_H
 #define STP_BROKER_CMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct stp_msg;
 
-enum stp_cmd_type {
-    CMD_ROUTE = 1,     /* -> owner: msg published to msg->dest by conn */
-    CMD_TOPIC_DELIVER, /* owner -> worker: give msg to local subscribers */
-    CMD_INTEREST,      /* worker -> owner: str topic, a = +1/-1 local subscribers */
-    CMD_CONSUMER_ADD,  /* worker -> owner: str queue, a = sub key, b = prefetch (0: none),
-                          flags CMDF_CLIENT_ACK */
-    CMD_CONSUMER_DEL,  /* worker -> owner: a = sub key, b = auto-ack deliveries up to this
-                          tag are queued for writing: settled, not requeued (0: none) */
-    CMD_QDELIVER,      /* owner -> worker: msg for sub key a, tag b, flags */
-    CMD_QWRITTEN,      /* worker -> owner: sub key a, deliveries up to tag b written out */
-    CMD_QACK,          /* worker -> owner: sub key a, tag b, flags CMDF_UPTO (else just
-                          that one), CMDF_NACK */
-    CMD_FENCE,         /* worker -> owner: conn, a = fence id */
-    CMD_FENCE_OK,      /* owner -> worker: conn, a = fence id */
-    CMD_THROTTLE,      /* owner -> worker: conn, a = 1 pause reading, 0 resume */
-    CMD_REFUSED,       /* owner -> worker: --max-destinations reached; str topic (its
-                          local subscribers are refused) or NULL (conn is refused) */
-};
-
-enum {
-    CMDF_REDELIVERED = 1,
-    CMDF_UPTO = 2, /* cumulative ack/nack */
-    CMDF_NACK = 4,
-    CMDF_CLIENT_ACK = 8, /* consumer acknowledges explicitly */
+enum stp_wcmd {
+    STP_WCMD_ROUTE = 1,     /* conn's worker -> owner: a SEND took effect */
+    STP_WCMD_TOPIC_DELIVER, /* owner -> a worker with subscribers of the topic */
+    STP_WCMD_INTEREST,      /* worker -> owner: its first / last local subscriber */
+    STP_WCMD_CONSUMER_ADD,  /* worker -> owner: a queue subscription was made */
+    STP_WCMD_CONSUMER_DEL,  /* worker -> owner: a queue subscription is gone */
+    STP_WCMD_QDELIVER,      /* owner -> consumer's worker: one queue delivery */
+    STP_WCMD_QWRITTEN,      /* consumer's worker -> owner: deliveries written out */
+    STP_WCMD_QACK,          /* consumer's worker -> owner: ACK or NACK */
+    STP_WCMD_FENCE,         /* conn's worker -> owner: a receipt barrier */
+    STP_WCMD_FENCE_OK,      /* owner -> conn's worker: everything before it is done */
+    STP_WCMD_THROTTLE,      /* owner -> publisher's worker: a queue over / under its bound */
+    STP_WCMD_REFUSED,       /* owner -> conn's worker: --max-destinations reached */
 };
 
 struct stp_post {
-    uint8_t type;
-    uint8_t flags;
+    uint8_t type; /* enum stp_wcmd */
     uint16_t worker; /* the connection's worker */
-    uint32_t slot;
-    uint32_t gen;
-    struct stp_msg *msg;
-    char *str;
-    uint64_t a;
-    uint64_t b;
+    uint32_t slot, gen;
+    union {
+        /* ROUTE, TOPIC_DELIVER: owns one reference to msg. */
+        struct {
+            struct stp_msg *msg;
+        } route, topic_deliver;
+        /* INTEREST: owns the topic name (heap). delta is +1 or -1. */
+        struct {
+            char *topic;
+            int delta;
+        } interest;
+        /* CONSUMER_ADD: owns the queue name (heap). prefetch 0: none. */
+        struct {
+            char *queue;
+            uint64_t sub_key;
+            uint32_t prefetch;
+            bool client_ack;
+        } consumer_add;
+        /* CONSUMER_DEL: auto-ack deliveries up to written_upto are in the
+         * consumer's output queue: settled, not requeued (0: none). */
+        struct {
+            uint64_t sub_key;
+            uint64_t written_upto;
+        } consumer_del;
+        /* QDELIVER: owns one reference to msg. */
+        struct {
+            struct stp_msg *msg;
+            uint64_t sub_key, tag;
+            bool redelivered;
+        } qdeliver;
+        /* QWRITTEN: deliveries up to tag were written to the socket. */
+        struct {
+            uint64_t sub_key, tag;
+        } qwritten;
+        /* QACK: settle tag (and every earlier one when upto). */
+        struct {
+            uint64_t sub_key, tag;
+            bool upto, nack;
+        } qack;
+        /* FENCE, FENCE_OK */
+        struct {
+            uint64_t id;
+        } fence;
+        /* THROTTLE: on pauses reading the publisher, off resumes. */
+        struct {
+            bool on;
+        } throttle;
+        /* REFUSED: owns the topic name (heap), or NULL when the refused
+         * destination was a queue (then the connection itself is refused). */
+        struct {
+            char *topic;
+        } refused;
+    } u;
 };
+
+static inline struct stp_post stp_post_route(struct stp_msg *msg)
+{
+    return (struct stp_post){.type = STP_WCMD_ROUTE, .u.route = {msg}};
+}
+
+static inline struct stp_post stp_post_topic_deliver(struct stp_msg *msg)
+{
+    return (struct stp_post){.type = STP_WCMD_TOPIC_DELIVER, .u.topic_deliver = {msg}};
+}
+
+static inline struct stp_post stp_post_interest(char *topic, int delta)
+{
+    return (struct stp_post){.type = STP_WCMD_INTEREST, .u.interest = {topic, delta}};
+}
+
+static inline struct stp_post stp_post_consumer_add(char *queue, uint64_t sub_key,
+                                                    uint32_t prefetch, bool client_ack)
+{
+    return (struct stp_post){.type = STP_WCMD_CONSUMER_ADD,
+                             .u.consumer_add = {queue, sub_key, prefetch, client_ack}};
+}
+
+static inline struct stp_post stp_post_consumer_del(uint64_t sub_key, uint64_t written_upto)
+{
+    return (struct stp_post){.type = STP_WCMD_CONSUMER_DEL,
+                             .u.consumer_del = {sub_key, written_upto}};
+}
+
+static inline struct stp_post stp_post_qdeliver(struct stp_msg *msg, uint64_t sub_key,
+                                                uint64_t tag, bool redelivered)
+{
+    return (struct stp_post){.type = STP_WCMD_QDELIVER,
+                             .u.qdeliver = {msg, sub_key, tag, redelivered}};
+}
+
+static inline struct stp_post stp_post_qwritten(uint64_t sub_key, uint64_t tag)
+{
+    return (struct stp_post){.type = STP_WCMD_QWRITTEN, .u.qwritten = {sub_key, tag}};
+}
+
+static inline struct stp_post stp_post_qack(uint64_t sub_key, uint64_t tag, bool upto,
+                                            bool nack)
+{
+    return (struct stp_post){.type = STP_WCMD_QACK, .u.qack = {sub_key, tag, upto, nack}};
+}
+
+static inline struct stp_post stp_post_fence(uint64_t id)
+{
+    return (struct stp_post){.type = STP_WCMD_FENCE, .u.fence = {id}};
+}
+
+static inline struct stp_post stp_post_throttle(bool on)
+{
+    return (struct stp_post){.type = STP_WCMD_THROTTLE, .u.throttle = {on}};
+}
+
+static inline struct stp_post stp_post_refused(char *topic)
+{
+    return (struct stp_post){.type = STP_WCMD_REFUSED, .u.refused = {topic}};
+}
+
+/* Address a command to the connection (worker, slot, gen). */
+static inline void stp_post_to_conn(struct stp_post *cmd, uint16_t worker, uint32_t slot,
+                                    uint32_t gen)
+{
+    cmd->worker = worker;
+    cmd->slot = slot;
+    cmd->gen = gen;
+}
+
+/* Drop what a command still owns (its message reference or heap string). */
+void stp_post_release(struct stp_post *cmd);
 
 #endif

@@ -145,8 +145,9 @@ static void unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
         q->bytes * 10 > cfg->queue_max_bytes * 9)
         return;
     for (size_t i = 0; i < q->nthrottled; i++) {
-        struct stp_post cmd = {.type = CMD_THROTTLE, .a = 0, .worker = q->throttled[i].worker,
-                              .slot = q->throttled[i].slot, .gen = q->throttled[i].gen};
+        struct stp_post cmd = stp_post_throttle(false);
+        stp_post_to_conn(&cmd, (uint16_t)q->throttled[i].worker, q->throttled[i].slot,
+                         q->throttled[i].gen);
         stp_worker_post(w, q->throttled[i].worker, &cmd);
     }
     q->nthrottled = 0;
@@ -160,12 +161,10 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
         struct qentry e = qdeque_pop_front(&q->ready);
         q->bytes -= e.msg->tail_len;
         e.tag = ++c->next_tag;
-        struct stp_post cmd = {.type = CMD_QDELIVER, .msg = stp_msg_ref(e.msg), .a = c->key,
-                              .b = e.tag, .worker = c->worker, .slot = c->slot, .gen = c->gen};
-        if (e.redelivered) {
-            cmd.flags |= CMDF_REDELIVERED;
+        struct stp_post cmd = stp_post_qdeliver(stp_msg_ref(e.msg), c->key, e.tag, e.redelivered);
+        stp_post_to_conn(&cmd, c->worker, c->slot, c->gen);
+        if (e.redelivered)
             STP_STAT_INC(w->stats.msgs_redelivered);
-        }
         if (qdeque_push_back(&c->inflight, e) < 0)
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
         else
@@ -201,15 +200,15 @@ static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp
     struct connref *slot = &q->throttled[q->nthrottled++];
     *slot = r;
     (void)stp_map_put(&q->throttled_set, slot, sizeof(*slot), slot); /* ENOMEM: a repeat THROTTLE is harmless */
-    struct stp_post t = {.type = CMD_THROTTLE, .a = 1, .worker = cmd->worker, .slot = cmd->slot,
-                        .gen = cmd->gen};
+    struct stp_post t = stp_post_throttle(true);
+    stp_post_to_conn(&t, cmd->worker, cmd->slot, cmd->gen);
     stp_worker_post(w, cmd->worker, &t);
 }
 
 void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_msg *m = cmd->msg;
-    cmd->msg = NULL;
+    struct stp_msg *m = cmd->u.route.msg;
+    cmd->u.route.msg = NULL;
     bool refused;
     struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
     if (refused) {
@@ -233,20 +232,21 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
 void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
     bool refused;
-    struct stp_queue *q = queue_get(w, cmd->str, strlen(cmd->str), true, &refused);
-    free(cmd->str);
+    const char *name = cmd->u.consumer_add.queue;
+    struct stp_queue *q = queue_get(w, name, strlen(name), true, &refused);
+    stp_post_release(cmd);
     if (refused)
         stp_dest_refuse(w, cmd, NULL);
     struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
     if (!c)
         return;
-    c->key = cmd->a;
+    c->key = cmd->u.consumer_add.sub_key;
     c->q = q;
     c->worker = (uint16_t)from;
     c->slot = cmd->slot;
     c->gen = cmd->gen;
-    c->client_ack = cmd->flags & CMDF_CLIENT_ACK;
-    c->prefetch = (uint32_t)cmd->b;
+    c->client_ack = cmd->u.consumer_add.client_ack;
+    c->prefetch = cmd->u.consumer_add.prefetch;
     if (STP_ARRAY_RESERVE(q->consumers, q->cap_consumers, q->nconsumers + 1) < 0) {
         free(c);
         return;
@@ -349,15 +349,16 @@ static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
 
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_consumer *c = stp_map_del(&w->consumers, &cmd->a, sizeof(cmd->a));
+    uint64_t key = cmd->u.consumer_del.sub_key;
+    struct stp_consumer *c = stp_map_del(&w->consumers, &key, sizeof(key));
     if (!c)
         return;
     struct stp_queue *q = c->q;
     /* Auto-ack deliveries the consumer's connection had already queued for
      * writing (up to tag b) will be written: they are delivered, not put
      * back, or a client that unsubscribes would get them twice. */
-    if (!c->client_ack && cmd->b)
-        settle_front(c, count_upto(c, cmd->b));
+    if (!c->client_ack && cmd->u.consumer_del.written_upto)
+        settle_front(c, count_upto(c, cmd->u.consumer_del.written_upto));
     requeue_front(q, c, c->inflight.count);
     for (size_t i = 0; i < q->nconsumers; i++) {
         if (q->consumers[i] == c) {
@@ -373,11 +374,12 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
 
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_consumer *c = stp_map_get(&w->consumers, &cmd->a, sizeof(cmd->a));
+    uint64_t key = cmd->u.qwritten.sub_key;
+    struct stp_consumer *c = stp_map_get(&w->consumers, &key, sizeof(key));
     if (!c)
         return;
-    if (cmd->b > c->written)
-        c->written = cmd->b;
+    if (cmd->u.qwritten.tag > c->written)
+        c->written = cmd->u.qwritten.tag;
     if (!c->client_ack)
         settle_front(c, count_upto(c, c->written));
     dispatch(w, c->q);
@@ -385,19 +387,20 @@ void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
 
 void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_consumer *c = stp_map_get(&w->consumers, &cmd->a, sizeof(cmd->a));
+    uint64_t key = cmd->u.qack.sub_key, tag = cmd->u.qack.tag;
+    struct stp_consumer *c = stp_map_get(&w->consumers, &key, sizeof(key));
     if (!c)
         return;
-    bool nack = cmd->flags & CMDF_NACK;
+    bool nack = cmd->u.qack.nack;
     size_t before = c->live;
-    if (cmd->flags & CMDF_UPTO) {
-        size_t n = count_upto(c, cmd->b);
+    if (cmd->u.qack.upto) {
+        size_t n = count_upto(c, tag);
         if (nack)
             requeue_front(c->q, c, n);
         else
             settle_front(c, n);
     } else {
-        ssize_t idx = inflight_find(c, cmd->b);
+        ssize_t idx = inflight_find(c, tag);
         if (idx < 0)
             return;
         struct qentry e = *qdeque_at(&c->inflight, (size_t)idx);

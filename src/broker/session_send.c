@@ -34,9 +34,7 @@ void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd)
 {
     struct stp_worker *w = c->w;
     stp_session_touch(c, owner);
-    cmd->worker = (uint16_t)w->id;
-    cmd->slot = c->slot;
-    cmd->gen = c->gen;
+    stp_post_to_conn(cmd, (uint16_t)w->id, c->slot, c->gen);
     stp_worker_post(w, owner, cmd);
     if (stp_worker_backlogged(w))
         stp_conn_pause(c);
@@ -108,10 +106,8 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
     for (unsigned o = 0; s->touched_any && o < n; o++) {
         if (!(s->touched[o / 64] & (1ULL << (o % 64))))
             continue;
-        struct stp_post cmd = {.type = CMD_FENCE, .a = fw.id};
-        cmd.worker = (uint16_t)c->w->id;
-        cmd.slot = c->slot;
-        cmd.gen = c->gen;
+        struct stp_post cmd = stp_post_fence(fw.id);
+        stp_post_to_conn(&cmd, (uint16_t)c->w->id, c->slot, c->gen);
         stp_worker_post(c->w, o, &cmd);
         s->touched[o / 64] &= ~(1ULL << (o % 64));
     }
@@ -300,7 +296,7 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
 static void route(struct stp_conn *c, struct stp_msg *m)
 {
     unsigned owner = stp_owner_of(c->w, m->dest, m->dest_len);
-    struct stp_post cmd = {.type = CMD_ROUTE, .msg = m};
+    struct stp_post cmd = stp_post_route(m);
     STP_STAT_INC(c->w->stats.msgs_published);
     stp_session_post(c, owner, &cmd);
     stp_worker_check_budget(c->w, c);

@@ -87,16 +87,15 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
             stp_session_touch(c, sub->owner);
             return 0;
         }
-        struct stp_post cmd = {.type = CMD_INTEREST, .a = 1, .str = strdup(sub->dest)};
-        if (!cmd.str)
+        struct stp_post cmd = stp_post_interest(strdup(sub->dest), 1);
+        if (!cmd.u.interest.topic)
             return STP_ENOMEM;
         stp_session_post(c, sub->owner, &cmd);
         return 0;
     }
-    struct stp_post cmd = {.type = CMD_CONSUMER_ADD, .a = sub->key, .b = sub->prefetch};
-    if (sub->ack_mode != STP_ACK_AUTO)
-        cmd.flags |= CMDF_CLIENT_ACK;
-    if (!(cmd.str = strdup(sub->dest)))
+    struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sub->key, sub->prefetch,
+                                                sub->ack_mode != STP_ACK_AUTO);
+    if (!cmd.u.consumer_add.queue)
         return STP_ENOMEM;
     stp_session_post(c, sub->owner, &cmd);
     return 0;
@@ -198,16 +197,15 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
     stp_map_del(&c->s.subs_by_num, &sub->num, sizeof(sub->num));
     c->s.nsubs--;
     if (sub->is_queue) {
-        struct stp_post cmd = {.type = CMD_CONSUMER_DEL, .a = sub->key};
         /* Auto-ack deliveries already in the output queue will be written
          * (unless the connection is dropped at once): the owner must not
          * give them to another consumer too. */
-        if (sub->ack_mode == STP_ACK_AUTO && c->closing != STP_CLOSE_NOW)
-            cmd.b = sub->tag_queued;
+        bool written = sub->ack_mode == STP_ACK_AUTO && c->closing != STP_CLOSE_NOW;
+        struct stp_post cmd = stp_post_consumer_del(sub->key, written ? sub->tag_queued : 0);
         stp_session_post(c, sub->owner, &cmd);
     } else if (stp_ltopic_remove(w, sub)) {
-        struct stp_post cmd = {.type = CMD_INTEREST, .a = (uint64_t)-1, .str = strdup(sub->dest)};
-        if (cmd.str)
+        struct stp_post cmd = stp_post_interest(strdup(sub->dest), -1);
+        if (cmd.u.interest.topic)
             stp_session_post(c, sub->owner, &cmd);
     }
     sub_free(sub);
@@ -420,9 +418,7 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
 static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, bool nack)
 {
     bool upto = sub->ack_mode == STP_ACK_CLIENT;
-    struct stp_post cmd = {.type = CMD_QACK, .a = sub->key,
-                          .b = stp_unacked_tag_at(&sub->ua, idx)};
-    cmd.flags = (uint8_t)((upto ? CMDF_UPTO : 0) | (nack ? CMDF_NACK : 0));
+    struct stp_post cmd = stp_post_qack(sub->key, stp_unacked_tag_at(&sub->ua, idx), upto, nack);
     if (upto)
         stp_unacked_settle_upto(&sub->ua, idx);
     else

@@ -43,7 +43,7 @@ void stp_topic_route(struct stp_worker *w, struct stp_msg *m)
         for (unsigned i = 0; i < w->broker_workers && t->nworkers; i++) {
             if (!t->counts[i])
                 continue;
-            struct stp_post cmd = {.type = CMD_TOPIC_DELIVER, .msg = stp_msg_ref(m)};
+            struct stp_post cmd = stp_post_topic_deliver(stp_msg_ref(m));
             stp_worker_post(w, i, &cmd);
         }
     }
@@ -52,27 +52,28 @@ void stp_topic_route(struct stp_worker *w, struct stp_msg *m)
 
 void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
-    size_t len = strlen(cmd->str);
-    struct stp_topic *t = stp_map_get(&w->topics, cmd->str, len);
-    int delta = (int64_t)cmd->a > 0 ? 1 : -1;
+    char *name = cmd->u.interest.topic;
+    size_t len = strlen(name);
+    struct stp_topic *t = stp_map_get(&w->topics, name, len);
+    int delta = cmd->u.interest.delta > 0 ? 1 : -1;
     if (!t && delta > 0) {
         if (!stp_dest_count_take(w)) {
-            stp_dest_refuse(w, cmd, cmd->str);
-            free(cmd->str);
+            stp_dest_refuse(w, cmd, name);
+            stp_post_release(cmd);
             return;
         }
         t = calloc(1, sizeof(*t) + w->broker_workers * sizeof(uint32_t));
-        if (!t || stp_map_put(&w->topics, cmd->str, len, t) < 0) {
+        if (!t || stp_map_put(&w->topics, name, len, t) < 0) {
             free(t);
-            free(cmd->str);
+            stp_post_release(cmd);
             stp_dest_count_give(w);
             return;
         }
-        t->name = cmd->str; /* the map's key lives in the topic */
+        t->name = name; /* the map's key lives in the topic */
         t->name_len = len;
-        cmd->str = NULL;
+        cmd->u.interest.topic = NULL;
     }
-    free(cmd->str);
+    stp_post_release(cmd);
     if (!t)
         return;
     if (delta > 0 && t->counts[from]++ == 0)

@@ -39,8 +39,36 @@ void stp_worker_post(struct stp_worker *w, unsigned to, struct stp_post *cmd)
     if (stp_mailbox_post(w->mb, w->id, to, cmd) < 0) {
         /* Out of memory: drop what the command owns rather than leak it. */
         stp_error("mailbox post to worker %u failed: out of memory", to);
-        stp_msg_unref(&cmd->msg);
-        free(cmd->str);
+        stp_post_release(cmd);
+    }
+}
+
+void stp_post_release(struct stp_post *cmd)
+{
+    switch (cmd->type) {
+    case STP_WCMD_ROUTE:
+        stp_msg_unref(&cmd->u.route.msg);
+        break;
+    case STP_WCMD_TOPIC_DELIVER:
+        stp_msg_unref(&cmd->u.topic_deliver.msg);
+        break;
+    case STP_WCMD_QDELIVER:
+        stp_msg_unref(&cmd->u.qdeliver.msg);
+        break;
+    case STP_WCMD_INTEREST:
+        free(cmd->u.interest.topic);
+        cmd->u.interest.topic = NULL;
+        break;
+    case STP_WCMD_CONSUMER_ADD:
+        free(cmd->u.consumer_add.queue);
+        cmd->u.consumer_add.queue = NULL;
+        break;
+    case STP_WCMD_REFUSED:
+        free(cmd->u.refused.topic);
+        cmd->u.refused.topic = NULL;
+        break;
+    default:
+        break; /* owns nothing */
     }
 }
 
@@ -51,12 +79,14 @@ bool stp_worker_backlogged(struct stp_worker *w)
 
 static void on_queue_delivery(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_sub *sub = stp_map_get(&w->subs_by_key, &cmd->a, sizeof(cmd->a));
+    struct stp_sub *sub = stp_map_get(&w->subs_by_key, &cmd->u.qdeliver.sub_key,
+                                      sizeof(cmd->u.qdeliver.sub_key));
     /* A subscription that is gone (or closing) drops the delivery; its
      * owner puts the message back when it hears the consumer left. */
     if (sub && sub->conn->closing == STP_OPEN)
-        stp_session_deliver_queue(sub, cmd->msg, cmd->b, cmd->flags & CMDF_REDELIVERED);
-    stp_msg_unref(&cmd->msg);
+        stp_session_deliver_queue(sub, cmd->u.qdeliver.msg, cmd->u.qdeliver.tag,
+                                  cmd->u.qdeliver.redelivered);
+    stp_msg_unref(&cmd->u.qdeliver.msg);
 }
 
 static bool over_budget(struct stp_worker *w, size_t percent)
@@ -94,7 +124,7 @@ static void on_throttle(struct stp_worker *w, struct stp_post *cmd)
     struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
     if (!c)
         return;
-    if (cmd->a) {
+    if (cmd->u.throttle.on) {
         c->throttled++;
         stp_conn_pause(c);
     } else if (c->throttled > 0 && --c->throttled == 0) {
@@ -126,9 +156,9 @@ void stp_dest_count_give(struct stp_worker *w)
 
 void stp_dest_refuse(struct stp_worker *w, const struct stp_post *cmd, const char *topic)
 {
-    struct stp_post r = {.type = CMD_REFUSED, .worker = cmd->worker, .slot = cmd->slot,
-                         .gen = cmd->gen};
-    if (topic && !(r.str = strdup(topic)))
+    struct stp_post r = stp_post_refused(NULL);
+    stp_post_to_conn(&r, cmd->worker, cmd->slot, cmd->gen);
+    if (topic && !(r.u.refused.topic = strdup(topic)))
         return;
     static _Thread_local uint64_t last_log_ms; /* one line a second per worker */
     uint64_t now = uv_now(&w->loop);
@@ -149,80 +179,79 @@ static void refuse_conn(struct stp_conn *c)
 
 void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 {
-    if (!cmd->str) {
+    char *topic = cmd->u.refused.topic;
+    if (!topic) {
         refuse_conn(stp_worker_conn(w, cmd->slot, cmd->gen));
         return;
     }
     /* The owner has no record of this topic, so none of this worker's
      * subscribers of it would ever get a message: refuse them all. */
-    struct stp_ltopic *lt = stp_map_get(&w->local_topics, cmd->str, strlen(cmd->str));
+    struct stp_ltopic *lt = stp_map_get(&w->local_topics, topic, strlen(topic));
     for (struct stp_sub *s = lt ? lt->head : NULL; s; s = s->tnext)
         refuse_conn(s->conn);
-    free(cmd->str);
-    cmd->str = NULL;
+    stp_post_release(cmd);
 }
 
 static void on_route(struct stp_worker *w, struct stp_post *cmd)
 {
-    if (stp_dest_kind(cmd->msg->dest, cmd->msg->dest_len) == STP_DEST_QUEUE) {
+    struct stp_msg *m = cmd->u.route.msg;
+    if (stp_dest_kind(m->dest, m->dest_len) == STP_DEST_QUEUE) {
         stp_queue_route(w, cmd);
     } else {
-        stp_topic_route(w, cmd->msg);
-        cmd->msg = NULL;
+        stp_topic_route(w, m);
+        cmd->u.route.msg = NULL;
     }
 }
 
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
     switch (cmd->type) {
-    case CMD_ROUTE:
+    case STP_WCMD_ROUTE:
         on_route(w, cmd);
         break;
-    case CMD_TOPIC_DELIVER:
-        stp_ltopic_deliver(w, cmd->msg);
-        cmd->msg = NULL;
+    case STP_WCMD_TOPIC_DELIVER:
+        stp_ltopic_deliver(w, cmd->u.topic_deliver.msg);
+        cmd->u.topic_deliver.msg = NULL;
         break;
-    case CMD_INTEREST:
+    case STP_WCMD_INTEREST:
         stp_topic_interest(w, from, cmd);
         break;
-    case CMD_CONSUMER_ADD:
+    case STP_WCMD_CONSUMER_ADD:
         stp_queue_consumer_add(w, from, cmd);
         break;
-    case CMD_CONSUMER_DEL:
+    case STP_WCMD_CONSUMER_DEL:
         stp_queue_consumer_del(w, cmd);
         break;
-    case CMD_QDELIVER:
+    case STP_WCMD_QDELIVER:
         on_queue_delivery(w, cmd);
         break;
-    case CMD_QWRITTEN:
+    case STP_WCMD_QWRITTEN:
         stp_queue_written(w, cmd);
         break;
-    case CMD_QACK:
+    case STP_WCMD_QACK:
         stp_queue_ack(w, cmd);
         break;
-    case CMD_FENCE: {
+    case STP_WCMD_FENCE: {
         /* Everything this connection sent before the fence is done here. */
         struct stp_post ok = *cmd;
-        ok.type = CMD_FENCE_OK;
+        ok.type = STP_WCMD_FENCE_OK;
         stp_worker_post(w, cmd->worker, &ok);
         break;
     }
-    case CMD_FENCE_OK: {
+    case STP_WCMD_FENCE_OK: {
         struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
         if (c && c->closing == STP_OPEN)
-            stp_session_fence_ok(c, cmd->a);
+            stp_session_fence_ok(c, cmd->u.fence.id);
         break;
     }
-    case CMD_THROTTLE:
+    case STP_WCMD_THROTTLE:
         on_throttle(w, cmd);
         break;
-    case CMD_REFUSED:
+    case STP_WCMD_REFUSED:
         stp_dest_on_refused(w, cmd);
         break;
     default:
         stp_error("unknown command type %d from worker %u", cmd->type, from);
-        stp_msg_unref(&cmd->msg);
-        free(cmd->str);
         break;
     }
 }

@@ -20,10 +20,12 @@
 #include <string.h>
 
 #define LINGER_MS 2000
-/* While lingering after our last frame, input is read and thrown away; a
- * client that keeps sending past this much is closed at once instead of
- * costing a worker 2 s of reading. */
-#define LINGER_MAX_DISCARD (1024 * 1024)
+/* While lingering after our last frame, input is read and thrown away; past
+ * this much the connection is simply not read any more (TCP holds the
+ * sender back) until the linger ends, so a flooding client cannot keep a
+ * worker reading for the whole linger, and one that reads still gets our
+ * last frame. */
+#define LINGER_MAX_DISCARD (16 * 1024 * 1024)
 
 static void on_close(uv_handle_t *h);
 static void start_closing_handles(struct stp_conn *c);
@@ -47,8 +49,7 @@ void stp_conn_mark_dirty(struct stp_conn *c)
 static void report_written(struct stp_conn *c)
 {
     for (size_t i = 0; i < c->nwmarks; i++) {
-        struct stp_post cmd = {.type = CMD_QWRITTEN, .a = c->wmarks[i].key,
-                              .b = c->wmarks[i].tag};
+        struct stp_post cmd = stp_post_qwritten(c->wmarks[i].key, c->wmarks[i].tag);
         stp_worker_post(c->w, c->wmarks[i].owner, &cmd);
     }
     c->nwmarks = 0;
@@ -142,7 +143,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->closing != STP_OPEN) { /* lingering after an ERROR: discard */
         c->discarded += (size_t)nread;
         if (c->discarded > LINGER_MAX_DISCARD)
-            stp_conn_close(c, STP_CLOSE_NOW);
+            uv_read_stop(stream);
         return;
     }
     c->s.last_read_ms = stp_now_ms(c);
