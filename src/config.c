@@ -370,8 +370,8 @@ _Static_assert(STP_LOG_DEBUG == 0 && STP_LOG_INFO == 1 && STP_LOG_WARN == 2 && S
     }
 #define COUNT_KW(flag, ENV, field, dflt, lo, hi, text)                                             \
     {                                                                                              \
-        .name = flag, .env = ENV, .metavar = "N", .def = dflt, .parse = parse_count,               \
-        FIELD(field), .min = lo, .max = hi, .help = text                                           \
+        .name = flag, .env = ENV, .metavar = "N", .def = dflt, .parse = parse_count, FIELD(field), \
+        .min = lo, .max = hi, .help = text                                                         \
     }
 #define FILE_KW(flag, ENV, field, text)                                                            \
     {                                                                                              \

@@ -152,4 +152,3 @@ void stp_listen_url_format(const struct stp_listen_url *u, uint16_t port, char *
     snprintf(buf, n, "%s%s%s%s:%u%s", si->prefix, v6 ? "[" : "", u->host, v6 ? "]" : "",
              (unsigned)port, si->has_path ? u->path : "");
 }
-

@@ -17,7 +17,6 @@
 int stp_array_reserve(void *array_ptr, size_t *cap, size_t need, size_t elem);
 
 /* STP_ARRAY_RESERVE(q->segs, q->cap, q->nsegs + 1) */
-#define STP_ARRAY_RESERVE(arr, cap, need) \
-    stp_array_reserve(&(arr), &(cap), (need), sizeof(*(arr)))
+#define STP_ARRAY_RESERVE(arr, cap, need) stp_array_reserve(&(arr), &(cap), (need), sizeof(*(arr)))
 
 #endif

@@ -15,7 +15,10 @@ struct stp_buf {
     size_t cap; /* bytes allocated */
 };
 
-#define STP_BUF_INIT {NULL, 0, 0}
+#define STP_BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Make room for `extra` more bytes after len. 0 or STP_ENOMEM. */
 int stp_buf_reserve(struct stp_buf *b, size_t extra);

@@ -9,29 +9,29 @@
 #ifndef STAMPEDE_ERROR_H
 #define STAMPEDE_ERROR_H
 
-#define STP_ERRNO_MAP(X)                                                        \
-    X(NOMEM, "out of memory")                                                   \
-    X(INVAL, "invalid argument")                                                \
-    X(AGAIN, "try again")                                                       \
-    X(FULL, "no room")                                                          \
-    X(CLOSED, "closed")                                                         \
-    X(IO, "input/output error")                                                 \
-    X(PROTO, "protocol error")                                                  \
-    X(FRAME_TOO_BIG, "frame too large")                                         \
-    X(TOO_MANY_HEADERS, "too many headers")                                     \
-    X(HEADER_TOO_LONG, "header too long")                                       \
-    X(BAD_ESCAPE, "undefined escape sequence in header")                        \
-    X(BAD_CONTENT_LENGTH, "invalid content-length")                             \
-    X(BAD_COMMAND, "unknown command")                                           \
-    X(BAD_HEADER, "malformed header line")                                      \
-    X(MISSING_NUL, "frame body not terminated by NUL")                          \
-    X(VERSION, "unsupported protocol version")                                  \
-    X(AUTH, "authentication failed")                                            \
-    X(NOT_FOUND, "not found")                                                   \
-    X(EXISTS, "already exists")                                                 \
-    X(TLS, "TLS error")                                                         \
-    X(WS, "WebSocket error")                                                    \
-    X(HTTP, "HTTP error")                                                       \
+#define STP_ERRNO_MAP(X)                                                                           \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVAL, "invalid argument")                                                                   \
+    X(AGAIN, "try again")                                                                          \
+    X(FULL, "no room")                                                                             \
+    X(CLOSED, "closed")                                                                            \
+    X(IO, "input/output error")                                                                    \
+    X(PROTO, "protocol error")                                                                     \
+    X(FRAME_TOO_BIG, "frame too large")                                                            \
+    X(TOO_MANY_HEADERS, "too many headers")                                                        \
+    X(HEADER_TOO_LONG, "header too long")                                                          \
+    X(BAD_ESCAPE, "undefined escape sequence in header")                                           \
+    X(BAD_CONTENT_LENGTH, "invalid content-length")                                                \
+    X(BAD_COMMAND, "unknown command")                                                              \
+    X(BAD_HEADER, "malformed header line")                                                         \
+    X(MISSING_NUL, "frame body not terminated by NUL")                                             \
+    X(VERSION, "unsupported protocol version")                                                     \
+    X(AUTH, "authentication failed")                                                               \
+    X(NOT_FOUND, "not found")                                                                      \
+    X(EXISTS, "already exists")                                                                    \
+    X(TLS, "TLS error")                                                                            \
+    X(WS, "WebSocket error")                                                                       \
+    X(HTTP, "HTTP error")                                                                          \
     X(TIMEOUT, "timed out")
 
 enum stp_err {
@@ -40,7 +40,7 @@ enum stp_err {
     STP__EFIRST = -1000,
     STP_ERRNO_MAP(STP_ERR_ENUM)
 #undef STP_ERR_ENUM
-    STP__ELAST
+        STP__ELAST
 };
 
 /* Human-readable text for 0 or a negative STP_E* code; never NULL. */

@@ -13,8 +13,7 @@ enum stp_log_level { STP_LOG_DEBUG, STP_LOG_INFO, STP_LOG_WARN, STP_LOG_ERROR };
 void stp_log_set_level(enum stp_log_level lvl);
 /* Worker index shown in records from this thread; -1 for the main thread. */
 void stp_log_set_thread_worker(int worker);
-void stp_log(enum stp_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void stp_log(enum stp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define stp_debug(...) stp_log(STP_LOG_DEBUG, __VA_ARGS__)
 #define stp_info(...) stp_log(STP_LOG_INFO, __VA_ARGS__)

@@ -58,8 +58,7 @@ void stp_mailboxes_drain(struct stp_mailboxes *mb, stp_mailbox_handler fn, void 
  * then dropped and later ones stay queued (the broker drains before detach).
  * After detach, posts to `self` are queued but nobody is woken. */
 int stp_mailbox_attach(struct stp_mailboxes *mb, unsigned self, uv_loop_t *loop,
-                       stp_mailbox_handler handler, stp_mailbox_unblocked on_unblocked,
-                       void *ctx);
+                       stp_mailbox_handler handler, stp_mailbox_unblocked on_unblocked, void *ctx);
 void stp_mailbox_detach(struct stp_mailboxes *mb, unsigned self);
 
 /* On worker `from`'s thread. Returns 0, or 1 when the command went to the

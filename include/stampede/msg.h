@@ -27,10 +27,10 @@
 struct stp_msg {
     atomic_uint refs;
     uint32_t dest_len;
-    uint64_t id;      /* unique in this broker process */
-    size_t tail_len;  /* bytes of the shared tail */
-    size_t tail_cap;  /* bytes allocated for the tail */
-    size_t body_len;  /* bytes of the body inside the tail */
+    uint64_t id;       /* unique in this broker process */
+    size_t tail_len;   /* bytes of the shared tail */
+    size_t tail_cap;   /* bytes allocated for the tail */
+    size_t body_len;   /* bytes of the body inside the tail */
     bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
     atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
     uint8_t id_line_len;

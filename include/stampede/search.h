@@ -13,8 +13,7 @@
 /* The first index in [0, n) whose key is >= key (n when there is none);
  * key_at(ctx, i) reads the key at index i. */
 static inline size_t stp_lower_bound(size_t n, uint64_t key,
-                                     uint64_t (*key_at)(const void *ctx, size_t i),
-                                     const void *ctx)
+                                     uint64_t (*key_at)(const void *ctx, size_t i), const void *ctx)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {

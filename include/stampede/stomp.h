@@ -54,6 +54,7 @@ enum stp_version {
     STP_V12 = 12,
 };
 
+/* clang-format off */
 #define STP_CMD_MAP(X)                                                          \
     X(CONNECT) X(STOMP) X(SEND) X(SUBSCRIBE) X(UNSUBSCRIBE) X(ACK) X(NACK)      \
     X(BEGIN) X(COMMIT) X(ABORT) X(DISCONNECT) X(CONNECTED) X(MESSAGE)           \
@@ -67,6 +68,7 @@ enum stp_cmd {
 #undef STP_CMD_ENUM
     STP_CMD__COUNT
 };
+/* clang-format on */
 
 /* Name of a command ("SEND"); "HEARTBEAT" / "UNKNOWN" for the others. */
 const char *stp_cmd_name(enum stp_cmd cmd);

@@ -66,8 +66,10 @@ static uint16_t bound_port(int fd)
 static int open_listener(struct stp_broker *b, unsigned l)
 {
     const struct stp_listen_url *u = &b->cfg->listen[l];
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE}, *ai = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *ai = NULL;
     int rc = getaddrinfo(u->host, NULL, &hints, &ai);
     if (rc != 0) {
         stp_error("cannot resolve listen address '%s': %s", u->host, gai_strerror(rc));

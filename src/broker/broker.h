@@ -27,8 +27,8 @@ struct stp_broker {
     struct stp_mailboxes *mb;
     int *fds; /* [listener * nworkers + worker] */
     uint16_t ports[STP_MAX_LISTENERS];
-    struct stp_ws_config ws_cfg[STP_MAX_LISTENERS];        /* ws:// and wss:// */
-    struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS];     /* stomp+ssl:// and wss:// */
+    struct stp_ws_config ws_cfg[STP_MAX_LISTENERS];    /* ws:// and wss:// */
+    struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS]; /* stomp+ssl:// and wss:// */
     uint64_t started_ms;
     struct stp_admit admit; /* connection limits shared by the workers */
     /* Workers whose connections are all closed (read by the main thread

@@ -37,7 +37,7 @@ enum stp_wcmd {
 };
 
 struct stp_post {
-    uint8_t type; /* enum stp_wcmd */
+    uint8_t type;    /* enum stp_wcmd */
     uint16_t worker; /* the connection's worker */
     uint32_t slot, gen;
     union {
@@ -122,8 +122,8 @@ static inline struct stp_post stp_post_consumer_del(uint64_t sub_key, uint64_t w
                              .u.consumer_del = {sub_key, written_upto}};
 }
 
-static inline struct stp_post stp_post_qdeliver(struct stp_msg *msg, uint64_t sub_key,
-                                                uint64_t tag, bool redelivered)
+static inline struct stp_post stp_post_qdeliver(struct stp_msg *msg, uint64_t sub_key, uint64_t tag,
+                                                bool redelivered)
 {
     return (struct stp_post){.type = STP_WCMD_QDELIVER,
                              .u.qdeliver = {msg, sub_key, tag, redelivered}};
@@ -134,8 +134,7 @@ static inline struct stp_post stp_post_qwritten(uint64_t sub_key, uint64_t tag)
     return (struct stp_post){.type = STP_WCMD_QWRITTEN, .u.qwritten = {sub_key, tag}};
 }
 
-static inline struct stp_post stp_post_qack(uint64_t sub_key, uint64_t tag, bool upto,
-                                            bool nack)
+static inline struct stp_post stp_post_qack(uint64_t sub_key, uint64_t tag, bool upto, bool nack)
 {
     return (struct stp_post){.type = STP_WCMD_QACK, .u.qack = {sub_key, tag, upto, nack}};
 }

@@ -91,8 +91,8 @@ static void dq_free(struct qdeque *d)
 
 /* The queue named so, made when missing and create is set. NULL when out of
  * memory, or with *refused set when --max-destinations is reached. */
-static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_t len,
-                                   bool create, bool *refused)
+static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_t len, bool create,
+                                   bool *refused)
 {
     struct stp_queue *q = stp_map_get(&w->queues, name, len);
     *refused = false;
@@ -199,7 +199,8 @@ static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp
         return;
     struct connref *slot = &q->throttled[q->nthrottled++];
     *slot = r;
-    (void)stp_map_put(&q->throttled_set, slot, sizeof(*slot), slot); /* ENOMEM: a repeat THROTTLE is harmless */
+    (void)stp_map_put(&q->throttled_set, slot, sizeof(*slot),
+                      slot); /* ENOMEM: a repeat THROTTLE is harmless */
     struct stp_post t = stp_post_throttle(true);
     stp_post_to_conn(&t, cmd->worker, cmd->slot, cmd->gen);
     stp_worker_post(w, cmd->worker, &t);

@@ -21,13 +21,12 @@
 
 static struct stp_limits pre_connect_limits(const struct stp_config *cfg)
 {
-    size_t max = cfg->max_pre_connect < cfg->max_frame_size ? cfg->max_pre_connect
-                                                            : cfg->max_frame_size;
+    size_t max =
+        cfg->max_pre_connect < cfg->max_frame_size ? cfg->max_pre_connect : cfg->max_frame_size;
     return (struct stp_limits){.max_frame = max,
                                .max_headers = cfg->max_headers,
-                               .max_header_len = cfg->max_header_length < max
-                                                     ? cfg->max_header_length
-                                                     : max};
+                               .max_header_len =
+                                   cfg->max_header_length < max ? cfg->max_header_length : max};
 }
 
 static void on_session_timer(uv_timer_t *t)
@@ -77,8 +76,8 @@ static void build_error(struct stp_conn *c, struct stp_buf *out, const char *mes
 /* in_order: the ERROR answers a client frame, so it goes out after the
  * RECEIPTs of earlier frames still waiting for their fences. */
 static void error_and_close(struct stp_conn *c, const char *message, const char *detail,
-                            const struct stp_slice *receipt, const char *xname,
-                            const char *xvalue, bool in_order)
+                            const struct stp_slice *receipt, const char *xname, const char *xvalue,
+                            bool in_order)
 {
     if (c->s.state == STP_SESS_CLOSING) {
         /* Already ending (an ERROR or DISCONNECT waits for its fences):
@@ -222,8 +221,8 @@ static int on_connect(struct stp_conn *c, const struct stp_frame *f)
     enum stp_version v = stp_negotiate_version(stp_frame_header(f, "accept-version"));
     if (v == STP_V_NONE) {
         error_and_close(c, "unsupported protocol version",
-                        "Supported protocol versions are 1.0, 1.1 and 1.2.",
-                        stp_session_receipt(f), "version", "1.0,1.1,1.2", true);
+                        "Supported protocol versions are 1.0, 1.1 and 1.2.", stp_session_receipt(f),
+                        "version", "1.0,1.1,1.2", true);
         return -1;
     }
     uint64_t cx, cy;
@@ -273,8 +272,7 @@ static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
             return on_connect(c, f);
-        return stp_session_bad(c, f, "not connected",
-                               "The first frame must be CONNECT or STOMP.");
+        return stp_session_bad(c, f, "not connected", "The first frame must be CONNECT or STOMP.");
     }
     switch (f->cmd) {
     case STP_CMD_SEND:
@@ -318,8 +316,7 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
                      s->parser.err_text ? s->parser.err_text : stp_strerror((int)n),
                      s->parser.err_offset);
             struct stp_slice receipt;
-            bool has_receipt = stp_parser_peek_header(&s->parser, data + off, "receipt",
-                                                      &receipt);
+            bool has_receipt = stp_parser_peek_header(&s->parser, data + off, "receipt", &receipt);
             frame_error(c, stp_strerror((int)n), detail, has_receipt ? &receipt : NULL);
             *consumed = len;
             return -1;

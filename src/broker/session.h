@@ -67,7 +67,7 @@ struct stp_ltopic {
 struct stp_fence_wait {
     uint64_t id;
     unsigned remaining;
-    char *receipt; /* receipt-id to send, NULL for none */
+    char *receipt;        /* receipt-id to send, NULL for none */
     struct stp_buf error; /* an ERROR frame to send instead, then close */
     bool disconnect;
     uint64_t release_sub; /* key of a subscription held until this RECEIPT */
@@ -89,7 +89,7 @@ struct stp_session {
     enum stp_version version;
     struct stp_parser parser;
     struct stp_sub *subs;
-    size_t nsubs;              /* bounded by --max-subscriptions */
+    size_t nsubs;               /* bounded by --max-subscriptions */
     struct stp_map subs_by_id;  /* SUBSCRIBE id -> struct stp_sub */
     struct stp_map subs_by_num; /* connection-local number (ack ids) -> struct stp_sub */
     uint32_t next_sub_num;

@@ -22,14 +22,13 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
                         const struct stp_slice *txname, const struct stp_slice *id,
                         const struct stp_slice *sub);
 /* Settle a delivery named by an ack id (1.2) or message-id (1.0/1.1). */
-int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
-                          const char *id, size_t id_len, const char *sub, size_t sub_len);
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
+                          size_t id_len, const char *sub, size_t sub_len);
 /* The receipt header of f, or NULL. */
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
 /* Queue a RECEIPT behind every earlier fence (and close after it when
  * disconnect is set). */
-int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
-                              bool disconnect);
+int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt, bool disconnect);
 /* The same, releasing the held deliveries of subscription sub_key after the
  * RECEIPT is written. */
 int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *receipt,

@@ -89,8 +89,8 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
     struct stp_session *s = &c->s;
     if (!receipt && !disconnect)
         return 0;
-    struct stp_fence_wait fw = {.id = ++s->next_fence_id, .disconnect = disconnect,
-                                .release_sub = release_sub};
+    struct stp_fence_wait fw = {
+        .id = ++s->next_fence_id, .disconnect = disconnect, .release_sub = release_sub};
     if (receipt && !(fw.receipt = stp_session_strdup(*receipt)))
         return STP_ENOMEM;
     unsigned n = c->w->broker_workers;
@@ -131,8 +131,7 @@ void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame)
     release_fences(c);
 }
 
-int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt,
-                              bool disconnect)
+int stp_session_receipt_fence(struct stp_conn *c, const struct stp_slice *receipt, bool disconnect)
 {
     return fence(c, receipt, disconnect, 0);
 }
@@ -308,9 +307,9 @@ enum txn_op { TXN_SEND, TXN_ACK, TXN_NACK };
 
 struct txn_action {
     enum txn_op op;
-    struct stp_msg *msg;   /* TXN_SEND */
-    char *ack_id;          /* TXN_ACK/NACK: the id as sent */
-    char *ack_sub;         /* 1.1: subscription header, or NULL */
+    struct stp_msg *msg; /* TXN_SEND */
+    char *ack_id;        /* TXN_ACK/NACK: the id as sent */
+    char *ack_sub;       /* 1.1: subscription header, or NULL */
 };
 
 struct stp_txn {
@@ -371,7 +370,8 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
                                "ACK/NACK names a transaction that was not begun.");
     if (txn_room(c, f, t, 0) < 0)
         return -1;
-    struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK, .ack_id = stp_session_strdup(*id),
+    struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK,
+                           .ack_id = stp_session_strdup(*id),
                            .ack_sub = sub ? stp_session_strdup(*sub) : NULL};
     if (!a.ack_id || txn_push(t, a) < 0) {
         free(a.ack_id);

@@ -445,8 +445,8 @@ static int unknown_ack(struct stp_conn *c, const struct stp_frame *f)
                            "ACK/NACK names no message awaiting acknowledgement here.");
 }
 
-int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
-                          const char *id, size_t id_len, const char *subid, size_t sub_len)
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
+                          size_t id_len, const char *subid, size_t sub_len)
 {
     if (c->s.version >= STP_V12) {
         uint32_t num;
@@ -480,7 +480,8 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
     const char *idname = c->s.version >= STP_V12 ? "id" : "message-id";
     const struct stp_slice *id = stp_frame_header(f, idname);
     if (!id)
-        return stp_session_bad(c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
+        return stp_session_bad(c, f,
+                               nack ? "missing id header in NACK" : "missing id header in ACK",
                                c->s.version >= STP_V12 ? "ACK and NACK need an id header."
                                                        : "ACK and NACK need a message-id header.");
     const struct stp_slice *sub = stp_frame_header(f, "subscription");
@@ -490,8 +491,8 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
     const struct stp_slice *tx = stp_frame_header(f, "transaction");
     if (tx)
         return stp_session_txn_ack(c, f, nack, tx, id, sub);
-    int rc = stp_session_apply_ack(c, f, nack, id->p, id->len, sub ? sub->p : NULL,
-                                   sub ? sub->len : 0);
+    int rc =
+        stp_session_apply_ack(c, f, nack, id->p, id->len, sub ? sub->p : NULL, sub ? sub->len : 0);
     if (rc < 0)
         return rc;
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);

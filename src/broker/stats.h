@@ -16,8 +16,8 @@
 
 typedef _Atomic uint64_t stp_counter;
 
-#define STP_STAT_ADD(field, n)                                                                      \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),     \
+#define STP_STAT_ADD(field, n)                                                                     \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),    \
                           memory_order_relaxed)
 #define STP_STAT_INC(field) STP_STAT_ADD(field, 1)
 #define STP_STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)

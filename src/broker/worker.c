@@ -79,8 +79,8 @@ bool stp_worker_backlogged(struct stp_worker *w)
 
 static void on_queue_delivery(struct stp_worker *w, struct stp_post *cmd)
 {
-    struct stp_sub *sub = stp_map_get(&w->subs_by_key, &cmd->u.qdeliver.sub_key,
-                                      sizeof(cmd->u.qdeliver.sub_key));
+    struct stp_sub *sub =
+        stp_map_get(&w->subs_by_key, &cmd->u.qdeliver.sub_key, sizeof(cmd->u.qdeliver.sub_key));
     /* A subscription that is gone (or closing) drops the delivery; its
      * owner puts the message back when it hears the consumer left. */
     if (sub && sub->conn->closing == STP_OPEN)
@@ -164,8 +164,8 @@ void stp_dest_refuse(struct stp_worker *w, const struct stp_post *cmd, const cha
     uint64_t now = uv_now(&w->loop);
     if (last_log_ms == 0 || now - last_log_ms >= 1000) {
         last_log_ms = now;
-        stp_warn("--max-destinations (%zu) reached: a new %s was refused",
-                 w->cfg->max_destinations, topic ? "topic" : "queue");
+        stp_warn("--max-destinations (%zu) reached: a new %s was refused", w->cfg->max_destinations,
+                 topic ? "topic" : "queue");
     }
     stp_worker_post(w, cmd->worker, &r);
 }
@@ -390,8 +390,8 @@ static void on_reload(uv_async_t *a)
 {
     struct stp_worker *w = a->data;
     for (unsigned l = 0; l < w->nlisteners; l++) {
-        struct stp_tls_config *cfg = atomic_exchange_explicit(&w->tls_reload[l], NULL,
-                                                              memory_order_acquire);
+        struct stp_tls_config *cfg =
+            atomic_exchange_explicit(&w->tls_reload[l], NULL, memory_order_acquire);
         if (cfg)
             stp_tls_config_set(&w->tls_cfg[l], cfg);
     }
@@ -474,8 +474,8 @@ int stp_worker_start(struct stp_worker *w)
 
 void stp_worker_reload_tls(struct stp_worker *w, unsigned listener, struct stp_tls_config *cfg)
 {
-    struct stp_tls_config *old = atomic_exchange_explicit(&w->tls_reload[listener], cfg,
-                                                          memory_order_release);
+    struct stp_tls_config *old =
+        atomic_exchange_explicit(&w->tls_reload[listener], cfg, memory_order_release);
     stp_tls_config_unref(&old);
     uv_async_send(&w->reload_async);
 }

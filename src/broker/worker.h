@@ -71,10 +71,10 @@ struct stp_worker {
     uint32_t *free_slots;
     uint32_t nfree;
     uint32_t nconns;
-    struct stp_conn *dirty; /* connections with output to flush (intrusive list) */
-    struct stp_conn *reap; /* connections to finish closing */
-    struct stp_conn *all;  /* every connection until its memory is freed */
-    struct stp_conn *paused; /* connections not read because of back-pressure */
+    struct stp_conn *dirty;     /* connections with output to flush (intrusive list) */
+    struct stp_conn *reap;      /* connections to finish closing */
+    struct stp_conn *all;       /* every connection until its memory is freed */
+    struct stp_conn *paused;    /* connections not read because of back-pressure */
     struct stp_conn *input_due; /* resumed with bytes to parse (stp_conn_run_deferred_input) */
 
     /* Local subscription records. */
@@ -83,8 +83,8 @@ struct stp_worker {
     uint64_t sub_counter;
 
     /* Destinations owned by this worker. */
-    struct stp_map topics; /* name -> struct stp_topic */
-    struct stp_map queues; /* name -> struct stp_queue */
+    struct stp_map topics;    /* name -> struct stp_topic */
+    struct stp_map queues;    /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
 
     struct stp_buf scratch; /* reused for building frames on this thread */
@@ -95,7 +95,7 @@ struct stp_worker {
     uv_async_t reload_async;
     struct stp_tls_rng *tls_rng;
     char tls_plain[STP_TLS_PLAIN_SCRATCH];
-    char read_shared[STP_READ_SHARED]; /* plain reads of connections with nothing pending */
+    char read_shared[STP_READ_SHARED];  /* plain reads of connections with nothing pending */
     const struct stp_ws_config *ws_cfg; /* per listener, owned by the broker */
     /* Published once a second by the stats timer, read by /metrics on any
      * worker: the mutex is taken only there, never on the message path. */

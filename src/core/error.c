@@ -8,8 +8,8 @@ const char *stp_strerror(int err)
     switch (err) {
     case 0:
         return "success";
-#define STP_ERR_TEXT(name, text)                                                \
-    case STP_E##name:                                                           \
+#define STP_ERR_TEXT(name, text)                                                                   \
+    case STP_E##name:                                                                              \
         return text;
         STP_ERRNO_MAP(STP_ERR_TEXT)
 #undef STP_ERR_TEXT

@@ -304,8 +304,10 @@ static void on_linger(uv_timer_t *t)
 static int init_layers(struct stp_conn *c)
 {
     enum stp_scheme scheme = c->w->cfg->listen[c->listener].scheme;
-    static const int kinds[] = {[STP_SCHEME_STOMP] = STP_TK_TCP, [STP_SCHEME_STOMP_SSL] = STP_TK_TLS,
-                                [STP_SCHEME_WS] = STP_TK_WS, [STP_SCHEME_WSS] = STP_TK_WSS};
+    static const int kinds[] = {[STP_SCHEME_STOMP] = STP_TK_TCP,
+                                [STP_SCHEME_STOMP_SSL] = STP_TK_TLS,
+                                [STP_SCHEME_WS] = STP_TK_WS,
+                                [STP_SCHEME_WSS] = STP_TK_WSS};
     c->kind = kinds[scheme];
     STP_STAT_INC(c->w->stats.conns_open[c->kind]);
     if (scheme == STP_SCHEME_STOMP_SSL || scheme == STP_SCHEME_WSS) {

@@ -115,25 +115,25 @@ struct stp_conn {
     struct stp_ws *ws;
     uint32_t slot, gen;
     unsigned listener;
-    int kind;     /* enum stp_transport_kind, for /metrics; -1 until counted */
+    int kind;            /* enum stp_transport_kind, for /metrics; -1 until counted */
     struct stp_buf rbuf; /* STOMP bytes not yet parsed */
     struct stp_outq out[2];
     int fill; /* index of the queue being filled */
     bool writing;
     uv_buf_t *iov;
     size_t iov_cap;
-    size_t frame_seg;    /* WebSocket: the header slot of the frame being written */
-    size_t frame_total0; /* queue total right after that slot */
+    size_t frame_seg;           /* WebSocket: the header slot of the frame being written */
+    size_t frame_total0;        /* queue total right after that slot */
     struct stp_msg *frame_tail; /* the message whose tail ends this frame (a hint, no reference) */
-    struct stp_wmark *wmarks; /* for the write in flight */
+    struct stp_wmark *wmarks;   /* for the write in flight */
     size_t nwmarks, wmarks_cap;
     struct stp_conn *dirty_next;
     bool dirty;
     struct stp_conn *paused_next;
-    bool paused;        /* reading stopped for back-pressure */
+    bool paused;                 /* reading stopped for back-pressure */
     struct stp_conn *input_next; /* on the worker's input_due list */
-    bool input_due;     /* resumed with unparsed bytes in rbuf: parse from the loop */
-    unsigned throttled; /* queues over their bound that paused this publisher */
+    bool input_due;              /* resumed with unparsed bytes in rbuf: parse from the loop */
+    unsigned throttled;          /* queues over their bound that paused this publisher */
     bool read_eof;
     size_t discarded; /* bytes read and dropped while closing (bounded) */
     bool first_read_done;
@@ -142,8 +142,8 @@ struct stp_conn {
     bool torn_down;
     struct stp_conn *reap_next;
     struct stp_conn *all_next, *all_prev; /* the worker's list of connections */
-    int handles; /* open uv handles; freed at 0 */
-    size_t stream_exempt; /* queue-delivery bytes the stream took over (TLS records) */
+    int handles;                          /* open uv handles; freed at 0 */
+    size_t stream_exempt;  /* queue-delivery bytes the stream took over (TLS records) */
     uint32_t admit_stripe; /* the per-address counter this connection holds */
     bool admitted;         /* holds a place in the connection limits (net/admit.h) */
     char peer[64];

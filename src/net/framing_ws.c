@@ -50,9 +50,10 @@ static void on_http(void *ud, enum stp_ws_endpoint which)
 {
     struct stp_conn *c = ud;
     struct stp_buf body = STP_BUF_INIT;
-    int rc = which == STP_WS_HEALTHZ ? stp_http_healthz(c->w, &body) : stp_http_metrics(c->w, &body);
-    const char *type = which == STP_WS_HEALTHZ ? "application/json"
-                                               : "text/plain; version=0.0.4; charset=utf-8";
+    int rc =
+        which == STP_WS_HEALTHZ ? stp_http_healthz(c->w, &body) : stp_http_metrics(c->w, &body);
+    const char *type =
+        which == STP_WS_HEALTHZ ? "application/json" : "text/plain; version=0.0.4; charset=utf-8";
     if (rc == 0)
         stp_ws_http_reply(c->ws, 200, type, body.data, body.len);
     else
@@ -237,8 +238,7 @@ static void ws_closing(struct stp_conn *c)
 {
     if (stp_ws_state(c->ws) == STP_WS_OPEN)
         /* 1001 "going away" when the broker shuts down (RFC 6455 7.4.1). */
-        stp_ws_close(c->ws, c->w->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL,
-                     NULL);
+        stp_ws_close(c->ws, c->w->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL, NULL);
     else if (stp_ws_state(c->ws) == STP_WS_HANDSHAKE)
         stp_ws_close(c->ws, 0, NULL);
     drain_engine(c);

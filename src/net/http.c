@@ -104,9 +104,9 @@ static int frames(struct stp_buf *o, struct stp_broker *b)
             rc |= appendf(o, "stampede_frames_total{direction=\"in\",command=\"%s\"} %" PRIu64 "\n",
                           stp_cmd_name(cmd), in);
         if (out)
-            rc |= appendf(o,
-                          "stampede_frames_total{direction=\"out\",command=\"%s\"} %" PRIu64 "\n",
-                          stp_cmd_name(cmd), out);
+            rc |=
+                appendf(o, "stampede_frames_total{direction=\"out\",command=\"%s\"} %" PRIu64 "\n",
+                        stp_cmd_name(cmd), out);
     }
     return rc;
 }
@@ -130,9 +130,9 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
                   SUM(b, bytes_in));
     rc |= counter(o, "stampede_bytes_sent_total", "Bytes written to clients.", "counter",
                   SUM(b, bytes_out));
-    rc |= counter(o, "stampede_slow_consumer_disconnects_total",
-                  "Subscribers disconnected for falling behind.", "counter",
-                  SUM(b, slow_consumers));
+    rc |=
+        counter(o, "stampede_slow_consumer_disconnects_total",
+                "Subscribers disconnected for falling behind.", "counter", SUM(b, slow_consumers));
     rc |= counter(o, "stampede_failed_logins_total", "CONNECT frames refused by authentication.",
                   "counter", SUM(b, failed_logins));
     rc |= counter(o, "stampede_message_bytes", "Bytes of messages held by the broker.", "gauge",
@@ -213,8 +213,9 @@ static int label_name(struct stp_buf *o, const struct stp_qsnap *q)
 
 static int queues(struct stp_buf *o, struct stp_broker *b)
 {
-    int rc = appendf(o, "# HELP stampede_queue_messages Messages ready in a queue (the %d deepest "
-                        "queues of each worker).\n# TYPE stampede_queue_messages gauge\n",
+    int rc = appendf(o,
+                     "# HELP stampede_queue_messages Messages ready in a queue (the %d deepest "
+                     "queues of each worker).\n# TYPE stampede_queue_messages gauge\n",
                      STP_QSNAP_MAX);
     struct stp_buf consumers = STP_BUF_INIT;
     rc |= appendf(&consumers, "# HELP stampede_queue_consumers Consumers of a queue.\n"

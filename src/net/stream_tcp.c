@@ -5,8 +5,8 @@
  * its worker's shared 64 KiB buffer and is parsed there; with raw STOMP and a
  * partial frame pending it reads straight into its own read buffer, after
  * that frame (WebSocket always goes through the shared buffer and the
- * framing). The output queue goes out as one writev. The first bytes are sniffed: a TLS ClientHello on a
- * plain port is logged and closed rather than answered with a STOMP ERROR.
+ * framing). The output queue goes out as one writev. The first bytes are sniffed: a TLS ClientHello
+ * on a plain port is logged and closed rather than answered with a STOMP ERROR.
  */
 #include "net/conn.h"
 

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct stp_tls {
     mbedtls_ssl_context ssl; /* first: the SNI callback gets back to the engine from it */
     struct stp_tls_config *cfg;

@@ -58,7 +58,7 @@ struct stp_ws {
     struct stp_buf field; /* header name being read */
     struct stp_buf hdr[WS_H__COUNT];
     bool seen[WS_H__COUNT];
-    bool bad_head; /* a header name that is not a token, or a second Host: 400 */
+    bool bad_head;   /* a header name that is not a token, or a second Host: 400 */
     enum ws_hdr cur; /* header whose value is being read */
     enum ws_verdict verdict;
 

@@ -38,13 +38,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char req[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                              "Sec-WebSocket-Version: 13\r\n\r\n";
-    struct stp_ws_config cfg = {
-        .path = "/ws", .max_message = 3000, .allowed_origins = origins,
-        .nallowed_origins = size & 1};
-    static const struct stp_ws_client_config ccfg = {.host = "h", .path = "/ws", .max_message = 3000};
+    static const char req[] =
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    struct stp_ws_config cfg = {.path = "/ws",
+                                .max_message = 3000,
+                                .allowed_origins = origins,
+                                .nallowed_origins = size & 1};
+    static const struct stp_ws_client_config ccfg = {
+        .host = "h", .path = "/ws", .max_message = 3000};
     nmsg = 0;
     if (size && data[0] == 'C') {
         cur = stp_ws_client_new(&ccfg, &ops, NULL);

@@ -325,8 +325,7 @@ Test(send_subscribe, repeated_headers_forwarded_in_order)
     for (size_t i = 0; i < f->nheaders; i++)
         if (strcmp(f->names[i], "foo") == 0 && k < 2)
             seen[k++] = f->values[i];
-    cr_assert(k == 2 && strcmp(seen[0], "1") == 0 && strcmp(seen[1], "2") == 0, "%s",
-              h_show(f));
+    cr_assert(k == 2 && strcmp(seen[0], "1") == 0 && strcmp(seen[1], "2") == 0, "%s", h_show(f));
     /* Nothing went to the second destination. */
     struct h_conn *d = h_client(b, "1.2");
     h_subscribe(d, qb, "b", NULL, NULL);

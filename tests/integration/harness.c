@@ -836,8 +836,7 @@ struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id)
     return f;
 }
 
-struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id,
-                                   const char *message)
+struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id, const char *message)
 {
     struct h_frame *f = h_expect_error(c, receipt_id);
     cr_assert(strcmp(h_hdr(f, "message"), message) == 0, "expected ERROR message:%s, got %s",

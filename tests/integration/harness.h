@@ -1,11 +1,11 @@
 /*
  * harness.h - what the integration suites use to drive a real build/stampede.
  *
- * Owns: starting the broker (path in $STAMPEDE_TEST_BROKER, else $STAMPEDE_BIN) on 127.0.0.1 port 0 with
- * stderr going to a log file (so the broker never blocks on a full pipe), finding
- * its bound port from the "listening on stomp://HOST:PORT" log line, stopping it
- * with SIGTERM; raw TCP clients with a small independent STOMP frame reader (the
- * suites speak bytes, so they test the broker and not the project's codec).
+ * Owns: starting the broker (path in $STAMPEDE_TEST_BROKER, else $STAMPEDE_BIN) on 127.0.0.1 port 0
+ * with stderr going to a log file (so the broker never blocks on a full pipe), finding its bound
+ * port from the "listening on stomp://HOST:PORT" log line, stopping it with SIGTERM; raw TCP
+ * clients with a small independent STOMP frame reader (the suites speak bytes, so they test the
+ * broker and not the project's codec).
  *
  * Thread contract: single-threaded, used from one criterion test process. Every
  * wait has a deadline and every loop is bounded, so a broken broker fails a test
@@ -136,8 +136,7 @@ void h_expect_receipt(struct h_conn *c, const char *id);
  * then the connection closes within 3 s with nothing else in between. */
 struct h_frame *h_expect_error(struct h_conn *c, const char *receipt_id);
 /* The same, and the ERROR's message header is exactly `message`. */
-struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id,
-                                   const char *message);
+struct h_frame *h_expect_error_msg(struct h_conn *c, const char *receipt_id, const char *message);
 /* Nothing but heart-beats for ms, and still open. */
 void h_expect_silence(struct h_conn *c, int ms);
 /* True when the connection closes (EOF or reset) within ms with no frame on the

@@ -931,7 +931,7 @@ Test(config, connection_limits)
 Test(config, connection_limits_in_help, .init = redirect_out)
 {
     static const char *expect[] = {
-        "--max-connections N", "STAMPEDE_MAX_CONNECTIONS", "default: 100000",
+        "--max-connections N",        "STAMPEDE_MAX_CONNECTIONS",        "default: 100000",
         "--max-connections-per-ip N", "STAMPEDE_MAX_CONNECTIONS_PER_IP", "default: 10000",
     };
     struct stp_config cfg;

@@ -14,6 +14,7 @@ static struct stp_slice sl(const char *s)
 
 Test(stomp_negotiate, versions_table)
 {
+    /* clang-format off */
     static const struct {
         const char *accept;
         enum stp_version want;
@@ -37,6 +38,7 @@ Test(stomp_negotiate, versions_table)
         {"1.0,", STP_V10},
         {",1.2", STP_V12},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct stp_slice s = sl(t[i].accept);
         cr_assert_eq(stp_negotiate_version(&s), t[i].want, "'%s'", t[i].accept);
@@ -55,6 +57,7 @@ Test(stomp_negotiate, version_strings)
 
 Test(stomp_negotiate, heartbeat_parse_table)
 {
+    /* clang-format off */
     static const struct {
         const char *hb;
         int rc;
@@ -77,6 +80,7 @@ Test(stomp_negotiate, heartbeat_parse_table)
         {"1.5,2", STP_EINVAL, 0, 0},
         {"18446744073709551616,0", STP_EINVAL, 0, 0},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct stp_slice s = sl(t[i].hb);
         uint64_t cx = 77, cy = 77;
@@ -95,6 +99,7 @@ Test(stomp_negotiate, heartbeat_parse_table)
 
 Test(stomp_negotiate, heartbeat_negotiate_table)
 {
+    /* clang-format off */
     static const struct {
         uint64_t cx, cy, min, max, sx, sy;
     } t[] = {
@@ -112,6 +117,7 @@ Test(stomp_negotiate, heartbeat_negotiate_table)
         /* Exactly at the bounds. */
         {100, 60000, 100, 60000, 60000, 100},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         uint64_t sx = 7, sy = 7;
         stp_heartbeat_negotiate(t[i].cx, t[i].cy, t[i].min, t[i].max, &sx, &sy);

@@ -110,8 +110,8 @@ static int drive(const char *in, size_t len, const size_t *cuts, size_t ncuts,
 
 static void expect_log(struct stp_buf *log, const char *want, size_t wlen)
 {
-    cr_assert_eq(log->len, wlen, "log length %zu, want %zu: [%.*s]", log->len, wlen,
-                 (int)log->len, log->data);
+    cr_assert_eq(log->len, wlen, "log length %zu, want %zu: [%.*s]", log->len, wlen, (int)log->len,
+                 log->data);
     cr_assert_eq(memcmp(log->data, want, wlen), 0, "log [%.*s]", (int)log->len, log->data);
 }
 
@@ -323,10 +323,10 @@ Test(stomp_parser, empty_values_and_colons_in_values)
 Test(stomp_parser, all_commands_recognised)
 {
     static const enum stp_cmd cmds[] = {
-        STP_CMD_CONNECT,   STP_CMD_STOMP,    STP_CMD_SEND,      STP_CMD_SUBSCRIBE,
-        STP_CMD_UNSUBSCRIBE, STP_CMD_ACK,    STP_CMD_NACK,      STP_CMD_BEGIN,
-        STP_CMD_COMMIT,    STP_CMD_ABORT,    STP_CMD_DISCONNECT, STP_CMD_CONNECTED,
-        STP_CMD_MESSAGE,   STP_CMD_RECEIPT,  STP_CMD_ERROR,
+        STP_CMD_CONNECT,     STP_CMD_STOMP,   STP_CMD_SEND,       STP_CMD_SUBSCRIBE,
+        STP_CMD_UNSUBSCRIBE, STP_CMD_ACK,     STP_CMD_NACK,       STP_CMD_BEGIN,
+        STP_CMD_COMMIT,      STP_CMD_ABORT,   STP_CMD_DISCONNECT, STP_CMD_CONNECTED,
+        STP_CMD_MESSAGE,     STP_CMD_RECEIPT, STP_CMD_ERROR,
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         char tmp[32];
@@ -379,8 +379,10 @@ struct reject {
     size_t offset;
 };
 
+/* clang-format off */
 #define REJ(lit, ver, l, c, off) {lit, sizeof(lit) - 1, ver, l, c, off}
 #define BIG {1 << 20, 1000, 1 << 16}
+/* clang-format on */
 
 static const struct reject rejects[] = {
     REJ("send\n\n\0", STP_V12, BIG, STP_EBAD_COMMAND, 0),
@@ -399,8 +401,7 @@ static const struct reject rejects[] = {
     REJ("SEND\na:b\n:bar\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 9),
     /* A NUL in a header line, wherever it is (issue 9: cut-short names and
      * frames injected into 1.0 subscribers). */
-    REJ("SUBSCRIBE\nid:1\ndestination:/topic/a\0BBBB\n\n\0", STP_V12, BIG, STP_EBAD_HEADER,
-        35),
+    REJ("SUBSCRIBE\nid:1\ndestination:/topic/a\0BBBB\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 35),
     REJ("SEND\nx:\\n\\n\0MESSAGE\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 11),
     REJ("SEND\n\0a:b\n\n\0", STP_V12, BIG, STP_EBAD_HEADER, 5),
     REJ("SEND\na\0:b\n\n\0", STP_V10, BIG, STP_EBAD_HEADER, 6),
@@ -417,10 +418,10 @@ static const struct reject rejects[] = {
     REJ("SEND\ncontent-length:1a\n\na\0", STP_V12, BIG, STP_EBAD_CONTENT_LENGTH, 20),
     REJ("SEND\ncontent-length: 1\n\na\0", STP_V12, BIG, STP_EBAD_CONTENT_LENGTH, 20),
     REJ("SEND\ncontent-length:+1\n\na\0", STP_V12, BIG, STP_EBAD_CONTENT_LENGTH, 20),
-    REJ("SEND\ncontent-length:18446744073709551616\n\n\0", STP_V12, BIG,
-        STP_EBAD_CONTENT_LENGTH, 20),
-    REJ("SEND\ncontent-length:99999999999999999999999\n\n\0", STP_V12, BIG,
-        STP_EBAD_CONTENT_LENGTH, 20),
+    REJ("SEND\ncontent-length:18446744073709551616\n\n\0", STP_V12, BIG, STP_EBAD_CONTENT_LENGTH,
+        20),
+    REJ("SEND\ncontent-length:99999999999999999999999\n\n\0", STP_V12, BIG, STP_EBAD_CONTENT_LENGTH,
+        20),
     REJ("SEND\ncontent-length:5000\n\n\0", STP_V12, ((struct stp_limits){1024, 10, 100}),
         STP_EFRAME_TOO_BIG, 20),
     /* 1000 fits by itself but not with the 26 bytes before the body. */
@@ -430,16 +431,15 @@ static const struct reject rejects[] = {
     REJ("SEND\ncontent-length:0\n\nx\0", STP_V12, BIG, STP_EMISSING_NUL, 23),
     REJ("SEND\na:1\nb:2\nc:3\n\n\0", STP_V12, ((struct stp_limits){1024, 2, 100}),
         STP_ETOO_MANY_HEADERS, 13),
-    REJ("SEND\na:1\n\n\0", STP_V12, ((struct stp_limits){1024, 0, 100}),
-        STP_ETOO_MANY_HEADERS, 5),
+    REJ("SEND\na:1\n\n\0", STP_V12, ((struct stp_limits){1024, 0, 100}), STP_ETOO_MANY_HEADERS, 5),
     REJ("SEND\nabcde:12345\n\n\0", STP_V12, ((struct stp_limits){1024, 10, 10}),
         STP_EHEADER_TOO_LONG, 5),
     REJ("SEND\nabcde:1234\r\r\n\n\0", STP_V12, ((struct stp_limits){1024, 10, 10}),
         STP_EHEADER_TOO_LONG, 5),
-    REJ("SEND\na:b\n\n0123456789\0", STP_V12, ((struct stp_limits){20, 10, 10}),
-        STP_EFRAME_TOO_BIG, 20),
-    REJ("SEND\na:b\n\n0123456789", STP_V12, ((struct stp_limits){20, 10, 10}),
-        STP_EFRAME_TOO_BIG, 20),
+    REJ("SEND\na:b\n\n0123456789\0", STP_V12, ((struct stp_limits){20, 10, 10}), STP_EFRAME_TOO_BIG,
+        20),
+    REJ("SEND\na:b\n\n0123456789", STP_V12, ((struct stp_limits){20, 10, 10}), STP_EFRAME_TOO_BIG,
+        20),
     REJ("SEND\naaaaaaaaaaaaaaaaaaaaaaaaaaaaa", STP_V12, ((struct stp_limits){20, 10, 100}),
         STP_EFRAME_TOO_BIG, 20),
 };
@@ -477,8 +477,7 @@ Test(stomp_parser, rejections_whole_and_byte_by_byte)
             cr_assert(rc <= 0, "case %zu: frame from a bad input at %zu", i, k);
         }
         cr_assert_eq(rc, r->code, "case %zu byte by byte: got %zd", i, rc);
-        cr_assert_eq(p.err_offset, r->offset, "case %zu byte by byte: offset %zu", i,
-                     p.err_offset);
+        cr_assert_eq(p.err_offset, r->offset, "case %zu byte by byte: offset %zu", i, p.err_offset);
         free(g);
         stp_parser_free(&p);
     }
