@@ -20,10 +20,14 @@ void stp_session_touch(struct stp_conn *c, unsigned owner);
 /* ACK/NACK inside a transaction: checked now, applied at COMMIT. */
 int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
                         const struct stp_slice *txname, const struct stp_slice *id,
-                        const struct stp_slice *sub);
+                        struct stp_sub *sub);
 /* Settle a delivery named by an ack id (1.2) or message-id (1.0/1.1). */
+/* named: the frame named a subscription (1.1), sub is it or NULL when there
+ * is no such subscription; !named: every subscription is asked (1.0). */
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
-                          size_t id_len, const char *sub, size_t sub_len);
+                          size_t id_len, bool named, struct stp_sub *sub);
+/* The subscription with this connection-local number, or NULL. */
+struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num);
 /* The receipt header of f, or NULL. */
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
 /* Queue a RECEIPT behind every earlier fence (and close after it when

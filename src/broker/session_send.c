@@ -308,8 +308,8 @@ enum txn_op { TXN_SEND, TXN_ACK, TXN_NACK };
 struct txn_action {
     enum txn_op op;
     struct stp_msg *msg; /* TXN_SEND */
-    char *ack_id;        /* TXN_ACK/NACK: the id as sent */
-    char *ack_sub;       /* 1.1: subscription header, or NULL */
+    char *ack_id;        /* TXN_ACK/NACK: the id as sent (short: checked) */
+    uint32_t ack_sub;    /* 1.1: the named subscription's number, or 0 */
 };
 
 struct stp_txn {
@@ -325,7 +325,6 @@ static void txn_free(struct stp_txn *t)
     for (size_t i = 0; i < t->n; i++) {
         stp_msg_unref(&t->acts[i].msg);
         free(t->acts[i].ack_id);
-        free(t->acts[i].ack_sub);
     }
     free(t->acts);
     free(t->name);
@@ -362,22 +361,22 @@ static int txn_push(struct stp_txn *t, struct txn_action a)
 
 int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
                         const struct stp_slice *txname, const struct stp_slice *id,
-                        const struct stp_slice *sub)
+                        struct stp_sub *sub)
 {
     struct stp_txn *t = txn_find(c, txname);
     if (!t)
         return stp_session_bad(c, f, "unknown transaction",
                                "ACK/NACK names a transaction that was not begun.");
-    if (txn_room(c, f, t, 0) < 0)
+    if (txn_room(c, f, t, id->len) < 0)
         return -1;
     struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK,
                            .ack_id = stp_session_strdup(*id),
-                           .ack_sub = sub ? stp_session_strdup(*sub) : NULL};
+                           .ack_sub = sub ? sub->num : 0};
     if (!a.ack_id || txn_push(t, a) < 0) {
         free(a.ack_id);
-        free(a.ack_sub);
         return STP_ENOMEM;
     }
+    t->bytes += id->len;
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);
 }
 
@@ -390,8 +389,9 @@ static int commit(struct stp_conn *c, const struct stp_frame *f, struct stp_txn 
             route(c, a->msg);
             a->msg = NULL;
         } else {
+            struct stp_sub *sub = a->ack_sub ? stp_session_sub_by_num(c, a->ack_sub) : NULL;
             rc = stp_session_apply_ack(c, f, a->op == TXN_NACK, a->ack_id, strlen(a->ack_id),
-                                       a->ack_sub, a->ack_sub ? strlen(a->ack_sub) : 0);
+                                       a->ack_sub != 0, sub);
         }
     }
     return rc;

@@ -439,19 +439,27 @@ static bool parse_ack_id(const char *id, size_t len, uint32_t *num, uint64_t *ta
     return stp_parse_u64((struct stp_slice){dash + 1, len - (size_t)(dash - id) - 1}, tag) == 0;
 }
 
+#define ACK_ID_MAX 64
+
 static int unknown_ack(struct stp_conn *c, const struct stp_frame *f)
 {
     return stp_session_bad(c, f, "unknown message",
                            "ACK/NACK names no message awaiting acknowledgement here.");
 }
 
+struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num)
+{
+    return find_sub_by_num(c, num);
+}
+
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
-                          size_t id_len, const char *subid, size_t sub_len)
+                          size_t id_len, bool named, struct stp_sub *sub)
 {
     if (c->s.version >= STP_V12) {
         uint32_t num;
         uint64_t tag;
-        struct stp_sub *sub;
+        /* The ack id names its subscription; a subscription header is not
+         * needed in 1.2. */
         if (!parse_ack_id(id, id_len, &num, &tag) || !(sub = find_sub_by_num(c, num)))
             return unknown_ack(c, f);
         if (!sub->is_queue)
@@ -464,8 +472,9 @@ int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool na
         return unknown_ack(c, f);
     /* 1.1 names the subscription; 1.0 does not, and then each of the
      * connection's (at most --max-subscriptions) subscriptions is asked. */
-    struct stp_sub *sub = subid ? find_sub_by_id(c, subid, sub_len) : c->s.subs;
-    for (; sub; sub = subid ? NULL : sub->next) {
+    if (!named)
+        sub = c->s.subs;
+    for (; sub; sub = named ? NULL : sub->next) {
         ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
         if (i >= 0)
             return settle(c, sub, (size_t)i, nack);
@@ -484,15 +493,22 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
                                nack ? "missing id header in NACK" : "missing id header in ACK",
                                c->s.version >= STP_V12 ? "ACK and NACK need an id header."
                                                        : "ACK and NACK need a message-id header.");
-    const struct stp_slice *sub = stp_frame_header(f, "subscription");
-    if (!sub && c->s.version == STP_V11)
+    const struct stp_slice *subh = stp_frame_header(f, "subscription");
+    if (!subh && c->s.version == STP_V11)
         return stp_session_bad(c, f, "missing subscription header",
                                "In STOMP 1.1, ACK and NACK need a subscription header.");
+    /* Every id this broker hands out is short (a message-id, or
+     * "<sub>-<tag>"): a longer one names nothing, and is not kept. */
+    if (id->len > ACK_ID_MAX)
+        return unknown_ack(c, f);
+    struct stp_sub *sub = subh ? find_sub_by_id(c, subh->p, subh->len) : NULL;
     const struct stp_slice *tx = stp_frame_header(f, "transaction");
-    if (tx)
+    if (tx) {
+        if (subh && !sub)
+            return unknown_ack(c, f); /* checked now: a transaction keeps no names */
         return stp_session_txn_ack(c, f, nack, tx, id, sub);
-    int rc =
-        stp_session_apply_ack(c, f, nack, id->p, id->len, sub ? sub->p : NULL, sub ? sub->len : 0);
+    }
+    int rc = stp_session_apply_ack(c, f, nack, id->p, id->len, subh != NULL, sub);
     if (rc < 0)
         return rc;
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);

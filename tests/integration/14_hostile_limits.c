@@ -387,3 +387,39 @@ Test(hostile_limits, flood_after_error_is_cut_off)
     h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
+
+/* ACK/NACK frames held by a transaction keep only short ids: one longer than
+ * any id the broker hands out, or naming no subscription (1.1), is refused
+ * when it arrives, so 100 transactions x 10,000 frames cannot hold 64 KiB
+ * names each. */
+Test(hostile_limits, transaction_acks_keep_no_long_names)
+{
+    struct h_broker *b = H_START0();
+    char big[2000];
+    memset(big, 'i', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct h_conn *c = h_client(b, "1.2");
+    h_sendf(c, "BEGIN\ntransaction:t\n\n");
+    h_sendf(c, "ACK\nid:%s\ntransaction:t\nreceipt:long\n\n", big);
+    h_expect_error_msg(c, "long", "unknown message");
+    struct h_conn *d = h_client(b, "1.1");
+    h_sendf(d, "BEGIN\ntransaction:t\n\n");
+    h_sendf(d, "ACK\nmessage-id:1\nsubscription:%s\ntransaction:t\nreceipt:nosub\n\n", big);
+    h_expect_error_msg(d, "nosub", "unknown message");
+    /* A 1.1 transactional ACK of a real delivery still works. */
+    const char *q = h_dest("queue", "txack");
+    struct h_conn *e = h_client(b, "1.1");
+    h_subscribe(e, q, "s", "client", NULL);
+    h_publish(e, q, "m", true);
+    struct h_frame *f = h_expect_msg(e, "m");
+    h_sendf(e, "BEGIN\ntransaction:t\n\n");
+    h_ack(e, f, "t", false);
+    h_sendf(e, "COMMIT\ntransaction:t\nreceipt:c\n\n");
+    h_expect_receipt(e, "c");
+    h_unsubscribe(e, "s");
+    struct h_conn *g = h_client(b, "1.2");
+    h_subscribe(g, q, "g", NULL, NULL);
+    h_expect_silence(g, 200); /* acked: not redelivered */
+    h_bystander_ok(b);
+    h_broker_stop_ok(b);
+}
