@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_session: invariant failed: %s (line %d)\n", #c, __LINE__);      \
+            fprintf(stderr, "fuzz_session: invariant failed: %s (line %d)\n", #c, __LINE__);       \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -78,21 +78,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Per-client limits of issue 9, and anything after them in a list: used when
  * this build of the broker knows them. */
 #define CLIENT_LIMITS                                                                              \
-    "--max-subscriptions", "6", "--max-transactions", "3", "--max-transaction-frames", "12",      \
+    "--max-subscriptions", "6", "--max-transactions", "3", "--max-transaction-frames", "12",       \
         "--max-transaction-bytes", "8KiB", "--max-unacked", "8", "--max-destinations", "12",       \
         "--max-destination-length", "64"
 
 static const char *const conf_args[NCONF][40] = {
     /* tight queues: throttling */
-    {BASE, "--queue-max-bytes", "4KiB", "--queue-max-messages", "4", "--memory-budget",
-     "256KiB", "--max-pending-output", "16KiB", CLIENT_LIMITS, NULL},
+    {BASE, "--queue-max-bytes", "4KiB", "--queue-max-messages", "4", "--memory-budget", "256KiB",
+     "--max-pending-output", "16KiB", CLIENT_LIMITS, NULL},
     /* everything tiny, frame limits too */
     {BASE, "--queue-max-bytes", "1KiB", "--queue-max-messages", "2", "--memory-budget", "8KiB",
      "--max-pending-output", "2KiB", "--max-frame-size", "16KiB", "--max-headers", "16",
      "--max-header-length", "512", CLIENT_LIMITS, "--max-connections-per-ip", "2", NULL},
     /* the memory budget, slow consumers, heart-beats */
-    {BASE, "--queue-max-bytes", "64KiB", "--queue-max-messages", "64", "--memory-budget",
-     "16KiB", "--max-pending-output", "4KiB", "--heartbeat-min", "1ms", NULL},
+    {BASE, "--queue-max-bytes", "64KiB", "--queue-max-messages", "64", "--memory-budget", "16KiB",
+     "--max-pending-output", "4KiB", "--heartbeat-min", "1ms", NULL},
     /* roomier */
     {BASE, "--queue-max-bytes", "128KiB", "--queue-max-messages", "32", "--memory-budget", "1MiB",
      "--max-pending-output", "256KiB", NULL},
@@ -162,13 +162,13 @@ struct ack {
 };
 
 struct client {
-    int fd; /* -1: not connected */
+    int fd;               /* -1: not connected */
     struct stp_buf stage; /* frames not released yet */
     struct stp_buf wq;    /* released, not yet accepted by the socket */
     struct stp_buf in;    /* received, not yet parsed */
     struct stp_parser parser;
-    enum stp_version version; /* from CONNECTED; 1.2 rules before it */
-    bool stalled;             /* its receipts did not come in time (paused) */
+    enum stp_version version;        /* from CONNECTED; 1.2 rules before it */
+    bool stalled;                    /* its receipts did not come in time (paused) */
     unsigned receipts[MAX_RECEIPTS]; /* outstanding receipts, by number */
     unsigned nreceipts;
 };
@@ -317,8 +317,10 @@ static void on_frame(unsigned idx, const struct stp_frame *f)
     switch (f->cmd) {
     case STP_CMD_CONNECTED: {
         const struct stp_slice *v = stp_frame_header(f, "version");
-        c->version = !v ? STP_V10 : stp_slice_eq(*v, "1.1") ? STP_V11
-                              : stp_slice_eq(*v, "1.2") ? STP_V12 : STP_V10;
+        c->version = !v                        ? STP_V10
+                     : stp_slice_eq(*v, "1.1") ? STP_V11
+                     : stp_slice_eq(*v, "1.2") ? STP_V12
+                                               : STP_V10;
         c->parser.version = c->version;
         break;
     }
@@ -355,9 +357,11 @@ static void parse_input(unsigned idx)
         if (n == 0)
             break;
         if (n < 0) {
-            fprintf(stderr, "fuzz_session: client %u (STOMP %d) cannot parse the broker's output:"
-                    " %s (at byte %zu of the frame)\n", idx, (int)c->version,
-                    c->parser.err_text ? c->parser.err_text : "?", c->parser.err_offset);
+            fprintf(stderr,
+                    "fuzz_session: client %u (STOMP %d) cannot parse the broker's output:"
+                    " %s (at byte %zu of the frame)\n",
+                    idx, (int)c->version, c->parser.err_text ? c->parser.err_text : "?",
+                    c->parser.err_offset);
             abort();
         }
         off += (size_t)n;
@@ -483,19 +487,22 @@ static void release(struct client *c, size_t n)
 /* ---- building frames ---- */
 
 static const char *const dests[] = {
-    "/queue/a", "/queue/b", "/topic/a", "/topic/b", "/queue/a", "/topic/a",
-    "/queue/r", "/topic/r", "/queue/", "/topic/", "/nowhere", "",
+    "/queue/a",     "/queue/b",   "/topic/a",        "/topic/b",
+    "/queue/a",     "/topic/a",   "/queue/r",        "/topic/r",
+    "/queue/",      "/topic/",    "/nowhere",        "",
     "/queue/a\\cb", "/topic/\\n", "/queue/\xff\xfe", "/queue/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q",
 };
 static const char *const sub_ids[] = {"0", "1", "s", "0\\c1"};
 static const char *const txns[] = {"t", "u", "", "v\\n"};
 static const char *const hnames[] = {
-    "x", "y", "priority", "persistent", "content-type", "receipt", "message-id", "subscription",
-    "ack", "redelivered", "transaction", "destination", "x\\cy", "\\n", "a b", "expires",
+    "x",           "y",           "priority",     "persistent", "content-type",
+    "receipt",     "message-id",  "subscription", "ack",        "redelivered",
+    "transaction", "destination", "x\\cy",        "\\n",        "a b",
+    "expires",
 };
 static const char *const hvalues[] = {
-    "1", "", "text/plain", "true", "a\\nb", "a\\cb", "\\\\", "\xe2\x82\xac", "a:b", "\\t",
-    "0", "99999999999999999999", " ", "x\\", "\xff", "-1",
+    "1",   "",  "text/plain",           "true", "a\\nb", "a\\cb", "\\\\", "\xe2\x82\xac", "a:b",
+    "\\t", "0", "99999999999999999999", " ",    "x\\",   "\xff",  "-1",
 };
 
 static void header(struct stp_buf *b, const char *name, const char *value)
@@ -528,11 +535,20 @@ static void raw_value(struct in *in, struct stp_buf *b, uint8_t sel)
     }
     for (size_t i = 0; i < n; i++) {
         switch (p[i]) {
-        case '\n': put(b, "\\n"); break;
-        case '\r': put(b, "\\r"); break;
-        case ':': put(b, "\\c"); break;
-        case '\\': put(b, "\\\\"); break;
-        default: putn(b, &p[i], 1);
+        case '\n':
+            put(b, "\\n");
+            break;
+        case '\r':
+            put(b, "\\r");
+            break;
+        case ':':
+            put(b, "\\c");
+            break;
+        case '\\':
+            put(b, "\\\\");
+            break;
+        default:
+            putn(b, &p[i], 1);
         }
     }
 }
@@ -563,8 +579,8 @@ static const char *dest_of(uint8_t sel)
 
 static void op_connect(struct client *c, struct in *in)
 {
-    static const char *const versions[] = {"1.0", "1.1", "1.2", "1.0,1.1,1.2",
-                                           "1.1,1.2", NULL, "2.0", "1.2,1.0"};
+    static const char *const versions[] = {"1.0",     "1.1", "1.2", "1.0,1.1,1.2",
+                                           "1.1,1.2", NULL,  "2.0", "1.2,1.0"};
     uint8_t fl = u8(in);
     struct stp_buf *b = &c->stage;
     put(b, fl & 8 ? "STOMP\n" : "CONNECT\n");
@@ -575,8 +591,8 @@ static void op_connect(struct client *c, struct in *in)
     if (fl & 32) {
         /* With --heartbeat-min 1ms (limits 2), "5,5" makes the broker send
          * heart-beats and close a connection silent for 10 ms. */
-        static const char *const hb[] = {"0,0", "1000,1000", "5,5", "0,5",
-                                         "5,0", "1,2,3", "-1,5", "10,"};
+        static const char *const hb[] = {"0,0", "1000,1000", "5,5",  "0,5",
+                                         "5,0", "1,2,3",     "-1,5", "10,"};
         header(b, "heart-beat", hb[u8(in) & 7]);
     }
     if (fl & 64)
@@ -644,10 +660,11 @@ static void op_send(struct client *c, struct in *in)
 
 static void op_subscribe(struct client *c, struct in *in)
 {
-    static const char *const modes[] = {NULL, "auto", "client", "client-individual",
-                                        "foo", "client", "client-individual", "client"};
-    static const char *const prefetch[] = {NULL, "0", "1", "2", "3", "10", "x",
-                                           "99999999999999999999"};
+    static const char *const modes[] = {
+        NULL,    "auto", "client", "client-individual", "foo", "client", "client-individual",
+        "client"};
+    static const char *const prefetch[] = {NULL, "0",  "1", "2",
+                                           "3",  "10", "x", "99999999999999999999"};
     uint8_t d = u8(in), m = u8(in), fl = u8(in);
     struct stp_buf *b = &c->stage;
     put(b, "SUBSCRIBE\n");
@@ -759,13 +776,13 @@ enum {
     OP_COMMIT,
     OP_ABORT,
     OP_DISCONNECT,
-    OP_RAW,       /* up to 63 bytes of the input as they are */
-    OP_EOL,       /* a heart-beat: \n or \r\n */
-    OP_FLUSH,     /* write everything staged in one send, wait for its receipts */
-    OP_PARTIAL,   /* write a prefix of the staged bytes, cut anywhere */
-    OP_SYNC,      /* write everything of every client, wait until 1-16 ms without a byte */
-    OP_USE,       /* switch to client 0, 1 or 2 */
-    OP_CLOSE,     /* close the client's socket (reset when bit 0 is set) */
+    OP_RAW,     /* up to 63 bytes of the input as they are */
+    OP_EOL,     /* a heart-beat: \n or \r\n */
+    OP_FLUSH,   /* write everything staged in one send, wait for its receipts */
+    OP_PARTIAL, /* write a prefix of the staged bytes, cut anywhere */
+    OP_SYNC,    /* write everything of every client, wait until 1-16 ms without a byte */
+    OP_USE,     /* switch to client 0, 1 or 2 */
+    OP_CLOSE,   /* close the client's socket (reset when bit 0 is set) */
     OP__COUNT
 };
 
@@ -795,24 +812,46 @@ static void run_op(struct in *in)
     }
     struct client *c = cur_client();
     switch (op) {
-    case OP_CONNECT: op_connect(c, in); break;
+    case OP_CONNECT:
+        op_connect(c, in);
+        break;
     case OP_SEND:
-    case OP_SEND2: op_send(c, in); break;
-    case OP_SUBSCRIBE: op_subscribe(c, in); break;
-    case OP_UNSUBSCRIBE: op_unsubscribe(c, in); break;
-    case OP_ACK: op_ack(c, in, false); break;
-    case OP_NACK: op_ack(c, in, true); break;
-    case OP_BEGIN: op_txn(c, in, "BEGIN"); break;
-    case OP_COMMIT: op_txn(c, in, "COMMIT"); break;
-    case OP_ABORT: op_txn(c, in, "ABORT"); break;
-    case OP_DISCONNECT: op_disconnect(c, in); break;
+    case OP_SEND2:
+        op_send(c, in);
+        break;
+    case OP_SUBSCRIBE:
+        op_subscribe(c, in);
+        break;
+    case OP_UNSUBSCRIBE:
+        op_unsubscribe(c, in);
+        break;
+    case OP_ACK:
+        op_ack(c, in, false);
+        break;
+    case OP_NACK:
+        op_ack(c, in, true);
+        break;
+    case OP_BEGIN:
+        op_txn(c, in, "BEGIN");
+        break;
+    case OP_COMMIT:
+        op_txn(c, in, "COMMIT");
+        break;
+    case OP_ABORT:
+        op_txn(c, in, "ABORT");
+        break;
+    case OP_DISCONNECT:
+        op_disconnect(c, in);
+        break;
     case OP_RAW: {
         const uint8_t *p;
         size_t n = take(in, u8(in) & 63, &p);
         putn(&c->stage, p, n);
         break;
     }
-    case OP_EOL: put(&c->stage, u8(in) & 1 ? "\r\n" : "\n"); break;
+    case OP_EOL:
+        put(&c->stage, u8(in) & 1 ? "\r\n" : "\n");
+        break;
     case OP_FLUSH:
         release(c, c->stage.len);
         pump(FLUSH_WAIT_NS, QUIET_NS);
