@@ -25,7 +25,7 @@ BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llh
 # tests/docker/stomp_roundtrip.py). Everything else the tests run (python3 and
 # its standard library, coreutils, mawk, util-linux, git, tar) is on a new
 # machine already; node and npm come below.
-TEST_PACKAGES=(clang libcriterion-dev libclang-rt-14-dev python3-stomp python3-websockets openssl
+TEST_PACKAGES=(clang clang-format libcriterion-dev libclang-rt-14-dev python3-stomp python3-websockets openssl
     chromium docker.io debootstrap docker-compose)
 
 as_root() {
@@ -73,6 +73,8 @@ build() { # build DIR [meson setup options...]
 
 run_tests() {
     local rc=0
+    # Every C file as the committed .clang-format says.
+    scripts/check-format.sh || rc=1
     build build -Dtests=true
     meson test -C build --print-errorlogs --num-processes 1 || rc=1
     # The same unit and integration suites under AddressSanitizer + UBSan.
