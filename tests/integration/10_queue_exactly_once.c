@@ -28,12 +28,15 @@ struct tally {
     int total_acked;
 };
 
-/* Drain what consumer i has now; ACK everything unless `hold` (then leave unacked). */
+/* Drain what consumer i has now; ACK everything unless `hold` (then leave unacked).
+ * The first read waits a few ms: with a non-blocking read alone, a consumer
+ * whose MESSAGEs were still on the way (a slow broker: TSan) was skipped
+ * round after round, and its share depended on that timing, not the broker. */
 static int service(struct h_conn *c, int i, struct tally *t, bool hold)
 {
     int n = 0;
     for (int guard = 0; guard < 1000; guard++) {
-        struct h_frame *f = h_read(c, 0);
+        struct h_frame *f = h_read(c, n == 0 && !hold ? 5 : 0);
         if (f == NULL)
             break;
         cr_assert_str_eq(f->cmd, "MESSAGE", "consumer %d got %s", i, h_show(f));
