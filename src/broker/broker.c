@@ -185,10 +185,10 @@ int stp_broker_start(struct stp_broker *b)
         w->broker = b;
         w->mb = b->mb;
         w->cfg = cfg;
-        w->nlisteners = (unsigned)cfg->nlisten;
-        w->ws_cfg = b->ws_cfg;
-        for (unsigned l = 0; l < w->nlisteners; l++)
-            w->tls_cfg[l] = b->tls_cfg[l] ? stp_tls_config_ref(b->tls_cfg[l]) : NULL;
+        w->net.ws_cfg = b->ws_cfg;
+        w->net.admit = &b->admit;
+        for (unsigned l = 0; l < cfg->nlisten; l++)
+            w->net.tls_cfg[l] = b->tls_cfg[l] ? stp_tls_config_ref(b->tls_cfg[l]) : NULL;
         if ((rc = stp_worker_start(w)) < 0)
             return rc;
     }

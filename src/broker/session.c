@@ -8,9 +8,9 @@
 #include "broker/session.h"
 
 #include "broker/dest.h"
+#include "broker/metrics.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
-#include "net/conn.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 
@@ -37,17 +37,16 @@ static void on_session_timer(uv_timer_t *t)
 
 int stp_session_init(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
-    const struct stp_config *cfg = c->w->cfg;
+    struct stp_session *s = stp_sess(c);
+    const struct stp_config *cfg = stp_worker_of(c)->cfg;
     s->state = STP_SESS_AWAIT_CONNECT;
     struct stp_limits lim = pre_connect_limits(cfg);
     /* The parser's header array starts small and grows up to max_headers. */
     if (stp_parser_init(&s->parser, &lim) < 0)
         return STP_ENOMEM;
-    s->touched = calloc((c->w->broker_workers + 63) / 64, sizeof(uint64_t));
+    s->touched = calloc((stp_worker_of(c)->broker_workers + 63) / 64, sizeof(uint64_t));
     if (!s->touched)
         return STP_ENOMEM;
-    s->last_read_ms = s->last_write_ms = stp_now_ms(c);
     uv_timer_start(&c->timer, on_session_timer, cfg->login_timeout_ms, 0);
     return 0;
 }
@@ -59,7 +58,7 @@ static void build_error(struct stp_conn *c, struct stp_buf *out, const char *mes
                         const char *xvalue)
 {
     struct stp_buf b = STP_BUF_INIT;
-    enum stp_version v = c->s.version ? c->s.version : STP_V12;
+    enum stp_version v = stp_sess(c)->version ? stp_sess(c)->version : STP_V12;
     size_t dlen = detail ? strlen(detail) : 0;
     stp_write_command(&b, STP_CMD_ERROR);
     stp_write_header_str(&b, "message", message, v);
@@ -79,7 +78,7 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
                             const struct stp_slice *receipt, const char *xname, const char *xvalue,
                             bool in_order)
 {
-    if (c->s.state == STP_SESS_CLOSING) {
+    if (stp_sess(c)->state == STP_SESS_CLOSING) {
         /* Already ending (an ERROR or DISCONNECT waits for its fences):
          * a new problem, like a slow consumer, ends it now. */
         if (c->closing == STP_OPEN)
@@ -90,14 +89,14 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
     if (!stp_conn_ready(c)) {
         /* No STOMP frame can travel yet (e.g. an unfinished WebSocket
          * handshake at the login timeout): just close. */
-        c->s.state = STP_SESS_CLOSING;
+        stp_sess(c)->state = STP_SESS_CLOSING;
         stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
         return;
     }
     struct stp_buf b;
     build_error(c, &b, message, detail, receipt, xname, xvalue);
-    c->s.state = STP_SESS_CLOSING;
-    if (in_order && c->s.fences.count > 0) {
+    stp_sess(c)->state = STP_SESS_CLOSING;
+    if (in_order && stp_sess(c)->fences.count > 0) {
         stp_session_queue_error(c, &b);
         return;
     }
@@ -137,7 +136,7 @@ int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
     if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
         return stp_session_bad(c, f, "unknown destination",
                                "Destinations are /topic/NAME or /queue/NAME.");
-    if (dest->len > c->w->cfg->max_destination_length)
+    if (dest->len > stp_worker_of(c)->cfg->max_destination_length)
         return stp_session_bad(c, f, "destination too long",
                                "The destination name is longer than --max-destination-length.");
     /* Control bytes would need escaping in every header that repeats the
@@ -181,7 +180,7 @@ static bool login_ok(const struct stp_config *cfg, const struct stp_frame *f)
 
 static void start_heartbeats(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     uint64_t period = 0;
     if (s->hb_send_ms)
         period = s->hb_send_ms / 2;
@@ -197,12 +196,12 @@ static void start_heartbeats(struct stp_conn *c)
 
 static int write_connected(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     struct stp_buf b = STP_BUF_INIT;
     char hb[48], sess[48];
     snprintf(hb, sizeof(hb), "%llu,%llu", (unsigned long long)s->hb_send_ms,
              (unsigned long long)s->hb_recv_ms);
-    snprintf(sess, sizeof(sess), "session-%u-%u-%u", c->w->id, c->slot, c->gen);
+    snprintf(sess, sizeof(sess), "session-%u-%u-%u", stp_worker_of(c)->id, c->slot, c->gen);
     stp_write_command(&b, STP_CMD_CONNECTED);
     stp_write_header_str(&b, "version", stp_version_str(s->version), STP_V10);
     stp_write_header_str(&b, "server", SERVER_NAME, STP_V10);
@@ -216,8 +215,8 @@ static int write_connected(struct stp_conn *c)
 
 static int on_connect(struct stp_conn *c, const struct stp_frame *f)
 {
-    struct stp_session *s = &c->s;
-    const struct stp_config *cfg = c->w->cfg;
+    struct stp_session *s = stp_sess(c);
+    const struct stp_config *cfg = stp_worker_of(c)->cfg;
     enum stp_version v = stp_negotiate_version(stp_frame_header(f, "accept-version"));
     if (v == STP_V_NONE) {
         error_and_close(c, "unsupported protocol version",
@@ -230,7 +229,7 @@ static int on_connect(struct stp_conn *c, const struct stp_frame *f)
         return stp_session_bad(c, f, "invalid heart-beat header",
                                "heart-beat must be two non-negative integers: cx,cy");
     if (!login_ok(cfg, f)) {
-        STP_STAT_INC(c->w->stats.failed_logins);
+        STP_STAT_INC(stp_worker_of(c)->stats.failed_logins);
         stp_info("%s: login failed", c->peer);
         /* The same text whether the login or the passcode was wrong. */
         return stp_session_bad(c, f, "access refused", "Login or passcode is not valid.");
@@ -243,14 +242,16 @@ static int on_connect(struct stp_conn *c, const struct stp_frame *f)
     stp_parser_set_limits(&s->parser, &lim);
     s->state = STP_SESS_OPEN;
     start_heartbeats(c);
-    return write_connected(c);
+    int rc = write_connected(c);
+    stp_conn_connected(c);
+    return rc;
 }
 
 /* --- dispatch --- */
 
 static int on_disconnect(struct stp_conn *c, const struct stp_frame *f)
 {
-    c->s.state = STP_SESS_CLOSING;
+    stp_sess(c)->state = STP_SESS_CLOSING;
     return stp_session_receipt_fence(c, stp_session_receipt(f), true);
 }
 
@@ -259,7 +260,7 @@ int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p,
     stp_conn_frame_begin(c);
     int rc = stp_conn_write(c, p, n);
     stp_conn_frame_end(c);
-    STP_STAT_INC(c->w->stats.frames_out[cmd]);
+    STP_STAT_INC(stp_worker_of(c)->stats.frames_out[cmd]);
     if (cmd != STP_CMD_ERROR) /* an ERROR is followed by a close anyway */
         stp_conn_check_output(c);
     return rc;
@@ -267,8 +268,8 @@ int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p,
 
 static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
 {
-    struct stp_session *s = &c->s;
-    STP_STAT_INC(c->w->stats.frames_in[f->cmd]);
+    struct stp_session *s = stp_sess(c);
+    STP_STAT_INC(stp_worker_of(c)->stats.frames_in[f->cmd]);
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
             return on_connect(c, f);
@@ -303,7 +304,7 @@ static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
 
 int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consumed)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     size_t off = 0;
     while (off < len && s->state != STP_SESS_CLOSING && c->closing == STP_OPEN && !c->paused) {
         struct stp_frame f;
@@ -339,7 +340,7 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
 
 void stp_session_tick(struct stp_conn *c, uint64_t now)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         stp_info("%s: no CONNECT within the login timeout", c->peer);
         stp_session_error(c, "login timeout", "No CONNECT frame arrived in time.", NULL);
@@ -350,25 +351,25 @@ void stp_session_tick(struct stp_conn *c, uint64_t now)
     /* A publisher paused for back-pressure is not read, so its heart-beats
      * go unseen: the pause counts as hearing from it. */
     if (c->paused)
-        s->last_read_ms = now;
-    if (s->hb_recv_ms && now - s->last_read_ms > 2 * s->hb_recv_ms) {
+        c->last_read_ms = now;
+    if (s->hb_recv_ms && now - c->last_read_ms > 2 * s->hb_recv_ms) {
         stp_info("%s: no heart-beat for %llu ms, closing", c->peer,
-                 (unsigned long long)(now - s->last_read_ms));
+                 (unsigned long long)(now - c->last_read_ms));
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
-    if (s->hb_send_ms && now - s->last_write_ms >= s->hb_send_ms - s->hb_send_ms / 4 &&
+    if (s->hb_send_ms && now - c->last_write_ms >= s->hb_send_ms - s->hb_send_ms / 4 &&
         stp_conn_pending(c) == 0) {
         stp_conn_frame_begin(c);
         stp_conn_write(c, "\n", 1);
         stp_conn_frame_end(c);
-        s->last_write_ms = now;
+        c->last_write_ms = now;
     }
 }
 
 void stp_session_on_eof(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     if (s->state == STP_SESS_OPEN && s->fences.count > 0) {
         /* Like a DISCONNECT without a receipt: it closes once the earlier
          * RECEIPTs are out. */
@@ -383,7 +384,7 @@ void stp_session_on_eof(struct stp_conn *c)
 
 void stp_session_teardown(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     s->state = STP_SESS_CLOSING;
     stp_session_free_subs(c);
     stp_session_free_txns(c);
@@ -395,5 +396,46 @@ void stp_session_teardown(struct stp_conn *c)
     stp_fence_deque_free(&s->fences);
     free(s->touched);
     s->touched = NULL;
+    free(s->wmarks);
+    s->wmarks = NULL;
+    s->nwmarks = s->wmarks_cap = 0;
     stp_parser_free(&s->parser);
 }
+
+/* --- what the net layer calls --- */
+
+static int ops_input(struct stp_conn *c, char *data, size_t len, size_t *consumed)
+{
+    return stp_session_feed(c, data, len, consumed);
+}
+
+static void ops_error(struct stp_conn *c, const char *message, const char *detail)
+{
+    stp_session_error(c, message, detail, NULL);
+}
+
+static int ops_http(struct stp_conn *c, enum stp_ws_endpoint which, struct stp_buf *body,
+                    const char **type)
+{
+    struct stp_broker *b = stp_worker_of(c)->broker;
+    if (!b)
+        return -1;
+    if (which == STP_WS_HEALTHZ) {
+        *type = "application/json";
+        return stp_metrics_healthz(b, body);
+    }
+    *type = "text/plain; version=0.0.4; charset=utf-8";
+    return stp_metrics_text(b, body);
+}
+
+const struct stp_conn_ops stp_session_ops = {
+    .up_size = sizeof(struct stp_session),
+    .open = stp_session_init,
+    .input = ops_input,
+    .eof = stp_session_on_eof,
+    .writing = stp_session_writing,
+    .written = stp_session_written,
+    .error = ops_error,
+    .teardown = stp_session_teardown,
+    .http = ops_http,
+};

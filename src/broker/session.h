@@ -1,15 +1,18 @@
 /*
  * session.h - the STOMP session of one connection.
  *
- * Owned by the connection's worker; every function here runs on that thread.
- * The session does not know its transport: it reads frames from bytes handed
- * to stp_session_feed and writes frames through the connection's output
- * queue (net/conn.h).
+ * The session lives in the connection's memory (stp_conn_up: the net layer
+ * allocates and frees it with the connection) and is driven by the net layer
+ * through stp_session_ops (net/net.h). Owned by the connection's worker;
+ * every function here runs on that thread. The session does not know its
+ * transport: it reads frames from bytes handed to stp_session_feed and
+ * writes frames through the connection's output queue (net/conn.h).
  */
 #ifndef STP_BROKER_SESSION_H
 #define STP_BROKER_SESSION_H
 
 #include "broker/unacked.h"
+#include "net/conn.h"
 #include "stampede/buf.h"
 #include "stampede/deque.h"
 #include "stampede/map.h"
@@ -19,7 +22,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct stp_conn;
 struct stp_msg;
 
 enum stp_ack_mode { STP_ACK_AUTO, STP_ACK_CLIENT, STP_ACK_CLIENT_INDIVIDUAL };
@@ -84,6 +86,14 @@ struct stp_held {
 
 enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_OPEN, STP_SESS_CLOSING };
 
+/* Written-out marks: the queue tags a write carries, reported to the queues'
+ * owners when it completes (their consumers' credit). */
+struct stp_wmark {
+    uint64_t key;
+    uint64_t tag;
+    unsigned owner;
+};
+
 struct stp_session {
     enum stp_session_state state;
     enum stp_version version;
@@ -99,10 +109,21 @@ struct stp_session {
     struct stp_fence_deque fences; /* in id order, oldest first */
     uint64_t next_fence_id;
     uint64_t hb_send_ms, hb_recv_ms;
-    uint64_t last_read_ms, last_write_ms;
     bool has_client_topic_sub;
+    struct stp_wmark *wmarks; /* for the write in flight */
+    size_t nwmarks, wmarks_cap;
 };
 
+/* What the net layer calls (net/net.h): open, input, eof, writing, written,
+ * error, teardown, http. */
+extern const struct stp_conn_ops stp_session_ops;
+
+static inline struct stp_session *stp_sess(struct stp_conn *c)
+{
+    return (struct stp_session *)stp_conn_up(c);
+}
+
+/* Start a session on a new connection (the login timeout runs). */
 int stp_session_init(struct stp_conn *c);
 /* Bytes from the transport (STOMP stream). Consumes what it can; returns 0,
  * or a negative code when the connection must close (the ERROR is queued). */
@@ -119,6 +140,11 @@ void stp_session_error(struct stp_conn *c, const char *message, const char *deta
                        const struct stp_slice *receipt);
 /* Timer tick for heart-beats and the login timeout. */
 void stp_session_tick(struct stp_conn *c, uint64_t now_ms);
+
+/* Output goes to a write: note the queue tags it carries (stp_wmark). */
+void stp_session_writing(struct stp_conn *c);
+/* That write completed (ok) or failed: report the tags to their owners. */
+void stp_session_written(struct stp_conn *c, bool ok);
 
 /* Write the deliveries held for the subscription with this key. */
 void stp_session_release_held(struct stp_conn *c, uint64_t sub_key);

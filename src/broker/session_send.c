@@ -11,7 +11,6 @@
 #include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
-#include "net/conn.h"
 #include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/msg.h"
@@ -24,15 +23,15 @@
 
 void stp_session_touch(struct stp_conn *c, unsigned owner)
 {
-    if (owner != c->w->id) {
-        c->s.touched[owner / 64] |= 1ULL << (owner % 64);
-        c->s.touched_any = true;
+    if (owner != stp_worker_of(c)->id) {
+        stp_sess(c)->touched[owner / 64] |= 1ULL << (owner % 64);
+        stp_sess(c)->touched_any = true;
     }
 }
 
 void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd)
 {
-    struct stp_worker *w = c->w;
+    struct stp_worker *w = stp_worker_of(c);
     stp_session_touch(c, owner);
     stp_post_to_conn(cmd, (uint16_t)w->id, c->slot, c->gen);
     stp_worker_post(w, owner, cmd);
@@ -44,7 +43,7 @@ static void write_receipt(struct stp_conn *c, const char *receipt)
 {
     struct stp_buf b = STP_BUF_INIT;
     stp_write_command(&b, STP_CMD_RECEIPT);
-    stp_write_header_str(&b, "receipt-id", receipt, c->s.version);
+    stp_write_header_str(&b, "receipt-id", receipt, stp_sess(c)->version);
     stp_write_body(&b, (struct stp_slice){"", 0});
     stp_session_write_frame(c, STP_CMD_RECEIPT, b.data, b.len);
     stp_buf_free(&b);
@@ -53,7 +52,7 @@ static void write_receipt(struct stp_conn *c, const char *receipt)
 /* Write every receipt at the head whose fence completed. */
 static void release_fences(struct stp_conn *c)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     /* After an ERROR (which closes the connection) nothing else is sent. */
     while (s->fences.count > 0 && c->closing == STP_OPEN) {
         if (stp_fence_deque_at(&s->fences, 0)->remaining > 0)
@@ -86,14 +85,14 @@ static int push_fence(struct stp_session *s, struct stp_fence_wait fw)
 static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disconnect,
                  uint64_t release_sub)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     if (!receipt && !disconnect)
         return 0;
     struct stp_fence_wait fw = {
         .id = ++s->next_fence_id, .disconnect = disconnect, .release_sub = release_sub};
     if (receipt && !(fw.receipt = stp_session_strdup(*receipt)))
         return STP_ENOMEM;
-    unsigned n = c->w->broker_workers;
+    unsigned n = stp_worker_of(c)->broker_workers;
     for (unsigned o = 0; s->touched_any && o < n; o++) {
         if (!(s->touched[o / 64] & (1ULL << (o % 64))))
             continue;
@@ -107,8 +106,8 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
         if (!(s->touched[o / 64] & (1ULL << (o % 64))))
             continue;
         struct stp_post cmd = stp_post_fence(fw.id);
-        stp_post_to_conn(&cmd, (uint16_t)c->w->id, c->slot, c->gen);
-        stp_worker_post(c->w, o, &cmd);
+        stp_post_to_conn(&cmd, (uint16_t)stp_worker_of(c)->id, c->slot, c->gen);
+        stp_worker_post(stp_worker_of(c), o, &cmd);
         s->touched[o / 64] &= ~(1ULL << (o % 64));
     }
     s->touched_any = false;
@@ -118,7 +117,7 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
 
 void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     struct stp_fence_wait fw = {.id = ++s->next_fence_id, .error = *frame};
     *frame = (struct stp_buf)STP_BUF_INIT;
     if (push_fence(s, fw) < 0) {
@@ -149,7 +148,7 @@ static uint64_t fence_id_at(const void *fences, size_t i)
 
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 {
-    struct stp_session *s = &c->s;
+    struct stp_session *s = stp_sess(c);
     /* Pending fences are in id order: a binary search, so a client that
      * pipelines thousands of receipts costs O(log n) per answer. */
     size_t lo = stp_lower_bound(s->fences.count, fence_id, fence_id_at, &s->fences);
@@ -270,7 +269,7 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
 static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
                                      const struct send_headers *sh)
 {
-    struct stp_buf *hdrs = &c->w->scratch;
+    struct stp_buf *hdrs = &stp_worker_of(c)->scratch;
     struct stp_slice dest = *sh->dest;
     bool needs_escape;
     stp_buf_reset(hdrs);
@@ -288,17 +287,17 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
     m->tail_len = tail_len;
     m->body_len = f->body.len;
     m->needs_escape = needs_escape;
-    stp_msg_set_id(m, stp_msg_next_id(c->w->id));
+    stp_msg_set_id(m, stp_msg_next_id(stp_worker_of(c)->id));
     return m;
 }
 
 static void route(struct stp_conn *c, struct stp_msg *m)
 {
-    unsigned owner = stp_owner_of(c->w, m->dest, m->dest_len);
+    unsigned owner = stp_owner_of(stp_worker_of(c), m->dest, m->dest_len);
     struct stp_post cmd = stp_post_route(m);
-    STP_STAT_INC(c->w->stats.msgs_published);
+    STP_STAT_INC(stp_worker_of(c)->stats.msgs_published);
     stp_session_post(c, owner, &cmd);
-    stp_worker_check_budget(c->w, c);
+    stp_worker_check_budget(stp_worker_of(c), c);
 }
 
 /* --- transactions --- */
@@ -333,7 +332,7 @@ static void txn_free(struct stp_txn *t)
 
 static struct stp_txn *txn_find(struct stp_conn *c, const struct stp_slice *name)
 {
-    return stp_map_get(&c->s.txns, name->p, name->len);
+    return stp_map_get(&stp_sess(c)->txns, name->p, name->len);
 }
 
 /* Room for one more frame of `bytes` message bytes in t? 0, or -1 after an
@@ -341,7 +340,7 @@ static struct stp_txn *txn_find(struct stp_conn *c, const struct stp_slice *name
 static int txn_room(struct stp_conn *c, const struct stp_frame *f, const struct stp_txn *t,
                     size_t bytes)
 {
-    const struct stp_config *cfg = c->w->cfg;
+    const struct stp_config *cfg = stp_worker_of(c)->cfg;
     if (t->n >= cfg->max_transaction_frames)
         return stp_session_bad(c, f, "transaction too large",
                                "The transaction holds --max-transaction-frames frames already.");
@@ -408,7 +407,7 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
         if (t)
             return stp_session_bad(c, f, "transaction already exists",
                                    "BEGIN names a transaction that is already open.");
-        if (c->s.txns.count >= c->w->cfg->max_transactions)
+        if (stp_sess(c)->txns.count >= stp_worker_of(c)->cfg->max_transactions)
             return stp_session_bad(c, f, "too many transactions",
                                    "This connection has --max-transactions transactions open.");
         t = calloc(1, sizeof(*t));
@@ -417,7 +416,7 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
             return STP_ENOMEM;
         }
         t->name_len = name->len;
-        if (stp_map_put(&c->s.txns, t->name, t->name_len, t) < 0) {
+        if (stp_map_put(&stp_sess(c)->txns, t->name, t->name_len, t) < 0) {
             txn_free(t);
             return STP_ENOMEM;
         }
@@ -426,7 +425,7 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
     if (!t)
         return stp_session_bad(c, f, "unknown transaction",
                                "COMMIT/ABORT names a transaction that was not begun.");
-    stp_map_del(&c->s.txns, t->name, t->name_len);
+    stp_map_del(&stp_sess(c)->txns, t->name, t->name_len);
     int rc = f->cmd == STP_CMD_COMMIT ? commit(c, f, t) : 0;
     txn_free(t);
     if (rc < 0)
@@ -436,7 +435,7 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
 
 void stp_session_free_txns(struct stp_conn *c)
 {
-    struct stp_map *m = &c->s.txns;
+    struct stp_map *m = &stp_sess(c)->txns;
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].hash)
             txn_free(m->slots[i].value);
@@ -473,7 +472,7 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
         }
         t->bytes += m->tail_len;
         /* Held messages are in the memory budget: over it, stop reading. */
-        stp_worker_check_budget(c->w, c);
+        stp_worker_check_budget(stp_worker_of(c), c);
     } else {
         route(c, m);
     }

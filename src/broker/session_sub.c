@@ -12,7 +12,6 @@
 #include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
-#include "net/conn.h"
 #include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -23,12 +22,12 @@
 
 static struct stp_sub *find_sub_by_id(struct stp_conn *c, const char *id, size_t len)
 {
-    return stp_map_get(&c->s.subs_by_id, id, len);
+    return stp_map_get(&stp_sess(c)->subs_by_id, id, len);
 }
 
 static struct stp_sub *find_sub_by_num(struct stp_conn *c, uint32_t num)
 {
-    return stp_map_get(&c->s.subs_by_num, &num, sizeof(num));
+    return stp_map_get(&stp_sess(c)->subs_by_num, &num, sizeof(num));
 }
 
 static void sub_free(struct stp_sub *sub)
@@ -73,14 +72,14 @@ static int parse_ack_mode(const struct stp_slice *ack, enum stp_ack_mode *mode)
 /* Tell the owner about a new subscription. */
 static int register_sub(struct stp_conn *c, struct stp_sub *sub)
 {
-    struct stp_worker *w = c->w;
+    struct stp_worker *w = stp_worker_of(c);
     sub->owner = stp_owner_of(w, sub->dest, sub->dest_len);
     if (!sub->is_queue) {
         bool first = false;
         if (stp_ltopic_add(w, sub, &first) < 0)
             return STP_ENOMEM;
         if (sub->ack_mode != STP_ACK_AUTO)
-            c->s.has_client_topic_sub = true;
+            stp_sess(c)->has_client_topic_sub = true;
         if (!first) {
             /* This worker's interest was posted before: FIFO rings put it
              * ahead of any later fence, so marking the owner is enough. */
@@ -110,7 +109,7 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
         return stp_session_bad(c, f, "missing destination header",
                                "SUBSCRIBE needs a destination header.");
     const struct stp_slice *idh = stp_frame_header(f, "id");
-    if (!idh && c->s.version >= STP_V11)
+    if (!idh && stp_sess(c)->version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
     *id = idh ? *idh : **dest; /* 1.0: the destination names the subscription */
     if (stp_session_check_dest(c, f, *dest) < 0)
@@ -118,7 +117,7 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_bad(c, f, "duplicate subscription id",
                                "This connection already has a subscription with that id.");
-    if (c->s.nsubs >= c->w->cfg->max_subscriptions)
+    if (stp_sess(c)->nsubs >= stp_worker_of(c)->cfg->max_subscriptions)
         return stp_session_bad(c, f, "too many subscriptions",
                                "This connection holds --max-subscriptions subscriptions already.");
     if (parse_ack_mode(stp_frame_header(f, "ack"), mode) < 0)
@@ -131,7 +130,7 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
                                "prefetch-count must be a non-negative integer.");
     /* Unacked deliveries are held here and at the owner: a client-ack
      * subscription gets at most --max-unacked of them, asked for or not. */
-    size_t max = c->w->cfg->max_unacked;
+    size_t max = stp_worker_of(c)->cfg->max_unacked;
     if (*mode != STP_ACK_AUTO && (*prefetch == 0 || *prefetch > max))
         *prefetch = max;
     return 0;
@@ -145,13 +144,13 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     uint64_t prefetch = 0;
     if (validate_subscribe(c, f, &dest, &id, &mode, &prefetch) < 0)
         return -1;
-    struct stp_worker *w = c->w;
+    struct stp_worker *w = stp_worker_of(c);
     struct stp_sub *sub = calloc(1, sizeof(*sub));
     if (!sub)
         return STP_ENOMEM;
     sub->conn = c;
     sub->key = ((uint64_t)w->id << 48) | ++w->sub_counter;
-    sub->num = ++c->s.next_sub_num;
+    sub->num = ++stp_sess(c)->next_sub_num;
     sub->id = stp_session_strdup(id);
     sub->id_len = id.len;
     sub->dest = stp_session_strdup(*dest);
@@ -159,22 +158,22 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     sub->is_queue = stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE;
     sub->ack_mode = mode;
     sub->prefetch = (uint32_t)prefetch;
-    sub->ua.track_ids = mode != STP_ACK_AUTO && c->s.version < STP_V12;
-    if (!sub->id || !sub->dest || build_sub_header(sub, c->s.version) < 0 ||
+    sub->ua.track_ids = mode != STP_ACK_AUTO && stp_sess(c)->version < STP_V12;
+    if (!sub->id || !sub->dest || build_sub_header(sub, stp_sess(c)->version) < 0 ||
         stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
         sub_free(sub);
         return STP_ENOMEM;
     }
-    if (stp_map_put(&c->s.subs_by_id, sub->id, sub->id_len, sub) < 0 ||
-        stp_map_put(&c->s.subs_by_num, &sub->num, sizeof(sub->num), sub) < 0) {
-        stp_map_del(&c->s.subs_by_id, sub->id, sub->id_len);
+    if (stp_map_put(&stp_sess(c)->subs_by_id, sub->id, sub->id_len, sub) < 0 ||
+        stp_map_put(&stp_sess(c)->subs_by_num, &sub->num, sizeof(sub->num), sub) < 0) {
+        stp_map_del(&stp_sess(c)->subs_by_id, sub->id, sub->id_len);
         stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
         sub_free(sub);
         return STP_ENOMEM;
     }
-    sub->next = c->s.subs;
-    c->s.subs = sub;
-    c->s.nsubs++;
+    sub->next = stp_sess(c)->subs;
+    stp_sess(c)->subs = sub;
+    stp_sess(c)->nsubs++;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
     if (register_sub(c, sub) < 0)
@@ -185,17 +184,17 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
 /* Drop the local record and tell the owner; the record is freed here. */
 static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
 {
-    struct stp_worker *w = c->w;
-    for (struct stp_sub **pp = &c->s.subs; *pp; pp = &(*pp)->next) {
+    struct stp_worker *w = stp_worker_of(c);
+    for (struct stp_sub **pp = &stp_sess(c)->subs; *pp; pp = &(*pp)->next) {
         if (*pp == sub) {
             *pp = sub->next;
             break;
         }
     }
     stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
-    stp_map_del(&c->s.subs_by_id, sub->id, sub->id_len);
-    stp_map_del(&c->s.subs_by_num, &sub->num, sizeof(sub->num));
-    c->s.nsubs--;
+    stp_map_del(&stp_sess(c)->subs_by_id, sub->id, sub->id_len);
+    stp_map_del(&stp_sess(c)->subs_by_num, &sub->num, sizeof(sub->num));
+    stp_sess(c)->nsubs--;
     if (sub->is_queue) {
         /* Auto-ack deliveries already in the output queue will be written
          * (unless the connection is dropped at once): the owner must not
@@ -214,7 +213,7 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
 int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
 {
     const struct stp_slice *id = stp_frame_header(f, "id");
-    if (!id && c->s.version == STP_V10)
+    if (!id && stp_sess(c)->version == STP_V10)
         id = stp_frame_header(f, "destination");
     if (!id)
         return stp_session_bad(c, f, "missing id header", "UNSUBSCRIBE needs an id header.");
@@ -228,10 +227,10 @@ int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
 
 void stp_session_free_subs(struct stp_conn *c)
 {
-    while (c->s.subs)
-        sub_remove(c, c->s.subs);
-    stp_map_free(&c->s.subs_by_id);
-    stp_map_free(&c->s.subs_by_num);
+    while (stp_sess(c)->subs)
+        sub_remove(c, stp_sess(c)->subs);
+    stp_map_free(&stp_sess(c)->subs_by_id);
+    stp_map_free(&stp_sess(c)->subs_by_num);
 }
 
 /* --- deliveries --- */
@@ -322,7 +321,7 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
 static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
 {
     struct stp_conn *c = sub->conn;
-    bool reescape = m->needs_escape && c->s.version < STP_V12;
+    bool reescape = m->needs_escape && stp_sess(c)->version < STP_V12;
     bool copy_tail = !reescape && m->tail_len <= STP_COPY_TAIL_MAX;
     stp_conn_frame_begin(c);
     char *p0 = stp_conn_reserve(c, sub->hdr_len + 96 + (copy_tail ? m->tail_len : 0));
@@ -332,7 +331,7 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
     }
     char *p = put_str(p0, sub->hdr, sub->hdr_len);
     p = put_str(p, m->id_line, m->id_line_len);
-    if (sub->ack_mode != STP_ACK_AUTO && c->s.version >= STP_V12) {
+    if (sub->ack_mode != STP_ACK_AUTO && stp_sess(c)->version >= STP_V12) {
         p = put_str(p, "ack:", 4);
         p = put_u64(p, sub->num);
         *p++ = '-';
@@ -345,14 +344,14 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
         p = put_str(p, m->tail, m->tail_len);
     stp_conn_commit(c, (size_t)(p - p0));
     if (reescape)
-        write_tail_reescaped(c, m, c->s.version);
+        write_tail_reescaped(c, m, stp_sess(c)->version);
     else if (!copy_tail)
         stp_conn_write_tail(c, m);
     c->frame_tail = reescape ? NULL : m; /* lets WebSocket check the tail once per message */
     stp_conn_frame_end(c);
     c->frame_tail = NULL;
-    STP_STAT_INC(c->w->stats.msgs_delivered);
-    STP_STAT_INC(c->w->stats.frames_out[STP_CMD_MESSAGE]);
+    STP_STAT_INC(stp_worker_of(c)->stats.msgs_delivered);
+    STP_STAT_INC(stp_worker_of(c)->stats.frames_out[STP_CMD_MESSAGE]);
 }
 
 static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
@@ -364,9 +363,32 @@ static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool rede
     sub->held[sub->nheld++] = (struct stp_held){stp_msg_ref(m), tag, redelivered};
 }
 
+void stp_session_writing(struct stp_conn *c)
+{
+    struct stp_session *ss = stp_sess(c);
+    for (struct stp_sub *s = ss->subs; s; s = s->next) {
+        if (!s->is_queue || s->tag_queued == s->tag_reported)
+            continue;
+        if (STP_ARRAY_RESERVE(ss->wmarks, ss->wmarks_cap, ss->nwmarks + 1) < 0)
+            return; /* reported with a later write */
+        ss->wmarks[ss->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
+        s->tag_reported = s->tag_queued;
+    }
+}
+
+void stp_session_written(struct stp_conn *c, bool ok)
+{
+    struct stp_session *ss = stp_sess(c);
+    for (size_t i = 0; ok && i < ss->nwmarks; i++) {
+        struct stp_post cmd = stp_post_qwritten(ss->wmarks[i].key, ss->wmarks[i].tag);
+        stp_worker_post(stp_worker_of(c), ss->wmarks[i].owner, &cmd);
+    }
+    ss->nwmarks = 0;
+}
+
 void stp_session_release_held(struct stp_conn *c, uint64_t sub_key)
 {
-    struct stp_sub *sub = stp_map_get(&c->w->subs_by_key, &sub_key, sizeof(sub_key));
+    struct stp_sub *sub = stp_map_get(&stp_worker_of(c)->subs_by_key, &sub_key, sizeof(sub_key));
     if (!sub || sub->conn != c || !sub->holding)
         return;
     sub->holding = false;
@@ -455,7 +477,7 @@ struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num)
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
                           size_t id_len, bool named, struct stp_sub *sub)
 {
-    if (c->s.version >= STP_V12) {
+    if (stp_sess(c)->version >= STP_V12) {
         uint32_t num;
         uint64_t tag;
         /* The ack id names its subscription; a subscription header is not
@@ -473,28 +495,28 @@ int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool na
     /* 1.1 names the subscription; 1.0 does not, and then each of the
      * connection's (at most --max-subscriptions) subscriptions is asked. */
     if (!named)
-        sub = c->s.subs;
+        sub = stp_sess(c)->subs;
     for (; sub; sub = named ? NULL : sub->next) {
         ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
         if (i >= 0)
             return settle(c, sub, (size_t)i, nack);
     }
-    if (c->s.has_client_topic_sub)
+    if (stp_sess(c)->has_client_topic_sub)
         return 0; /* most likely a topic message: not stored, nothing to settle */
     return unknown_ack(c, f);
 }
 
 int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
 {
-    const char *idname = c->s.version >= STP_V12 ? "id" : "message-id";
+    const char *idname = stp_sess(c)->version >= STP_V12 ? "id" : "message-id";
     const struct stp_slice *id = stp_frame_header(f, idname);
     if (!id)
-        return stp_session_bad(c, f,
-                               nack ? "missing id header in NACK" : "missing id header in ACK",
-                               c->s.version >= STP_V12 ? "ACK and NACK need an id header."
-                                                       : "ACK and NACK need a message-id header.");
+        return stp_session_bad(
+            c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
+            stp_sess(c)->version >= STP_V12 ? "ACK and NACK need an id header."
+                                            : "ACK and NACK need a message-id header.");
     const struct stp_slice *subh = stp_frame_header(f, "subscription");
-    if (!subh && c->s.version == STP_V11)
+    if (!subh && stp_sess(c)->version == STP_V11)
         return stp_session_bad(c, f, "missing subscription header",
                                "In STOMP 1.1, ACK and NACK need a subscription header.");
     /* Every id this broker hands out is short (a message-id, or

@@ -3,16 +3,18 @@
  * per-iteration flush.
  *
  * Each worker runs one uv loop on its own thread. Commands from other
- * workers arrive through the mailboxes (stp_worker_handle); connections are
- * accepted on the worker's own SO_REUSEPORT listeners. Once per loop
- * iteration (uv_check) the worker finishes pending closes and writes every
- * connection that has output, one writev each.
+ * workers arrive through the mailboxes (stp_worker_handle); its net context
+ * accepts connections on the worker's own SO_REUSEPORT listeners and calls
+ * the STOMP session through stp_session_ops. Once per loop iteration
+ * (uv_check, uv_prepare) the worker runs the net's flush point: pending
+ * closes finish and every connection that has output is written, one writev
+ * each.
  */
 #include "broker/worker.h"
 
 #include "broker/broker.h"
 #include "broker/dest.h"
-#include "net/conn.h"
+#include "broker/session.h"
 #include "stampede/buf.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -98,14 +100,14 @@ static void on_budget_timer(uv_timer_t *t)
 {
     struct stp_worker *w = t->data;
     stp_worker_maybe_resume(w);
-    if (!w->paused)
+    if (!w->net.paused)
         uv_timer_stop(t);
 }
 
 void stp_worker_maybe_resume(struct stp_worker *w)
 {
-    if (w->paused && !stp_worker_backlogged(w) && !over_budget(w, 90))
-        stp_conn_resume_paused(w);
+    if (w->net.paused && !stp_worker_backlogged(w) && !over_budget(w, 90))
+        stp_net_resume_paused(&w->net);
 }
 
 void stp_worker_check_budget(struct stp_worker *w, struct stp_conn *c)
@@ -270,50 +272,25 @@ static void on_unblocked(void *ctx)
     stp_worker_maybe_resume(ctx);
 }
 
-static void flush_work(struct stp_worker *w)
-{
-    stp_conn_run_deferred_input(w);
-    stp_conn_reap(w);
-    stp_conn_flush_dirty(w);
-    stp_conn_reap(w);
-}
-
 /* After the poll phase: write what I/O callbacks and mailboxes produced. */
 static void on_check(uv_check_t *h)
 {
-    flush_work(h->data);
+    struct stp_worker *w = h->data;
+    stp_net_flush(&w->net);
 }
 
 /* Before the poll phase: write what timers produced, before the loop sleeps. */
 static void on_prepare(uv_prepare_t *h)
 {
-    flush_work(h->data);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct stp_worker *w = server->loop->data;
-    if (status < 0) {
-        stp_warn("accept failed: %s", uv_strerror(status));
-        return;
-    }
-    stp_conn_accept(w, server, (unsigned)(uintptr_t)server->data);
-}
-
-static void close_all_conns(struct stp_worker *w)
-{
-    for (uint32_t i = 0; i < w->nslots; i++) {
-        struct stp_conn *c = w->slots[i];
-        if (c && c->closing == STP_OPEN)
-            stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
-    }
+    struct stp_worker *w = h->data;
+    stp_net_flush(&w->net);
 }
 
 static void on_drain_timer(uv_timer_t *t)
 {
     struct stp_worker *w = t->data;
-    close_all_conns(w);
-    if (w->nconns == 0 && !w->reap && !w->drained_reported) {
+    stp_net_close_all(&w->net, STP_CLOSE_AFTER_FLUSH);
+    if (stp_net_idle(&w->net) && !w->drained_reported) {
         w->drained_reported = true;
         atomic_fetch_add_explicit(&w->broker->drained, 1, memory_order_release);
     }
@@ -324,10 +301,9 @@ static void on_drain_timer(uv_timer_t *t)
         uv_close((uv_handle_t *)&w->flush_prepare, NULL);
         uv_close((uv_handle_t *)&w->budget_timer, NULL);
         uv_close((uv_handle_t *)&w->stats_timer, NULL);
-        uv_close((uv_handle_t *)&w->reload_async, NULL);
         uv_close((uv_handle_t *)&w->stop_async, NULL);
         stp_mailbox_detach(w->mb, w->id);
-        stp_conn_close_all_now(w);
+        stp_net_close_handles(&w->net);
     }
 }
 
@@ -339,8 +315,7 @@ static void on_stop(uv_async_t *a)
     struct stp_worker *w = a->data;
     if (!w->stopping) {
         w->stopping = true;
-        for (unsigned i = 0; i < w->nlisteners; i++)
-            uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        stp_net_stop_listening(&w->net);
         uv_timer_init(&w->loop, &w->drain_timer);
         w->drain_timer.data = w;
         uv_timer_start(&w->drain_timer, on_drain_timer, 0, 20);
@@ -384,33 +359,13 @@ static void on_stats_timer(uv_timer_t *t)
     uv_mutex_unlock(&w->qsnap_lock);
 }
 
-/* SIGHUP: the main thread left a new TLS config (one reference for us) in
- * tls_reload[l]; new handshakes use it, open connections keep theirs. */
-static void on_reload(uv_async_t *a)
-{
-    struct stp_worker *w = a->data;
-    for (unsigned l = 0; l < w->nlisteners; l++) {
-        struct stp_tls_config *cfg =
-            atomic_exchange_explicit(&w->tls_reload[l], NULL, memory_order_acquire);
-        if (cfg)
-            stp_tls_config_set(&w->tls_cfg[l], cfg);
-    }
-}
-
 static int open_listeners(struct stp_worker *w)
 {
     struct stp_broker *b = w->broker;
-    for (unsigned l = 0; l < w->nlisteners; l++) {
-        uv_tcp_t *t = &w->listeners[l];
-        uv_tcp_init(&w->loop, t);
-        t->data = (void *)(uintptr_t)l;
-        int rc = uv_tcp_open(t, b->fds[l * b->nworkers + w->id]);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
-        if (rc < 0) {
-            stp_error("listen failed: %s", uv_strerror(rc));
-            return stp_err_from_uv(rc);
-        }
+    for (unsigned l = 0; l < w->cfg->nlisten; l++) {
+        int rc = stp_net_listen(&w->net, l, b->fds[l * b->nworkers + w->id]);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -425,15 +380,7 @@ static void worker_main(void *arg)
     stp_map_free(&w->local_topics);
     stp_map_free(&w->subs_by_key);
     stp_buf_free(&w->scratch);
-    free(w->slots);
-    free(w->gens);
-    free(w->free_slots);
-    for (unsigned l = 0; l < w->nlisteners; l++) {
-        struct stp_tls_config *cfg = atomic_exchange(&w->tls_reload[l], NULL);
-        stp_tls_config_unref(&cfg);
-        stp_tls_config_unref(&w->tls_cfg[l]);
-    }
-    stp_tls_rng_free(&w->tls_rng);
+    stp_net_free(&w->net);
     uv_loop_close(&w->loop);
 }
 
@@ -451,12 +398,11 @@ int stp_worker_start(struct stp_worker *w)
     w->stats_timer.data = w;
     w->stats_due_ns = uv_hrtime() + 1000000000ULL;
     uv_timer_start(&w->stats_timer, on_stats_timer, 1000, 1000);
-    uv_async_init(&w->loop, &w->reload_async, on_reload);
-    w->reload_async.data = w;
     uv_mutex_init(&w->qsnap_lock);
     atomic_store_explicit(&w->qsnap_ready, true, memory_order_release); /* see worker.h */
-    if (stp_tls_rng_new(&w->tls_rng) < 0)
-        return STP_ETLS;
+    rc = stp_net_init(&w->net, &w->loop, w->cfg, &stp_session_ops);
+    if (rc < 0)
+        return rc;
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;
     uv_check_start(&w->flush_check, on_check);
@@ -474,10 +420,7 @@ int stp_worker_start(struct stp_worker *w)
 
 void stp_worker_reload_tls(struct stp_worker *w, unsigned listener, struct stp_tls_config *cfg)
 {
-    struct stp_tls_config *old =
-        atomic_exchange_explicit(&w->tls_reload[listener], cfg, memory_order_release);
-    stp_tls_config_unref(&old);
-    uv_async_send(&w->reload_async);
+    stp_net_reload_tls(&w->net, listener, cfg);
 }
 
 void stp_worker_request_stop(struct stp_worker *w, unsigned phase)

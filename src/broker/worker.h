@@ -1,37 +1,35 @@
 /*
  * worker.h - one event loop thread and everything it owns.
  *
- * A worker owns: its uv loop and handles, the connections it accepted (by
- * slot), the local records of their subscriptions, and the destinations that
- * hash to it (topics' interest tables, queues). Other workers reach these
- * only through the mailboxes. A few fields are shared, each saying how:
- * stop_request (written by the main thread), tls_reload (handed over by the
- * main thread on SIGHUP), qsnap under qsnap_lock and qsnap_ready (read by
- * /metrics on any worker), and stats (single-writer counters any worker reads
- * for /metrics).
+ * A worker owns: its uv loop and handles, its net context (listeners and the
+ * connections it accepted: net/net.h), the local records of its connections'
+ * subscriptions, and the destinations that hash to it (topics' interest
+ * tables, queues). Other workers reach these only through the mailboxes. A
+ * few fields are shared, each saying how: stop_request (written by the main
+ * thread), net.tls_reload (handed over by the main thread on SIGHUP), qsnap
+ * under qsnap_lock and qsnap_ready (read by /metrics on any worker), and
+ * stats and net.stats (single-writer counters any worker reads for
+ * /metrics).
  */
 #ifndef STP_BROKER_WORKER_H
 #define STP_BROKER_WORKER_H
 
 #include "broker/cmd.h"
 #include "broker/stats.h"
+#include "net/conn.h"
 #include "stampede/buf.h"
 #include "stampede/config.h"
 #include "stampede/map.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-struct stp_conn;
 struct stp_broker;
 struct stp_tls_config;
-struct stp_tls_rng;
-struct stp_ws_config;
 
-#define STP_TLS_PLAIN_SCRATCH (16 * 1024)
-#define STP_READ_SHARED (64 * 1024)
 #define STP_QSNAP_MAX 50
 
 /* A queue's figures as last published for /metrics. */
@@ -53,8 +51,6 @@ struct stp_worker {
     uv_async_t stop_async;
     uv_check_t flush_check;
     uv_prepare_t flush_prepare;
-    uv_tcp_t listeners[STP_MAX_LISTENERS];
-    unsigned nlisteners;
     bool stopping;
     /* Written by the main thread, read by the worker after the stop wake-up:
      * release/acquire orders the main thread's earlier writes before it. */
@@ -64,18 +60,8 @@ struct stp_worker {
     uv_timer_t drain_timer;
     uv_timer_t budget_timer; /* runs while publishers wait for memory */
 
-    /* Connections by slot; a slot's generation changes when it is freed. */
-    struct stp_conn **slots;
-    uint32_t *gens;
-    uint32_t nslots;
-    uint32_t *free_slots;
-    uint32_t nfree;
-    uint32_t nconns;
-    struct stp_conn *dirty;     /* connections with output to flush (intrusive list) */
-    struct stp_conn *reap;      /* connections to finish closing */
-    struct stp_conn *all;       /* every connection until its memory is freed */
-    struct stp_conn *paused;    /* connections not read because of back-pressure */
-    struct stp_conn *input_due; /* resumed with bytes to parse (stp_conn_run_deferred_input) */
+    /* Listeners and connections: the net layer's part of this thread. */
+    struct stp_net net;
 
     /* Local subscription records. */
     struct stp_map local_topics; /* topic name -> struct stp_ltopic */
@@ -88,15 +74,6 @@ struct stp_worker {
     struct stp_map consumers; /* sub key -> struct stp_consumer */
 
     struct stp_buf scratch; /* reused for building frames on this thread */
-    /* TLS: this worker's reference to each listener's config (replaced on
-     * SIGHUP through reload_async), its random generator, a plaintext buffer. */
-    struct stp_tls_config *tls_cfg[STP_MAX_LISTENERS];
-    _Atomic(struct stp_tls_config *) tls_reload[STP_MAX_LISTENERS];
-    uv_async_t reload_async;
-    struct stp_tls_rng *tls_rng;
-    char tls_plain[STP_TLS_PLAIN_SCRATCH];
-    char read_shared[STP_READ_SHARED];  /* plain reads of connections with nothing pending */
-    const struct stp_ws_config *ws_cfg; /* per listener, owned by the broker */
     /* Published once a second by the stats timer, read by /metrics on any
      * worker: the mutex is taken only there, never on the message path. */
     uv_mutex_t qsnap_lock;
@@ -128,11 +105,23 @@ void stp_worker_maybe_resume(struct stp_worker *w);
 void stp_worker_check_budget(struct stp_worker *w, struct stp_conn *c);
 
 /* The connection behind a (slot, gen) reference, or NULL when it is gone. */
-struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen);
+static inline struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen)
+{
+    return stp_net_conn(&w->net, slot, gen);
+}
+
+/* The worker a connection belongs to (its net is embedded in the worker). */
+static inline struct stp_worker *stp_worker_of(const struct stp_conn *c)
+{
+    return (struct stp_worker *)((char *)c->net - offsetof(struct stp_worker, net));
+}
 
 /* Called on the worker's thread for each command from another worker. */
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 
+/* Set the worker's loop and handles up and start its thread. Before: the
+ * fields the broker fills (id, broker_workers, broker, mb, cfg) and, in
+ * net, tls_cfg[], ws_cfg and admit. */
 int stp_worker_start(struct stp_worker *w);
 /* From the main thread: hand the worker a new TLS config for a listener
  * (the worker takes over the reference cfg holds). */

@@ -3,11 +3,9 @@
  * all connections and per source address, and the refusal of a connection
  * over either limit.
  */
-#include "net/admit.h"
+#include "admit.h"
 
-#include "broker/broker.h"
-#include "broker/worker.h"
-#include "net/conn.h"
+#include "conn.h"
 #include "stampede/log.h"
 
 #include <netinet/in.h>
@@ -125,9 +123,9 @@ static const char refusal[] = "ERROR\n"
 
 static void log_refusal(struct stp_conn *c, const struct sockaddr *sa, enum stp_admit_verdict v)
 {
-    struct stp_admit *a = &c->w->broker->admit;
+    struct stp_admit *a = c->net->admit;
     size_t suppressed;
-    if (!stp_admit_log_due(a, uv_now(&c->w->loop), &suppressed))
+    if (!stp_admit_log_due(a, uv_now(c->net->loop), &suppressed))
         return;
     char host[64] = "?";
     if (sa->sa_family == AF_INET)
@@ -146,24 +144,26 @@ static void log_refusal(struct stp_conn *c, const struct sockaddr *sa, enum stp_
 
 bool stp_admit_conn(struct stp_conn *c)
 {
-    struct stp_worker *w = c->w;
+    struct stp_net *n = c->net;
+    if (!n->admit)
+        return true;
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNSPEC; /* counted in the total and in stripe 0 */
     uint32_t stripe;
-    enum stp_admit_verdict v = stp_admit_take(&w->broker->admit, (struct sockaddr *)&ss, &stripe);
+    enum stp_admit_verdict v = stp_admit_take(n->admit, (struct sockaddr *)&ss, &stripe);
     if (v == STP_ADMIT_OK) {
         c->admitted = true;
         c->admit_stripe = stripe;
         return true;
     }
-    STP_STAT_INC(w->stats.conns_refused[v == STP_ADMIT_TOTAL ? 0 : 1]);
+    STP_STAT_INC(n->stats.conns_refused[v == STP_ADMIT_TOTAL ? 0 : 1]);
     log_refusal(c, (struct sockaddr *)&ss, v);
     /* A plain STOMP client is told why (best effort, one try, sizeof - 1
      * bytes and the NUL); TLS and WebSocket clients expect a handshake and
      * just see the connection close. */
-    if (w->cfg->listen[c->listener].scheme == STP_SCHEME_STOMP) {
+    if (n->cfg->listen[c->listener].scheme == STP_SCHEME_STOMP) {
         uv_buf_t buf = uv_buf_init((char *)refusal, sizeof(refusal));
         uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
     }

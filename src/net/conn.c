@@ -1,16 +1,14 @@
 /*
  * conn.c - client connections: accept, read, output queue, flush, close.
  *
- * Owned by the accepting worker (see conn.h). The read path hands bytes to
- * the transport, which hands STOMP bytes to the session. The write path is
- * batched: frames are appended to the filling output queue and the worker
- * flushes every dirty connection once per loop iteration (uv_check).
+ * Owned by the accepting thread's net (see conn.h). The read path hands
+ * bytes to the transport, which hands application bytes up (ops->input). The
+ * write path is batched: frames are appended to the filling output queue and
+ * stp_net_flush writes every dirty connection once per loop iteration.
  */
-#include "net/conn.h"
+#include "conn.h"
 
-#include "broker/broker.h"
-#include "broker/worker.h"
-#include "net/admit.h"
+#include "admit.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -32,7 +30,7 @@ static void start_closing_handles(struct stp_conn *c);
 
 uint64_t stp_now_ms(const struct stp_conn *c)
 {
-    return uv_now(&c->w->loop);
+    return uv_now(c->net->loop);
 }
 
 void stp_conn_mark_dirty(struct stp_conn *c)
@@ -40,19 +38,16 @@ void stp_conn_mark_dirty(struct stp_conn *c)
     if (c->dirty || c->closing == STP_CLOSE_NOW)
         return;
     c->dirty = true;
-    c->dirty_next = c->w->dirty;
-    c->w->dirty = c;
+    c->dirty_next = c->net->dirty;
+    c->net->dirty = c;
 }
 
 /* --- writing --- */
 
-static void report_written(struct stp_conn *c)
+void stp_conn_writing(struct stp_conn *c)
 {
-    for (size_t i = 0; i < c->nwmarks; i++) {
-        struct stp_post cmd = stp_post_qwritten(c->wmarks[i].key, c->wmarks[i].tag);
-        stp_worker_post(c->w, c->wmarks[i].owner, &cmd);
-    }
-    c->nwmarks = 0;
+    if (c->net->ops->writing)
+        c->net->ops->writing(c);
 }
 
 static void maybe_finish_close(struct stp_conn *c);
@@ -62,13 +57,13 @@ static void on_write(uv_write_t *req, int status)
     struct stp_conn *c = req->data;
     c->writing = false;
     c->stream->written(c);
+    if (c->net->ops->written)
+        c->net->ops->written(c, status >= 0);
     if (status < 0) {
-        c->nwmarks = 0;
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
-    report_written(c);
-    c->s.last_write_ms = stp_now_ms(c);
+    c->last_write_ms = stp_now_ms(c);
     if (stp_conn_fillq(c)->total > 0 || c->stream->pending(c) > 0)
         stp_conn_mark_dirty(c);
     else
@@ -80,7 +75,7 @@ int stp_conn_start_write(struct stp_conn *c, const uv_buf_t *bufs, size_t n)
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += bufs[i].len;
-    STP_STAT_ADD(c->w->stats.bytes_out, bytes);
+    STP_STAT_ADD(c->net->stats.bytes_out, bytes);
     c->writing = true;
     c->wreq.data = c;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
@@ -101,10 +96,10 @@ static void flush_one(struct stp_conn *c)
         stp_conn_close(c, STP_CLOSE_NOW);
 }
 
-void stp_conn_flush_dirty(struct stp_worker *w)
+void stp_conn_flush_dirty(struct stp_net *n)
 {
-    struct stp_conn *c = w->dirty;
-    w->dirty = NULL;
+    struct stp_conn *c = n->dirty;
+    n->dirty = NULL;
     while (c) {
         struct stp_conn *next = c->dirty_next;
         c->dirty = false;
@@ -133,7 +128,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (c->closing != STP_OPEN)
             maybe_finish_close(c);
         else if (nread == UV_EOF)
-            stp_session_on_eof(c); /* a half-close: answer, then close */
+            c->net->ops->eof(c); /* a half-close: answer, then close */
         else
             stp_conn_close(c, STP_CLOSE_NOW);
         return;
@@ -146,33 +141,34 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             uv_read_stop(stream);
         return;
     }
-    c->s.last_read_ms = stp_now_ms(c);
-    STP_STAT_ADD(c->w->stats.bytes_in, (uint64_t)nread);
+    c->last_read_ms = stp_now_ms(c);
+    STP_STAT_ADD(c->net->stats.bytes_in, (uint64_t)nread);
     c->stream->on_read(c, (size_t)nread);
 }
 
-/* Reads of a connection with nothing pending go to the worker's shared
- * buffer, so an idle connection holds at most a small emptied read buffer
- * (up to RBUF_KEEP bytes, kept to avoid regrowing it for the next partial
- * frame); a larger one is freed once emptied. */
+/* Raw STOMP and TLS reads of a connection with nothing pending are handed up
+ * from the net's shared buffers, so such an idle connection holds at most a
+ * small emptied read buffer (up to RBUF_KEEP bytes, kept to avoid regrowing
+ * it for the next partial frame); a larger one is freed once emptied.
+ * (WebSocket appends each message to rbuf before handing it up.) */
 #define RBUF_KEEP 4096
 
-void stp_conn_stomp_in(struct stp_conn *c)
+void stp_conn_app_in(struct stp_conn *c)
 {
     size_t consumed = 0;
     if (c->closing != STP_OPEN || c->paused)
         return;
-    stp_session_feed(c, c->rbuf.data, c->rbuf.len, &consumed);
+    c->net->ops->input(c, c->rbuf.data, c->rbuf.len, &consumed);
     stp_buf_consume(&c->rbuf, consumed);
     if (c->rbuf.len == 0 && c->rbuf.cap > RBUF_KEEP)
         stp_buf_free(&c->rbuf);
 }
 
-void stp_conn_stomp_in_shared(struct stp_conn *c, char *data, size_t len)
+void stp_conn_app_in_shared(struct stp_conn *c, char *data, size_t len)
 {
     size_t consumed = 0;
     if (c->closing == STP_OPEN && !c->paused)
-        stp_session_feed(c, data, len, &consumed);
+        c->net->ops->input(c, data, len, &consumed);
     if (consumed < len && c->closing == STP_OPEN &&
         stp_buf_append(&c->rbuf, data + consumed, len - consumed) < 0)
         stp_conn_close(c, STP_CLOSE_NOW);
@@ -184,8 +180,8 @@ void stp_conn_pause(struct stp_conn *c)
         return;
     c->paused = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    c->paused_next = c->w->paused;
-    c->w->paused = c;
+    c->paused_next = c->net->paused;
+    c->net->paused = c;
 }
 
 static void defer_input(struct stp_conn *c)
@@ -193,20 +189,20 @@ static void defer_input(struct stp_conn *c)
     if (c->input_due)
         return;
     c->input_due = true;
-    c->input_next = c->w->input_due;
-    c->w->input_due = c;
+    c->input_next = c->net->input_due;
+    c->net->input_due = c;
 }
 
-void stp_conn_resume_paused(struct stp_worker *w)
+void stp_net_resume_paused(struct stp_net *n)
 {
-    struct stp_conn *c = w->paused;
-    w->paused = NULL;
+    struct stp_conn *c = n->paused;
+    n->paused = NULL;
     while (c) {
         struct stp_conn *next = c->paused_next;
         if (c->throttled > 0) {
             /* A queue over its bound still holds this publisher back. */
-            c->paused_next = w->paused;
-            w->paused = c;
+            c->paused_next = n->paused;
+            n->paused = c;
             c = next;
             continue;
         }
@@ -214,7 +210,7 @@ void stp_conn_resume_paused(struct stp_worker *w)
         c->paused = false;
         /* A heart-beat the client sent while it was not read is not its
          * fault: silence is counted from the resume. */
-        c->s.last_read_ms = stp_now_ms(c);
+        c->last_read_ms = stp_now_ms(c);
         if (c->closing == STP_OPEN && !c->read_eof) {
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
             /* Frames already buffered but not parsed when we paused are
@@ -229,17 +225,17 @@ void stp_conn_resume_paused(struct stp_worker *w)
     }
 }
 
-void stp_conn_run_deferred_input(struct stp_worker *w)
+void stp_conn_input_run(struct stp_net *n)
 {
-    while (w->input_due) {
-        struct stp_conn *c = w->input_due;
-        w->input_due = NULL;
+    while (n->input_due) {
+        struct stp_conn *c = n->input_due;
+        n->input_due = NULL;
         while (c) {
             struct stp_conn *next = c->input_next;
             c->input_next = NULL;
             c->input_due = false;
             if (c->rbuf.len)
-                stp_conn_stomp_in(c);
+                stp_conn_app_in(c);
             c = next;
         }
     }
@@ -247,50 +243,50 @@ void stp_conn_run_deferred_input(struct stp_worker *w)
 
 /* --- accept and close --- */
 
-static int slot_alloc(struct stp_worker *w, struct stp_conn *c)
+static int slot_alloc(struct stp_net *n, struct stp_conn *c)
 {
-    if (w->nfree == 0) {
-        uint32_t ncap = w->nslots ? w->nslots * 2 : 64;
-        struct stp_conn **ns = realloc(w->slots, ncap * sizeof(*ns));
+    if (n->nfree == 0) {
+        uint32_t ncap = n->nslots ? n->nslots * 2 : 64;
+        struct stp_conn **ns = realloc(n->slots, ncap * sizeof(*ns));
         if (!ns)
             return STP_ENOMEM;
-        w->slots = ns;
-        uint32_t *ng = realloc(w->gens, ncap * sizeof(*ng));
+        n->slots = ns;
+        uint32_t *ng = realloc(n->gens, ncap * sizeof(*ng));
         if (!ng)
             return STP_ENOMEM;
-        w->gens = ng;
-        uint32_t *nf = realloc(w->free_slots, ncap * sizeof(*nf));
+        n->gens = ng;
+        uint32_t *nf = realloc(n->free_slots, ncap * sizeof(*nf));
         if (!nf)
             return STP_ENOMEM;
-        w->free_slots = nf;
-        for (uint32_t i = ncap; i > w->nslots; i--) {
-            w->slots[i - 1] = NULL;
-            w->gens[i - 1] = 1;
-            w->free_slots[w->nfree++] = i - 1;
+        n->free_slots = nf;
+        for (uint32_t i = ncap; i > n->nslots; i--) {
+            n->slots[i - 1] = NULL;
+            n->gens[i - 1] = 1;
+            n->free_slots[n->nfree++] = i - 1;
         }
-        w->nslots = ncap;
+        n->nslots = ncap;
     }
-    uint32_t slot = w->free_slots[--w->nfree];
-    w->slots[slot] = c;
+    uint32_t slot = n->free_slots[--n->nfree];
+    n->slots[slot] = c;
     c->slot = slot;
-    c->gen = w->gens[slot];
-    w->nconns++;
+    c->gen = n->gens[slot];
+    n->nconns++;
     return 0;
 }
 
-static void slot_free(struct stp_worker *w, struct stp_conn *c)
+static void slot_free(struct stp_net *n, struct stp_conn *c)
 {
-    w->slots[c->slot] = NULL;
-    w->gens[c->slot]++;
-    w->free_slots[w->nfree++] = c->slot;
-    w->nconns--;
+    n->slots[c->slot] = NULL;
+    n->gens[c->slot]++;
+    n->free_slots[n->nfree++] = c->slot;
+    n->nconns--;
 }
 
-struct stp_conn *stp_worker_conn(struct stp_worker *w, uint32_t slot, uint32_t gen)
+struct stp_conn *stp_net_conn(struct stp_net *n, uint32_t slot, uint32_t gen)
 {
-    if (slot >= w->nslots || w->gens[slot] != gen)
+    if (slot >= n->nslots || n->gens[slot] != gen)
         return NULL;
-    return w->slots[slot];
+    return n->slots[slot];
 }
 
 /* Linger expired: the peer did not close after our last frame. (While the
@@ -303,13 +299,13 @@ static void on_linger(uv_timer_t *t)
 /* Pick the stream and framing layers from the listener's scheme. */
 static int init_layers(struct stp_conn *c)
 {
-    enum stp_scheme scheme = c->w->cfg->listen[c->listener].scheme;
+    enum stp_scheme scheme = c->net->cfg->listen[c->listener].scheme;
     static const int kinds[] = {[STP_SCHEME_STOMP] = STP_TK_TCP,
                                 [STP_SCHEME_STOMP_SSL] = STP_TK_TLS,
                                 [STP_SCHEME_WS] = STP_TK_WS,
                                 [STP_SCHEME_WSS] = STP_TK_WSS};
     c->kind = kinds[scheme];
-    STP_STAT_INC(c->w->stats.conns_open[c->kind]);
+    STP_STAT_INC(c->net->stats.conns_open[c->kind]);
     if (scheme == STP_SCHEME_STOMP_SSL || scheme == STP_SCHEME_WSS) {
         c->stream = &stp_stream_tls;
         if (stp_stream_tls_init(c) < 0)
@@ -341,37 +337,44 @@ static void format_peer(struct stp_conn *c)
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 }
 
-void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx)
+void stp_conn_connected(struct stp_conn *c)
 {
-    struct stp_conn *c = calloc(1, sizeof(*c));
+    if (c->framing->connected)
+        c->framing->connected(c);
+}
+
+void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx)
+{
+    struct stp_conn *c = calloc(1, sizeof(*c) + n->ops->up_size);
     if (!c)
         return;
-    c->w = w;
+    c->net = n;
     c->stream = &stp_stream_tcp;
     c->framing = &stp_framing_raw;
     c->kind = -1;
-    c->all_next = w->all;
-    if (w->all)
-        w->all->all_prev = c;
-    w->all = c;
+    c->all_next = n->all;
+    if (n->all)
+        n->all->all_prev = c;
+    n->all = c;
     c->listener = lidx;
-    uv_tcp_init(&w->loop, &c->tcp);
+    uv_tcp_init(n->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !stp_admit_conn(c) ||
-        slot_alloc(w, c) < 0) {
+        slot_alloc(n, c) < 0) {
         c->closing = STP_CLOSE_NOW;
         c->torn_down = true;
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(n->loop, &c->timer);
     c->timer.data = c;
     c->handles++;
     format_peer(c);
-    STP_STAT_INC(w->stats.conns_accepted);
-    if (init_layers(c) < 0 || stp_session_init(c) < 0) {
+    STP_STAT_INC(n->stats.conns_accepted);
+    c->last_read_ms = c->last_write_ms = stp_now_ms(c);
+    if (init_layers(c) < 0 || n->ops->open(c) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
@@ -384,13 +387,13 @@ static void on_close(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     if (c->admitted) /* the socket is closed: its place in the limits is free */
-        stp_admit_release(&c->w->broker->admit, c->admit_stripe);
+        stp_admit_release(c->net->admit, c->admit_stripe);
     if (c->kind >= 0)
-        STP_STAT_ADD(c->w->stats.conns_open[c->kind], (uint64_t)-1);
+        STP_STAT_ADD(c->net->stats.conns_open[c->kind], (uint64_t)-1);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
-    else if (c->w->all == c)
-        c->w->all = c->all_next;
+    else if (c->net->all == c)
+        c->net->all = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
     if (c->framing->free)
@@ -401,7 +404,6 @@ static void on_close(uv_handle_t *h)
     stp_outq_free(&c->out[1]);
     stp_buf_free(&c->rbuf);
     free(c->iov);
-    free(c->wmarks);
     free(c);
 }
 
@@ -409,7 +411,7 @@ static void unlink_paused(struct stp_conn *c)
 {
     if (!c->paused)
         return;
-    for (struct stp_conn **pp = &c->w->paused; *pp; pp = &(*pp)->paused_next) {
+    for (struct stp_conn **pp = &c->net->paused; *pp; pp = &(*pp)->paused_next) {
         if (*pp == c) {
             *pp = c->paused_next;
             break;
@@ -422,7 +424,7 @@ static void unlink_input_due(struct stp_conn *c)
 {
     if (!c->input_due)
         return;
-    for (struct stp_conn **pp = &c->w->input_due; *pp; pp = &(*pp)->input_next) {
+    for (struct stp_conn **pp = &c->net->input_due; *pp; pp = &(*pp)->input_next) {
         if (*pp == c) {
             *pp = c->input_next;
             break;
@@ -475,8 +477,8 @@ void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how)
     if (how == STP_OPEN || c->closing == STP_CLOSE_NOW)
         return;
     if (c->closing == STP_OPEN) {
-        c->reap_next = c->w->reap;
-        c->w->reap = c;
+        c->reap_next = c->net->reap;
+        c->net->reap = c;
     } else if (c->torn_down && how == STP_CLOSE_NOW) {
         /* Already reaped while lingering: nothing walks it any more. */
         c->closing = STP_CLOSE_NOW;
@@ -494,12 +496,12 @@ void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how)
 
 static void reap_one(struct stp_conn *c)
 {
-    struct stp_worker *w = c->w;
+    struct stp_net *n = c->net;
     if (!c->torn_down) {
         c->torn_down = true;
-        stp_session_teardown(c);
-        if (c->slot < w->nslots && w->slots[c->slot] == c)
-            slot_free(w, c);
+        n->ops->teardown(c);
+        if (c->slot < n->nslots && n->slots[c->slot] == c)
+            slot_free(n, c);
     }
     if (c->closing == STP_CLOSE_NOW) {
         start_closing_handles(c);
@@ -520,18 +522,26 @@ static void reap_one(struct stp_conn *c)
     maybe_finish_close(c);
 }
 
-void stp_conn_close_all_now(struct stp_worker *w)
+void stp_net_close_all(struct stp_net *n, enum stp_conn_closing how)
 {
-    for (struct stp_conn *c = w->all; c; c = c->all_next)
-        stp_conn_close(c, STP_CLOSE_NOW);
-    stp_conn_reap(w);
+    if (how == STP_CLOSE_NOW) {
+        for (struct stp_conn *c = n->all; c; c = c->all_next)
+            stp_conn_close(c, STP_CLOSE_NOW);
+        stp_conn_reap(n);
+        return;
+    }
+    for (uint32_t i = 0; i < n->nslots; i++) {
+        struct stp_conn *c = n->slots[i];
+        if (c && c->closing == STP_OPEN)
+            stp_conn_close(c, how);
+    }
 }
 
-void stp_conn_reap(struct stp_worker *w)
+void stp_conn_reap(struct stp_net *n)
 {
-    while (w->reap) {
-        struct stp_conn *c = w->reap;
-        w->reap = c->reap_next;
+    while (n->reap) {
+        struct stp_conn *c = n->reap;
+        n->reap = c->reap_next;
         c->reap_next = NULL;
         reap_one(c);
     }

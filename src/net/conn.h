@@ -2,30 +2,33 @@
  * conn.h - a client connection: socket, transport layers, read buffer,
  * output queue.
  *
- * A connection belongs to the worker that accepted it; nothing here is
- * touched from another thread. Layers, bottom up:
+ * A connection belongs to the thread (struct stp_net, net.h) that accepted
+ * it; nothing here is touched from another thread. Layers, bottom up:
  *
  *   uv_tcp_t -> stream (plain TCP or TLS) -> framing (raw STOMP or WebSocket)
- *            -> STOMP session (broker/session.h)
+ *            -> the layer above through struct stp_conn_ops (net.h): the
+ *               broker's STOMP session, kept in stp_conn_up(c)
  *
- * Each layer is a static const ops table; the session never knows which it
- * runs on. Input: the stream says where the socket reads into and turns what
- * arrived into plaintext for the framing, which turns it into STOMP bytes at
- * the end of `rbuf` for the session. Output: the session appends whole frames
- * (between stp_conn_frame_begin/end, so WebSocket can put a frame header in
- * front) to the filling output queue as segments: bytes in the queue's own
- * buffer, or a reference to a shared message tail. The worker flushes every
- * dirty connection once per loop iteration: one writev (plain) or one TLS
- * seal + write. While a write is in flight, new output fills the other queue.
+ * Each layer is a static const ops table; the layer above never knows which
+ * it runs on. Input: the stream says where the socket reads into (the
+ * thread's shared read buffer, or for raw STOMP with a partial frame pending
+ * the end of `rbuf`) and turns what arrived into plaintext for the framing,
+ * which hands application bytes up (ops->input), keeping an unconsumed tail
+ * in `rbuf`. Output: the layer above appends whole frames (between
+ * stp_conn_frame_begin/end, so WebSocket can put a frame header in front) to
+ * the filling output queue as segments: bytes in the queue's own buffer, or a
+ * reference to a shared message tail. stp_net_flush writes every dirty
+ * connection once per loop iteration: one writev (plain) or one TLS seal +
+ * write. While a write is in flight, new output fills the other queue.
  *
- * Lifetime: stp_conn_close() only marks and queues; the worker's next flush
- * point tears the session down (stp_conn_reap). The memory is freed in the
- * last handle's close callback, never inside a callback of the connection.
+ * Lifetime: stp_conn_close() only marks and queues; the next flush point
+ * calls ops->teardown (stp_net_flush). The memory is freed in the last
+ * handle's close callback, never inside a callback of the connection.
  */
 #ifndef STP_NET_CONN_H
 #define STP_NET_CONN_H
 
-#include "broker/session.h"
+#include "net.h"
 #include "stampede/buf.h"
 
 #include <stdbool.h>
@@ -33,7 +36,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct stp_worker;
 struct stp_msg;
 struct stp_conn;
 struct stp_tls;
@@ -57,13 +59,6 @@ struct stp_outq {
     size_t total;  /* bytes queued */
     size_t exempt; /* of total, queue deliveries: bounded by credit, not by
                       --max-pending-output (stp_conn_exempt_end) */
-};
-
-/* Written-out marks: reported to queue owners when a write completes. */
-struct stp_wmark {
-    uint64_t key;
-    uint64_t tag;
-    unsigned owner;
 };
 
 /* The byte stream: plain TCP or TLS. */
@@ -99,16 +94,16 @@ struct stp_framing_ops {
     void (*free)(struct stp_conn *c);
     /* Whether STOMP frames can be sent yet (NULL: always). */
     bool (*ready)(const struct stp_conn *c);
+    /* The layer above is past its login (stp_conn_connected; NULL: nothing). */
+    void (*connected)(struct stp_conn *c);
 };
-
-enum stp_conn_closing { STP_OPEN = 0, STP_CLOSE_AFTER_FLUSH, STP_CLOSE_NOW };
 
 struct stp_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* login timeout, heart-beats, lingering close */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    struct stp_worker *w;
+    struct stp_net *net;
     const struct stp_stream_ops *stream;
     const struct stp_framing_ops *framing;
     struct stp_tls *tls;
@@ -116,7 +111,7 @@ struct stp_conn {
     uint32_t slot, gen;
     unsigned listener;
     int kind;            /* enum stp_transport_kind, for /metrics; -1 until counted */
-    struct stp_buf rbuf; /* STOMP bytes not yet parsed */
+    struct stp_buf rbuf; /* application bytes not yet consumed by ops->input */
     struct stp_outq out[2];
     int fill; /* index of the queue being filled */
     bool writing;
@@ -125,15 +120,14 @@ struct stp_conn {
     size_t frame_seg;           /* WebSocket: the header slot of the frame being written */
     size_t frame_total0;        /* queue total right after that slot */
     struct stp_msg *frame_tail; /* the message whose tail ends this frame (a hint, no reference) */
-    struct stp_wmark *wmarks;   /* for the write in flight */
-    size_t nwmarks, wmarks_cap;
     struct stp_conn *dirty_next;
     bool dirty;
     struct stp_conn *paused_next;
     bool paused;                 /* reading stopped for back-pressure */
-    struct stp_conn *input_next; /* on the worker's input_due list */
+    struct stp_conn *input_next; /* on the net's input_due list */
     bool input_due;              /* resumed with unparsed bytes in rbuf: parse from the loop */
-    unsigned throttled;          /* queues over their bound that paused this publisher */
+    unsigned throttled;          /* holds by the layer above (queues over their bound): while
+                                    non-zero, stp_net_resume_paused leaves it paused */
     bool read_eof;
     size_t discarded; /* bytes read and dropped while closing (bounded) */
     bool first_read_done;
@@ -141,19 +135,27 @@ struct stp_conn {
     bool shut;
     bool torn_down;
     struct stp_conn *reap_next;
-    struct stp_conn *all_next, *all_prev; /* the worker's list of connections */
+    struct stp_conn *all_next, *all_prev; /* the net's list of connections */
     int handles;                          /* open uv handles; freed at 0 */
-    size_t stream_exempt;  /* queue-delivery bytes the stream took over (TLS records) */
-    uint32_t admit_stripe; /* the per-address counter this connection holds */
-    bool admitted;         /* holds a place in the connection limits (net/admit.h) */
+    size_t stream_exempt;   /* queue-delivery bytes the stream took over (TLS records) */
+    uint32_t admit_stripe;  /* the per-address counter this connection holds */
+    bool admitted;          /* holds a place in the connection limits (net/admit.h) */
+    uint64_t last_read_ms;  /* loop time of the last read (or resume) */
+    uint64_t last_write_ms; /* loop time of the last completed write */
     char peer[64];
-    struct stp_session s;
+    /* The layer above's state: ops->up_size bytes (stp_conn_up). */
+    max_align_t up[];
 };
 
-/* Accept a new connection on listener `lidx` of worker w. */
-void stp_conn_accept(struct stp_worker *w, uv_stream_t *server, unsigned lidx);
+static inline void *stp_conn_up(struct stp_conn *c)
+{
+    return c->up;
+}
 
-/* Output (on the connection's worker). Every frame goes between
+/* Accept a new connection on listener `lidx` of n. */
+void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx);
+
+/* Output (on the connection's thread). Every frame goes between
  * stp_conn_frame_begin and stp_conn_frame_end. */
 static inline void stp_conn_frame_begin(struct stp_conn *c)
 {
@@ -190,8 +192,9 @@ bool stp_conn_check_output(struct stp_conn *c);
 size_t stp_conn_exempt_begin(const struct stp_conn *c);
 void stp_conn_exempt_end(struct stp_conn *c, size_t mark);
 void stp_conn_mark_dirty(struct stp_conn *c);
-/* Flush every dirty connection of w: once per loop iteration. */
-void stp_conn_flush_dirty(struct stp_worker *w);
+/* The layer above has sent its CONNECTED: full-size input from now on
+ * (WebSocket lifts its pre-connect message bound). */
+void stp_conn_connected(struct stp_conn *c);
 
 /* Output queue internals shared by the stream and framing layers. */
 struct stp_outq *stp_conn_fillq(struct stp_conn *c);
@@ -202,28 +205,25 @@ void stp_outq_free(struct stp_outq *q);
 int stp_conn_build_iov(struct stp_conn *c, size_t *n);
 /* Start one write of n buffers (the stream's flush); on_write follows. */
 int stp_conn_start_write(struct stp_conn *c, const uv_buf_t *bufs, size_t n);
-/* Remember the queue tags this write carries (reported when it completes). */
-void stp_conn_collect_wmarks(struct stp_conn *c);
+/* Tell the layer above the filling queue goes to a write (ops->writing). */
+void stp_conn_writing(struct stp_conn *c);
 
-/* Input: STOMP bytes were appended to rbuf; parse what is complete. */
-void stp_conn_stomp_in(struct stp_conn *c);
-/* Input: STOMP bytes in the worker's shared read buffer (rbuf is empty);
- * parse what is complete and keep the rest in rbuf. */
-void stp_conn_stomp_in_shared(struct stp_conn *c, char *data, size_t len);
+/* Input: application bytes were appended to rbuf; hand up what is complete. */
+void stp_conn_app_in(struct stp_conn *c);
+/* Input: application bytes in the net's shared read buffer (rbuf is empty);
+ * hand them up in place and keep the rest in rbuf. */
+void stp_conn_app_in_shared(struct stp_conn *c, char *data, size_t len);
 
-/* Stop or resume reading for back-pressure. */
+/* Stop reading for back-pressure (stp_net_resume_paused resumes). */
 void stp_conn_pause(struct stp_conn *c);
-void stp_conn_resume_paused(struct stp_worker *w);
-/* Parse what resumed connections had buffered. Called by the worker at its
- * flush points (uv_check, uv_prepare), never from inside a handler. */
-void stp_conn_run_deferred_input(struct stp_worker *w);
 
 /* Close: after the queued output is written (an ERROR, a RECEIPT) or now. */
 void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how);
-/* Shutting down: close every connection of w at once. */
-void stp_conn_close_all_now(struct stp_worker *w);
-/* Finish the closes requested since the last call: once per loop iteration. */
-void stp_conn_reap(struct stp_worker *w);
+
+/* net.c's side of the connection table and lists (conn.c). */
+void stp_conn_input_run(struct stp_net *n);
+void stp_conn_reap(struct stp_net *n);
+void stp_conn_flush_dirty(struct stp_net *n);
 
 uint64_t stp_now_ms(const struct stp_conn *c);
 

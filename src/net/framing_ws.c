@@ -1,9 +1,9 @@
 /*
  * framing_ws.c - STOMP over WebSocket (ws://, wss://), with the WebSocket
  * engine (src/ws): the HTTP Upgrade, frames in, and the listener's plain
- * HTTP endpoints (/healthz, /metrics).
+ * HTTP endpoints (/healthz, /metrics, whose bodies come from ops->http).
  *
- * On the connection's worker. Every STOMP frame the session writes becomes
+ * On the connection's thread. Every STOMP frame the session writes becomes
  * one WebSocket message: frame_begin reserves a 10-byte slot in the output
  * queue and frame_end writes the real header (2, 4 or 10 bytes) at the end of
  * the slot, so the payload - header block and shared message tail - is never
@@ -12,10 +12,8 @@
  * pongs, close frames) are moved into the output queue after every engine
  * call and before any frame of ours, as ws.h requires.
  */
-#include "net/conn.h"
+#include "conn.h"
 
-#include "broker/worker.h"
-#include "net/http.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -50,10 +48,8 @@ static void on_http(void *ud, enum stp_ws_endpoint which)
 {
     struct stp_conn *c = ud;
     struct stp_buf body = STP_BUF_INIT;
-    int rc =
-        which == STP_WS_HEALTHZ ? stp_http_healthz(c->w, &body) : stp_http_metrics(c->w, &body);
-    const char *type =
-        which == STP_WS_HEALTHZ ? "application/json" : "text/plain; version=0.0.4; charset=utf-8";
+    const char *type = "text/plain";
+    int rc = c->net->ops->http ? c->net->ops->http(c, which, &body, &type) : -1;
     if (rc == 0)
         stp_ws_http_reply(c->ws, 200, type, body.data, body.len);
     else
@@ -67,7 +63,7 @@ static void on_http(void *ud, enum stp_ws_endpoint which)
  * answers a bigger one with 1009 from its frame header, before buffering it. */
 static uint64_t pre_connect_max(const struct stp_conn *c)
 {
-    const struct stp_config *cfg = c->w->cfg;
+    const struct stp_config *cfg = c->net->cfg;
     return cfg->max_pre_connect < cfg->max_frame_size ? cfg->max_pre_connect : cfg->max_frame_size;
 }
 
@@ -80,10 +76,13 @@ static void on_message(void *ud, const uint8_t *p, size_t n, bool binary)
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
-    stp_conn_stomp_in(c);
-    /* CONNECTED: the next frame header is judged by the full bound. */
-    if (c->s.state == STP_SESS_OPEN)
-        stp_ws_set_max_message(c->ws, c->w->ws_cfg[c->listener].max_message);
+    stp_conn_app_in(c);
+}
+
+/* CONNECTED: the next frame header is judged by the full bound. */
+static void ws_connected(struct stp_conn *c)
+{
+    stp_ws_set_max_message(c->ws, c->net->ws_cfg[c->listener].max_message);
 }
 
 static const struct stp_ws_ops ws_ops = {
@@ -94,7 +93,7 @@ static const struct stp_ws_ops ws_ops = {
 
 int stp_framing_ws_init(struct stp_conn *c)
 {
-    c->ws = stp_ws_new(&c->w->ws_cfg[c->listener], &ws_ops, c);
+    c->ws = stp_ws_new(&c->net->ws_cfg[c->listener], &ws_ops, c);
     if (!c->ws)
         return STP_ENOMEM;
     stp_ws_set_max_message(c->ws, pre_connect_max(c));
@@ -154,7 +153,7 @@ static bool frame_is_text(struct stp_conn *c, struct stp_outq *q)
 {
     struct stp_msg *tail = c->frame_tail; /* set for this frame only */
     c->frame_tail = NULL;
-    if (c->w->cfg->ws_frame_binary)
+    if (c->net->cfg->ws_frame_binary)
         return false;
     if (tail && !msg_utf8(tail))
         return false;
@@ -238,7 +237,7 @@ static void ws_closing(struct stp_conn *c)
 {
     if (stp_ws_state(c->ws) == STP_WS_OPEN)
         /* 1001 "going away" when the broker shuts down (RFC 6455 7.4.1). */
-        stp_ws_close(c->ws, c->w->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL, NULL);
+        stp_ws_close(c->ws, c->net->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL, NULL);
     else if (stp_ws_state(c->ws) == STP_WS_HANDSHAKE)
         stp_ws_close(c->ws, 0, NULL);
     drain_engine(c);
@@ -262,4 +261,5 @@ const struct stp_framing_ops stp_framing_ws = {
     .closing = ws_closing,
     .free = ws_free,
     .ready = ws_ready,
+    .connected = ws_connected,
 };

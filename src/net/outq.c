@@ -6,9 +6,8 @@
  * burst of small frames becomes one iovec; a "fixed" segment (a WebSocket
  * header slot) is never merged, so its bytes can be rewritten in place.
  */
-#include "net/conn.h"
+#include "conn.h"
 
-#include "broker/worker.h"
 #include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -131,7 +130,7 @@ static size_t counted_pending(const struct stp_conn *c)
 
 bool stp_conn_output_over_limit(const struct stp_conn *c)
 {
-    return counted_pending(c) > c->w->cfg->max_pending_output;
+    return counted_pending(c) > c->net->cfg->max_pending_output;
 }
 
 bool stp_conn_check_output(struct stp_conn *c)
@@ -140,14 +139,14 @@ bool stp_conn_check_output(struct stp_conn *c)
         return false;
     if (!stp_conn_output_over_limit(c))
         return true;
-    STP_STAT_INC(c->w->stats.slow_consumers);
+    STP_STAT_INC(c->net->stats.slow_consumers);
     stp_info("%s: slow consumer (%zu bytes pending, --max-pending-output %zu), disconnecting",
-             c->peer, counted_pending(c), c->w->cfg->max_pending_output);
+             c->peer, counted_pending(c), c->net->cfg->max_pending_output);
     /* Marked closing first: the ERROR below is output too, and must not
      * bring us back here. */
     stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
-    stp_session_error(c, "slow consumer", "The connection fell too far behind reading its output.",
-                      NULL);
+    c->net->ops->error(c, "slow consumer",
+                       "The connection fell too far behind reading its output.");
     return false;
 }
 
@@ -188,16 +187,4 @@ int stp_conn_build_iov(struct stp_conn *c, size_t *n)
     }
     *n = q->nsegs;
     return 0;
-}
-
-void stp_conn_collect_wmarks(struct stp_conn *c)
-{
-    for (struct stp_sub *s = c->s.subs; s; s = s->next) {
-        if (!s->is_queue || s->tag_queued == s->tag_reported)
-            continue;
-        if (STP_ARRAY_RESERVE(c->wmarks, c->wmarks_cap, c->nwmarks + 1) < 0)
-            return; /* reported with a later write */
-        c->wmarks[c->nwmarks++] = (struct stp_wmark){s->key, s->tag_queued, s->owner};
-        s->tag_reported = s->tag_queued;
-    }
 }

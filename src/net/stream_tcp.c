@@ -1,16 +1,15 @@
 /*
  * stream_tcp.c - the plain TCP stream: socket bytes are the plaintext.
  *
- * On the connection's worker. A connection with nothing pending reads into
- * its worker's shared 64 KiB buffer and is parsed there; with raw STOMP and a
+ * On the connection's thread. A connection with nothing pending reads into
+ * its net's shared 64 KiB buffer and is handed up from there; with raw STOMP and a
  * partial frame pending it reads straight into its own read buffer, after
  * that frame (WebSocket always goes through the shared buffer and the
  * framing). The output queue goes out as one writev. The first bytes are sniffed: a TLS ClientHello
  * on a plain port is logged and closed rather than answered with a STOMP ERROR.
  */
-#include "net/conn.h"
+#include "conn.h"
 
-#include "broker/worker.h"
 #include "stampede/log.h"
 #include "stampede/tls.h"
 
@@ -19,9 +18,9 @@
 static void tcp_alloc(struct stp_conn *c, uv_buf_t *buf)
 {
     if (c->framing != &stp_framing_raw || c->rbuf.len == 0) {
-        /* Nothing pending: read into the worker's shared buffer (the bytes
+        /* Nothing pending: read into the net's shared buffer (the bytes
          * are consumed before the loop reads another connection). */
-        *buf = uv_buf_init(c->w->read_shared, STP_READ_SHARED);
+        *buf = uv_buf_init(c->net->read_shared, STP_READ_SHARED);
         return;
     }
     struct stp_buf *b = &c->rbuf;
@@ -48,16 +47,16 @@ static bool tls_on_plain_port(struct stp_conn *c, const char *p, size_t n)
 static void tcp_on_read(struct stp_conn *c, size_t n)
 {
     bool shared = c->framing != &stp_framing_raw || c->rbuf.len == 0;
-    char *p = shared ? c->w->read_shared : c->rbuf.data + c->rbuf.len;
+    char *p = shared ? c->net->read_shared : c->rbuf.data + c->rbuf.len;
     if (tls_on_plain_port(c, p, n))
         return;
     if (c->framing != &stp_framing_raw) {
         c->framing->input(c, p, n);
     } else if (shared) {
-        stp_conn_stomp_in_shared(c, p, n);
+        stp_conn_app_in_shared(c, p, n);
     } else {
         c->rbuf.len += n;
-        stp_conn_stomp_in(c);
+        stp_conn_app_in(c);
     }
 }
 
@@ -67,7 +66,7 @@ static int tcp_flush(struct stp_conn *c)
     int rc = stp_conn_build_iov(c, &n);
     if (rc < 0)
         return rc;
-    stp_conn_collect_wmarks(c);
+    stp_conn_writing(c);
     c->fill = !c->fill; /* new output fills the other queue while this one is written */
     return stp_conn_start_write(c, c->iov, n);
 }

@@ -2,17 +2,17 @@
  * stream_tls.c - TLS under the framing, with the TLS engine (src/tls) over
  * memory buffers.
  *
- * On the connection's worker. Socket bytes (read into the worker's shared
- * buffer) go to the engine; decrypted bytes come out into the worker's
- * plaintext scratch buffer and go to the framing, which parses them there and
- * keeps only a trailing partial frame in the connection's read buffer.
+ * On the connection's thread. Socket bytes (read into the net's shared
+ * buffer) go to the engine; decrypted bytes come out into the net's
+ * plaintext scratch buffer and go to the framing, which hands them up from
+ * there and keeps only a trailing partial frame in the connection's read
+ * buffer.
  * A flush hands the whole output queue to the engine, which seals it into
  * records of up to 16 KiB, and writes the ciphertext in one write. Nothing
  * blocks: the engine answers WANT_READ/WANT_WRITE inside.
  */
-#include "net/conn.h"
+#include "conn.h"
 
-#include "broker/worker.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/tls.h"
@@ -23,15 +23,15 @@
 
 int stp_stream_tls_init(struct stp_conn *c)
 {
-    struct stp_worker *w = c->w;
-    return stp_tls_new(&c->tls, w->tls_cfg[c->listener], w->tls_rng);
+    struct stp_net *n = c->net;
+    return stp_tls_new(&c->tls, n->tls_cfg[c->listener], n->tls_rng);
 }
 
-/* Ciphertext lands in the worker's shared read buffer: the engine takes all
+/* Ciphertext lands in the net's shared read buffer: the engine takes all
  * of it in stp_tls_feed, before the loop reads another connection. */
 static void tls_alloc(struct stp_conn *c, uv_buf_t *buf)
 {
-    *buf = uv_buf_init(c->w->read_shared, STP_READ_SHARED);
+    *buf = uv_buf_init(c->net->read_shared, STP_READ_SHARED);
 }
 
 static void log_failure(struct stp_conn *c, const char *what)
@@ -43,7 +43,7 @@ static void log_failure(struct stp_conn *c, const char *what)
 /* Decrypt what the engine has and pass it up. false when the connection ends. */
 static bool pump_plaintext(struct stp_conn *c)
 {
-    char *tmp = c->w->tls_plain;
+    char *tmp = c->net->tls_plain;
     for (;;) {
         ssize_t r = stp_tls_read(c->tls, tmp, STP_TLS_PLAIN_SCRATCH);
         if (r > 0) {
@@ -64,7 +64,7 @@ static bool pump_plaintext(struct stp_conn *c)
 
 static void tls_on_read(struct stp_conn *c, size_t n)
 {
-    int rc = stp_tls_feed(c->tls, c->w->read_shared, n);
+    int rc = stp_tls_feed(c->tls, c->net->read_shared, n);
     if (stp_tls_out_pending(c->tls) > 0)
         stp_conn_mark_dirty(c); /* handshake flights, alerts */
     if (rc == STP_EPROTO) {
@@ -101,7 +101,7 @@ static int seal_output(struct stp_conn *c)
         if (rc < 0 && rc != STP_ECLOSED)
             return rc;
     }
-    stp_conn_collect_wmarks(c);
+    stp_conn_writing(c);
     /* Queue deliveries are now records: still exempt from the bound. */
     c->stream_exempt += q->exempt;
     stp_outq_reset(q);

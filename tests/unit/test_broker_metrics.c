@@ -1,6 +1,6 @@
 /* Unit tests of /metrics label values (src/net/http.c): escaping, UTF-8
  * validity whatever the bytes, and names cut on a character boundary. */
-#include "net/http.h"
+#include "broker/metrics.h"
 
 #include "stampede/buf.h"
 
@@ -12,7 +12,7 @@ static char out[1024];
 static const char *label(const char *s, size_t n, bool cut)
 {
     struct stp_buf b = STP_BUF_INIT;
-    cr_assert_eq(stp_http_label_value(&b, s, n, cut), 0);
+    cr_assert_eq(stp_metrics_label_value(&b, s, n, cut), 0);
     cr_assert_lt(b.len, sizeof(out));
     memcpy(out, b.data ? b.data : "", b.len);
     out[b.len] = '\0';

@@ -1,11 +1,11 @@
 /*
- * http.c - /healthz (JSON) and /metrics (Prometheus text) bodies.
+ * metrics.c - /healthz (JSON) and /metrics (Prometheus text) bodies.
  *
  * Runs on whichever worker got the request; reads all workers' counters
  * (relaxed loads of single-writer counters) and queue snapshots (each under
- * its worker's snapshot mutex). See http.h.
+ * its worker's snapshot mutex). See metrics.h.
  */
-#include "net/http.h"
+#include "broker/metrics.h"
 
 #include "broker/broker.h"
 #include "broker/worker.h"
@@ -36,7 +36,7 @@ static uint64_t sum_open(struct stp_broker *b, int kind)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < b->nworkers; i++)
-        n += STP_STAT_GET(b->workers[i].stats.conns_open[kind]);
+        n += STP_STAT_GET(b->workers[i].net.stats.conns_open[kind]);
     return n;
 }
 
@@ -48,9 +48,8 @@ static uint64_t total_open(struct stp_broker *b)
     return n;
 }
 
-int stp_http_healthz(struct stp_worker *w, struct stp_buf *out)
+int stp_metrics_healthz(struct stp_broker *b, struct stp_buf *out)
 {
-    struct stp_broker *b = w->broker;
     uint64_t up = (uv_hrtime() / 1000000 - b->started_ms) / 1000;
     return appendf(out,
                    "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%" PRIu64
@@ -58,14 +57,16 @@ int stp_http_healthz(struct stp_worker *w, struct stp_buf *out)
                    STP_VERSION, up, b->nworkers, total_open(b));
 }
 
-/* Sum of one counter over the workers. */
+/* Sum of one counter over the workers: the broker's (BSUM) or the net's (NSUM). */
 #define SUM(b, field)                                                                              \
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
         for (unsigned i_ = 0; i_ < (b)->nworkers; i_++)                                            \
-            s_ += STP_STAT_GET((b)->workers[i_].stats.field);                                      \
+            s_ += STP_STAT_GET((b)->workers[i_].field);                                            \
         s_;                                                                                        \
     })
+#define NSUM(b, field) SUM(b, net.stats.field)
+#define BSUM(b, field) SUM(b, stats.field)
 
 static int counter(struct stp_buf *o, const char *name, const char *help, const char *type,
                    uint64_t v)
@@ -83,14 +84,14 @@ static int connections(struct stp_buf *o, struct stp_broker *b)
         rc |= appendf(o, "stampede_connections{transport=\"%s\"} %" PRIu64 "\n", names[k],
                       sum_open(b, k));
     rc |= counter(o, "stampede_connections_accepted_total", "Connections accepted.", "counter",
-                  SUM(b, conns_accepted));
+                  NSUM(b, conns_accepted));
     rc |= appendf(o,
                   "# HELP stampede_connections_refused_total Connections closed at accept by a "
                   "limit.\n# TYPE stampede_connections_refused_total counter\n"
                   "stampede_connections_refused_total{limit=\"max-connections\"} %" PRIu64 "\n"
                   "stampede_connections_refused_total{limit=\"max-connections-per-ip\"} %" PRIu64
                   "\n",
-                  SUM(b, conns_refused[0]), SUM(b, conns_refused[1]));
+                  NSUM(b, conns_refused[0]), NSUM(b, conns_refused[1]));
     return rc;
 }
 
@@ -99,7 +100,7 @@ static int frames(struct stp_buf *o, struct stp_broker *b)
     int rc = appendf(o, "# HELP stampede_frames_total STOMP frames by direction and command.\n"
                         "# TYPE stampede_frames_total counter\n");
     for (int cmd = STP_CMD_CONNECT; cmd < STP_CMD__COUNT; cmd++) {
-        uint64_t in = SUM(b, frames_in[cmd]), out = SUM(b, frames_out[cmd]);
+        uint64_t in = BSUM(b, frames_in[cmd]), out = BSUM(b, frames_out[cmd]);
         if (in)
             rc |= appendf(o, "stampede_frames_total{direction=\"in\",command=\"%s\"} %" PRIu64 "\n",
                           stp_cmd_name(cmd), in);
@@ -115,26 +116,26 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
 {
     int rc = 0;
     rc |= counter(o, "stampede_messages_published_total", "Messages accepted from publishers.",
-                  "counter", SUM(b, msgs_published));
+                  "counter", BSUM(b, msgs_published));
     rc |= counter(o, "stampede_messages_delivered_total", "MESSAGE frames sent to subscribers.",
-                  "counter", SUM(b, msgs_delivered));
+                  "counter", BSUM(b, msgs_delivered));
     rc |= counter(o, "stampede_messages_acked_total", "Queue messages acknowledged.", "counter",
-                  SUM(b, msgs_acked));
+                  BSUM(b, msgs_acked));
     rc |= counter(o, "stampede_messages_nacked_total", "Queue messages negatively acknowledged.",
-                  "counter", SUM(b, msgs_nacked));
+                  "counter", BSUM(b, msgs_nacked));
     rc |= counter(o, "stampede_messages_redelivered_total", "Queue messages delivered again.",
-                  "counter", SUM(b, msgs_redelivered));
+                  "counter", BSUM(b, msgs_redelivered));
     rc |= counter(o, "stampede_messages_dropped_total",
-                  "Topic messages published with no subscriber.", "counter", SUM(b, msgs_dropped));
+                  "Topic messages published with no subscriber.", "counter", BSUM(b, msgs_dropped));
     rc |= counter(o, "stampede_bytes_received_total", "Bytes read from clients.", "counter",
-                  SUM(b, bytes_in));
+                  NSUM(b, bytes_in));
     rc |= counter(o, "stampede_bytes_sent_total", "Bytes written to clients.", "counter",
-                  SUM(b, bytes_out));
+                  NSUM(b, bytes_out));
     rc |=
         counter(o, "stampede_slow_consumer_disconnects_total",
-                "Subscribers disconnected for falling behind.", "counter", SUM(b, slow_consumers));
+                "Subscribers disconnected for falling behind.", "counter", NSUM(b, slow_consumers));
     rc |= counter(o, "stampede_failed_logins_total", "CONNECT frames refused by authentication.",
-                  "counter", SUM(b, failed_logins));
+                  "counter", BSUM(b, failed_logins));
     rc |= counter(o, "stampede_message_bytes", "Bytes of messages held by the broker.", "gauge",
                   stp_msg_bytes_in_use());
     return rc;
@@ -179,7 +180,7 @@ static ptrdiff_t utf8_char(const unsigned char *p, size_t n)
     return i == len ? (ptrdiff_t)len : -(ptrdiff_t)i;
 }
 
-int stp_http_label_value(struct stp_buf *o, const char *s, size_t n, bool cut)
+int stp_metrics_label_value(struct stp_buf *o, const char *s, size_t n, bool cut)
 {
     const unsigned char *p = (const unsigned char *)s;
     int rc = 0;
@@ -208,7 +209,7 @@ int stp_http_label_value(struct stp_buf *o, const char *s, size_t n, bool cut)
 static int label_name(struct stp_buf *o, const struct stp_qsnap *q)
 {
     size_t n = strnlen(q->name, sizeof(q->name));
-    return stp_http_label_value(o, q->name, n, n == sizeof(q->name) - 1);
+    return stp_metrics_label_value(o, q->name, n, n == sizeof(q->name) - 1);
 }
 
 static int queues(struct stp_buf *o, struct stp_broker *b)
@@ -243,9 +244,8 @@ static int queues(struct stp_buf *o, struct stp_broker *b)
     return rc;
 }
 
-int stp_http_metrics(struct stp_worker *w, struct stp_buf *out)
+int stp_metrics_text(struct stp_broker *b, struct stp_buf *out)
 {
-    struct stp_broker *b = w->broker;
     int rc = connections(out, b);
     rc |= frames(out, b);
     rc |= messages(out, b);

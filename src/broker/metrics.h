@@ -1,25 +1,26 @@
 /*
- * http.h - bodies of the WebSocket listener's plain HTTP endpoints.
+ * metrics.h - bodies of the WebSocket listener's plain HTTP endpoints
+ * (/healthz, /metrics), which the net layer asks for through ops->http.
  *
  * Called on the worker that got the request. They read every worker's
- * counters (relaxed atomics, see broker/stats.h) and the queue snapshots each
- * worker publishes once a second under its own mutex, so the hot path never
- * takes a lock for them.
+ * counters, the broker's and its net's (relaxed atomics, see
+ * stampede/counter.h), and the queue snapshots each worker publishes once a
+ * second under its own mutex, so the hot path never takes a lock for them.
  */
-#ifndef STP_NET_HTTP_H
-#define STP_NET_HTTP_H
+#ifndef STP_BROKER_METRICS_H
+#define STP_BROKER_METRICS_H
 
 #include "stampede/buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-struct stp_worker;
+struct stp_broker;
 
 /* {"status":"ok","version":...,"uptime_seconds":...,"workers":...,"connections":...} */
-int stp_http_healthz(struct stp_worker *w, struct stp_buf *out);
+int stp_metrics_healthz(struct stp_broker *b, struct stp_buf *out);
 /* Prometheus text exposition format 0.0.4. */
-int stp_http_metrics(struct stp_worker *w, struct stp_buf *out);
+int stp_metrics_text(struct stp_broker *b, struct stp_buf *out);
 
 /* Append s[0..n) as a label value (without the quotes): valid UTF-8 whatever
  * the bytes. Backslash, double quote and newline are escaped (\\, \", \n);
@@ -27,6 +28,6 @@ int stp_http_metrics(struct stp_worker *w, struct stp_buf *out);
  * Unicode's U+FFFD substitution practice) becomes U+FFFD. When `cut` says s
  * was truncated, a character split at its end is dropped instead, so the
  * value ends on a character boundary. 0 or -1 (out of memory). */
-int stp_http_label_value(struct stp_buf *o, const char *s, size_t n, bool cut);
+int stp_metrics_label_value(struct stp_buf *o, const char *s, size_t n, bool cut);
 
 #endif
