@@ -297,14 +297,19 @@ static void on_drain_timer(uv_timer_t *t)
     if (w->stop_phase == 2) {
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, NULL);
-        uv_close((uv_handle_t *)&w->flush_check, NULL);
-        uv_close((uv_handle_t *)&w->flush_prepare, NULL);
-        uv_close((uv_handle_t *)&w->budget_timer, NULL);
-        uv_close((uv_handle_t *)&w->stats_timer, NULL);
-        uv_close((uv_handle_t *)&w->stop_async, NULL);
-        stp_mailbox_detach(w->mb, w->id);
-        stp_net_close_handles(&w->net);
+        stp_worker_close(w);
     }
+}
+
+void stp_worker_close(struct stp_worker *w)
+{
+    uv_close((uv_handle_t *)&w->flush_check, NULL);
+    uv_close((uv_handle_t *)&w->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&w->budget_timer, NULL);
+    uv_close((uv_handle_t *)&w->stats_timer, NULL);
+    uv_close((uv_handle_t *)&w->stop_async, NULL);
+    stp_mailbox_detach(w->mb, w->id);
+    stp_net_close_handles(&w->net);
 }
 
 /* Phase 1 (stopping): stop accepting, flush and close every connection,
@@ -375,6 +380,11 @@ static void worker_main(void *arg)
     struct stp_worker *w = arg;
     stp_log_set_thread_worker((int)w->id);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    stp_worker_fini(w);
+}
+
+void stp_worker_fini(struct stp_worker *w)
+{
     stp_queues_free(w);
     stp_topics_free(w);
     stp_map_free(&w->local_topics);
@@ -384,7 +394,7 @@ static void worker_main(void *arg)
     uv_loop_close(&w->loop);
 }
 
-int stp_worker_start(struct stp_worker *w)
+int stp_worker_init(struct stp_worker *w)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc < 0)
@@ -409,7 +419,12 @@ int stp_worker_start(struct stp_worker *w)
     uv_prepare_init(&w->loop, &w->flush_prepare);
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, on_prepare);
-    rc = stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
+    return stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
+}
+
+int stp_worker_start(struct stp_worker *w)
+{
+    int rc = stp_worker_init(w);
     if (rc == 0)
         rc = open_listeners(w);
     if (rc < 0)

@@ -119,10 +119,18 @@ static inline struct stp_worker *stp_worker_of(const struct stp_conn *c)
 /* Called on the worker's thread for each command from another worker. */
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 
-/* Set the worker's loop and handles up and start its thread. Before: the
- * fields the broker fills (id, broker_workers, broker, mb, cfg) and, in
- * net, tls_cfg[], ws_cfg and admit. */
+/* Set the worker's loop and handles up, open its listeners and start its
+ * thread. Before: the fields the broker fills (id, broker_workers, broker,
+ * mb, cfg) and, in net, tls_cfg[], ws_cfg and admit. */
 int stp_worker_start(struct stp_worker *w);
+/* The parts of a worker's life without a thread or listeners, for whoever
+ * runs its loop itself (stp_worker_start, the unit tests): set up the loop,
+ * handles, net context (ops: stp_session_ops) and mailbox; close every
+ * handle and connection (the loop then ends); free what is left after the
+ * loop ended. */
+int stp_worker_init(struct stp_worker *w);
+void stp_worker_close(struct stp_worker *w);
+void stp_worker_fini(struct stp_worker *w);
 /* From the main thread: hand the worker a new TLS config for a listener
  * (the worker takes over the reference cfg holds). */
 void stp_worker_reload_tls(struct stp_worker *w, unsigned listener, struct stp_tls_config *cfg);

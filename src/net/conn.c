@@ -54,7 +54,11 @@ static void maybe_finish_close(struct stp_conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
-    struct stp_conn *c = req->data;
+    stp_conn_write_done(req->data, status);
+}
+
+void stp_conn_write_done(struct stp_conn *c, int status)
+{
     c->writing = false;
     c->stream->written(c);
     if (c->net->ops->written)
@@ -343,11 +347,12 @@ void stp_conn_connected(struct stp_conn *c)
         c->framing->connected(c);
 }
 
-void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx)
+/* A new connection on the net's lists, its tcp handle initialized. */
+static struct stp_conn *conn_new(struct stp_net *n, unsigned lidx)
 {
     struct stp_conn *c = calloc(1, sizeof(*c) + n->ops->up_size);
     if (!c)
-        return;
+        return NULL;
     c->net = n;
     c->stream = &stp_stream_tcp;
     c->framing = &stp_framing_raw;
@@ -360,25 +365,65 @@ void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx)
     uv_tcp_init(n->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !stp_admit_conn(c) ||
-        slot_alloc(n, c) < 0) {
+    return c;
+}
+
+/* The socket is ours: closed at once when no slot is left. */
+static bool conn_start(struct stp_conn *c)
+{
+    if (slot_alloc(c->net, c) < 0) {
+        c->closing = STP_CLOSE_NOW;
+        c->torn_down = true;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return false;
+    }
+    uv_timer_init(c->net->loop, &c->timer);
+    c->timer.data = c;
+    c->handles++;
+    STP_STAT_INC(c->net->stats.conns_accepted);
+    c->last_read_ms = c->last_write_ms = stp_now_ms(c);
+    return true;
+}
+
+void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx)
+{
+    struct stp_conn *c = conn_new(n, lidx);
+    if (!c)
+        return;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !stp_admit_conn(c)) {
         c->closing = STP_CLOSE_NOW;
         c->torn_down = true;
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
+    if (!conn_start(c))
+        return;
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_init(n->loop, &c->timer);
-    c->timer.data = c;
-    c->handles++;
     format_peer(c);
-    STP_STAT_INC(n->stats.conns_accepted);
-    c->last_read_ms = c->last_write_ms = stp_now_ms(c);
     if (init_layers(c) < 0 || n->ops->open(c) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+struct stp_conn *stp_conn_open_detached(struct stp_net *n, unsigned lidx,
+                                        const struct stp_stream_ops *stream, const char *peer)
+{
+    struct stp_conn *c = conn_new(n, lidx);
+    if (!c || !conn_start(c))
+        return NULL;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    if (init_layers(c) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return NULL;
+    }
+    c->stream = stream;
+    if (n->ops->open(c) < 0) {
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return NULL;
+    }
+    return c;
 }
 
 static void on_close(uv_handle_t *h)

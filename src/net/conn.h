@@ -154,6 +154,15 @@ static inline void *stp_conn_up(struct stp_conn *c)
 
 /* Accept a new connection on listener `lidx` of n. */
 void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx);
+/* A connection without a socket, on listener lidx's framing, whose bytes go
+ * through `stream` (which must not read or write the tcp handle; its flush
+ * reports completion with stp_conn_write_done). The unit tests drive the
+ * broker through this. Outside the connection limits. NULL when it could
+ * not be opened. */
+struct stp_conn *stp_conn_open_detached(struct stp_net *n, unsigned lidx,
+                                        const struct stp_stream_ops *stream, const char *peer);
+/* The write the stream started completed (status < 0: failed). */
+void stp_conn_write_done(struct stp_conn *c, int status);
 
 /* Output (on the connection's thread). Every frame goes between
  * stp_conn_frame_begin and stp_conn_frame_end. */
