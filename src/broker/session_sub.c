@@ -237,15 +237,7 @@ void stp_session_free_subs(struct stp_conn *c)
 
 static char *put_u64(char *p, uint64_t v)
 {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+    return p + stp_fmt_u64(p, v);
 }
 
 static char *put_str(char *p, const char *s, size_t n)

@@ -44,13 +44,8 @@ int stp_buf_append_str(struct stp_buf *b, const char *s)
 
 int stp_buf_append_u64(struct stp_buf *b, unsigned long long v)
 {
-    char tmp[24];
-    char *end = tmp + sizeof(tmp), *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return stp_buf_append(b, p, (size_t)(end - p));
+    char tmp[STP_U64_DIGITS];
+    return stp_buf_append(b, tmp, stp_fmt_u64(tmp, v));
 }
 
 void stp_buf_consume(struct stp_buf *b, size_t n)

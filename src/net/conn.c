@@ -9,6 +9,7 @@
 #include "conn.h"
 
 #include "admit.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
@@ -247,50 +248,43 @@ void stp_conn_input_run(struct stp_net *n)
 
 /* --- accept and close --- */
 
+/* Slots grow by doubling; a new slot starts at generation 1. */
 static int slot_alloc(struct stp_net *n, struct stp_conn *c)
 {
     if (n->nfree == 0) {
-        uint32_t ncap = n->nslots ? n->nslots * 2 : 64;
-        struct stp_conn **ns = realloc(n->slots, ncap * sizeof(*ns));
-        if (!ns)
+        size_t old = n->nslots, cap = old, fcap = old;
+        if (old >= UINT32_MAX / 2)
             return STP_ENOMEM;
-        n->slots = ns;
-        uint32_t *ng = realloc(n->gens, ncap * sizeof(*ng));
-        if (!ng)
+        if (STP_ARRAY_RESERVE(n->slots, cap, old ? old * 2 : 64) < 0 ||
+            STP_ARRAY_RESERVE(n->free_slots, fcap, cap) < 0)
             return STP_ENOMEM;
-        n->gens = ng;
-        uint32_t *nf = realloc(n->free_slots, ncap * sizeof(*nf));
-        if (!nf)
-            return STP_ENOMEM;
-        n->free_slots = nf;
-        for (uint32_t i = ncap; i > n->nslots; i--) {
-            n->slots[i - 1] = NULL;
-            n->gens[i - 1] = 1;
-            n->free_slots[n->nfree++] = i - 1;
+        for (size_t i = cap; i > old; i--) {
+            n->slots[i - 1] = (struct stp_net_slot){NULL, 1};
+            n->free_slots[n->nfree++] = (uint32_t)(i - 1);
         }
-        n->nslots = ncap;
+        n->nslots = cap;
     }
     uint32_t slot = n->free_slots[--n->nfree];
-    n->slots[slot] = c;
+    n->slots[slot].conn = c;
     c->slot = slot;
-    c->gen = n->gens[slot];
+    c->gen = n->slots[slot].gen;
     n->nconns++;
     return 0;
 }
 
 static void slot_free(struct stp_net *n, struct stp_conn *c)
 {
-    n->slots[c->slot] = NULL;
-    n->gens[c->slot]++;
+    n->slots[c->slot].conn = NULL;
+    n->slots[c->slot].gen++;
     n->free_slots[n->nfree++] = c->slot;
     n->nconns--;
 }
 
 struct stp_conn *stp_net_conn(struct stp_net *n, uint32_t slot, uint32_t gen)
 {
-    if (slot >= n->nslots || n->gens[slot] != gen)
+    if (slot >= n->nslots || n->slots[slot].gen != gen)
         return NULL;
-    return n->slots[slot];
+    return n->slots[slot].conn;
 }
 
 /* Linger expired: the peer did not close after our last frame. (While the
@@ -545,7 +539,7 @@ static void reap_one(struct stp_conn *c)
     if (!c->torn_down) {
         c->torn_down = true;
         n->ops->teardown(c);
-        if (c->slot < n->nslots && n->slots[c->slot] == c)
+        if (c->slot < n->nslots && n->slots[c->slot].conn == c)
             slot_free(n, c);
     }
     if (c->closing == STP_CLOSE_NOW) {
@@ -576,7 +570,7 @@ void stp_net_close_all(struct stp_net *n, enum stp_conn_closing how)
         return;
     }
     for (uint32_t i = 0; i < n->nslots; i++) {
-        struct stp_conn *c = n->slots[i];
+        struct stp_conn *c = n->slots[i].conn;
         if (c && c->closing == STP_OPEN)
             stp_conn_close(c, how);
     }

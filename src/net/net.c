@@ -86,11 +86,10 @@ void stp_net_close_handles(struct stp_net *n)
 void stp_net_free(struct stp_net *n)
 {
     free(n->slots);
-    free(n->gens);
     free(n->free_slots);
     n->slots = NULL;
-    n->gens = NULL;
     n->free_slots = NULL;
+    n->nslots = n->nfree = 0;
     for (unsigned l = 0; l < STP_MAX_LISTENERS; l++) {
         struct stp_tls_config *cfg = atomic_exchange(&n->tls_reload[l], NULL);
         stp_tls_config_unref(&cfg);

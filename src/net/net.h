@@ -43,6 +43,11 @@ enum stp_transport_kind { STP_TK_TCP, STP_TK_TLS, STP_TK_WS, STP_TK_WSS, STP_TK_
 
 enum stp_conn_closing { STP_OPEN = 0, STP_CLOSE_AFTER_FLUSH, STP_CLOSE_NOW };
 
+struct stp_net_slot {
+    struct stp_conn *conn; /* NULL while free */
+    uint32_t gen;
+};
+
 struct stp_net_stats {
     stp_counter conns_accepted;
     stp_counter conns_refused[2]; /* by --max-connections, by --max-connections-per-ip */
@@ -100,11 +105,10 @@ struct stp_net {
 
     /* Connections by slot; a slot's generation changes when it is freed, so
      * a (slot, gen) reference held elsewhere never finds a newer connection. */
-    struct stp_conn **slots;
-    uint32_t *gens;
-    uint32_t nslots;
-    uint32_t *free_slots;
-    uint32_t nfree;
+    struct stp_net_slot *slots;
+    size_t nslots;
+    uint32_t *free_slots; /* capacity nslots */
+    size_t nfree;
     uint32_t nconns;
     struct stp_conn *dirty;     /* with output to flush (intrusive list) */
     struct stp_conn *reap;      /* closes to finish */
