@@ -16,7 +16,7 @@ cd "$top"
 
 # What `meson setup -Dtests=false && meson compile` needs.
 BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llhttp
-    libwslay-dev libmbedtls-dev)
+    libwslay-dev libmbedtls-dev libargon2-dev)
 # What the test suites need on top of a new Debian 12 machine: sanitizers and
 # libFuzzer (clang, libclang-rt-14-dev: also ThreadSanitizer's runtime),
 # criterion, stomp.py (interop), openssl (test certificates, s_client), Chromium
