@@ -21,6 +21,7 @@
 #include "seqtrack.h"
 #include "transport.h"
 
+#include "stampede/buf.h"
 #include "stampede/stomp.h"
 
 #include <stdatomic.h>
@@ -54,11 +55,16 @@ struct stp_bench_thread;
 struct stp_tls_config;
 struct stp_tls_rng;
 
-/* An output buffer being filled while the other one is written. */
-struct stp_bench_out {
-    char *data;
-    size_t len, cap;
-};
+/* stp_buf_reserve(b, n), except that the buffer's first allocation holds at
+ * least `first` bytes. `first` is a power of two >= 256, so the sizes are the
+ * ones doubling from `first` gives (stp_buf doubles from 256). The check is
+ * inline: it runs for every frame. 0 or STP_ENOMEM. */
+static inline int stp_bench_buf_reserve(struct stp_buf *b, size_t n, size_t first)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    return stp_buf_reserve(b, b->cap || n > first ? n : first);
+}
 
 struct stp_bench_producer {
     unsigned id, dest;
@@ -105,9 +111,8 @@ struct stp_bench_conn {
     enum stp_version version;
     struct stp_parser parser;
     bool parser_ok;
-    char *in;
-    size_t in_len, in_cap;
-    struct stp_bench_out out[2]; /* out[fill] collects frames; the other is in flight */
+    struct stp_buf in;     /* unparsed input; reads land at in.data + in.len */
+    struct stp_buf out[2]; /* out[fill] collects frames; the other is in flight */
     int fill;
     bool writing;
     uv_write_t wreq;
@@ -176,7 +181,7 @@ struct stp_bench_run {
 int stp_bench_conn_start(struct stp_bench_conn *c);
 /* Transport is up: send CONNECT. */
 void stp_bench_conn_ready(struct stp_bench_conn *c);
-/* Plaintext bytes are at c->in + c->in_len (nread of them): parse them. */
+/* Plaintext bytes are at c->in.data + c->in.len (nread of them): parse them. */
 int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread);
 /* Copy plaintext from a transport's buffer into the input and parse it. */
 int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n);

@@ -19,7 +19,8 @@
 
 /* Consumers read big batches; producers and idle connections only see small
  * frames (CONNECTED, RECEIPT, heart-beats), so thousands of them stay cheap.
- * Buffers grow by doubling when a frame needs more. */
+ * Buffers start at these sizes and grow by doubling (stp_buf) when a frame
+ * needs more. */
 static size_t in_min_room(const struct stp_bench_conn *c)
 {
     return c->role == ROLE_CONSUMER ? 64 * 1024 : 2 * 1024;
@@ -67,17 +68,9 @@ static void conn_fail(struct stp_bench_conn *c, const char *what, int err)
 
 char *stp_bench_conn_out_reserve(struct stp_bench_conn *c, size_t n)
 {
-    struct stp_bench_out *o = &c->out[c->fill];
-    if (o->cap - o->len < n) {
-        size_t cap = o->cap ? o->cap * 2 : out_first_cap(c);
-        while (cap - o->len < n)
-            cap *= 2;
-        char *p = realloc(o->data, cap);
-        if (!p)
-            return NULL;
-        o->data = p;
-        o->cap = cap;
-    }
+    struct stp_buf *o = &c->out[c->fill];
+    if (stp_bench_buf_reserve(o, n, out_first_cap(c)))
+        return NULL;
     char *at = o->data + o->len;
     o->len += n;
     return at;
@@ -100,9 +93,9 @@ size_t stp_bench_conn_pending(const struct stp_bench_conn *c)
 static void on_write(uv_write_t *req, int status)
 {
     struct stp_bench_conn *c = req->data;
-    struct stp_bench_out *done = &c->out[c->fill ^ 1];
+    struct stp_buf *done = &c->out[c->fill ^ 1];
     COUNT_ADD(c->t->bytes_out, done->len);
-    done->len = 0;
+    stp_buf_reset(done);
     c->writing = false;
     if (c->role == ROLE_PRODUCER && status >= 0) {
         COUNT_ADD(c->u.p.written, c->u.p.flight_msgs);
@@ -122,7 +115,7 @@ static void on_write(uv_write_t *req, int status)
 
 void stp_bench_conn_flush(struct stp_bench_conn *c)
 {
-    struct stp_bench_out *o = &c->out[c->fill];
+    struct stp_buf *o = &c->out[c->fill];
     if (c->writing || o->len == 0 || c->state >= CONN_CLOSING)
         return;
     uv_buf_t b = uv_buf_init(o->data, (unsigned)o->len);
@@ -266,12 +259,12 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
 {
     stp_bench_thread_check_start(c->t); /* phase times are valid after this */
     uint64_t now = uv_hrtime();
-    c->in_len += nread;
+    c->in.len += nread;
     COUNT_ADD(c->t->bytes_in, nread);
     size_t off = 0;
-    while (off < c->in_len && c->state < CONN_CLOSING) {
+    while (off < c->in.len && c->state < CONN_CLOSING) {
         struct stp_frame f;
-        ssize_t n = stp_parse(&c->parser, c->in + off, c->in_len - off, &f);
+        ssize_t n = stp_parse(&c->parser, c->in.data + off, c->in.len - off, &f);
         if (n == 0)
             break;
         if (n < 0) {
@@ -286,8 +279,7 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
     }
     if (c->state >= CONN_CLOSING)
         return 0;
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
+    stp_buf_consume(&c->in, off); /* the one move of a partial frame, as before */
     if (c->role == ROLE_CONSUMER)
         stp_bench_consumer_read_done(c);
     stp_bench_conn_flush(c);
@@ -296,20 +288,10 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
     return 0;
 }
 
-/* Make room for n more input bytes. */
+/* Make room for n more input bytes; the first allocation is 4 * in_min_room. */
 static int in_reserve(struct stp_bench_conn *c, size_t n)
 {
-    if (c->in_cap - c->in_len >= n)
-        return 0;
-    size_t cap = c->in_cap ? c->in_cap : 4 * in_min_room(c);
-    while (cap - c->in_len < n)
-        cap *= 2;
-    char *p = realloc(c->in, cap);
-    if (!p)
-        return STP_ENOMEM;
-    c->in = p;
-    c->in_cap = cap;
-    return 0;
+    return stp_bench_buf_reserve(&c->in, n, 4 * in_min_room(c));
 }
 
 int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n)
@@ -319,23 +301,19 @@ int stp_bench_conn_push_input(struct stp_bench_conn *c, const void *p, size_t n)
     int rc = in_reserve(c, n);
     if (rc)
         return rc;
-    memcpy(c->in + c->in_len, p, n);
-    return stp_bench_conn_input(c, n);
+    memcpy(c->in.data + c->in.len, p, n);
+    return stp_bench_conn_input(c, n); /* it counts the n bytes into in.len */
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct stp_bench_conn *c = h->data;
-    if (c->in_cap - c->in_len < in_min_room(c)) {
-        size_t cap = c->in_cap ? c->in_cap * 2 : 4 * in_min_room(c);
-        char *p = realloc(c->in, cap);
-        if (!p) {
-            buf->base = NULL;
-            buf->len = 0;
-            return;
-        }
-        c->in = p;
-        c->in_cap = cap;
+    /* Keep in_min_room free for the read. The buffer is at least
+     * 4 * in_min_room, so a grow is one doubling, as stp_buf does it. */
+    if (in_reserve(c, in_min_room(c))) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
     }
     c->t->run->cfg.url.transport->ops->alloc(c, suggested, buf);
 }
@@ -438,8 +416,8 @@ void stp_bench_conn_free(struct stp_bench_conn *c)
         stp_bench_producer_free(c);
     else if (c->role == ROLE_CONSUMER)
         stp_bench_consumer_free(c);
-    free(c->in);
-    free(c->out[0].data);
-    free(c->out[1].data);
+    stp_buf_free(&c->in);
+    stp_buf_free(&c->out[0]);
+    stp_buf_free(&c->out[1]);
     free(c);
 }

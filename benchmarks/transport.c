@@ -21,8 +21,8 @@ static int tcp_start(struct stp_bench_conn *c)
 static void tcp_alloc(struct stp_bench_conn *c, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    buf->base = c->in + c->in_len;
-    buf->len = c->in_cap - c->in_len;
+    buf->base = c->in.data + c->in.len;
+    buf->len = c->in.cap - c->in.len;
 }
 
 static int tcp_read(struct stp_bench_conn *c, const uv_buf_t *buf, size_t nread)

@@ -36,7 +36,7 @@ struct stack {
     bool upper_started;
     char *raw, *plain; /* socket bytes, decrypted bytes: bufsize each */
     size_t bufsize;
-    struct stp_bench_out q[2]; /* without TLS: q[fill] collects, the other is written */
+    struct stp_buf q[2]; /* without TLS: q[fill] collects, the other is written */
     int fill;
     bool writing;
     uv_write_t wreq;
@@ -66,20 +66,10 @@ static int queue_plain(struct stack *s, const void *p, size_t n)
         struct iovec iov = {(void *)p, n};
         return stp_tls_write(s->tls, &iov, 1);
     }
-    struct stp_bench_out *o = &s->q[s->fill];
-    if (o->cap - o->len < n) {
-        size_t cap = o->cap ? o->cap : 4 * 1024;
-        while (cap - o->len < n)
-            cap *= 2;
-        char *np = realloc(o->data, cap);
-        if (!np)
-            return STP_ENOMEM;
-        o->data = np;
-        o->cap = cap;
-    }
-    memcpy(o->data + o->len, p, n);
-    o->len += n;
-    return 0;
+    struct stp_buf *o = &s->q[s->fill];
+    if (stp_bench_buf_reserve(o, n, 4 * 1024))
+        return STP_ENOMEM;
+    return stp_buf_append(o, p, n);
 }
 
 static void flush(struct stack *s);
@@ -300,8 +290,8 @@ static void stack_release(struct stp_bench_conn *c)
         stp_ws_free(&s->ws);
     if (s->tls)
         stp_tls_free(&s->tls);
-    free(s->q[0].data);
-    free(s->q[1].data);
+    stp_buf_free(&s->q[0]);
+    stp_buf_free(&s->q[1]);
     free(s->raw);
     free(s->plain);
     free(s);
