@@ -1,43 +1,301 @@
-/* users.c - placeholder until the users file lands (issue 11, in progress). */
-#include "auth.h"
+/*
+ * users.c - the users file: LOGIN:HASH lines, looked up by login (issue 11).
+ *
+ * Each user is one allocation holding its hash and its login; the map's keys
+ * point at those logins. The table is built on the main thread and only
+ * read afterwards.
+ */
+#include "auth_internal.h"
 
 #include "stampede/error.h"
+#include "stampede/map.h"
 
-#include <stdio.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 
-int stp_users_load(struct stp_users **out, const char *path, char *err, size_t errlen)
+#define MAX_LINE 4096
+#define MAX_LOGIN 256
+#define MAX_FILE (16u << 20) /* 16 MiB */
+
+struct user {
+    char hash[STP_PASSWORD_HASH_MAX];
+    size_t line;
+    size_t login_len;
+    char login[]; /* not NUL-terminated */
+};
+
+struct stp_users {
+    struct stp_map by_login; /* login -> struct user */
+    char dummy[STP_PASSWORD_HASH_MAX];
+};
+
+static void user_free(struct user *usr)
 {
-    *out = NULL;
-    snprintf(err, errlen, "%s: users files are not supported yet", path);
-    return STP_EINVAL;
+    explicit_bzero(usr->hash, sizeof(usr->hash));
+    free(usr);
+}
+
+static void users_destroy(struct stp_users *u)
+{
+    for (size_t i = 0; i < u->by_login.cap; i++) {
+        if (u->by_login.slots[i].hash)
+            user_free(u->by_login.slots[i].value);
+    }
+    stp_map_free(&u->by_login);
+    explicit_bzero(u->dummy, sizeof(u->dummy));
+    free(u);
+}
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t')
+            return false;
+    }
+    return true;
+}
+
+static bool is_comment(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i < n && s[i] == '#';
+}
+
+static bool login_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7e || c == ':')
+            return false;
+    }
+    return true;
+}
+
+/* One LOGIN:HASH line into u (*added: the new user). 0; STP_EINVAL after a
+ * message in err (which never quotes the hash); STP_ENOMEM. */
+static int parse_line(struct stp_users *u, const char *s, size_t n, const char *name, size_t lineno,
+                      char *err, size_t errlen, struct user **added)
+{
+    const char *colon = memchr(s, ':', n);
+    if (!colon) {
+        set_err(err, errlen, "%s:%zu: expected LOGIN:HASH", name, lineno);
+        return STP_EINVAL;
+    }
+    size_t llen = (size_t)(colon - s);
+    const char *h = colon + 1;
+    size_t hlen = n - llen - 1;
+    if (llen == 0) {
+        set_err(err, errlen, "%s:%zu: empty login", name, lineno);
+        return STP_EINVAL;
+    }
+    if (llen > MAX_LOGIN) {
+        set_err(err, errlen, "%s:%zu: login longer than %d bytes", name, lineno, MAX_LOGIN);
+        return STP_EINVAL;
+    }
+    if (!login_ok(s, llen)) {
+        set_err(err, errlen,
+                "%s:%zu: login may only contain printable ASCII characters other than space", name,
+                lineno);
+        return STP_EINVAL;
+    }
+    struct user *dup = stp_map_get(&u->by_login, s, llen);
+    if (dup) {
+        set_err(err, errlen, "%s:%zu: login \"%.*s\" already given on line %zu", name, lineno,
+                (int)llen, s, dup->line);
+        return STP_EINVAL;
+    }
+    struct user *usr = malloc(sizeof(*usr) + llen);
+    if (!usr)
+        return STP_ENOMEM;
+    bool hash_ok = hlen < sizeof(usr->hash) && !memchr(h, '\0', hlen);
+    if (hash_ok) {
+        memcpy(usr->hash, h, hlen);
+        usr->hash[hlen] = '\0';
+        hash_ok = stp_password_hash_valid(usr->hash);
+    }
+    if (!hash_ok) {
+        user_free(usr);
+        set_err(err, errlen,
+                "%s:%zu: the hash is not an argon2id PHC string within the accepted parameters "
+                "(make one with `stampede hash-password`)",
+                name, lineno);
+        return STP_EINVAL;
+    }
+    usr->line = lineno;
+    usr->login_len = llen;
+    memcpy(usr->login, s, llen);
+    if (stp_map_put(&u->by_login, usr->login, llen, usr) != 0) {
+        user_free(usr);
+        return STP_ENOMEM;
+    }
+    *added = usr;
+    return 0;
+}
+
+/* The dummy hash: a random password hashed with the first user's m, t, p. */
+static int make_dummy(struct stp_users *u, const char *first_hash)
+{
+    struct stp_argon2_params params;
+    if (!stp_password_hash_parse(first_hash, &params))
+        return STP_EINVAL; /* cannot happen: every stored hash was checked */
+    unsigned char pw[16];
+    int rc = stp_auth_random(pw, sizeof(pw));
+    if (rc == 0)
+        rc = stp_password_hash_with((const char *)pw, sizeof(pw), &params, u->dummy);
+    explicit_bzero(pw, sizeof(pw));
+    return rc;
 }
 
 int stp_users_parse(struct stp_users **out, const char *text, size_t len, const char *name,
                     char *err, size_t errlen)
 {
-    (void)text, (void)len;
-    return stp_users_load(out, name, err, errlen);
+    *out = NULL;
+    struct stp_users *u = calloc(1, sizeof(*u));
+    if (!u)
+        return STP_ENOMEM;
+    const char *first_hash = NULL;
+    size_t lineno = 0;
+    size_t pos = 0;
+    int rc = 0;
+    while (pos < len) {
+        lineno++;
+        const char *s = text + pos;
+        const char *lf = memchr(s, '\n', len - pos);
+        size_t n = lf ? (size_t)(lf - s) : len - pos;
+        pos += n + (lf ? 1 : 0);
+        if (n > 0 && s[n - 1] == '\r')
+            n--;
+        if (n > MAX_LINE) {
+            set_err(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno, MAX_LINE);
+            rc = STP_EINVAL;
+            break;
+        }
+        if (is_blank(s, n) || is_comment(s, n))
+            continue;
+        struct user *usr;
+        rc = parse_line(u, s, n, name, lineno, err, errlen, &usr);
+        if (rc)
+            break;
+        if (!first_hash)
+            first_hash = usr->hash;
+    }
+    if (rc == 0 && u->by_login.count == 0) {
+        set_err(err, errlen, "%s: no users", name);
+        rc = STP_EINVAL;
+    }
+    if (rc == 0) {
+        rc = make_dummy(u, first_hash);
+        if (rc)
+            set_err(err, errlen, "%s: cannot make the dummy hash: %s", name, stp_strerror(rc));
+    } else if (rc == STP_ENOMEM) {
+        set_err(err, errlen, "%s:%zu: out of memory", name, lineno);
+    }
+    if (rc) {
+        users_destroy(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+int stp_users_load(struct stp_users **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return STP_EIO;
+    }
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap > MAX_FILE) {
+                set_err(err, errlen, "%s: larger than 16 MiB", path);
+                rc = STP_EINVAL;
+                break;
+            }
+            /* Grow to at most MAX_FILE + 1 bytes: one byte past the limit
+             * tells a file that is too large. */
+            size_t ncap = cap ? cap * 2 : 64 * 1024;
+            if (ncap > MAX_FILE + 1)
+                ncap = MAX_FILE + 1;
+            char *nb = malloc(ncap);
+            if (!nb) {
+                rc = STP_ENOMEM;
+                break;
+            }
+            if (len)
+                memcpy(nb, buf, len);
+            if (buf) {
+                explicit_bzero(buf, cap);
+                free(buf);
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                set_err(err, errlen, "%s: %s", path, strerror(errno));
+                rc = STP_EIO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == 0 && len > MAX_FILE) {
+        set_err(err, errlen, "%s: larger than 16 MiB", path);
+        rc = STP_EINVAL;
+    }
+    if (rc == 0)
+        rc = stp_users_parse(out, buf ? buf : "", len, path, err, errlen);
+    if (buf) {
+        explicit_bzero(buf, cap);
+        free(buf);
+    }
+    return rc;
 }
 
 void stp_users_free(struct stp_users **u)
 {
-    *u = NULL;
+    if (u && *u) {
+        users_destroy(*u);
+        *u = NULL;
+    }
 }
 
 size_t stp_users_count(const struct stp_users *u)
 {
-    (void)u;
-    return 0;
+    return u ? u->by_login.count : 0;
 }
 
 const char *stp_users_hash(const struct stp_users *u, const char *login, size_t len)
 {
-    (void)u, (void)login, (void)len;
-    return NULL;
+    if (!u)
+        return NULL;
+    const struct user *usr = stp_map_get(&u->by_login, login, len);
+    return usr ? usr->hash : NULL;
 }
 
 const char *stp_users_dummy_hash(const struct stp_users *u)
 {
-    (void)u;
-    return NULL;
+    return u ? u->dummy : NULL;
 }
