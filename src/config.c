@@ -44,7 +44,9 @@ struct kw;
 typedef int kw_parse_fn(const struct kw *kw, struct stp_config *cfg, const char *val, char *err,
                         size_t n);
 
-enum { KW_REPEAT = 1, KW_NOVALUE = 2 };
+/* KW_SWITCH: a flag without a value that turns a setting on; its variable
+ * takes yes/no (or true/false, on/off, 1/0). */
+enum { KW_REPEAT = 1, KW_NOVALUE = 2, KW_SWITCH = 4 };
 
 struct kw {
     const char *name;    /* the flag without its leading "--" */
@@ -194,6 +196,22 @@ static int parse_choice(const struct kw *kw, struct stp_config *cfg, const char 
         }
     }
     snprintf(err, n, "'%s' is not one of %s", quote(val, q, sizeof(q)), kw->metavar);
+    return STP_EINVAL;
+}
+
+static int parse_switch(const struct kw *kw, struct stp_config *cfg, const char *val, char *err,
+                        size_t n)
+{
+    static const char *const on[] = {"yes", "true", "on", "1"}, *const off[] = {"no", "false",
+                                                                                "off", "0"};
+    char q[80];
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(val, on[i]) == 0 || strcmp(val, off[i]) == 0) {
+            *(bool *)(void *)((char *)cfg + kw->off) = strcmp(val, on[i]) == 0;
+            return 0;
+        }
+    }
+    snprintf(err, n, "'%s' is not yes or no", quote(val, q, sizeof(q)));
     return STP_EINVAL;
 }
 
@@ -479,6 +497,34 @@ static const struct kw keywords[] = {
      .def_note = "ECDHE with AES-GCM and ChaCha20-Poly1305 (AES-GCM first with AES-NI)",
      .help = "Narrow (and order) the TLS 1.2 cipher suites: names separated by ':'\n"
              "or ',', in OpenSSL, IANA or mbedTLS form (ECDHE-RSA-AES128-GCM-SHA256)."},
+    FILE_KW("users-file", "STAMPEDE_USERS_FILE", users_file,
+            "Accept CONNECT only from the users in FILE: LOGIN:HASH lines, the hash\n"
+            "from `stampede hash-password` (argon2id). Not with --user."),
+    FILE_KW("acl-file", "STAMPEDE_ACL_FILE", acl_file,
+            "Per-destination permissions: LOGIN read|write|readwrite PATTERN lines\n"
+            "(LOGIN * is any user; in PATTERN * matches within one /-segment, **\n"
+            "anything, {login} the user's login). What no line allows is refused.\n"
+            "Needs --users-file or --user."),
+    {.name = "anonymous-user", .env = "STAMPEDE_ANONYMOUS_USER", .metavar = "LOGIN",
+     .parse = parse_text, FIELD(anonymous_user),
+     .def_note = "none: a CONNECT without login is refused when users are configured",
+     .help = "A CONNECT without login and passcode is this user (who must exist),\n"
+             "with its permissions."},
+    {.name = "tls-cert-login", .env = "STAMPEDE_TLS_CERT_LOGIN", .metavar = NULL,
+     .def = "no", .parse = parse_switch, FIELD(tls_cert_login), .flags = KW_SWITCH,
+     .help = "On TLS with a verified client certificate, a CONNECT without passcode\n"
+             "is the user named by the certificate's subject CN (who must exist).\n"
+             "Needs --tls-verify-client optional or required."},
+    {.name = "metrics-auth", .env = "STAMPEDE_METRICS_AUTH", .metavar = "LOGIN",
+     .parse = parse_text, FIELD(metrics_auth), .def_note = "none: /metrics is open",
+     .help = "GET /metrics needs HTTP Basic authentication as this user (who must\n"
+             "exist); /healthz stays open."},
+    {.name = "allow-remote-unauthenticated", .env = "STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED",
+     .def = "no", .parse = parse_switch, FIELD(allow_remote_unauthenticated),
+     .flags = KW_SWITCH,
+     .help = "With no users configured, also accept clients from other hosts (by\n"
+             "default only loopback clients may connect without a users file, like\n"
+             "RabbitMQ's guest user)."},
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},
@@ -561,8 +607,8 @@ static int split_arg(int argc, char **argv, int *i, const struct kw **kw, const 
         return -1;
     }
     snprintf(name, sizeof(name), "--%s", (*kw)->name);
-    if ((*kw)->flags & KW_NOVALUE) {
-        *val = NULL;
+    if ((*kw)->flags & (KW_NOVALUE | KW_SWITCH)) {
+        *val = (*kw)->flags & KW_SWITCH ? "yes" : NULL;
         return eq ? fail(name, "takes no value") : 0;
     }
     if (eq) {
@@ -698,6 +744,36 @@ static int apply_argv(struct stp_config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* The access-control flags that need others (whether a named user exists is
+ * checked when the users file is loaded, src/broker/broker.c). */
+static int check_access(const struct stp_config *cfg)
+{
+    bool users = cfg->users_file || cfg->nusers > 0;
+    const char *needs_users = NULL;
+    if (cfg->users_file && cfg->nusers > 0) {
+        fprintf(stderr, "stampede: --users-file and --user: use one of them\n");
+        return -1;
+    }
+    if (cfg->acl_file && !users)
+        needs_users = "--acl-file";
+    else if (cfg->anonymous_user && !users)
+        needs_users = "--anonymous-user";
+    else if (cfg->metrics_auth && !users)
+        needs_users = "--metrics-auth";
+    else if (cfg->tls_cert_login && !users)
+        needs_users = "--tls-cert-login";
+    if (needs_users) {
+        fprintf(stderr, "stampede: %s needs --users-file or --user\n", needs_users);
+        return -1;
+    }
+    if (cfg->tls_cert_login && cfg->tls_verify_client == 0) {
+        fprintf(stderr, "stampede: --tls-cert-login needs --tls-verify-client optional or "
+                        "required\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks that span several keywords. */
 static int check(const struct stp_config *cfg)
 {
@@ -723,7 +799,7 @@ static int check(const struct stp_config *cfg)
                 verify_modes[cfg->tls_verify_client]);
         return -1;
     }
-    return 0;
+    return check_access(cfg);
 }
 
 enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char **argv, char **envp)
@@ -750,5 +826,9 @@ void stp_config_free(struct stp_config *cfg)
     free(cfg->tls_key_password_file);
     free(cfg->tls_ca);
     free(cfg->tls_ciphers);
+    free(cfg->users_file);
+    free(cfg->acl_file);
+    free(cfg->anonymous_user);
+    free(cfg->metrics_auth);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -2,12 +2,15 @@
  * main.c - parse the configuration, start the workers, wait for SIGTERM or
  * SIGINT, stop gracefully and exit 0. The main thread owns no connection.
  */
+#include "auth/auth.h"
 #include "broker/broker.h"
 #include "stampede/config.h"
 #include "stampede/log.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 extern char **environ;
@@ -31,8 +34,6 @@ static int run(const struct stp_config *cfg)
     if (stp_broker_prepare(&broker, cfg) < 0)
         return 2;
     stp_info("stampede %s starting with %u workers", STP_VERSION, cfg->workers);
-    if (cfg->nusers == 0)
-        stp_warn("authentication is off: no --user given, any login is accepted");
     /* Catch the signals before the listeners open: a supervisor may send
      * SIGTERM as soon as it sees the "listening on" line. */
     uv_loop_t *loop = uv_default_loop();
@@ -63,6 +64,14 @@ int main(int argc, char **argv)
 {
     struct stp_config cfg;
     signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && strcmp(argv[1], "hash-password") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "stampede: hash-password takes no arguments: it reads the password "
+                            "on stdin\n");
+            return 2;
+        }
+        return stp_hash_password_main(stdin, stdout, stderr);
+    }
     switch (stp_config_parse(&cfg, argc, argv, environ)) {
     case STP_CONFIG_EXIT:
         return 0;

@@ -68,6 +68,13 @@ struct stp_config {
     char *tls_cert, *tls_key, *tls_key_password_file, *tls_ca, *tls_ciphers;
     int tls_verify_client; /* 0 none, 1 optional, 2 required */
     int log_level;         /* enum stp_log_level */
+    /* Access control (issue 11). */
+    char *users_file;                  /* LOGIN:HASH lines (src/auth) */
+    char *acl_file;                    /* LOGIN read|write|readwrite PATTERN lines */
+    char *anonymous_user;              /* a CONNECT without login/passcode is this user */
+    char *metrics_auth;                /* /metrics needs HTTP Basic auth as this user */
+    bool tls_cert_login;               /* no passcode on verified TLS: the certificate's CN */
+    bool allow_remote_unauthenticated; /* no users: accept other hosts too */
 };
 
 enum stp_config_result {

@@ -230,6 +230,12 @@ const char *stp_tls_sni(const struct stp_tls *t);
 bool stp_tls_peer_verified(const struct stp_tls *t);
 /* Peer certificate subject ("CN=alice,O=x") into buf; STP_ENOT_FOUND if none. */
 int stp_tls_peer_subject(const struct stp_tls *t, char *buf, size_t n);
+/* The peer certificate's subject common name (the login of --tls-cert-login)
+ * into buf as a C string: 0; STP_ENOT_FOUND when there is no certificate or
+ * no CN; STP_EINVAL when the subject has more than one CN, or the CN has a
+ * byte outside printable ASCII, or does not fit in n - 1 bytes. Does not
+ * check verification (stp_tls_peer_verified). */
+int stp_tls_peer_cn(const struct stp_tls *t, char *buf, size_t n);
 /* Whether this handshake resumed a session from a ticket (server side). */
 bool stp_tls_resumed(const struct stp_tls *t);
 

@@ -151,12 +151,73 @@ void stp_broker_reload_tls(struct stp_broker *b)
     }
 }
 
+/* A user a flag names must exist. */
+static int check_user_flag(const struct stp_broker *b, const char *flag, const char *login)
+{
+    const struct stp_config *cfg = b->cfg;
+    if (!login)
+        return 0;
+    if (b->users && stp_users_hash(b->users, login, strlen(login)))
+        return 0;
+    for (size_t i = 0; i < cfg->nusers; i++)
+        if (strcmp(cfg->users[i].login, login) == 0)
+            return 0;
+    fprintf(stderr, "stampede: %s %s: no such user in %s\n", flag, login,
+            cfg->users_file ? "--users-file" : "--user");
+    return STP_EINVAL;
+}
+
+/* The users and ACL files, and what the log says about access. */
+static int prepare_access(struct stp_broker *b)
+{
+    const struct stp_config *cfg = b->cfg;
+    char err[512] = "";
+    if (cfg->users_file && stp_users_load(&b->users, cfg->users_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "stampede: --users-file: %s\n", err);
+        return STP_EINVAL;
+    }
+    if (cfg->acl_file && stp_acl_load(&b->acl, cfg->acl_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "stampede: --acl-file: %s\n", err);
+        return STP_EINVAL;
+    }
+    if (check_user_flag(b, "--anonymous-user", cfg->anonymous_user) < 0 ||
+        check_user_flag(b, "--metrics-auth", cfg->metrics_auth) < 0)
+        return STP_EINVAL;
+    if (b->users)
+        stp_info("%zu users from %s", stp_users_count(b->users), cfg->users_file);
+    else if (cfg->nusers > 0)
+        stp_warn("--user passcodes are plain text (visible in ps and the environment); "
+                 "use --users-file for hashed ones");
+    else if (cfg->allow_remote_unauthenticated)
+        stp_warn("authentication is off: no users configured and "
+                 "--allow-remote-unauthenticated: any client may connect with any login");
+    else
+        stp_info("authentication is off: no users configured, so only loopback clients may "
+                 "connect (with any login); see --users-file");
+    if (b->acl)
+        stp_info("%zu ACL rules from %s", stp_acl_count(b->acl), cfg->acl_file);
+    return 0;
+}
+
+void stp_broker_release(struct stp_broker *b)
+{
+    stp_users_free(&b->users);
+    stp_acl_free(&b->acl);
+    for (size_t l = 0; l < STP_MAX_LISTENERS; l++)
+        stp_tls_config_unref(&b->tls_cfg[l]);
+}
+
 int stp_broker_prepare(struct stp_broker *b, const struct stp_config *cfg)
 {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
     b->nworkers = cfg->workers;
-    return prepare_listeners(b);
+    int rc = prepare_access(b);
+    if (rc == 0)
+        rc = prepare_listeners(b);
+    if (rc < 0)
+        stp_broker_release(b);
+    return rc;
 }
 
 int stp_broker_start(struct stp_broker *b)
@@ -226,8 +287,7 @@ void stp_broker_stop(struct stp_broker *b)
         uv_thread_join(&b->workers[i].thread);
     stp_mailboxes_drain(b->mb, drop_leftover, NULL);
     stp_mailboxes_free(b->mb);
-    for (size_t l = 0; l < b->cfg->nlisten; l++)
-        stp_tls_config_unref(&b->tls_cfg[l]);
     free(b->workers);
     free(b->fds);
+    stp_broker_release(b);
 }

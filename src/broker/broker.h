@@ -10,6 +10,7 @@
 #ifndef STP_BROKER_BROKER_H
 #define STP_BROKER_BROKER_H
 
+#include "auth/auth.h"
 #include "net/admit.h"
 #include "stampede/config.h"
 #include "stampede/ws.h"
@@ -37,6 +38,11 @@ struct stp_broker {
     /* Queues and topics alive in the whole broker (--max-destinations):
      * owners on every worker add and remove (stp_dest_count_take/give). */
     atomic_size_t ndests;
+    /* Access control (src/auth), loaded by stp_broker_prepare, read-only
+     * while the workers run; NULL when not configured. */
+    struct stp_users *users;
+    struct stp_acl *acl;
+    struct stp_backoff backoff; /* failed logins by source address (atomics) */
 };
 
 struct stp_tls_config;
@@ -51,5 +57,8 @@ int stp_broker_start(struct stp_broker *b);
  * not load is refused with a log line and the old one stays. */
 void stp_broker_reload_tls(struct stp_broker *b);
 void stp_broker_stop(struct stp_broker *b);
+/* Free what stp_broker_prepare loaded (stp_broker_stop does; for a broker
+ * that was prepared but never started, e.g. the unit tests'). */
+void stp_broker_release(struct stp_broker *b);
 
 #endif

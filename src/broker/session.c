@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SERVER_NAME "stampede/" STP_VERSION
-
 static struct stp_limits pre_connect_limits(const struct stp_config *cfg)
 {
     size_t max =
@@ -74,9 +72,9 @@ static void build_error(struct stp_conn *c, struct stp_buf *out, const char *mes
 
 /* in_order: the ERROR answers a client frame, so it goes out after the
  * RECEIPTs of earlier frames still waiting for their fences. */
-static void error_and_close(struct stp_conn *c, const char *message, const char *detail,
-                            const struct stp_slice *receipt, const char *xname, const char *xvalue,
-                            bool in_order)
+void stp_session_error_x(struct stp_conn *c, const char *message, const char *detail,
+                         const struct stp_slice *receipt, const char *xname, const char *xvalue,
+                         bool in_order)
 {
     if (stp_sess(c)->state == STP_SESS_CLOSING) {
         /* Already ending (an ERROR or DISCONNECT waits for its fences):
@@ -108,14 +106,14 @@ static void error_and_close(struct stp_conn *c, const char *message, const char 
 void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
                        const struct stp_slice *receipt)
 {
-    error_and_close(c, message, detail, receipt, NULL, NULL, false);
+    stp_session_error_x(c, message, detail, receipt, NULL, NULL, false);
 }
 
 /* The ERROR for a frame the client sent (bad frame, bad header). */
 static void frame_error(struct stp_conn *c, const char *message, const char *detail,
                         const struct stp_slice *receipt)
 {
-    error_and_close(c, message, detail, receipt, NULL, NULL, true);
+    stp_session_error_x(c, message, detail, receipt, NULL, NULL, true);
 }
 
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f)
@@ -160,93 +158,6 @@ char *stp_session_strdup(struct stp_slice s)
     return p;
 }
 
-/* --- CONNECT --- */
-
-static bool login_ok(const struct stp_config *cfg, const struct stp_frame *f)
-{
-    if (cfg->nusers == 0)
-        return true;
-    const struct stp_slice *login = stp_frame_header(f, "login");
-    const struct stp_slice *pass = stp_frame_header(f, "passcode");
-    if (!login || !pass)
-        return false;
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        if (stp_slice_eq(*login, cfg->users[i].login) &&
-            stp_slice_eq(*pass, cfg->users[i].passcode))
-            return true;
-    }
-    return false;
-}
-
-static void start_heartbeats(struct stp_conn *c)
-{
-    struct stp_session *s = stp_sess(c);
-    uint64_t period = 0;
-    if (s->hb_send_ms)
-        period = s->hb_send_ms / 2;
-    if (s->hb_recv_ms && (!period || s->hb_recv_ms / 2 < period))
-        period = s->hb_recv_ms / 2;
-    uv_timer_stop(&c->timer);
-    if (period) {
-        if (period < 10)
-            period = 10;
-        uv_timer_start(&c->timer, on_session_timer, period, period);
-    }
-}
-
-static int write_connected(struct stp_conn *c)
-{
-    struct stp_session *s = stp_sess(c);
-    struct stp_buf b = STP_BUF_INIT;
-    char hb[48], sess[48];
-    snprintf(hb, sizeof(hb), "%llu,%llu", (unsigned long long)s->hb_send_ms,
-             (unsigned long long)s->hb_recv_ms);
-    snprintf(sess, sizeof(sess), "session-%u-%u-%u", stp_worker_of(c)->id, c->slot, c->gen);
-    stp_write_command(&b, STP_CMD_CONNECTED);
-    stp_write_header_str(&b, "version", stp_version_str(s->version), STP_V10);
-    stp_write_header_str(&b, "server", SERVER_NAME, STP_V10);
-    stp_write_header_str(&b, "session", sess, STP_V10);
-    stp_write_header_str(&b, "heart-beat", hb, STP_V10);
-    stp_write_body(&b, (struct stp_slice){"", 0});
-    int rc = stp_session_write_frame(c, STP_CMD_CONNECTED, b.data, b.len);
-    stp_buf_free(&b);
-    return rc;
-}
-
-static int on_connect(struct stp_conn *c, const struct stp_frame *f)
-{
-    struct stp_session *s = stp_sess(c);
-    const struct stp_config *cfg = stp_worker_of(c)->cfg;
-    enum stp_version v = stp_negotiate_version(stp_frame_header(f, "accept-version"));
-    if (v == STP_V_NONE) {
-        error_and_close(c, "unsupported protocol version",
-                        "Supported protocol versions are 1.0, 1.1 and 1.2.", stp_session_receipt(f),
-                        "version", "1.0,1.1,1.2", true);
-        return -1;
-    }
-    uint64_t cx, cy;
-    if (stp_heartbeat_parse(stp_frame_header(f, "heart-beat"), &cx, &cy) < 0)
-        return stp_session_bad(c, f, "invalid heart-beat header",
-                               "heart-beat must be two non-negative integers: cx,cy");
-    if (!login_ok(cfg, f)) {
-        STP_STAT_INC(stp_worker_of(c)->stats.failed_logins);
-        stp_info("%s: login failed", c->peer);
-        /* The same text whether the login or the passcode was wrong. */
-        return stp_session_bad(c, f, "access refused", "Login or passcode is not valid.");
-    }
-    stp_heartbeat_negotiate(cx, cy, cfg->heartbeat_min_ms, cfg->heartbeat_max_ms, &s->hb_send_ms,
-                            &s->hb_recv_ms);
-    s->version = v;
-    s->parser.version = v;
-    struct stp_limits lim = {cfg->max_frame_size, cfg->max_headers, cfg->max_header_length};
-    stp_parser_set_limits(&s->parser, &lim);
-    s->state = STP_SESS_OPEN;
-    start_heartbeats(c);
-    int rc = write_connected(c);
-    stp_conn_connected(c);
-    return rc;
-}
-
 /* --- dispatch --- */
 
 static int on_disconnect(struct stp_conn *c, const struct stp_frame *f)
@@ -272,7 +183,7 @@ static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
     STP_STAT_INC(stp_worker_of(c)->stats.frames_in[f->cmd]);
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
-            return on_connect(c, f);
+            return stp_session_on_connect(c, f);
         return stp_session_bad(c, f, "not connected", "The first frame must be CONNECT or STOMP.");
     }
     switch (f->cmd) {
@@ -398,6 +309,8 @@ void stp_session_teardown(struct stp_conn *c)
     s->touched = NULL;
     free(s->wmarks);
     s->wmarks = NULL;
+    stp_session_connect_free(c);
+    stp_session_perms_free(c);
     s->nwmarks = s->wmarks_cap = 0;
     stp_parser_free(&s->parser);
 }

@@ -84,7 +84,23 @@ struct stp_held {
     bool redelivered;
 };
 
-enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_OPEN, STP_SESS_CLOSING };
+/* AUTH: CONNECT arrived, its answer waits for a password check or the
+ * failed-login backoff (session_connect.c); input is held meanwhile. */
+enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_AUTH, STP_SESS_OPEN, STP_SESS_CLOSING };
+
+/* A CONNECT being answered (session_connect.c). */
+struct stp_pending_connect {
+    enum stp_version version;
+    uint64_t cx, cy; /* the client's heart-beat header */
+    char *receipt;   /* its receipt header, for the ERROR's receipt-id */
+    size_t receipt_len;
+    char *login; /* who it claims (or is, once decided) to be */
+    size_t login_len;
+    const char *why;       /* for the log line of a refusal (static text) */
+    struct auth_job *job;  /* a password check in flight (it owns itself) */
+    uint64_t answer_at_ms; /* not before: the failed-login backoff */
+    bool decided, ok;
+};
 
 /* Written-out marks: the queue tags a write carries, reported to the queues'
  * owners when it completes (their consumers' credit). */
@@ -112,6 +128,12 @@ struct stp_session {
     bool has_client_topic_sub;
     struct stp_wmark *wmarks; /* for the write in flight */
     size_t nwmarks, wmarks_cap;
+    struct stp_pending_connect pending;
+    char *login; /* who the client is once CONNECTED (NULL: no login given, no users) */
+    size_t login_len;
+    /* ACL decisions by destination (session_acl.c): key bytes are in the
+     * value (struct stp_perm_entry), bounded in count. */
+    struct stp_map perms;
 };
 
 /* What the net layer calls (net/net.h): open, input, eof, writing, written,

@@ -7,6 +7,7 @@
 #ifndef STP_BROKER_SESSION_INT_H
 #define STP_BROKER_SESSION_INT_H
 
+#include "auth/auth.h"
 #include "broker/cmd.h"
 #include "broker/session.h"
 #include "stampede/stomp.h"
@@ -43,6 +44,25 @@ void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame);
 /* ERROR for a missing or bad header; returns -1 for the caller to return. */
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);
+
+/* CONNECT (session_connect.c): version, heart-beats, authentication. */
+int stp_session_on_connect(struct stp_conn *c, const struct stp_frame *f);
+/* Free what CONNECT left (the login, a pending answer). */
+void stp_session_connect_free(struct stp_conn *c);
+void stp_session_start_heartbeats(struct stp_conn *c);
+/* ERROR with an extra header (xname: xvalue, may be NULL); in_order: after
+ * the RECEIPTs still waiting for their fences. Then close. */
+void stp_session_error_x(struct stp_conn *c, const char *message, const char *detail,
+                         const struct stp_slice *receipt, const char *xname, const char *xvalue,
+                         bool in_order);
+/* --acl-file: may this session do `perm` (STP_ACL_READ/WRITE) on dest? 0, or
+ * -1 after an ERROR "access refused to DEST" (session_acl.c). */
+int stp_session_check_perm(struct stp_conn *c, const struct stp_frame *f,
+                           const struct stp_slice *dest, unsigned perm);
+/* SEND's reply-to naming a /queue/ or /topic/ destination needs write on it
+ * too (0, or -1 after the ERROR). */
+int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f);
+void stp_session_perms_free(struct stp_conn *c);
 
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f);
 int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f);

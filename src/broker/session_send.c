@@ -452,7 +452,9 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (!sh.dest)
         return stp_session_bad(c, f, "missing destination header",
                                "SEND needs a destination header.");
-    if (stp_session_check_dest(c, f, sh.dest) < 0)
+    if (stp_session_check_dest(c, f, sh.dest) < 0 ||
+        stp_session_check_perm(c, f, sh.dest, STP_ACL_WRITE) < 0 ||
+        stp_session_check_reply_to(c, f) < 0)
         return -1;
     struct stp_txn *t = NULL;
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))

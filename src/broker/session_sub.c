@@ -112,7 +112,8 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (!idh && stp_sess(c)->version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
     *id = idh ? *idh : **dest; /* 1.0: the destination names the subscription */
-    if (stp_session_check_dest(c, f, *dest) < 0)
+    if (stp_session_check_dest(c, f, *dest) < 0 ||
+        stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_bad(c, f, "duplicate subscription id",

@@ -13,6 +13,7 @@
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
+#include "stampede/tls.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -198,6 +199,48 @@ static void defer_input(struct stp_conn *c)
     c->net->input_due = c;
 }
 
+void stp_conn_hold(struct stp_conn *c)
+{
+    c->throttled++;
+    stp_conn_pause(c);
+}
+
+/* Read c again (it is off the paused list already). */
+static void resume_one(struct stp_conn *c)
+{
+    c->paused = false;
+    /* A heart-beat the client sent while it was not read is not its fault:
+     * silence is counted from the resume. */
+    c->last_read_ms = stp_now_ms(c);
+    if (c->closing == STP_OPEN && !c->read_eof) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        /* Frames already buffered but not parsed when we paused are parsed
+         * from the loop, never from here: a resume can come from inside one
+         * of this connection's own command handlers (an ACK that drains the
+         * queue that throttled it), while the session is still walking the
+         * same buffer. */
+        if (c->rbuf.len)
+            defer_input(c);
+    }
+}
+
+static void unlink_paused(struct stp_conn *c);
+
+void stp_conn_unhold(struct stp_conn *c)
+{
+    if (c->throttled == 0 || --c->throttled > 0 || !c->paused)
+        return;
+    unlink_paused(c);
+    resume_one(c);
+}
+
+int stp_conn_tls_peer_cn(const struct stp_conn *c, char *buf, size_t n)
+{
+    if (!c->tls || !stp_tls_peer_verified(c->tls))
+        return STP_ENOT_FOUND;
+    return stp_tls_peer_cn(c->tls, buf, n);
+}
+
 void stp_net_resume_paused(struct stp_net *n)
 {
     struct stp_conn *c = n->paused;
@@ -212,20 +255,7 @@ void stp_net_resume_paused(struct stp_net *n)
             continue;
         }
         c->paused_next = NULL;
-        c->paused = false;
-        /* A heart-beat the client sent while it was not read is not its
-         * fault: silence is counted from the resume. */
-        c->last_read_ms = stp_now_ms(c);
-        if (c->closing == STP_OPEN && !c->read_eof) {
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-            /* Frames already buffered but not parsed when we paused are
-             * parsed from the loop, never from here: a resume can come from
-             * inside one of this connection's own command handlers (an ACK
-             * that drains the queue that throttled it), while the session is
-             * still walking the same buffer. */
-            if (c->rbuf.len)
-                defer_input(c);
-        }
+        resume_one(c);
         c = next;
     }
 }
@@ -325,11 +355,17 @@ static void format_peer(struct stp_conn *c)
     int port = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, host, sizeof(host));
+            port = ntohs(a->sin_port);
+            c->peer_loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
         } else if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+            c->peer_loopback =
+                IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+                (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
         }
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
@@ -408,6 +444,7 @@ struct stp_conn *stp_conn_open_detached(struct stp_net *n, unsigned lidx,
     if (!c || !conn_start(c))
         return NULL;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->peer_loopback = true;
     if (init_layers(c) < 0) {
         stp_conn_close(c, STP_CLOSE_NOW);
         return NULL;

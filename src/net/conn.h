@@ -138,7 +138,8 @@ struct stp_conn {
     struct stp_conn *all_next, *all_prev; /* the net's list of connections */
     int handles;                          /* open uv handles; freed at 0 */
     size_t stream_exempt;   /* queue-delivery bytes the stream took over (TLS records) */
-    uint32_t admit_stripe;  /* the per-address counter this connection holds */
+    uint32_t admit_stripe;  /* the hash stripe of the peer's address (net/admit.h) */
+    bool peer_loopback;     /* the peer's address is a loopback one */
     bool admitted;          /* holds a place in the connection limits (net/admit.h) */
     uint64_t last_read_ms;  /* loop time of the last read (or resume) */
     uint64_t last_write_ms; /* loop time of the last completed write */
@@ -225,6 +226,23 @@ void stp_conn_app_in_shared(struct stp_conn *c, char *data, size_t len);
 
 /* Stop reading for back-pressure (stp_net_resume_paused resumes). */
 void stp_conn_pause(struct stp_conn *c);
+/* Hold a connection's input while the layer above waits for something (a
+ * password check): it is paused and stp_net_resume_paused leaves it so;
+ * stp_conn_unhold resumes it (its buffered bytes are handed up from the next
+ * flush point, never from inside the caller) when nothing else holds it. */
+void stp_conn_hold(struct stp_conn *c);
+void stp_conn_unhold(struct stp_conn *c);
+
+/* Whether the peer's address is a loopback one (127.0.0.0/8, ::1, or
+ * IPv4-mapped 127.x); connections without a socket count as loopback. */
+static inline bool stp_conn_peer_is_loopback(const struct stp_conn *c)
+{
+    return c->peer_loopback;
+}
+/* On TLS with a verified client certificate: its subject CN into buf (0);
+ * otherwise a negative code (STP_ENOT_FOUND: no TLS, no verified
+ * certificate or no CN; STP_EINVAL: unusable CN, see stp_tls_peer_cn). */
+int stp_conn_tls_peer_cn(const struct stp_conn *c, char *buf, size_t n);
 
 /* Close: after the queued output is written (an ERROR, a RECEIPT) or now. */
 void stp_conn_close(struct stp_conn *c, enum stp_conn_closing how);

@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <mbedtls/error.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/ssl_internal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -481,6 +482,29 @@ int stp_tls_peer_subject(const struct stp_tls *t, char *buf, size_t n)
     if (!crt)
         return STP_ENOT_FOUND;
     return mbedtls_x509_dn_gets(buf, n, &crt->subject) < 0 ? STP_EINVAL : 0;
+}
+
+int stp_tls_peer_cn(const struct stp_tls *t, char *buf, size_t n)
+{
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&t->ssl);
+    const mbedtls_x509_name *cn = NULL;
+    for (const mbedtls_x509_name *a = crt ? &crt->subject : NULL; a; a = a->next) {
+        if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &a->oid) != 0)
+            continue;
+        if (cn)
+            return STP_EINVAL; /* which one would be the login? */
+        cn = a;
+    }
+    if (!cn)
+        return STP_ENOT_FOUND;
+    if (cn->val.len == 0 || cn->val.len >= n)
+        return STP_EINVAL;
+    for (size_t i = 0; i < cn->val.len; i++)
+        if (cn->val.p[i] < 0x20 || cn->val.p[i] > 0x7e)
+            return STP_EINVAL;
+    memcpy(buf, cn->val.p, cn->val.len);
+    buf[cn->val.len] = '\0';
+    return 0;
 }
 
 bool stp_tls_resumed(const struct stp_tls *t)

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 TestSuite(hostile_frames, .init = h_init, .fini = h_fini, .timeout = 90);
 
@@ -1110,19 +1111,69 @@ static const struct hk_case logins[] = {
      true},
 };
 
+/* Each case from its own loopback address: every refusal counts toward its
+ * address's failed-login backoff (issue 11), which is tested on its own
+ * below. */
 Test(hostile_frames, logins)
 {
     struct h_broker *b = H_START_W(2, "--user", "guest:guest");
     struct hk_by by = hk_by_start(b);
-    run_table(&by, logins, HK_N(logins), "2 workers, --user");
-    /* Guessing: 40 wrong passcodes in a row change nothing. */
+    for (size_t i = 0; i < HK_N(logins); i++) {
+        h_set_source(h_fmt("127.0.1.%zu", i + 1));
+        hk_run_tcp(&by, &logins[i], false, "2 workers, --user");
+        h_set_source(h_fmt("127.0.2.%zu", i + 1));
+        if (logins[i].split)
+            hk_run_tcp(&by, &logins[i], true, "2 workers, --user");
+    }
+    h_set_source(NULL);
+    h_broker_stop_ok(b);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Guessing from one address: five wrong passcodes are answered at once,
+ * then each answer waits longer (250 ms, 500 ms, 1 s, ...), even for the
+ * right passcode; a client from another address is answered meanwhile, and
+ * the bystanders keep working. */
+Test(hostile_frames, guessing_is_slowed_down)
+{
+    struct h_broker *b = H_START_W(2, "--user", "guest:guest");
+    struct hk_by by = hk_by_start(b);
     static const struct hk_case guess = {
         "a wrong guess",
         NULL,
         Z("CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guess\n\n"),
         {ERR("access refused")}};
-    for (int i = 0; i < 40; i++)
+    h_set_source("127.0.3.1");
+    for (int i = 0; i < 5; i++)
         hk_run_tcp(&by, &guess, false, h_fmt("guess %d", i));
+    const double min_ms[] = {200, 450, 900};
+    for (int i = 0; i < 3; i++) {
+        double t0 = now_ms();
+        hk_run_tcp(&by, &guess, false, h_fmt("delayed guess %d", i));
+        cr_assert_geq(now_ms() - t0, min_ms[i], "guess %d answered after %.0f ms", i + 5,
+                      now_ms() - t0);
+    }
+    /* The right passcode from the guessing address waits too (2 s now);
+     * another address is answered first. */
+    struct h_conn *slow = h_dial(b);
+    h_sendz(slow, "CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guest\n\n");
+    h_set_source("127.0.3.2");
+    struct h_conn *other = h_dial(b);
+    struct h_frame *f = h_stomp_connect(other, "1.2", "guest", "guest", NULL, false);
+    cr_assert(f && strcmp(f->cmd, "CONNECTED") == 0, "another address: %s", h_show(f));
+    cr_assert_null(h_read(slow, 0), "the guessing address was answered before the delay");
+    f = h_read(slow, 5000);
+    cr_assert(f && strcmp(f->cmd, "CONNECTED") == 0, "after the delay: %s", h_show(f));
+    h_set_source(NULL);
+    h_close(slow);
+    h_close(other);
+    hk_by_check(&by, "guessing");
     h_broker_stop_ok(b);
 }
 

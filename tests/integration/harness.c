@@ -397,6 +397,16 @@ int h_run(const char *const *args, const char *const *env, int timeout_ms, char 
 
 /* ------------------------------------------------------------- connections */
 
+static uint32_t source_ip; /* network order; 0: the kernel's choice */
+
+void h_set_source(const char *ip)
+{
+    struct in_addr a = {0};
+    if (ip)
+        cr_assert(inet_pton(AF_INET, ip, &a) == 1, "h_set_source: bad address %s", ip);
+    source_ip = a.s_addr;
+}
+
 struct h_conn *h_dial_port(int port, int rcvbuf)
 {
     cr_assert(reg_nconns < 512, "harness: too many connections");
@@ -406,6 +416,12 @@ struct h_conn *h_dial_port(int port, int rcvbuf)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (source_ip) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = source_ip;
+        cr_assert(bind(fd, (struct sockaddr *)&src, sizeof src) == 0, "bind the source: %s",
+                  strerror(errno));
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);

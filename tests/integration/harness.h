@@ -103,6 +103,10 @@ int h_run(const char *const *args, const char *const *env, int timeout_ms, char 
 
 /* TCP connect to 127.0.0.1:port within 3 s; asserts. rcvbuf > 0 sets SO_RCVBUF first. */
 struct h_conn *h_dial_port(int port, int rcvbuf);
+/* Connections dialled from now on come from this loopback address
+ * ("127.x.y.z"; NULL: the default, 127.0.0.1): each address has its own
+ * failed-login backoff and per-address connection count in the broker. */
+void h_set_source(const char *ip);
 struct h_conn *h_dial(struct h_broker *b);
 void h_close(struct h_conn *c);
 /* Close with SO_LINGER 0: the peer sees a reset. */

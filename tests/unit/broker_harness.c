@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct stp_config cfg;
 static struct stp_broker broker;
@@ -117,9 +118,9 @@ void th_setup(unsigned n, const char *const *flags)
     nconns = 0;
     memset(conns, 0, sizeof(conns));
     memset(workers, 0, sizeof(workers));
-    memset(&broker, 0, sizeof(broker));
-    broker.cfg = &cfg;
-    broker.nworkers = n;
+    cfg.workers = n;
+    /* The real preparation: users and ACL files, TLS and WebSocket settings. */
+    cr_assert_eq(stp_broker_prepare(&broker, &cfg), 0, "stp_broker_prepare failed");
     broker.workers = workers;
     cr_assert_eq(stp_mailboxes_init(&broker.mb, n, 1024, sizeof(struct stp_post)), 0);
     ops = stp_session_ops;
@@ -155,6 +156,7 @@ void th_teardown(void)
         stp_worker_fini(&workers[i]);
     stp_mailboxes_drain(broker.mb, drop_leftover, NULL);
     stp_mailboxes_free(broker.mb);
+    stp_broker_release(&broker);
     for (unsigned i = 0; i < nconns; i++) {
         cr_assert_null(conns[i].c, "connection %u not freed", i);
         stp_buf_free(&conns[i].out);
@@ -278,6 +280,20 @@ void th_pump(void)
             quiet++;
     }
     cr_assert_eq(quiet, 3, "the workers never settled");
+}
+
+bool th_await(struct th_conn *t, unsigned timeout_ms)
+{
+    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000;
+    for (;;) {
+        th_pump();
+        if (th_pending_frames(t) > 0)
+            return true;
+        if (uv_hrtime() >= end)
+            return false;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void th_hold_writes(struct th_conn *t, bool hold)

@@ -63,6 +63,10 @@ void th_send_body(struct th_conn *t, const char *headers, const void *body, size
 /* Run every worker's loop until nothing moves: mailboxes empty, no write
  * left to complete (except held ones), no new output for a few rounds. */
 void th_pump(void);
+/* Pump until t has a whole frame waiting (work on libuv's thread pool, such
+ * as a password check, finishes in its own time) or timeout_ms passed.
+ * True when a frame is waiting. */
+bool th_await(struct th_conn *t, unsigned timeout_ms);
 /* One turn of worker i's loop, completing no write. */
 void th_turn(unsigned i);
 /* Hold (or stop holding and complete) t's writes. */

@@ -1,0 +1,90 @@
+/*
+ * session_acl.c - per-destination permissions (--acl-file) of one session.
+ *
+ * Runs on the connection's worker. The ACL (src/auth/acl.c) is matched once
+ * per (session, destination): the answer is kept in the session's perms map,
+ * so a SEND to a destination already allowed costs one hash lookup and no
+ * pattern matching. The map holds at most PERMS_MAX destinations; past that
+ * it is emptied and refilled (a client cycling through more destinations
+ * pays the matching again, never unbounded memory).
+ */
+#include "auth/auth.h"
+#include "broker/broker.h"
+#include "broker/dest.h"
+#include "broker/session_int.h"
+#include "broker/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PERMS_MAX 1024
+
+struct perm_entry {
+    unsigned perms;
+    size_t len;
+    char dest[]; /* the map's key */
+};
+
+void stp_session_perms_free(struct stp_conn *c)
+{
+    struct stp_map *m = &stp_sess(c)->perms;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].hash)
+            free(m->slots[i].value);
+    stp_map_free(m);
+}
+
+/* The permissions of this session on dest: from the cache, or matched and
+ * cached. On out of memory the answer is computed but not kept. */
+static unsigned perms_of(struct stp_conn *c, const struct stp_acl *acl, const char *dest,
+                         size_t len)
+{
+    struct stp_session *s = stp_sess(c);
+    struct perm_entry *e = stp_map_get(&s->perms, dest, len);
+    if (e)
+        return e->perms;
+    unsigned perms =
+        stp_acl_perms(acl, s->login ? s->login : "", s->login ? s->login_len : 0, dest, len);
+    if (s->perms.count >= PERMS_MAX)
+        stp_session_perms_free(c);
+    e = malloc(sizeof(*e) + len);
+    if (!e)
+        return perms;
+    e->perms = perms;
+    e->len = len;
+    memcpy(e->dest, dest, len);
+    if (stp_map_put(&s->perms, e->dest, len, e) < 0)
+        free(e);
+    return perms;
+}
+
+int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f)
+{
+    struct stp_broker *b = stp_worker_of(c)->broker;
+    if (!b || !b->acl)
+        return 0;
+    const struct stp_slice *rt = stp_frame_header(f, "reply-to");
+    if (!rt || stp_dest_kind(rt->p, rt->len) == STP_DEST_BAD)
+        return 0;
+    if (stp_session_check_dest(c, f, rt) < 0)
+        return -1;
+    return stp_session_check_perm(c, f, rt, STP_ACL_WRITE);
+}
+
+int stp_session_check_perm(struct stp_conn *c, const struct stp_frame *f,
+                           const struct stp_slice *dest, unsigned perm)
+{
+    struct stp_broker *b = stp_worker_of(c)->broker;
+    if (!b || !b->acl)
+        return 0;
+    if ((perms_of(c, b->acl, dest->p, dest->len) & perm) == perm)
+        return 0;
+    /* dest passed stp_session_check_dest: printable, bounded. */
+    char message[64 + 1024];
+    snprintf(message, sizeof(message), "access refused to %.*s", (int)dest->len, dest->p);
+    return stp_session_bad(c, f, message,
+                           perm == STP_ACL_READ
+                               ? "This login may not subscribe to that destination."
+                               : "This login may not send to that destination.");
+}
