@@ -190,6 +190,14 @@ void stp_ws_out_consume(struct stp_ws *ws, size_t n);
  * is DONE afterwards. 0, STP_EINVAL (not in state HTTP), STP_ENOMEM. */
 int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, const void *body,
                       size_t n);
+/* The same with extra header lines ("Name: value\r\n" each; at most a few
+ * hundred bytes), e.g. WWW-Authenticate on a 401. */
+int stp_ws_http_reply_ex(struct stp_ws *ws, int status, const char *extra_headers,
+                         const char *content_type, const void *body, size_t n);
+/* During on_http: the request's Authorization header (repeated ones joined
+ * with ','), or NULL with *len 0 when it had none. Copy what you need: the
+ * headers are freed when on_http returns. */
+const char *stp_ws_http_authorization(const struct stp_ws *ws, size_t *len);
 
 /* Close: in OPEN, append a close frame with code and reason (reason may be
  * NULL; at most 123 bytes are sent), call on_close(code, false) and go DONE.

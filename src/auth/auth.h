@@ -85,6 +85,17 @@ size_t stp_acl_count(const struct stp_acl *a);
 unsigned stp_acl_perms(const struct stp_acl *a, const char *login, size_t llen, const char *dest,
                        size_t dlen);
 
+/* --- HTTP Basic credentials (basic.c) --- */
+
+#define STP_BASIC_MAX 1024 /* decoded LOGIN:PASSWORD bytes at most */
+
+/* Split an Authorization header "Basic BASE64(LOGIN:PASSWORD)" into login
+ * and password (NUL-terminated, shorter than lcap and pcap). 0, or
+ * STP_EINVAL for anything else (another scheme, bad base64, no ':', an
+ * empty login, control bytes, too long). */
+int stp_basic_auth_parse(const char *hdr, size_t len, char *login, size_t lcap, char *pass,
+                         size_t pcap);
+
 /* --- failed logins (backoff.c) --- */
 
 /* One stripe per source-address hash (the net's admit stripe: IPv4, or an

@@ -134,8 +134,9 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
     rc |=
         counter(o, "stampede_slow_consumer_disconnects_total",
                 "Subscribers disconnected for falling behind.", "counter", NSUM(b, slow_consumers));
-    rc |= counter(o, "stampede_failed_logins_total", "CONNECT frames refused by authentication.",
-                  "counter", BSUM(b, failed_logins));
+    rc |= counter(o, "stampede_failed_logins_total",
+                  "Logins refused (CONNECT, and /metrics with --metrics-auth).", "counter",
+                  BSUM(b, failed_logins));
     rc |= counter(o, "stampede_message_bytes", "Bytes of messages held by the broker.", "gauge",
                   stp_msg_bytes_in_use());
     return rc;

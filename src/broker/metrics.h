@@ -22,6 +22,13 @@ int stp_metrics_healthz(struct stp_broker *b, struct stp_buf *out);
 /* Prometheus text exposition format 0.0.4. */
 int stp_metrics_text(struct stp_broker *b, struct stp_buf *out);
 
+struct stp_conn;
+struct stp_http_request;
+struct stp_http_answer;
+/* ops->http (metrics_http.c): /healthz, and /metrics with --metrics-auth. */
+int stp_metrics_http(struct stp_conn *c, const struct stp_http_request *req,
+                     struct stp_http_answer *ans);
+
 /* Append s[0..n) as a label value (without the quotes): valid UTF-8 whatever
  * the bytes. Backslash, double quote and newline are escaped (\\, \", \n);
  * every ill-formed sequence (a maximal invalid subpart, as in WHATWG and

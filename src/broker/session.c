@@ -327,20 +327,6 @@ static void ops_error(struct stp_conn *c, const char *message, const char *detai
     stp_session_error(c, message, detail, NULL);
 }
 
-static int ops_http(struct stp_conn *c, enum stp_ws_endpoint which, struct stp_buf *body,
-                    const char **type)
-{
-    struct stp_broker *b = stp_worker_of(c)->broker;
-    if (!b)
-        return -1;
-    if (which == STP_WS_HEALTHZ) {
-        *type = "application/json";
-        return stp_metrics_healthz(b, body);
-    }
-    *type = "text/plain; version=0.0.4; charset=utf-8";
-    return stp_metrics_text(b, body);
-}
-
 const struct stp_conn_ops stp_session_ops = {
     .up_size = sizeof(struct stp_session),
     .open = stp_session_init,
@@ -350,5 +336,5 @@ const struct stp_conn_ops stp_session_ops = {
     .written = stp_session_written,
     .error = ops_error,
     .teardown = stp_session_teardown,
-    .http = ops_http,
+    .http = stp_metrics_http,
 };

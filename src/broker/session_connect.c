@@ -24,6 +24,7 @@
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "broker/session_int.h"
+#include "broker/verify.h"
 #include "broker/worker.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -33,19 +34,6 @@
 
 #define SERVER_NAME "stampede/" STP_VERSION
 #define LOGIN_MAX 256
-
-/* A password check on the thread pool. Owned by itself: the connection may
- * be gone when it completes, so it names it by (slot, gen), and frees itself
- * in after_work whatever happened. */
-struct auth_job {
-    uv_work_t req;
-    struct stp_worker *w;
-    uint32_t slot, gen;
-    const char *hash; /* in the broker's users table, immutable */
-    bool ok;
-    size_t pass_len;
-    char pass[]; /* wiped before free */
-};
 
 static bool have_users(const struct stp_broker *b, const struct stp_config *cfg)
 {
@@ -216,51 +204,22 @@ static void answer(struct stp_conn *c)
 
 /* --- the password check on the thread pool --- */
 
-static void verify_work(uv_work_t *req)
+static void verified(struct stp_conn *c, struct stp_verify *job, bool ok)
 {
-    struct auth_job *j = req->data;
-    j->ok = stp_password_verify(j->hash, j->pass, j->pass_len);
+    struct stp_session *s = stp_sess(c);
+    if (s->pending.job != job)
+        return;
+    s->pending.job = NULL;
+    decided(c, ok);
 }
 
-static void verify_done(uv_work_t *req, int status)
-{
-    struct auth_job *j = req->data;
-    struct stp_conn *c = stp_worker_conn(j->w, j->slot, j->gen);
-    if (c && c->closing == STP_OPEN && stp_sess(c)->pending.job == j) {
-        stp_sess(c)->pending.job = NULL;
-        decided(c, status == 0 && j->ok);
-    }
-    explicit_bzero(j->pass, j->pass_len);
-    free(j);
-}
-
-/* Check pass against the stored hash (or the dummy) off the loop. */
 static int start_verify(struct stp_conn *c, const char *hash, struct stp_slice pass, bool known)
 {
-    struct stp_worker *w = stp_worker_of(c);
-    struct auth_job *j = malloc(sizeof(*j) + pass.len + 1);
-    if (!j)
-        return STP_ENOMEM;
-    j->req.data = j;
-    j->w = w;
-    j->slot = c->slot;
-    j->gen = c->gen;
-    j->hash = hash;
-    j->ok = false;
-    j->pass_len = pass.len;
-    memcpy(j->pass, pass.p, pass.len);
-    j->pass[pass.len] = '\0';
-    stp_sess(c)->pending.job = j;
+    struct stp_session *s = stp_sess(c);
     if (!known)
-        stp_sess(c)->pending.why = " (no such user)";
-    int rc = uv_queue_work(&w->loop, &j->req, verify_work, verify_done);
-    if (rc < 0) {
-        stp_sess(c)->pending.job = NULL;
-        explicit_bzero(j->pass, j->pass_len);
-        free(j);
-        return stp_err_from_uv(rc);
-    }
-    return 0;
+        s->pending.why = " (no such user)";
+    s->pending.job = stp_verify_start(c, hash, s->pending.login, pass.p, pass.len, verified);
+    return s->pending.job ? 0 : STP_ENOMEM;
 }
 
 /* --- deciding who the client is --- */

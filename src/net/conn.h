@@ -162,6 +162,10 @@ void stp_conn_accept(struct stp_net *n, uv_stream_t *server, unsigned lidx);
  * not be opened. */
 struct stp_conn *stp_conn_open_detached(struct stp_net *n, unsigned lidx,
                                         const struct stp_stream_ops *stream, const char *peer);
+/* Answer the endpoint request that ops->http deferred (then the connection
+ * closes after the answer is written). Nothing when it was answered or the
+ * connection is closing. */
+void stp_conn_http_reply(struct stp_conn *c, const struct stp_http_answer *ans);
 /* The write the stream started completed (status < 0: failed). */
 void stp_conn_write_done(struct stp_conn *c, int status);
 

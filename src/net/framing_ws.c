@@ -48,14 +48,27 @@ static void on_http(void *ud, enum stp_ws_endpoint which)
 {
     struct stp_conn *c = ud;
     struct stp_buf body = STP_BUF_INIT;
-    const char *type = "text/plain";
-    int rc = c->net->ops->http ? c->net->ops->http(c, which, &body, &type) : -1;
+    struct stp_http_request req = {.which = which};
+    req.authorization = stp_ws_http_authorization(c->ws, &req.authorization_len);
+    struct stp_http_answer ans = {.status = 200, .type = "text/plain", .body = &body};
+    int rc = c->net->ops->http ? c->net->ops->http(c, &req, &ans) : -1;
     if (rc == 0)
-        stp_ws_http_reply(c->ws, 200, type, body.data, body.len);
-    else
+        stp_ws_http_reply_ex(c->ws, ans.status, ans.extra_headers, ans.type, body.data, body.len);
+    else if (rc < 0)
         stp_ws_http_reply(c->ws, 500, "text/plain", "internal error\n", 15);
     stp_buf_free(&body);
     drain_engine(c);
+}
+
+void stp_conn_http_reply(struct stp_conn *c, const struct stp_http_answer *ans)
+{
+    if (!c->ws || c->closing != STP_OPEN || stp_ws_state(c->ws) != STP_WS_HTTP)
+        return;
+    const struct stp_buf *b = ans->body;
+    stp_ws_http_reply_ex(c->ws, ans->status, ans->extra_headers, ans->type, b ? b->data : NULL,
+                         b ? b->len : 0);
+    drain_engine(c);
+    stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
 }
 
 /* Before CONNECTED a message may be no larger than a TCP client's frame

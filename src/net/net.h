@@ -57,6 +57,22 @@ struct stp_net_stats {
     stp_counter slow_consumers;
 };
 
+/* A plain HTTP request for one of the WebSocket listener's endpoints. */
+struct stp_http_request {
+    enum stp_ws_endpoint which;
+    const char *authorization; /* the Authorization header, or NULL */
+    size_t authorization_len;
+};
+
+/* The answer to one: status, Content-Type, extra header lines ("Name:
+ * value\r\n" each, or NULL) and the body (the net frees it). */
+struct stp_http_answer {
+    int status;
+    const char *type;
+    const char *extra_headers;
+    struct stp_buf *body;
+};
+
 /* What the layer above does with a connection. */
 struct stp_conn_ops {
     /* Bytes of per-connection state the layer above keeps right after the
@@ -87,9 +103,11 @@ struct stp_conn_ops {
      * queued here may still be written when it closes after flush. */
     void (*teardown)(struct stp_conn *c);
     /* A plain HTTP request for one of the WebSocket listener's endpoints:
-     * append the body to *body and set *type. 0, or -1 (answered 500). */
-    int (*http)(struct stp_conn *c, enum stp_ws_endpoint which, struct stp_buf *body,
-                const char **type);
+     * fill *ans (its body buffer is the net's) and return 0 to answer now,
+     * or return 1 and answer later with stp_conn_http_reply (e.g. after a
+     * password check); -1: answered 500. */
+    int (*http)(struct stp_conn *c, const struct stp_http_request *req,
+                struct stp_http_answer *ans);
 };
 
 struct stp_net {

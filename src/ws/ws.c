@@ -89,6 +89,14 @@ uint16_t stp_ws_close_code(const struct stp_ws *ws)
     return ws->close_code;
 }
 
+const char *stp_ws_http_authorization(const struct stp_ws *ws, size_t *len)
+{
+    const struct stp_buf *h = &ws->hdr[WS_H_AUTHORIZATION];
+    bool have = ws->seen[WS_H_AUTHORIZATION] && h->data;
+    *len = have ? h->len : 0;
+    return have ? h->data : NULL;
+}
+
 int stp_ws_http_status(const struct stp_ws *ws)
 {
     return ws->http_status;
@@ -97,10 +105,16 @@ int stp_ws_http_status(const struct stp_ws *ws)
 int stp_ws_http_reply(struct stp_ws *ws, int status, const char *content_type, const void *body,
                       size_t n)
 {
+    return stp_ws_http_reply_ex(ws, status, NULL, content_type, body, n);
+}
+
+int stp_ws_http_reply_ex(struct stp_ws *ws, int status, const char *extra_headers,
+                         const char *content_type, const void *body, size_t n)
+{
     if (ws->state != STP_WS_HTTP)
         return STP_EINVAL;
     ws->state = STP_WS_DONE;
-    int rc = stp_ws__http_answer(ws, status, NULL, content_type, body, n);
+    int rc = stp_ws__http_answer(ws, status, extra_headers, content_type, body, n);
     if (rc < 0)
         ws->err = rc;
     return rc;

@@ -24,6 +24,7 @@ static const char *const hdr_names[WS_H__COUNT] = {
     [WS_H_PROTOCOL] = "sec-websocket-protocol",
     [WS_H_ORIGIN] = "origin",
     [WS_H_ACCEPT] = "sec-websocket-accept",
+    [WS_H_AUTHORIZATION] = "authorization",
 };
 
 /* Internal status for "426 because of the version": answered as 426 with a
@@ -262,10 +263,12 @@ static const struct {
     {200, "OK"},
     {204, "No Content"},
     {400, "Bad Request"},
+    {401, "Unauthorized"},
     {403, "Forbidden"},
     {404, "Not Found"},
     {405, "Method Not Allowed"},
     {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
     {503, "Service Unavailable"},
@@ -358,18 +361,24 @@ static void conclude(struct stp_ws *ws)
         ws->state = STP_WS_DONE;
         break;
     }
-    stp_ws__http_release(ws);
     if (rc < 0) {
+        stp_ws__http_release(ws);
         ws->err = rc;
         ws->state = STP_WS_DONE;
         return;
     }
     if (ws->verdict == WS_V_UPGRADE) {
+        stp_ws__http_release(ws);
         ws->state = STP_WS_OPEN;
         if (ws->ops->on_open)
             ws->ops->on_open(ws->ud, subprotocol);
     } else if (ws->state == STP_WS_HTTP && ws->ops->on_http) {
+        /* The request's headers stay readable during the callback
+         * (stp_ws_http_authorization). */
         ws->ops->on_http(ws->ud, ws->verdict == WS_V_HEALTHZ ? STP_WS_HEALTHZ : STP_WS_METRICS);
+        stp_ws__http_release(ws);
+    } else {
+        stp_ws__http_release(ws);
     }
 }
 

@@ -24,6 +24,7 @@ enum ws_hdr {
     WS_H_PROTOCOL,
     WS_H_ORIGIN,
     WS_H_ACCEPT,
+    WS_H_AUTHORIZATION, /* kept for the endpoints (/metrics behind --metrics-auth) */
     WS_H__COUNT,
     WS_H_NONE = WS_H__COUNT,
 };
