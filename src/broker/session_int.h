@@ -27,6 +27,19 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
  * is no such subscription; !named: every subscription is asked (1.0). */
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
                           size_t id_len, bool named, struct stp_sub *sub);
+/* What an ACK or NACK names, found without changing anything: the
+ * subscription and delivery tag, or sub NULL when there is nothing to
+ * settle (a topic message). */
+struct stp_ack_ref {
+    struct stp_sub *sub;
+    uint64_t tag;
+};
+/* 0 and *ref, or -1 when the id names no delivery awaiting acknowledgement
+ * (no ERROR is sent: the caller decides). */
+int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, bool named,
+                            struct stp_sub *sub, struct stp_ack_ref *ref);
+/* Settle what ref names, if it is still unsettled. */
+void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, bool nack);
 /* The subscription with this connection-local number, or NULL. */
 struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num);
 /* The receipt header of f, or NULL. */

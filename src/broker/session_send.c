@@ -306,9 +306,10 @@ enum txn_op { TXN_SEND, TXN_ACK, TXN_NACK };
 
 struct txn_action {
     enum txn_op op;
-    struct stp_msg *msg; /* TXN_SEND */
-    char *ack_id;        /* TXN_ACK/NACK: the id as sent (short: checked) */
-    uint32_t ack_sub;    /* 1.1: the named subscription's number, or 0 */
+    struct stp_msg *msg;    /* TXN_SEND */
+    char *ack_id;           /* TXN_ACK/NACK: the id as sent (short: checked) */
+    uint32_t ack_sub;       /* 1.1: the named subscription's number, or 0 */
+    struct stp_ack_ref ref; /* resolved at COMMIT */
 };
 
 struct stp_txn {
@@ -379,21 +380,33 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);
 }
 
+/* All or nothing: every ACK and NACK is resolved first (the delivery each
+ * names must still await acknowledgement), and only when all are valid is
+ * anything applied, in the frames' order. A COMMIT with one stale ACK gets
+ * the ERROR and takes no effect at all. */
 static int commit(struct stp_conn *c, const struct stp_frame *f, struct stp_txn *t)
 {
-    int rc = 0;
-    for (size_t i = 0; i < t->n && rc == 0; i++) {
+    for (size_t i = 0; i < t->n; i++) {
+        struct txn_action *a = &t->acts[i];
+        if (a->op == TXN_SEND)
+            continue;
+        struct stp_sub *sub = a->ack_sub ? stp_session_sub_by_num(c, a->ack_sub) : NULL;
+        if (stp_session_resolve_ack(c, a->ack_id, strlen(a->ack_id), a->ack_sub != 0, sub,
+                                    &a->ref) < 0)
+            return stp_session_bad(c, f, "unknown message",
+                                   "The transaction acknowledges a message that awaits no "
+                                   "acknowledgement here; nothing of it was applied.");
+    }
+    for (size_t i = 0; i < t->n; i++) {
         struct txn_action *a = &t->acts[i];
         if (a->op == TXN_SEND) {
             route(c, a->msg);
             a->msg = NULL;
         } else {
-            struct stp_sub *sub = a->ack_sub ? stp_session_sub_by_num(c, a->ack_sub) : NULL;
-            rc = stp_session_apply_ack(c, f, a->op == TXN_NACK, a->ack_id, strlen(a->ack_id),
-                                       a->ack_sub != 0, sub);
+            stp_session_settle_ref(c, &a->ref, a->op == TXN_NACK);
         }
     }
-    return rc;
+    return 0;
 }
 
 int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)

@@ -467,36 +467,61 @@ struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num)
     return find_sub_by_num(c, num);
 }
 
-int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
-                          size_t id_len, bool named, struct stp_sub *sub)
+int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, bool named,
+                            struct stp_sub *sub, struct stp_ack_ref *ref)
 {
+    *ref = (struct stp_ack_ref){0};
     if (stp_sess(c)->version >= STP_V12) {
         uint32_t num;
         uint64_t tag;
         /* The ack id names its subscription; a subscription header is not
          * needed in 1.2. */
         if (!parse_ack_id(id, id_len, &num, &tag) || !(sub = find_sub_by_num(c, num)))
-            return unknown_ack(c, f);
+            return -1;
         if (!sub->is_queue)
             return 0; /* topic messages are not stored: nothing to settle */
-        ssize_t i = stp_unacked_find_tag(&sub->ua, tag);
-        return i < 0 ? unknown_ack(c, f) : settle(c, sub, (size_t)i, nack);
+        if (stp_unacked_find_tag(&sub->ua, tag) < 0)
+            return -1;
+        *ref = (struct stp_ack_ref){sub, tag};
+        return 0;
     }
     uint64_t msg_id;
     if (stp_parse_u64((struct stp_slice){id, id_len}, &msg_id) < 0)
-        return unknown_ack(c, f);
+        return -1;
     /* 1.1 names the subscription; 1.0 does not, and then each of the
      * connection's (at most --max-subscriptions) subscriptions is asked. */
     if (!named)
         sub = stp_sess(c)->subs;
     for (; sub; sub = named ? NULL : sub->next) {
         ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
-        if (i >= 0)
-            return settle(c, sub, (size_t)i, nack);
+        if (i >= 0) {
+            *ref = (struct stp_ack_ref){sub, stp_unacked_tag_at(&sub->ua, (size_t)i)};
+            return 0;
+        }
     }
-    if (stp_sess(c)->has_client_topic_sub)
-        return 0; /* most likely a topic message: not stored, nothing to settle */
-    return unknown_ack(c, f);
+    /* Most likely a topic message: not stored, nothing to settle. */
+    return stp_sess(c)->has_client_topic_sub ? 0 : -1;
+}
+
+void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, bool nack)
+{
+    if (!ref->sub)
+        return;
+    /* Gone since it was resolved: an earlier cumulative ACK of the same
+     * COMMIT settled it already. */
+    ssize_t i = stp_unacked_find_tag(&ref->sub->ua, ref->tag);
+    if (i >= 0)
+        settle(c, ref->sub, (size_t)i, nack);
+}
+
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
+                          size_t id_len, bool named, struct stp_sub *sub)
+{
+    struct stp_ack_ref ref;
+    if (stp_session_resolve_ack(c, id, id_len, named, sub, &ref) < 0)
+        return unknown_ack(c, f);
+    stp_session_settle_ref(c, &ref, nack);
+    return 0;
 }
 
 int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)

@@ -538,18 +538,13 @@ Test(txn, disconnect_aborts_open_transaction)
 
 /* --- atomicity of COMMIT --- */
 
-/* BUG (disabled until fixed): COMMIT is not atomic. A 1.2 ACK inside a
- * transaction is not checked when it arrives (stp_session_txn_ack only
- * stores the id; it even gets its RECEIPT), but at COMMIT
- * (session_send.c: commit()) the actions are applied one by one: the SENDs
- * before the ACK are routed, then stp_session_apply_ack fails with ERROR
- * "unknown message" and the connection closes, dropping the SENDs after it.
- * The client gets an ERROR for its COMMIT while part of the transaction took
- * effect. The same happens with an id that was valid at ACK time but not at
- * COMMIT (acked outside the transaction meanwhile, or its subscription
- * gone). Expected: either the ACK is refused when it arrives (as it is
- * outside a transaction), or a COMMIT that fails takes no effect. */
-Test(txn, commit_with_a_failing_ack_takes_no_effect, .disabled = true)
+/* COMMIT is all or nothing. A 1.2 ACK inside a transaction is only stored
+ * when it arrives; at COMMIT every ACK/NACK is resolved before anything is
+ * applied, so one that names no delivery awaiting acknowledgement (made up,
+ * or acked outside the transaction meanwhile) makes the COMMIT an ERROR
+ * that delivers none of the transaction's SENDs. (Found by this test: the
+ * SENDs before such an ACK used to be delivered.) */
+Test(txn, commit_with_a_failing_ack_takes_no_effect)
 {
     th_setup(2, NULL);
     const char *q = owned_by(1, "/queue/pc", 0);
@@ -563,5 +558,5 @@ Test(txn, commit_with_a_failing_ack_takes_no_effect, .disabled = true)
     th_send(c, "COMMIT\ntransaction:t\nreceipt:c\n\n");
     th_pump();
     expect_error(c, "unknown message", NULL);
-    th_expect_none(sub); /* today: MESSAGE "first" */
+    th_expect_none(sub); /* not even "first" */
 }
