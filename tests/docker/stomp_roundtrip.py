@@ -1,19 +1,27 @@
 #!/usr/bin/python3
 """stomp_roundtrip.py - one STOMP round trip against a broker, for the Docker test.
 
-    stomp_roundtrip.py URL [--timeout SECONDS]
+    stomp_roundtrip.py URL [--timeout SECONDS] [--login LOGIN --passcode PASSCODE]
+                           [--expect-refused]
 
 URL is stomp://HOST:PORT, stomp+ssl://HOST:PORT, ws://HOST:PORT/PATH or
-wss://HOST:PORT/PATH (TLS certificates are not verified: the test made them). The script CONNECTs (1.2),
-SUBSCRIBEs to a fresh /topic/docker-test-N with a receipt, waits for the
-RECEIPT, SENDs one message, and expects exactly that MESSAGE back on its
-subscription, then DISCONNECTs with a receipt. Exit 0 and one line saying what
-happened, or exit 1 and a line saying which step failed and what arrived.
+wss://HOST:PORT/PATH (TLS certificates are not verified: the test made them). The script CONNECTs (1.2,
+with login and passcode headers when given), SUBSCRIBEs to a fresh
+/topic/docker-test-N with a receipt, waits for the RECEIPT, SENDs one message,
+and expects exactly that MESSAGE back on its subscription, then DISCONNECTs
+with a receipt. Exit 0 and one line saying what happened, or exit 1 and a line
+saying which step failed and what arrived.
+
+--expect-refused turns it around: the CONNECT must be answered with
+ERROR message:access refused (the broker's answer to a bad login, or to an
+unauthenticated client from another host when no users are configured). Exit
+0 only then; exit 1 when the broker said CONNECTED or anything else.
 
 Raw frames over a socket (or one WebSocket), no client library, so a failure
 names the exact frame. Uses only the standard library, plus python3-websockets
 for ws:// and wss://.
 """
+import argparse
 import os
 import socket
 import ssl
@@ -153,12 +161,34 @@ def expect(link, command, step, **want):
     return headers, body
 
 
-def roundtrip(link, label):
+def connect_frame(login, passcode):
+    # CONNECT headers are not escaped (STOMP 1.2), so a passcode may hold ':'.
+    headers = [("accept-version", "1.2"), ("host", "/"), ("heart-beat", "0,0")]
+    if login is not None:
+        headers.append(("login", login))
+    if passcode is not None:
+        headers.append(("passcode", passcode))
+    return encode("CONNECT", headers)
+
+
+def refused(link, login, passcode):
+    """The CONNECT must get ERROR message:access refused; returns its text."""
+    link.send(connect_frame(login, passcode))
+    cmd, headers, body = link.recv()
+    if cmd == "CONNECTED":
+        raise Failure("CONNECT was accepted (CONNECTED %r), expected ERROR access refused"
+                      % headers)
+    if cmd != "ERROR" or headers.get("message") != "access refused":
+        raise Failure("CONNECT: expected ERROR message:access refused, got %s %r %r"
+                      % (cmd, headers, body[:200]))
+    return "ERROR message:access refused (%s)" % body.decode("utf-8", "replace").strip()
+
+
+def roundtrip(link, label, login, passcode):
     tag = "%d-%d" % (os.getpid(), int(time.time() * 1000))
     dest = "/topic/docker-test-" + tag
     text = ("hello from the host over %s, %s" % (label, tag)).encode()
-    link.send(encode("CONNECT", [("accept-version", "1.2"), ("host", "/"),
-                                 ("heart-beat", "0,0")]))
+    link.send(connect_frame(login, passcode))
     headers, _ = expect(link, "CONNECTED", "CONNECT", version="1.2")
     link.send(encode("SUBSCRIBE", [("id", "0"), ("destination", dest), ("ack", "auto"),
                                    ("receipt", "sub-1")]))
@@ -174,12 +204,17 @@ def roundtrip(link, label):
 
 
 def main():
-    if len(sys.argv) < 2:
-        print("usage: stomp_roundtrip.py URL [--timeout SECONDS]", file=sys.stderr)
-        return 2
-    url = urllib.parse.urlparse(sys.argv[1])
-    timeout = float(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--timeout" else 10.0
-    deadline = time.monotonic() + timeout
+    ap = argparse.ArgumentParser(description="One STOMP round trip (or refusal) against a broker.")
+    ap.add_argument("url")
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange")
+    ap.add_argument("--login", help="CONNECT's login header")
+    ap.add_argument("--passcode", help="CONNECT's passcode header")
+    ap.add_argument("--expect-refused", action="store_true",
+                    help="succeed only when CONNECT gets ERROR message:access refused")
+    args = ap.parse_args()
+    url = urllib.parse.urlparse(args.url)
+    deadline = time.monotonic() + args.timeout
+    what = "refusal" if args.expect_refused else "round trip"
     link = None
     try:
         if url.scheme in ("stomp", "stomp+ssl"):
@@ -189,12 +224,17 @@ def main():
         else:
             print("unsupported URL scheme %r" % url.scheme, file=sys.stderr)
             return 2
-        server = roundtrip(link, url.scheme)
-        print("round trip over %s ok (server %s)" % (url.scheme, server))
+        if args.expect_refused:
+            why = refused(link, args.login, args.passcode)
+            print("refusal over %s ok: %s" % (url.scheme, why))
+            return 0
+        server = roundtrip(link, url.scheme, args.login, args.passcode)
+        print("round trip over %s ok (server %s%s)"
+              % (url.scheme, server, ", login %s" % args.login if args.login else ""))
         return 0
     except Exception as e:  # Failure, socket and TLS errors, a refused upgrade
         why = str(e) if isinstance(e, Failure) else "%s: %s" % (type(e).__name__, e)
-        print("round trip over %s failed: %s" % (url.scheme, why))
+        print("%s over %s failed: %s" % (what, url.scheme, why))
         return 1
     finally:
         if link:

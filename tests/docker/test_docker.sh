@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # test_docker.sh - builds Stampede's image with docker/Dockerfile and checks it
-# for real: a STOMP round trip from the host, the non-root user, worker count
-# under --cpus, the health check, a graceful `docker stop`, the image size, and
-# docker/compose.yaml.
+# for real: `hash-password`, STOMP round trips from the host as a user of a
+# mounted users file (and one run with STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED),
+# the refusals (no users: remote clients get ERROR access refused while a
+# loopback client in the container gets in; a wrong passcode), the non-root
+# user, worker count under --cpus, the health check, a graceful `docker stop`,
+# the image size, and docker/compose.yaml with its users-file example.
 #
 #   tests/docker/test_docker.sh [SOURCE_ROOT]
 #
@@ -35,6 +38,11 @@ passed=0 failed=0
 started_dockerd=
 containers=()
 compose=()
+# The test's user, in a users file made with the image's own hash-password
+# ($auth/users, with $auth/acl) and mounted read-only into the brokers.
+auth=$work/auth
+login=app
+passcode="pw:$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
 
 pass() { echo "PASS: $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
@@ -240,11 +248,54 @@ wait_log() { # wait_log CONTAINER REGEX: until the log matches (10 s) or it exit
     return 1
 }
 
-roundtrip() { # roundtrip LABEL URL
-    local out
-    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "$2" --timeout 10 2>&1)
+roundtrip() { # roundtrip LABEL URL [stomp_roundtrip.py options...]
+    local out label=$1 url=$2
+    shift 2
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "$url" --timeout 10 "$@" 2>&1)
     note "$out"
-    check "$1" grep -q ' ok ' <<<"$out"
+    check "$label" grep -q ' ok ' <<<"$out"
+}
+
+# The CONNECT must be answered with ERROR message:access refused.
+refusal() { # refusal LABEL URL [stomp_roundtrip.py options...]
+    local out rc label=$1 url=$2
+    shift 2
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "$url" --timeout 10 --expect-refused "$@" 2>&1)
+    rc=$?
+    note "$out"
+    check "$label" [ $rc -eq 0 ]
+}
+
+# With the test's users file: its own login and passcode.
+as_user=(--login "$login" --passcode "$passcode")
+# The docker run options that give a broker the test's users.
+auth_opts=(-v "$auth/users:/etc/stampede/users:ro" -v "$auth/acl:/etc/stampede/acl:ro"
+    -e STAMPEDE_USERS_FILE=/etc/stampede/users -e STAMPEDE_ACL_FILE=/etc/stampede/acl)
+
+# `docker run --rm -i IMAGE hash-password`: the password on stdin, an argon2id
+# hash on stdout. Makes the test's users and ACL files with it.
+check_hash_password() {
+    local hash rc
+    hash=$(printf '%s\n' "$passcode" | timeout 60 "$docker" run --rm -i "$image" hash-password 2>"$work/hash.err")
+    rc=$?
+    note "hash-password printed: ${hash:0:60}..."
+    # shellcheck disable=SC2016 # a literal pattern
+    if [ $rc -ne 0 ] || ! grep -qE \
+        '^\$argon2id\$v=19\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$' <<<"$hash"; then
+        sed 's/^/  | /' "$work/hash.err"
+        fail "docker run --rm -i IMAGE hash-password prints an argon2id hash (exit $rc)"
+        return 1
+    fi
+    pass "docker run --rm -i IMAGE hash-password prints an argon2id hash"
+    mkdir -p "$auth"
+    printf '# made by test_docker.sh\n%s:%s\n' "$login" "$hash" >"$auth/users"
+    printf '%s readwrite /topic/**\n%s readwrite /queue/**\n' "$login" "$login" >"$auth/acl"
+    # Readable by the image's group (gid 10001) only, as the compose example says.
+    if chown root:10001 "$auth/users" "$auth/acl" 2>/dev/null; then
+        chmod 0640 "$auth/users" "$auth/acl"
+    else
+        chmod 0644 "$auth/users" "$auth/acl"
+    fi
 }
 
 check_main_container() {
@@ -253,7 +304,7 @@ check_main_container() {
     # shellcheck disable=SC2054 # the commas belong to the value
     [ -n "$has_ws" ] && env=(-e STAMPEDE_LISTEN=stomp://0.0.0.0:61613,ws://0.0.0.0:15674/ws)
     if ! run_broker "$c" -p 127.0.0.1::61613 -p 127.0.0.1::15674 --health-interval 1s \
-        --health-start-period 1s "${env[@]}" "$image"; then
+        --health-start-period 1s "${env[@]}" "${auth_opts[@]}" "$image"; then
         fail "docker run the image"
         return 1
     fi
@@ -271,9 +322,15 @@ check_main_container() {
     addr=$(host_port "$c" 61613)
     port=${addr##*:}
     check "61613 is published on 127.0.0.1 only ($addr)" [ "${addr%:*}" = 127.0.0.1 ]
-    roundtrip "STOMP round trip over TCP from the host" "stomp://127.0.0.1:$port" ||
-        show_logs "$c"
+    wait_log "$c" 'ACL rules from' &&
+        "$docker" logs "$c" 2>&1 | grep -m2 -E 'users from|ACL rules' | sed 's/^/  | /'
+    roundtrip "STOMP round trip over TCP from the host, as a user of the mounted users file" \
+        "stomp://127.0.0.1:$port" "${as_user[@]}" || show_logs "$c"
     check_websocket "$c" "$n"
+    refusal "users file: a wrong passcode gets ERROR access refused" \
+        "stomp://127.0.0.1:$port" --login "$login" --passcode "not-$passcode"
+    refusal "users file: a CONNECT without login gets ERROR access refused" \
+        "stomp://127.0.0.1:$port"
 
     local pid uid
     pid=$("$docker" inspect -f '{{.State.Pid}}' "$c")
@@ -319,7 +376,8 @@ check_websocket() { # check_websocket CONTAINER WORKERS
     fi
     port=$(host_port "$c" 15674)
     port=${port##*:}
-    roundtrip "STOMP round trip over WebSocket from the host" "ws://127.0.0.1:$port/ws"
+    roundtrip "STOMP round trip over WebSocket from the host, as a user" "ws://127.0.0.1:$port/ws" \
+        "${as_user[@]}"
     out=$(timeout 15 "$py" - "$port" "$workers" <<'PY' 2>&1
 import json, sys, urllib.request
 r = urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=10)
@@ -334,9 +392,45 @@ PY
     check "GET /healthz from the host: 200, status ok, $workers workers" [ $rc -eq 0 ]
 }
 
+# The secure default (issue 11): with no users configured, only loopback
+# clients may connect, and a client through a published port is not loopback
+# (the container sees the bridge's address): ERROR access refused. A client in
+# the container itself (bash's /dev/tcp on 127.0.0.1) still gets CONNECTED.
+check_default_refuses() {
+    local c=$run_id-nousers port out
+    if ! run_broker "$c" -p 127.0.0.1::61613 -p 127.0.0.1::15674 "$image"; then
+        fail "docker run the image with its defaults"
+        return 1
+    fi
+    if ! wait_log "$c" 'listening on stomp://'; then
+        show_logs "$c"
+        fail "the broker starts with its defaults"
+        return 1
+    fi
+    port=$(host_port "$c" 61613)
+    refusal "no users: a client from the host gets ERROR access refused" \
+        "stomp://127.0.0.1:${port##*:}" || show_logs "$c"
+    if [ -n "$has_ws" ] && wait_log "$c" 'listening on ws://'; then
+        port=$(host_port "$c" 15674)
+        refusal "no users: a WebSocket client from the host gets ERROR access refused" \
+            "ws://127.0.0.1:${port##*:}/ws"
+    fi
+    note "broker log: $("$docker" logs "$c" 2>&1 | grep -m1 'login failed' | cut -c1-200)"
+    # shellcheck disable=SC2016 # expanded by the container's bash
+    out=$(timeout 20 "$docker" exec "$c" bash -c '
+        exec 3<>/dev/tcp/127.0.0.1/61613 || exit 2
+        printf "CONNECT\naccept-version:1.2\nhost:/\n\n\0" >&3
+        IFS= read -r -t 5 line <&3
+        echo "$line"' 2>&1)
+    note "a loopback client in the container got: $out"
+    check "no users: a loopback client inside the container gets CONNECTED" [ "$out" = CONNECTED ]
+    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+}
+
 # TLS (issue 5): a certificate and key mounted read-only at /etc/stampede/tls,
 # the way docker/README-section.md says, and a round trip over stomp+ssl://
-# (and wss:// with WebSocket).
+# (and wss:// with WebSocket). No users here: this is the run with
+# STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED=yes, which lets anyone in.
 check_tls() {
     local c=$run_id-tls dir=$work/tls listen port
     mkdir -p "$dir"
@@ -356,6 +450,7 @@ check_tls() {
     [ -n "$has_ws" ] && listen=$listen,wss://0.0.0.0:15673/ws
     if ! run_broker "$c" -p 127.0.0.1::61614 -p 127.0.0.1::15673 \
         -v "$dir:/etc/stampede/tls:ro" -e STAMPEDE_LISTEN="$listen" \
+        -e STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED=yes \
         -e STAMPEDE_TLS_CERT=/etc/stampede/tls/tls.crt \
         -e STAMPEDE_TLS_KEY=/etc/stampede/tls/tls.key "$image"; then
         fail "docker run with TLS"
@@ -371,7 +466,7 @@ check_tls() {
         return 1
     fi
     port=$(host_port "$c" 61614)
-    roundtrip "STOMP round trip over TLS with the mounted certificate" \
+    roundtrip "STOMP round trip over TLS with the mounted certificate, no login (allow-remote-unauthenticated)" \
         "stomp+ssl://127.0.0.1:${port##*:}" || show_logs "$c"
     [ -n "$has_ws" ] || return 0
     port=$(host_port "$c" 15673)
@@ -429,10 +524,22 @@ check_compose() {
     fi
     dc=("${compose[@]}" -p "$run_id" -f "$work/compose.yaml")
     # The same file, pointed at this run's image and with no fixed host port, so
-    # it neither rebuilds nor collides with a broker already on 61613.
+    # it neither rebuilds nor collides with a broker already on 61613, and with
+    # its users-file example uncommented: ./auth/users and ./auth/acl next to
+    # the copy are the test's own ($auth).
     sed -e "s|image: stampede:latest|image: $image|" \
         -e 's|"127.0.0.1:[^"]*:61613"|"127.0.0.1::61613"|' \
-        -e "s|context: \.\.|context: $top|" "$top/docker/compose.yaml" >"$work/compose.yaml"
+        -e "s|context: \.\.|context: $top|" \
+        -e 's|^\( *\)# \(STAMPEDE_USERS_FILE: \)|\1\2|' \
+        -e 's|^\( *\)# \(STAMPEDE_ACL_FILE: \)|\1\2|' \
+        -e 's|^\( *\)# volumes:|\1volumes:|' \
+        -e 's|^\( *\)#   \(- \./auth/\)|\1  \2|' \
+        "$top/docker/compose.yaml" >"$work/compose.yaml"
+    if [ "$(grep -cE '^ *(STAMPEDE_USERS_FILE|STAMPEDE_ACL_FILE): |^ *- \./auth/(users|acl):' \
+        "$work/compose.yaml")" -ne 4 ]; then
+        fail "docker/compose.yaml has the users-file example (STAMPEDE_USERS_FILE, STAMPEDE_ACL_FILE, ./auth/ volumes)"
+        return 1
+    fi
     if ! timeout 30 "${dc[@]}" config -q 2>"$work/compose.err"; then
         sed 's/^/  | /' "$work/compose.err"
         fail "docker/compose.yaml is valid"
@@ -447,10 +554,10 @@ check_compose() {
     local out rc
     # A functional run at a modest fixed rate (not a benchmark: the machine is shared).
     out=$(timeout 180 "${dc[@]}" run --rm bench --preset fanout --rate 20000 --threads 1 \
-        --duration 2s --warmup 1s 2>&1)
+        --duration 2s --warmup 1s --login "$login" --passcode "$passcode" 2>&1)
     rc=$?
-    echo "$out" | grep -E 'delivered|lost|sustained|rror' | sed 's/^/  | /'
-    local name="compose: bench runs fan-out against the broker without loss (exit $rc)"
+    echo "$out" | grep -E 'delivered|lost|sustained|rror|refused' | sed 's/^/  | /'
+    local name="compose: bench runs fan-out against the broker (users file example) as a user without loss (exit $rc)"
     if [ $rc -eq 0 ] && grep -qE '\blost 0 ' <<<"$out"; then pass "$name"; else fail "$name"; fi
 }
 
@@ -468,8 +575,10 @@ main() {
     build_image || return
     check_size
     check_libraries
+    check_hash_password
     probe_features
     check_main_container
+    check_default_refuses
     check_unhealthy
     check_tls
     check_cpus_one
