@@ -412,10 +412,12 @@ static const struct kw keywords[] = {
      .min = 1, .max = MAX_WORKERS,
      .help = "Worker threads, each with its own event loop (1-1024)."},
     {.name = "user", .env = "STAMPEDE_USER", .metavar = "LOGIN:PASSCODE",
-     .def_note = "none: any login is accepted", .parse = parse_user, .reset = reset_users,
+     .def_note = "none (no users: only loopback clients may connect)", .parse = parse_user,
+     .reset = reset_users,
      .flags = KW_REPEAT,
-     .help = "Accept CONNECT only with one of these logins; the passcode may\n"
-             "contain ':'. Repeatable; the variable takes a comma-separated list."},
+     .help = "Plain-text users for development (see --users-file): CONNECT must\n"
+             "match one; the passcode may contain ':'. Repeatable; the variable\n"
+             "takes a comma-separated list."},
     SIZE_KW("max-frame-size", "STAMPEDE_MAX_FRAME_SIZE", max_frame_size, "4MiB", 1, GIB,
             "Largest frame (headers and body) a client may send, in bytes."),
     {.name = "max-headers", .env = "STAMPEDE_MAX_HEADERS", .metavar = "N", .def = "1000",

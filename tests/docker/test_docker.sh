@@ -428,7 +428,7 @@ check_default_refuses() {
 }
 
 # TLS (issue 5): a certificate and key mounted read-only at /etc/stampede/tls,
-# the way docker/README-section.md says, and a round trip over stomp+ssl://
+# the way README.md ("Run in Docker") says, and a round trip over stomp+ssl://
 # (and wss:// with WebSocket). No users here: this is the run with
 # STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED=yes, which lets anyone in.
 check_tls() {
