@@ -39,7 +39,7 @@
  * both with "PATH: why" in err; parse errors are STP_EINVAL. The table is
  * read-only once built: any thread may call stp_acl_perms.
  */
-#include "auth.h"
+#include "auth_internal.h"
 
 #include "stampede/array.h"
 #include "stampede/error.h"
@@ -56,7 +56,6 @@
 #define MAX_LOGIN 256
 #define MAX_PATTERN 1024
 #define MAX_RULES 100000
-#define MAX_FILE (16u << 20)
 
 enum tok_kind { TOK_LIT, TOK_STAR, TOK_DSTAR, TOK_LOGIN };
 
@@ -311,16 +310,10 @@ int stp_acl_parse(struct stp_acl **out, const char *text, size_t len, const char
         set_err(err, errlen, "%s: %s", name, stp_strerror(STP_ENOMEM));
         return STP_ENOMEM;
     }
-    size_t lineno = 0;
-    size_t pos = 0;
-    while (pos < len) {
+    size_t lineno = 0, pos = 0, n;
+    const char *line;
+    while (stp_auth_next_line(text, len, &pos, &line, &n)) {
         lineno++;
-        const char *line = text + pos;
-        const char *lf = memchr(line, '\n', len - pos);
-        size_t n = lf ? (size_t)(lf - line) : len - pos;
-        pos += n + (lf ? 1 : 0);
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
         if (n > MAX_LINE) {
             set_err(err, errlen, "%s:%zu: the line is longer than %d bytes", name, lineno,
                     MAX_LINE);
@@ -352,51 +345,12 @@ int stp_acl_parse(struct stp_acl **out, const char *text, size_t len, const char
 int stp_acl_load(struct stp_acl **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return STP_EIO;
-    }
-    /* Read to EOF (not trusting st_size, which a pipe or /proc file does
-     * not have), refusing anything over MAX_FILE. */
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 64 * 1024;
-            if (ncap > MAX_FILE + 1)
-                ncap = MAX_FILE + 1;
-            char *t = realloc(text, ncap);
-            if (!t) {
-                set_err(err, errlen, "%s: %s", path, stp_strerror(STP_ENOMEM));
-                rc = STP_ENOMEM;
-                break;
-            }
-            text = t;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, text + len, cap - len);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            set_err(err, errlen, "%s: %s", path, strerror(errno));
-            rc = STP_EIO;
-            break;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > MAX_FILE) {
-            set_err(err, errlen, "%s: larger than %u MiB", path, MAX_FILE >> 20);
-            rc = STP_EINVAL;
-            break;
-        }
-    }
-    close(fd);
+    char *text;
+    size_t len;
+    int rc = stp_auth_read_file(path, &text, &len, err, errlen);
     if (rc == 0)
         rc = stp_acl_parse(out, text ? text : "", len, path, err, errlen);
-    free(text);
+    stp_auth_free_text(text, len);
     return rc;
 }
 

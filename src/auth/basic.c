@@ -6,28 +6,13 @@
  * the first ':' (RFC 7617 forbids ':' in user-ids); neither part may hold a
  * control byte. Bounded: nothing beyond STP_BASIC_MAX decoded bytes.
  */
-#include "auth.h"
+#include "auth_internal.h"
 
 #include "stampede/error.h"
 
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
-
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
 
 /* Decode s[0..n) into out (cap bytes): the length, or -1. */
 static ssize_t b64_decode(const char *s, size_t n, unsigned char *out, size_t cap)
@@ -40,7 +25,7 @@ static ssize_t b64_decode(const char *s, size_t n, unsigned char *out, size_t ca
     uint32_t acc = 0;
     unsigned bits = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)s[i]);
+        int v = stp_auth_b64_value((unsigned char)s[i]);
         if (v < 0)
             return -1;
         acc = acc << 6 | (uint32_t)v;

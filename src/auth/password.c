@@ -75,35 +75,19 @@ static const char *parse_u32(const char *s, uint32_t *v)
     return s;
 }
 
-/* The value of a standard base64 digit, or -1. */
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Unpadded standard base64 up to the first other character, canonical (the
  * unused low bits of the last digit are zero, as libargon2 requires). Its
  * end and decoded length, or NULL. */
 static const char *parse_b64(const char *s, size_t *decoded)
 {
     size_t n = 0;
-    while (b64_value(s[n]) >= 0)
+    while (stp_auth_b64_value(s[n]) >= 0)
         n++;
     size_t rem = n % 4;
     if (n == 0 || rem == 1)
         return NULL;
     if (rem != 0) {
-        int last = b64_value(s[n - 1]);
+        int last = stp_auth_b64_value(s[n - 1]);
         int unused = rem == 2 ? 0x0f : 0x03;
         if (last & unused)
             return NULL;

@@ -17,7 +17,6 @@
 
 #define MAX_LINE 4096
 #define MAX_LOGIN 256
-#define MAX_FILE (16u << 20) /* 16 MiB */
 
 struct user {
     char hash[STP_PASSWORD_HASH_MAX];
@@ -169,17 +168,11 @@ int stp_users_parse(struct stp_users **out, const char *text, size_t len, const 
     if (!u)
         return STP_ENOMEM;
     const char *first_hash = NULL;
-    size_t lineno = 0;
-    size_t pos = 0;
+    size_t lineno = 0, pos = 0, n;
+    const char *s;
     int rc = 0;
-    while (pos < len) {
+    while (stp_auth_next_line(text, len, &pos, &s, &n)) {
         lineno++;
-        const char *s = text + pos;
-        const char *lf = memchr(s, '\n', len - pos);
-        size_t n = lf ? (size_t)(lf - s) : len - pos;
-        pos += n + (lf ? 1 : 0);
-        if (n > 0 && s[n - 1] == '\r')
-            n--;
         if (n > MAX_LINE) {
             set_err(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno, MAX_LINE);
             rc = STP_EINVAL;
@@ -216,61 +209,12 @@ int stp_users_parse(struct stp_users **out, const char *text, size_t len, const 
 int stp_users_load(struct stp_users **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return STP_EIO;
-    }
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    int rc = 0;
-    for (;;) {
-        if (len == cap) {
-            if (cap > MAX_FILE) {
-                set_err(err, errlen, "%s: larger than 16 MiB", path);
-                rc = STP_EINVAL;
-                break;
-            }
-            /* Grow to at most MAX_FILE + 1 bytes: one byte past the limit
-             * tells a file that is too large. */
-            size_t ncap = cap ? cap * 2 : 64 * 1024;
-            if (ncap > MAX_FILE + 1)
-                ncap = MAX_FILE + 1;
-            char *nb = malloc(ncap);
-            if (!nb) {
-                rc = STP_ENOMEM;
-                break;
-            }
-            if (len)
-                memcpy(nb, buf, len);
-            if (buf) {
-                explicit_bzero(buf, cap);
-                free(buf);
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                set_err(err, errlen, "%s: %s", path, strerror(errno));
-                rc = STP_EIO;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0 && len > MAX_FILE) {
-        set_err(err, errlen, "%s: larger than 16 MiB", path);
-        rc = STP_EINVAL;
-    }
+    char *text;
+    size_t len;
+    int rc = stp_auth_read_file(path, &text, &len, err, errlen);
     if (rc == 0)
-        rc = stp_users_parse(out, buf ? buf : "", len, path, err, errlen);
-    if (buf) {
-        explicit_bzero(buf, cap);
-        free(buf);
-    }
+        rc = stp_users_parse(out, text ? text : "", len, path, err, errlen);
+    stp_auth_free_text(text, len);
     return rc;
 }
 

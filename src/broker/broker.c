@@ -262,16 +262,6 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* A command left in a mailbox at shutdown: release what it carries. */
-static void drop_leftover(void *ctx, unsigned from, const void *p)
-{
-    struct stp_post cmd;
-    (void)ctx;
-    (void)from;
-    memcpy(&cmd, p, sizeof(cmd));
-    stp_post_release(&cmd);
-}
-
 void stp_broker_stop(struct stp_broker *b)
 {
     for (unsigned i = 0; i < b->nworkers; i++)
@@ -285,7 +275,7 @@ void stp_broker_stop(struct stp_broker *b)
         stp_worker_request_stop(&b->workers[i], 2);
     for (unsigned i = 0; i < b->nworkers; i++)
         uv_thread_join(&b->workers[i].thread);
-    stp_mailboxes_drain(b->mb, drop_leftover, NULL);
+    stp_mailboxes_drain(b->mb, stp_post_drop, NULL);
     stp_mailboxes_free(b->mb);
     free(b->workers);
     free(b->fds);

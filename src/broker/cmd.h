@@ -165,5 +165,8 @@ static inline void stp_post_to_conn(struct stp_post *cmd, uint16_t worker, uint3
 
 /* Drop what a command still owns (its message reference or heap string). */
 void stp_post_release(struct stp_post *cmd);
+/* A mailbox handler (stp_mailboxes_drain) for commands left in the rings at
+ * shutdown: releases what each carries. */
+void stp_post_drop(void *ctx, unsigned from, const void *cmd);
 
 #endif

@@ -74,6 +74,15 @@ void stp_post_release(struct stp_post *cmd)
     }
 }
 
+void stp_post_drop(void *ctx, unsigned from, const void *p)
+{
+    struct stp_post cmd;
+    (void)ctx;
+    (void)from;
+    memcpy(&cmd, p, sizeof(cmd));
+    stp_post_release(&cmd);
+}
+
 bool stp_worker_backlogged(struct stp_worker *w)
 {
     return w->broker_workers > 1 && stp_mailbox_backlogged(w->mb, w->id);

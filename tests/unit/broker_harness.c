@@ -137,15 +137,6 @@ void th_setup(unsigned n, const char *const *flags)
     }
 }
 
-static void drop_leftover(void *ctx, unsigned from, const void *p)
-{
-    struct stp_post cmd;
-    (void)ctx;
-    (void)from;
-    memcpy(&cmd, p, sizeof(cmd));
-    stp_post_release(&cmd);
-}
-
 void th_teardown(void)
 {
     for (unsigned i = 0; i < nworkers; i++)
@@ -154,7 +145,7 @@ void th_teardown(void)
         cr_assert_eq(uv_run(&workers[i].loop, UV_RUN_DEFAULT), 0);
     for (unsigned i = 0; i < nworkers; i++)
         stp_worker_fini(&workers[i]);
-    stp_mailboxes_drain(broker.mb, drop_leftover, NULL);
+    stp_mailboxes_drain(broker.mb, stp_post_drop, NULL);
     stp_mailboxes_free(broker.mb);
     stp_broker_release(&broker);
     for (unsigned i = 0; i < nconns; i++) {
