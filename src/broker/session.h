@@ -134,6 +134,7 @@ struct stp_session {
     /* ACL decisions by destination (session_acl.c): key bytes are in the
      * value (struct stp_perm_entry), bounded in count. */
     struct stp_map perms;
+    struct perm_entry *perm_last; /* the entry last used (in perms) */
 };
 
 /* What the net layer calls (net/net.h): open, input, eof, writing, written,

@@ -29,6 +29,7 @@ struct perm_entry {
 void stp_session_perms_free(struct stp_conn *c)
 {
     struct stp_map *m = &stp_sess(c)->perms;
+    stp_sess(c)->perm_last = NULL;
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].hash)
             free(m->slots[i].value);
@@ -41,9 +42,16 @@ static unsigned perms_of(struct stp_conn *c, const struct stp_acl *acl, const ch
                          size_t len)
 {
     struct stp_session *s = stp_sess(c);
-    struct perm_entry *e = stp_map_get(&s->perms, dest, len);
-    if (e)
+    /* A publisher mostly sends to the destination it sent to last: one
+     * compare, no hashing. */
+    struct perm_entry *e = s->perm_last;
+    if (e && e->len == len && memcmp(e->dest, dest, len) == 0)
         return e->perms;
+    e = stp_map_get(&s->perms, dest, len);
+    if (e) {
+        s->perm_last = e;
+        return e->perms;
+    }
     unsigned perms =
         stp_acl_perms(acl, s->login ? s->login : "", s->login ? s->login_len : 0, dest, len);
     if (s->perms.count >= PERMS_MAX)
@@ -54,18 +62,21 @@ static unsigned perms_of(struct stp_conn *c, const struct stp_acl *acl, const ch
     e->perms = perms;
     e->len = len;
     memcpy(e->dest, dest, len);
-    if (stp_map_put(&s->perms, e->dest, len, e) < 0)
+    if (stp_map_put(&s->perms, e->dest, len, e) < 0) {
         free(e);
+        return perms;
+    }
+    s->perm_last = e;
     return perms;
 }
 
-int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f)
+int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f,
+                               const struct stp_slice *rt)
 {
-    struct stp_broker *b = stp_worker_of(c)->broker;
-    if (!b || !b->acl)
+    if (!rt)
         return 0;
-    const struct stp_slice *rt = stp_frame_header(f, "reply-to");
-    if (!rt || stp_dest_kind(rt->p, rt->len) == STP_DEST_BAD)
+    struct stp_broker *b = stp_worker_of(c)->broker;
+    if (!b || !b->acl || stp_dest_kind(rt->p, rt->len) == STP_DEST_BAD)
         return 0;
     if (stp_session_check_dest(c, f, rt) < 0)
         return -1;

@@ -74,7 +74,8 @@ int stp_session_check_perm(struct stp_conn *c, const struct stp_frame *f,
                            const struct stp_slice *dest, unsigned perm);
 /* SEND's reply-to naming a /queue/ or /topic/ destination needs write on it
  * too (0, or -1 after the ERROR). */
-int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f);
+int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f,
+                               const struct stp_slice *reply_to);
 void stp_session_perms_free(struct stp_conn *c);
 
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f);

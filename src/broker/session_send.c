@@ -164,6 +164,7 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
  * (the first of each name wins). */
 struct send_headers {
     const struct stp_slice *dest, *content_type, *receipt, *transaction;
+    const struct stp_slice *reply_to; /* a user header (forwarded), checked by the ACL */
 };
 
 enum hdr_kind { HDR_USER, HDR_DEST, HDR_CTYPE, HDR_RECEIPT, HDR_TXN, HDR_CONTROL };
@@ -215,6 +216,10 @@ static void find_send_headers(const struct stp_frame *f, struct send_headers *h)
             break;
         case HDR_TXN:
             h->transaction = h->transaction ? h->transaction : v;
+            break;
+        case HDR_USER:
+            if (!h->reply_to && NAME_IS(f->headers[i].name, "reply-to"))
+                h->reply_to = v;
             break;
         default:
             break;
@@ -467,7 +472,7 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
                                "SEND needs a destination header.");
     if (stp_session_check_dest(c, f, sh.dest) < 0 ||
         stp_session_check_perm(c, f, sh.dest, STP_ACL_WRITE) < 0 ||
-        stp_session_check_reply_to(c, f) < 0)
+        stp_session_check_reply_to(c, f, sh.reply_to) < 0)
         return -1;
     struct stp_txn *t = NULL;
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
