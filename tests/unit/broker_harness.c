@@ -297,6 +297,8 @@ void th_hold_writes(struct th_conn *t, bool hold)
 bool th_frame(struct th_conn *t, struct stp_frame *f)
 {
     for (;;) {
+        if (t->parsed == t->out.len)
+            return false; /* nothing more (and out.data may be NULL) */
         ssize_t n = stp_parse(&t->parser, t->out.data + t->parsed, t->out.len - t->parsed, f);
         cr_assert_geq(n, 0, "the broker sent a malformed frame: %s",
                       t->parser.err_text ? t->parser.err_text : "?");
@@ -310,6 +312,8 @@ bool th_frame(struct th_conn *t, struct stp_frame *f)
 
 size_t th_pending_frames(struct th_conn *t)
 {
+    if (t->parsed == t->out.len)
+        return 0;
     /* Parse a copy, so nothing is consumed. */
     struct stp_parser p;
     struct stp_limits lim = {64u << 20, 10000, 1u << 20};
