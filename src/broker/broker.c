@@ -8,6 +8,8 @@
  */
 #include "broker/broker.h"
 
+#include "broker/login_cache.h"
+
 #include "broker/cmd.h"
 #include "broker/worker.h"
 #include "stampede/error.h"
@@ -176,6 +178,10 @@ static int prepare_access(struct stp_broker *b)
         fprintf(stderr, "stampede: --users-file: %s\n", err);
         return STP_EINVAL;
     }
+    if (b->users && stp_login_cache_new(&b->login_cache) < 0) {
+        fprintf(stderr, "stampede: --users-file: could not set up the login cache\n");
+        return STP_EINVAL;
+    }
     if (cfg->acl_file && stp_acl_load(&b->acl, cfg->acl_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "stampede: --acl-file: %s\n", err);
         return STP_EINVAL;
@@ -203,6 +209,7 @@ void stp_broker_release(struct stp_broker *b)
 {
     stp_users_free(&b->users);
     stp_acl_free(&b->acl);
+    stp_login_cache_free(&b->login_cache);
     for (size_t l = 0; l < STP_MAX_LISTENERS; l++)
         stp_tls_config_unref(&b->tls_cfg[l]);
 }

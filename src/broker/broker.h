@@ -42,10 +42,12 @@ struct stp_broker {
      * while the workers run; NULL when not configured. */
     struct stp_users *users;
     struct stp_acl *acl;
-    struct stp_backoff backoff; /* failed logins by source address (atomics) */
+    struct stp_login_cache *login_cache; /* with users: recently verified passcodes */
+    struct stp_backoff backoff;          /* failed logins by source address (atomics) */
 };
 
 struct stp_tls_config;
+struct stp_login_cache;
 
 /* Load what the listeners need before anything starts (TLS certificates and
  * keys): 0, or a negative code after one line on stderr (exit 2). */

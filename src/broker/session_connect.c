@@ -23,6 +23,7 @@
  */
 #include "auth/auth.h"
 #include "broker/broker.h"
+#include "broker/login_cache.h"
 #include "broker/session_int.h"
 #include "broker/verify.h"
 #include "broker/worker.h"
@@ -210,6 +211,12 @@ static void verified(struct stp_conn *c, struct stp_verify *job, bool ok)
     if (s->pending.job != job)
         return;
     s->pending.job = NULL;
+    if (ok) {
+        size_t plen;
+        const char *pass = stp_verify_password(job, &plen);
+        stp_login_cache_put(stp_worker_of(c)->broker->login_cache, s->pending.login,
+                            s->pending.login_len, pass, plen, uv_hrtime() / 1000000);
+    }
     decided(c, ok);
 }
 
@@ -302,6 +309,11 @@ static int identify(struct stp_conn *c, const struct stp_frame *f)
         return 0;
     }
     const char *hash = stp_users_hash(w->broker->users, login->p, login->len);
+    if (hash && stp_login_cache_hit(w->broker->login_cache, login->p, login->len, pass->p,
+                                    pass->len, uv_hrtime() / 1000000)) {
+        decided(c, true);
+        return 0;
+    }
     return start_verify(c, hash ? hash : stp_users_dummy_hash(w->broker->users), *pass,
                         hash != NULL);
 }

@@ -42,6 +42,12 @@ const char *stp_verify_login(const struct stp_verify *job)
     return job->login;
 }
 
+const char *stp_verify_password(const struct stp_verify *job, size_t *len)
+{
+    *len = job->pass_len;
+    return job->pass;
+}
+
 struct stp_verify *stp_verify_start(struct stp_conn *c, const char *hash, const char *login,
                                     const char *pass, size_t len, stp_verify_done *done)
 {

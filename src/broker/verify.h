@@ -29,5 +29,7 @@ struct stp_verify *stp_verify_start(struct stp_conn *c, const char *hash, const 
                                     const char *pass, size_t len, stp_verify_done *done);
 /* The login the job was started with. */
 const char *stp_verify_login(const struct stp_verify *job);
+/* During done: the password that was checked (*len bytes). */
+const char *stp_verify_password(const struct stp_verify *job, size_t *len);
 
 #endif

@@ -5,6 +5,7 @@
  * meanwhile), --anonymous-user, --acl-file on SEND, SUBSCRIBE and reply-to,
  * and the failed-login counter and backoff. */
 #include "auth/auth.h"
+#include "broker/login_cache.h"
 #include "broker_harness.h"
 #include "stampede/counter.h"
 
@@ -242,4 +243,31 @@ Test(auth, failed_logins_back_off_then_answer_later)
     uint64_t waited_ms = (uv_hrtime() - t0) / 1000000;
     cr_assert_geq(waited_ms, 200, "answered after %llu ms", (unsigned long long)waited_ms);
     th_expect(t, STP_CMD_CONNECTED);
+}
+
+/* A passcode verified once is remembered (per login, for the TTL): the next
+ * CONNECT with it needs no argon2 check; a wrong passcode is still checked
+ * (and refused), and logins never verified are not in the cache. */
+Test(auth, verified_passcodes_are_cached)
+{
+    write_users();
+    const char *flags[] = {"--users-file", users_path, NULL};
+    th_setup(1, flags);
+    struct stp_login_cache *lc = th_broker()->login_cache;
+    cr_assert_not_null(lc);
+    uint64_t now = uv_hrtime() / 1000000;
+    cr_assert_not(stp_login_cache_hit(lc, "alice", 5, "wonderland", 10, now));
+    th_expect(connect_as(0, "login:alice\npasscode:wonderland\n"), STP_CMD_CONNECTED);
+    now = uv_hrtime() / 1000000;
+    cr_assert(stp_login_cache_hit(lc, "alice", 5, "wonderland", 10, now));
+    cr_assert_not(stp_login_cache_hit(lc, "alice", 5, "wonderlan", 9, now));
+    cr_assert_not(stp_login_cache_hit(lc, "bob", 3, "builder", 7, now));
+    cr_assert_not(
+        stp_login_cache_hit(lc, "alice", 5, "wonderland", 10, now + STP_LOGIN_CACHE_TTL_MS + 1),
+        "an entry outlived its TTL");
+    /* From the cache: CONNECTED again; a wrong passcode is still refused. */
+    th_expect(connect_as(0, "login:alice\npasscode:wonderland\n"), STP_CMD_CONNECTED);
+    expect_refused(connect_as(0, "login:alice\npasscode:wonderlanD\n"));
+    /* A failed login adds nothing. */
+    cr_assert_not(stp_login_cache_hit(lc, "alice", 5, "wonderlanD", 10, now));
 }
