@@ -85,19 +85,6 @@ struct stp_acl {
     size_t nchars, chars_cap;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -307,7 +294,7 @@ int stp_acl_parse(struct stp_acl **out, const char *text, size_t len, const char
     *out = NULL;
     struct stp_acl *a = calloc(1, sizeof(*a));
     if (!a) {
-        set_err(err, errlen, "%s: %s", name, stp_strerror(STP_ENOMEM));
+        stp_auth_set_err(err, errlen, "%s: %s", name, stp_strerror(STP_ENOMEM));
         return STP_ENOMEM;
     }
     size_t lineno = 0, pos = 0, n;
@@ -315,8 +302,8 @@ int stp_acl_parse(struct stp_acl **out, const char *text, size_t len, const char
     while (stp_auth_next_line(text, len, &pos, &line, &n)) {
         lineno++;
         if (n > MAX_LINE) {
-            set_err(err, errlen, "%s:%zu: the line is longer than %d bytes", name, lineno,
-                    MAX_LINE);
+            stp_auth_set_err(err, errlen, "%s:%zu: the line is longer than %d bytes", name, lineno,
+                             MAX_LINE);
             stp_acl_free(&a);
             return STP_EINVAL;
         }
@@ -330,14 +317,14 @@ int stp_acl_parse(struct stp_acl **out, const char *text, size_t len, const char
         int rc = parse_rule(a, line, n, &what, buf, sizeof(buf));
         if (rc != 0) {
             if (rc == STP_ENOMEM)
-                set_err(err, errlen, "%s:%zu: %s", name, lineno, stp_strerror(rc));
+                stp_auth_set_err(err, errlen, "%s:%zu: %s", name, lineno, stp_strerror(rc));
             else
-                set_err(err, errlen, "%s:%zu: %s", name, lineno, what);
+                stp_auth_set_err(err, errlen, "%s:%zu: %s", name, lineno, what);
             stp_acl_free(&a);
             return rc;
         }
     }
-    set_err(err, errlen, "%s", "");
+    stp_auth_set_err(err, errlen, "%s", "");
     *out = a;
     return 0;
 }

@@ -36,6 +36,9 @@ void stp_auth_free_text(char *text, size_t len);
 /* The next line of text from *pos (LF-terminated or the last one; a CR
  * before the LF dropped): true with *line and *n, false at the end. */
 bool stp_auth_next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *n);
+/* Write a message into err (errlen bytes; nothing when err is NULL). */
+void stp_auth_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The value of a standard (RFC 4648) base64 digit, or -1. */
 int stp_auth_b64_value(unsigned char c);
 

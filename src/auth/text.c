@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
+void stp_auth_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -47,7 +47,7 @@ int stp_auth_read_file(const char *path, char **text, size_t *len, char *err, si
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        say(err, errlen, "%s: %s", path, strerror(errno));
+        stp_auth_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return STP_EIO;
     }
     /* Read to EOF (not trusting st_size, which a pipe or /proc file does
@@ -61,7 +61,7 @@ int stp_auth_read_file(const char *path, char **text, size_t *len, char *err, si
             if (ncap > STP_AUTH_MAX_FILE + 1)
                 ncap = STP_AUTH_MAX_FILE + 1;
             if ((rc = grow(&buf, n, &cap, ncap)) < 0) {
-                say(err, errlen, "%s: %s", path, stp_strerror(rc));
+                stp_auth_set_err(err, errlen, "%s: %s", path, stp_strerror(rc));
                 break;
             }
         }
@@ -69,7 +69,7 @@ int stp_auth_read_file(const char *path, char **text, size_t *len, char *err, si
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            say(err, errlen, "%s: %s", path, strerror(errno));
+            stp_auth_set_err(err, errlen, "%s: %s", path, strerror(errno));
             rc = STP_EIO;
             break;
         }
@@ -77,7 +77,7 @@ int stp_auth_read_file(const char *path, char **text, size_t *len, char *err, si
             break;
         n += (size_t)r;
         if (n > STP_AUTH_MAX_FILE) {
-            say(err, errlen, "%s: larger than %u MiB", path, STP_AUTH_MAX_FILE >> 20);
+            stp_auth_set_err(err, errlen, "%s: larger than %u MiB", path, STP_AUTH_MAX_FILE >> 20);
             rc = STP_EINVAL;
             break;
         }

@@ -47,17 +47,6 @@ static void users_destroy(struct stp_users *u)
     free(u);
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -92,30 +81,32 @@ static int parse_line(struct stp_users *u, const char *s, size_t n, const char *
 {
     const char *colon = memchr(s, ':', n);
     if (!colon) {
-        set_err(err, errlen, "%s:%zu: expected LOGIN:HASH", name, lineno);
+        stp_auth_set_err(err, errlen, "%s:%zu: expected LOGIN:HASH", name, lineno);
         return STP_EINVAL;
     }
     size_t llen = (size_t)(colon - s);
     const char *h = colon + 1;
     size_t hlen = n - llen - 1;
     if (llen == 0) {
-        set_err(err, errlen, "%s:%zu: empty login", name, lineno);
+        stp_auth_set_err(err, errlen, "%s:%zu: empty login", name, lineno);
         return STP_EINVAL;
     }
     if (llen > MAX_LOGIN) {
-        set_err(err, errlen, "%s:%zu: login longer than %d bytes", name, lineno, MAX_LOGIN);
+        stp_auth_set_err(err, errlen, "%s:%zu: login longer than %d bytes", name, lineno,
+                         MAX_LOGIN);
         return STP_EINVAL;
     }
     if (!login_ok(s, llen)) {
-        set_err(err, errlen,
-                "%s:%zu: login may only contain printable ASCII characters other than space", name,
-                lineno);
+        stp_auth_set_err(
+            err, errlen,
+            "%s:%zu: login may only contain printable ASCII characters other than space", name,
+            lineno);
         return STP_EINVAL;
     }
     struct user *dup = stp_map_get(&u->by_login, s, llen);
     if (dup) {
-        set_err(err, errlen, "%s:%zu: login \"%.*s\" already given on line %zu", name, lineno,
-                (int)llen, s, dup->line);
+        stp_auth_set_err(err, errlen, "%s:%zu: login \"%.*s\" already given on line %zu", name,
+                         lineno, (int)llen, s, dup->line);
         return STP_EINVAL;
     }
     struct user *usr = malloc(sizeof(*usr) + llen);
@@ -129,10 +120,11 @@ static int parse_line(struct stp_users *u, const char *s, size_t n, const char *
     }
     if (!hash_ok) {
         user_free(usr);
-        set_err(err, errlen,
-                "%s:%zu: the hash is not an argon2id PHC string within the accepted parameters "
-                "(make one with `stampede hash-password`)",
-                name, lineno);
+        stp_auth_set_err(
+            err, errlen,
+            "%s:%zu: the hash is not an argon2id PHC string within the accepted parameters "
+            "(make one with `stampede hash-password`)",
+            name, lineno);
         return STP_EINVAL;
     }
     usr->line = lineno;
@@ -174,7 +166,8 @@ int stp_users_parse(struct stp_users **out, const char *text, size_t len, const 
     while (stp_auth_next_line(text, len, &pos, &s, &n)) {
         lineno++;
         if (n > MAX_LINE) {
-            set_err(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno, MAX_LINE);
+            stp_auth_set_err(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno,
+                             MAX_LINE);
             rc = STP_EINVAL;
             break;
         }
@@ -188,15 +181,16 @@ int stp_users_parse(struct stp_users **out, const char *text, size_t len, const 
             first_hash = usr->hash;
     }
     if (rc == 0 && u->by_login.count == 0) {
-        set_err(err, errlen, "%s: no users", name);
+        stp_auth_set_err(err, errlen, "%s: no users", name);
         rc = STP_EINVAL;
     }
     if (rc == 0) {
         rc = make_dummy(u, first_hash);
         if (rc)
-            set_err(err, errlen, "%s: cannot make the dummy hash: %s", name, stp_strerror(rc));
+            stp_auth_set_err(err, errlen, "%s: cannot make the dummy hash: %s", name,
+                             stp_strerror(rc));
     } else if (rc == STP_ENOMEM) {
-        set_err(err, errlen, "%s:%zu: out of memory", name, lineno);
+        stp_auth_set_err(err, errlen, "%s:%zu: out of memory", name, lineno);
     }
     if (rc) {
         users_destroy(u);
