@@ -68,28 +68,6 @@ static void verified(struct stp_conn *c, struct stp_verify *job, bool ok)
     stp_buf_free(&body);
 }
 
-static bool ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char d = alen != blen;
-    for (size_t i = 0; i < blen; i++)
-        d |= (unsigned char)(b[i] ^ (alen ? a[i % alen] : 0));
-    return d == 0;
-}
-
-/* --user: the passcode of the --metrics-auth user, in constant time. */
-static bool plain_ok(const struct stp_config *cfg, const char *login, const char *pass)
-{
-    bool ok = false;
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const struct stp_user *u = &cfg->users[i];
-        bool is_metrics = strcmp(u->login, cfg->metrics_auth) == 0;
-        bool l = ct_equal(login, strlen(login), u->login, strlen(u->login));
-        bool p = ct_equal(pass, strlen(pass), u->passcode, strlen(u->passcode));
-        ok |= is_metrics & l & p;
-    }
-    return ok;
-}
-
 static int metrics_authenticated(struct stp_conn *c, const struct stp_http_request *req,
                                  struct stp_http_answer *ans)
 {
@@ -116,7 +94,8 @@ static int metrics_authenticated(struct stp_conn *c, const struct stp_http_reque
         return stp_buf_append_str(ans->body, "Authentication is required.\n") < 0 ? -1 : 0;
     }
     if (!b->users) {
-        bool ok = plain_ok(cfg, login, pass);
+        bool ok =
+            stp_plain_user_ok(cfg, login, strlen(login), pass, strlen(pass), cfg->metrics_auth);
         explicit_bzero(pass, sizeof(pass));
         if (ok)
             metrics_ok(c, ans);

@@ -41,30 +41,6 @@ static bool have_users(const struct stp_broker *b, const struct stp_config *cfg)
     return cfg->nusers > 0 || (b && b->users);
 }
 
-/* Compare without an early exit: the time depends only on stored_len. */
-static bool ct_equal(const char *given, size_t given_len, const char *stored, size_t stored_len)
-{
-    unsigned char diff = given_len != stored_len;
-    for (size_t i = 0; i < stored_len; i++)
-        diff |= (unsigned char)(stored[i] ^ (given_len ? given[i % given_len] : 0));
-    return diff == 0;
-}
-
-/* --user LOGIN:PASSCODE: every user is compared, so the time does not depend
- * on which (if any) matched. */
-static bool plain_user_ok(const struct stp_config *cfg, struct stp_slice login,
-                          struct stp_slice pass)
-{
-    bool ok = false;
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const struct stp_user *u = &cfg->users[i];
-        bool l = ct_equal(login.p, login.len, u->login, strlen(u->login));
-        bool p = ct_equal(pass.p, pass.len, u->passcode, strlen(u->passcode));
-        ok |= l & p;
-    }
-    return ok;
-}
-
 /* Whether login names a configured user (--user or --users-file). */
 static bool user_exists(const struct stp_broker *b, const struct stp_config *cfg, const char *login,
                         size_t len)
@@ -301,7 +277,7 @@ static int identify(struct stp_conn *c, const struct stp_frame *f)
         return 0;
     }
     if (!w->broker || !w->broker->users) {
-        bool ok = plain_user_ok(cfg, *login, *pass);
+        bool ok = stp_plain_user_ok(cfg, login->p, login->len, pass->p, pass->len, NULL);
         if (!ok)
             pc->why = user_exists(w->broker, cfg, login->p, login->len) ? " (wrong passcode)"
                                                                         : " (no such user)";

@@ -3,10 +3,34 @@
 
 #include "auth/auth.h"
 #include "broker/worker.h"
+#include "stampede/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Compare without an early exit: the time depends only on stored_len. */
+static bool ct_equal(const char *given, size_t given_len, const char *stored, size_t stored_len)
+{
+    unsigned char diff = given_len != stored_len;
+    for (size_t i = 0; i < stored_len; i++)
+        diff |= (unsigned char)(stored[i] ^ (given_len ? given[i % given_len] : 0));
+    return diff == 0;
+}
+
+bool stp_plain_user_ok(const struct stp_config *cfg, const char *login, size_t llen,
+                       const char *pass, size_t plen, const char *only)
+{
+    bool ok = false;
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        const struct stp_user *u = &cfg->users[i];
+        bool named = !only || strcmp(u->login, only) == 0;
+        bool l = ct_equal(login, llen, u->login, strlen(u->login));
+        bool p = ct_equal(pass, plen, u->passcode, strlen(u->passcode));
+        ok |= named & l & p;
+    }
+    return ok;
+}
 
 struct stp_verify {
     uv_work_t req;

@@ -17,6 +17,13 @@
 #include <stddef.h>
 
 struct stp_verify;
+struct stp_config;
+
+/* --user LOGIN:PASSCODE, checked at once: true when login and pass match a
+ * user (only the user named `only`, when not NULL). Every user is compared
+ * without an early exit, so the time does not tell which (if any) matched. */
+bool stp_plain_user_ok(const struct stp_config *cfg, const char *login, size_t llen,
+                       const char *pass, size_t plen, const char *only);
 
 /* On c's worker, with job the value stp_verify_start returned. */
 typedef void stp_verify_done(struct stp_conn *c, struct stp_verify *job, bool ok);
