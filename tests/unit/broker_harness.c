@@ -161,6 +161,19 @@ struct stp_worker *th_worker(unsigned i)
     return &workers[i];
 }
 
+const char *th_owned_by(unsigned owner, const char *prefix, unsigned slot)
+{
+    static char names[8][64];
+    cr_assert_lt(slot, 8);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(names[slot], sizeof(names[slot]), "%s%d", prefix, i);
+        if (stp_owner_of(&workers[0], names[slot], strlen(names[slot])) == owner)
+            return names[slot];
+    }
+    cr_assert_fail("no name owned by worker %u", owner);
+    return NULL;
+}
+
 struct stp_broker *th_broker(void)
 {
     return &broker;

@@ -48,6 +48,9 @@ void th_setup(unsigned nworkers, const char *const *flags);
 void th_teardown(void);
 
 struct stp_worker *th_worker(unsigned i);
+/* A destination "<prefix><n>" owned by worker `owner` (one static buffer per
+ * slot 0..7, so a test can hold several). */
+const char *th_owned_by(unsigned owner, const char *prefix, unsigned slot);
 struct stp_broker *th_broker(void);
 
 /* A connection on worker i that has sent nothing yet. */

@@ -39,21 +39,6 @@ Test(topic, every_subscriber_on_every_worker_gets_it)
 
 /* --- helpers --- */
 
-/* A destination "<prefix><n>" owned by worker `owner` (static buffer per
- * slot, so a test can hold several). */
-static const char *owned_by(unsigned owner, const char *prefix, unsigned slot)
-{
-    static char names[8][64];
-    cr_assert_lt(slot, 8);
-    for (int i = 0; i < 1000; i++) {
-        snprintf(names[slot], sizeof(names[slot]), "%s%d", prefix, i);
-        if (stp_owner_of(th_worker(0), names[slot], strlen(names[slot])) == owner)
-            return names[slot];
-    }
-    cr_assert_fail("no name owned by worker %u", owner);
-    return NULL;
-}
-
 static void publish(struct th_conn *t, const char *dest, const char *body)
 {
     char hdr[256];
@@ -107,7 +92,7 @@ static size_t ndests(void)
 Test(topic, interest_across_workers_exactly_once_in_order)
 {
     th_setup(3, NULL);
-    const char *topic = owned_by(1, "/topic/t", 0);
+    const char *topic = th_owned_by(1, "/topic/t", 0);
     struct th_conn *pub = th_connect(2);
     struct th_conn *subs[4] = {th_connect(0), th_connect(0), th_connect(1), th_connect(2)};
     const char *ids[4] = {"a0", "b0", "c1", "d2"};
@@ -139,7 +124,7 @@ Test(topic, interest_across_workers_exactly_once_in_order)
 Test(topic, every_subscriber_sees_the_same_order)
 {
     th_setup(3, NULL);
-    const char *topic = owned_by(0, "/topic/o", 0);
+    const char *topic = th_owned_by(0, "/topic/o", 0);
     struct th_conn *p1 = th_connect(1), *p2 = th_connect(2);
     struct th_conn *subs[3] = {th_connect(0), th_connect(1), th_connect(2)};
     for (int i = 0; i < 3; i++)
@@ -180,7 +165,7 @@ Test(topic, every_subscriber_sees_the_same_order)
 Test(topic, unsubscribe_last_local_subscriber)
 {
     th_setup(2, NULL);
-    const char *topic = owned_by(1, "/topic/u", 0);
+    const char *topic = th_owned_by(1, "/topic/u", 0);
     struct th_conn *pub = th_connect(0);
     struct th_conn *a = th_connect(0), *b = th_connect(1), *b2 = th_connect(1);
     subscribe(a, "a", topic);
@@ -238,7 +223,7 @@ Test(topic, unsubscribe_last_local_subscriber)
 Test(topic, resubscribe_on_same_worker_after_last_left)
 {
     th_setup(2, NULL);
-    const char *topic = owned_by(1, "/topic/r", 0);
+    const char *topic = th_owned_by(1, "/topic/r", 0);
     struct th_conn *pub = th_connect(1), *a = th_connect(0), *b = th_connect(1);
     subscribe(a, "a", topic);
     subscribe(b, "b", topic);
@@ -269,7 +254,7 @@ Test(topic, resubscribe_on_same_worker_after_last_left)
 Test(topic, disconnect_removes_subscriber_then_drops)
 {
     th_setup(2, NULL);
-    const char *topic = owned_by(1, "/topic/d", 0);
+    const char *topic = th_owned_by(1, "/topic/d", 0);
     struct th_conn *pub = th_connect(0), *a = th_connect(0), *b = th_connect(1);
     /* Nobody subscribes yet: dropped, at the owner. */
     publish(pub, topic, "early");
@@ -314,7 +299,7 @@ Test(topic, disconnect_removes_subscriber_then_drops)
 Test(topic, two_subscriptions_of_one_connection)
 {
     th_setup(2, NULL);
-    const char *topic = owned_by(1, "/topic/two", 0);
+    const char *topic = th_owned_by(1, "/topic/two", 0);
     struct th_conn *pub = th_connect(1), *a = th_connect(0);
     subscribe(a, "x", topic);
     subscribe(a, "y", topic);
@@ -348,9 +333,9 @@ static const char *const two_dests[] = {"--max-destinations", "2", NULL};
 Test(topic, max_destinations_refuses_a_third_topic)
 {
     th_setup(2, two_dests);
-    const char *t1 = owned_by(0, "/topic/a", 0);
-    const char *t2 = owned_by(1, "/topic/b", 1);
-    const char *t3 = owned_by(1, "/topic/c", 2);
+    const char *t1 = th_owned_by(0, "/topic/a", 0);
+    const char *t2 = th_owned_by(1, "/topic/b", 1);
+    const char *t3 = th_owned_by(1, "/topic/c", 2);
     struct th_conn *pub = th_connect(1), *a = th_connect(0), *other = th_connect(1);
     struct th_conn *a2 = th_connect(0), *o2 = th_connect(1);
     subscribe(a, "1", t1);
@@ -400,7 +385,7 @@ Test(topic, max_destinations_refuses_a_third_topic)
 Test(topic, first_message_never_overtakes_the_receipt)
 {
     th_setup(2, NULL);
-    const char *topic = owned_by(1, "/topic/h", 0);
+    const char *topic = th_owned_by(1, "/topic/h", 0);
     struct th_conn *pub = th_connect(1), *a = th_connect(0), *b = th_connect(0);
     subscribe(a, "a", topic);
     th_sendf(b, "SUBSCRIBE\nid:b\ndestination:%s\nreceipt:rb\n\n", topic);

@@ -39,21 +39,6 @@ Test(txn, nothing_is_delivered_before_commit)
 
 /* --- helpers --- */
 
-/* A destination "<prefix><n>" owned by worker `owner` (one static buffer per
- * slot, so a test can hold several). */
-static const char *owned_by(unsigned owner, const char *prefix, unsigned slot)
-{
-    static char names[8][64];
-    cr_assert_lt(slot, 8);
-    for (int i = 0; i < 1000; i++) {
-        snprintf(names[slot], sizeof(names[slot]), "%s%d", prefix, i);
-        if (stp_owner_of(th_worker(0), names[slot], strlen(names[slot])) == owner)
-            return names[slot];
-    }
-    cr_assert_fail("no name owned by worker %u", owner);
-    return NULL;
-}
-
 static void expect_receipt(struct th_conn *t, const char *id)
 {
     struct stp_frame r = th_expect(t, STP_CMD_RECEIPT);
@@ -96,7 +81,7 @@ static void expect_error(struct th_conn *t, const char *message, const char *bod
 Test(txn, receipt_waits_for_the_remote_owner)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/f", 0);
+    const char *q = th_owned_by(1, "/queue/f", 0);
     struct th_conn *pub = th_connect(0);
     th_sendf(pub, "SEND\ndestination:%s\nreceipt:r1\n\nhello", q);
     th_turn(0);
@@ -120,10 +105,10 @@ Test(txn, receipt_waits_for_the_remote_owner)
 Test(txn, receipts_in_frame_order_across_owners)
 {
     th_setup(3, NULL);
-    const char *q2 = owned_by(2, "/queue/a", 0);
-    const char *q1 = owned_by(1, "/queue/b", 1);
-    const char *q0 = owned_by(0, "/queue/c", 2);
-    const char *t1 = owned_by(1, "/topic/d", 3);
+    const char *q2 = th_owned_by(2, "/queue/a", 0);
+    const char *q1 = th_owned_by(1, "/queue/b", 1);
+    const char *q0 = th_owned_by(0, "/queue/c", 2);
+    const char *t1 = th_owned_by(1, "/topic/d", 3);
     struct th_conn *c = th_connect(0);
     th_sendf(c, "SEND\ndestination:%s\nreceipt:r1\n\none", q2);
     th_sendf(c, "SEND\ndestination:%s\nreceipt:r2\n\ntwo", q1);
@@ -164,7 +149,7 @@ Test(txn, receipts_in_frame_order_across_owners)
 Test(txn, error_after_pending_receipt)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/e", 0);
+    const char *q = th_owned_by(1, "/queue/e", 0);
     struct th_conn *sub = th_connect(1), *pub = th_connect(0);
     consume(sub, q, "");
     th_sendf(pub, "SEND\ndestination:%s\nreceipt:r1\n\none", q);
@@ -190,7 +175,7 @@ Test(txn, error_after_pending_receipt)
 Test(txn, abort_drops_the_buffered_sends)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/ab", 0);
+    const char *q = th_owned_by(1, "/queue/ab", 0);
     struct th_conn *sub = th_connect(1), *pub = th_connect(0);
     consume(sub, q, "");
     th_send(pub, "BEGIN\ntransaction:t\n\n");
@@ -300,7 +285,7 @@ static const char *const two_txns[] = {"--max-transactions", "2", NULL};
 Test(txn, max_transactions)
 {
     th_setup(2, two_txns);
-    const char *q = owned_by(1, "/queue/m", 0);
+    const char *q = th_owned_by(1, "/queue/m", 0);
     struct th_conn *sub = th_connect(1), *c = th_connect(0);
     consume(sub, q, "");
     th_send(c, "BEGIN\ntransaction:a\n\n");
@@ -329,7 +314,7 @@ static const char *const three_frames[] = {"--max-transaction-frames", "3", NULL
 Test(txn, max_transaction_frames)
 {
     th_setup(2, three_frames);
-    const char *q = owned_by(1, "/queue/fr", 0);
+    const char *q = th_owned_by(1, "/queue/fr", 0);
     struct th_conn *sub = th_connect(1), *c = th_connect(0);
     consume(sub, q, "");
     th_send(c, "BEGIN\ntransaction:t1\n\n");
@@ -421,7 +406,7 @@ static void fill(struct th_conn *c, const char *q, size_t total)
 Test(txn, max_transaction_bytes)
 {
     th_setup(2, one_kib);
-    const char *q = owned_by(1, "/queue/by", 0);
+    const char *q = th_owned_by(1, "/queue/by", 0);
     struct th_conn *sub = th_connect(1), *c = th_connect(0), *d = th_connect(0);
     consume(sub, q, "");
     /* 1KiB is 1024 bytes: a transaction of exactly that is accepted. */
@@ -449,7 +434,7 @@ Test(txn, max_transaction_bytes)
 Test(txn, transactional_ack_takes_effect_at_commit)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/ack", 0);
+    const char *q = th_owned_by(1, "/queue/ack", 0);
     struct th_conn *pub = th_connect(1), *sub = th_connect(0);
     consume(sub, q, "ack:client-individual\nprefetch-count:1\n");
     th_sendf(pub, "SEND\ndestination:%s\n\nm0", q);
@@ -482,7 +467,7 @@ Test(txn, transactional_ack_takes_effect_at_commit)
 Test(txn, aborted_ack_leaves_the_message_unacked)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/ab", 0);
+    const char *q = th_owned_by(1, "/queue/ab", 0);
     struct th_conn *pub = th_connect(1), *sub = th_connect(0);
     consume(sub, q, "ack:client\nprefetch-count:1\n");
     th_sendf(pub, "SEND\ndestination:%s\n\nm0", q);
@@ -517,7 +502,7 @@ Test(txn, aborted_ack_leaves_the_message_unacked)
 Test(txn, disconnect_aborts_open_transaction)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/dc", 0);
+    const char *q = th_owned_by(1, "/queue/dc", 0);
     struct th_conn *sub = th_connect(1), *pub = th_connect(0);
     consume(sub, q, "");
     th_sendf(pub, "SEND\ndestination:%s\n\nplain", q);
@@ -547,7 +532,7 @@ Test(txn, disconnect_aborts_open_transaction)
 Test(txn, commit_with_a_failing_ack_takes_no_effect)
 {
     th_setup(2, NULL);
-    const char *q = owned_by(1, "/queue/pc", 0);
+    const char *q = th_owned_by(1, "/queue/pc", 0);
     struct th_conn *sub = th_connect(1), *c = th_connect(0);
     consume(sub, q, "");
     consume(c, "/queue/mine", "ack:client-individual\n");
