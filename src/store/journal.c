@@ -1,0 +1,2 @@
+/* journal.c - placeholder, being written (issue 12). */
+#include "journal.h"

@@ -1,0 +1,2 @@
+/* record.c - placeholder, being written (issue 12). */
+#include "journal.h"

@@ -1,0 +1,2 @@
+/* replay.c - placeholder, being written (issue 12). */
+#include "journal.h"

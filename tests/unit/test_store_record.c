@@ -1,0 +1,3 @@
+#include <criterion/criterion.h>
+
+Test(store_record, placeholder) { cr_assert(1); }
