@@ -16,6 +16,7 @@
     X(FULL, "no room")                                                                             \
     X(CLOSED, "closed")                                                                            \
     X(IO, "input/output error")                                                                    \
+    X(NOSPC, "no space left on device")                                                            \
     X(PROTO, "protocol error")                                                                     \
     X(FRAME_TOO_BIG, "frame too large")                                                            \
     X(TOO_MANY_HEADERS, "too many headers")                                                        \

@@ -23,6 +23,8 @@ int stp_err_from_uv(int uverr)
     switch (uverr) {
     case 0:
         return 0;
+    case UV_ENOSPC:
+        return STP_ENOSPC;
     case UV_ENOMEM:
     case UV_ENOBUFS:
         return STP_ENOMEM;
