@@ -527,6 +527,20 @@ static const struct kw keywords[] = {
      .help = "With no users configured, also accept clients from other hosts (by\n"
              "default only loopback clients may connect without a users file, like\n"
              "RabbitMQ's guest user)."},
+    {.name = "data-dir", .env = "STAMPEDE_DATA_DIR", .metavar = "DIR", .parse = parse_text,
+     FIELD(data_dir), .def_note = "none: messages are kept in memory only",
+     .help = "Keep persistent:true queue messages in a journal in DIR (made when\n"
+             "missing): they survive a restart or crash, and their RECEIPT is sent\n"
+             "once they are on disk. One broker per DIR."},
+    COUNT_KW("max-redeliveries", "STAMPEDE_MAX_REDELIVERIES", max_redeliveries, "0", 0,
+             1000000,
+             "A queue message delivered and NACKed or returned by a disconnect more\n"
+             "than N times is rejected: dead-lettered or dropped (0: never)."),
+    {.name = "dead-letter", .env = "STAMPEDE_DEAD_LETTER", .def = "no", .parse = parse_switch,
+     FIELD(dead_letter), .flags = KW_SWITCH,
+     .help = "Queue messages that expire or are rejected (NACK requeue:false,\n"
+             "--max-redeliveries) move to /queue/DLQ.<queue name> with x-death-reason\n"
+             "and x-original-destination headers, instead of being dropped."},
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},
@@ -832,5 +846,6 @@ void stp_config_free(struct stp_config *cfg)
     free(cfg->acl_file);
     free(cfg->anonymous_user);
     free(cfg->metrics_auth);
+    free(cfg->data_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

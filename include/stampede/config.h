@@ -75,6 +75,10 @@ struct stp_config {
     char *metrics_auth;                /* /metrics needs HTTP Basic auth as this user */
     bool tls_cert_login;               /* no passcode on verified TLS: the certificate's CN */
     bool allow_remote_unauthenticated; /* no users: accept other hosts too */
+    /* Durable queues (issue 12). */
+    char *data_dir;          /* journal directory; NULL: messages in memory only */
+    size_t max_redeliveries; /* dead-letter after this many redeliveries; 0: off */
+    bool dead_letter;        /* expired/rejected queue messages go to DLQ.<name> */
 };
 
 enum stp_config_result {

@@ -27,12 +27,20 @@
 struct stp_msg {
     atomic_uint refs;
     uint32_t dest_len;
-    uint64_t id;       /* unique in this broker process */
-    size_t tail_len;   /* bytes of the shared tail */
-    size_t tail_cap;   /* bytes allocated for the tail */
-    size_t body_len;   /* bytes of the body inside the tail */
-    bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
-    atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
+    uint64_t id;         /* unique in this broker process */
+    size_t tail_len;     /* bytes of the shared tail */
+    size_t tail_cap;     /* bytes allocated for the tail */
+    size_t body_len;     /* bytes of the body inside the tail */
+    bool needs_escape;   /* a forwarded header differs between 1.0 and 1.1/1.2 */
+    atomic_uchar utf8;   /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
+    bool persistent;     /* SENT with persistent:true (set before it is shared) */
+    uint64_t expires_ms; /* epoch ms from which it is never delivered; 0: never */
+    /* Queue owner's state, read and written only by the worker that owns
+     * the message's queue (a queue message is in one queue): how many times
+     * it was handed to a consumer, and for a journaled message its durable
+     * key and the lsn of its current MSG record (0: not journaled). */
+    uint32_t deliveries;
+    uint64_t jkey, jlsn;
     uint8_t id_line_len;
     char id_line[32]; /* "message-id:<id>\n", formatted once for every delivery */
     const char *dest; /* NUL-terminated, inside data[] */

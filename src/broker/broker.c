@@ -210,6 +210,7 @@ void stp_broker_release(struct stp_broker *b)
     stp_users_free(&b->users);
     stp_acl_free(&b->acl);
     stp_login_cache_free(&b->login_cache);
+    stp_recover_release(b);
     for (size_t l = 0; l < STP_MAX_LISTENERS; l++)
         stp_tls_config_unref(&b->tls_cfg[l]);
 }
@@ -219,9 +220,15 @@ int stp_broker_prepare(struct stp_broker *b, const struct stp_config *cfg)
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
     b->nworkers = cfg->workers;
+    b->recovery.lock_fd = -1;
     int rc = prepare_access(b);
     if (rc == 0)
         rc = prepare_listeners(b);
+    if (rc == 0)
+        rc = stp_recover(b);
+    if (rc == 0 && !cfg->data_dir)
+        stp_info("no --data-dir: persistent messages are kept in memory only and will not "
+                 "survive a restart");
     if (rc < 0)
         stp_broker_release(b);
     return rc;
@@ -257,6 +264,7 @@ int stp_broker_start(struct stp_broker *b)
         w->net.admit = &b->admit;
         for (unsigned l = 0; l < cfg->nlisten; l++)
             w->net.tls_cfg[l] = b->tls_cfg[l] ? stp_tls_config_ref(b->tls_cfg[l]) : NULL;
+        stp_recover_hand_over(b, w);
         if ((rc = stp_worker_start(w)) < 0)
             return rc;
     }

@@ -11,6 +11,7 @@
 #define STP_BROKER_BROKER_H
 
 #include "auth/auth.h"
+#include "broker/recover.h"
 #include "net/admit.h"
 #include "stampede/config.h"
 #include "stampede/ws.h"
@@ -44,6 +45,9 @@ struct stp_broker {
     struct stp_acl *acl;
     struct stp_login_cache *login_cache; /* with users: recently verified passcodes */
     struct stp_backoff backoff;          /* failed logins by source address (atomics) */
+    /* --data-dir: the lock, and what the journals held at start (handed to
+     * the workers by stp_broker_start). */
+    struct stp_recovery recovery;
 };
 
 struct stp_tls_config;

@@ -34,7 +34,15 @@ enum stp_wcmd {
     STP_WCMD_FENCE_OK,      /* owner -> conn's worker: everything before it is done */
     STP_WCMD_THROTTLE,      /* owner -> publisher's worker: a queue over / under its bound */
     STP_WCMD_REFUSED,       /* owner -> conn's worker: --max-destinations reached */
+    STP_WCMD_FENCE_FAIL,    /* owner -> conn's worker: the journal lost what the fence covers */
+    STP_WCMD_NOT_STORED,    /* owner -> conn's worker: a persistent SEND the journal refused */
+    STP_WCMD_DEAD_SYNC,     /* queue owner -> DLQ owner: tell me when the dead letter is stored */
+    STP_WCMD_DEAD_DONE,     /* DLQ owner -> queue owner: it is (ok) or was lost */
 };
+
+/* The worker field of a command that comes from no connection (a dead
+ * letter the broker routes itself): nobody to throttle, refuse or tell. */
+#define STP_NO_CONN UINT16_MAX
 
 struct stp_post {
     uint8_t type;    /* enum stp_wcmd */
@@ -73,15 +81,26 @@ struct stp_post {
         struct {
             uint64_t sub_key, tag;
         } qwritten;
-        /* QACK: settle tag (and every earlier one when upto). */
+        /* QACK: settle tag (and every earlier one when upto); nack puts it
+         * back, unless reject (NACK requeue:false): then dead-lettered. */
         struct {
             uint64_t sub_key, tag;
-            bool upto, nack;
+            bool upto, nack, reject;
         } qack;
-        /* FENCE, FENCE_OK */
+        /* DEAD_SYNC, DEAD_DONE: own one reference to the original message. */
+        struct {
+            struct stp_msg *msg;
+            bool ok;
+        } dead;
+        /* FENCE, FENCE_OK, FENCE_FAIL (err: a negative STP_E* code) */
         struct {
             uint64_t id;
+            int err;
         } fence;
+        /* NOT_STORED: why (a negative STP_E* code). */
+        struct {
+            int err;
+        } not_stored;
         /* THROTTLE: on pauses reading the publisher, off resumes. */
         struct {
             bool on;
@@ -134,14 +153,25 @@ static inline struct stp_post stp_post_qwritten(uint64_t sub_key, uint64_t tag)
     return (struct stp_post){.type = STP_WCMD_QWRITTEN, .u.qwritten = {sub_key, tag}};
 }
 
-static inline struct stp_post stp_post_qack(uint64_t sub_key, uint64_t tag, bool upto, bool nack)
+static inline struct stp_post stp_post_qack(uint64_t sub_key, uint64_t tag, bool upto, bool nack,
+                                            bool reject)
 {
-    return (struct stp_post){.type = STP_WCMD_QACK, .u.qack = {sub_key, tag, upto, nack}};
+    return (struct stp_post){.type = STP_WCMD_QACK, .u.qack = {sub_key, tag, upto, nack, reject}};
+}
+
+static inline struct stp_post stp_post_dead_sync(struct stp_msg *msg)
+{
+    return (struct stp_post){.type = STP_WCMD_DEAD_SYNC, .u.dead = {msg, false}};
 }
 
 static inline struct stp_post stp_post_fence(uint64_t id)
 {
-    return (struct stp_post){.type = STP_WCMD_FENCE, .u.fence = {id}};
+    return (struct stp_post){.type = STP_WCMD_FENCE, .u.fence = {id, 0}};
+}
+
+static inline struct stp_post stp_post_not_stored(int err)
+{
+    return (struct stp_post){.type = STP_WCMD_NOT_STORED, .u.not_stored = {err}};
 }
 
 static inline struct stp_post stp_post_throttle(bool on)

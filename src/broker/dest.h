@@ -34,7 +34,20 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd);
+/* The DLQ owner stored a dead letter: settle the original (cmd's message). */
+void stp_queue_dead_done(struct stp_worker *w, struct stp_post *cmd);
+/* Once a second: expired messages at the head of each queue go. */
+void stp_queue_expire(struct stp_worker *w);
 void stp_queues_free(struct stp_worker *w);
+/* Call fn for every message this worker's queues hold (ready and in
+ * flight). fn must not change the queues. */
+void stp_queue_foreach_msg(struct stp_worker *w, void (*fn)(void *ctx, struct stp_msg *m),
+                           void *ctx);
+/* Recovery: append m (a reference taken over on success) to its queue
+ * m->dest, made when missing; marked redelivered when it was delivered
+ * before. 0, STP_EFULL (--max-destinations) or STP_ENOMEM. Before the
+ * worker serves clients. */
+int stp_queue_restore(struct stp_worker *w, struct stp_msg *m);
 /* The deepest queues this worker owns, at most max of them, into out. */
 size_t stp_queue_snapshot(struct stp_worker *w, struct stp_qsnap *out, size_t max);
 

@@ -127,6 +127,14 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
                   "counter", BSUM(b, msgs_redelivered));
     rc |= counter(o, "stampede_messages_dropped_total",
                   "Topic messages published with no subscriber.", "counter", BSUM(b, msgs_dropped));
+    rc |= counter(o, "stampede_messages_expired_total",
+                  "Queue messages that expired before delivery.", "counter", BSUM(b, msgs_expired));
+    rc |= counter(o, "stampede_messages_rejected_total",
+                  "Queue messages rejected (NACK requeue:false, --max-redeliveries).", "counter",
+                  BSUM(b, msgs_rejected));
+    rc |= counter(o, "stampede_messages_dead_lettered_total",
+                  "Expired or rejected queue messages moved to a DLQ queue (--dead-letter).",
+                  "counter", BSUM(b, msgs_dead_lettered));
     rc |= counter(o, "stampede_bytes_received_total", "Bytes read from clients.", "counter",
                   NSUM(b, bytes_in));
     rc |= counter(o, "stampede_bytes_sent_total", "Bytes written to clients.", "counter",

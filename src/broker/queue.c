@@ -11,9 +11,12 @@
  * A queue over its bound (messages or bytes) pauses the publishers that send
  * to it until it drains below 90% of the bound.
  */
+#include "broker/deadletter.h"
 #include "broker/dest.h"
+#include "broker/durable.h"
 #include "broker/worker.h"
 #include "stampede/array.h"
+#include "stampede/clock.h"
 #include "stampede/deque.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -77,7 +80,15 @@ static bool has_msg(const struct qentry *e)
     return e->msg != NULL;
 }
 
-/* Drop every entry's message reference and the storage. */
+/* The message left its queue for good: its journal record goes too. */
+static void settle(struct stp_worker *w, struct stp_msg **m)
+{
+    stp_durable_settled(w, *m);
+    stp_msg_unref(m);
+}
+
+/* Drop every entry's message reference and the storage (shutdown: the
+ * journal keeps what it holds). */
 static void dq_free(struct qdeque *d)
 {
     while (d->count) {
@@ -154,13 +165,100 @@ static void unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
     stp_map_free(&q->throttled_set);
 }
 
+/* --- expiry and dead letters --- */
+
+enum death { DEATH_EXPIRED, DEATH_REJECTED };
+
+/* m (a reference, taken over) left queue q for good because of `why`:
+ * with --dead-letter it moves to /queue/DLQ.<name> (a DLQ's own dead
+ * letters are dropped), otherwise it is dropped. A journaled original is
+ * settled only once the DLQ's owner has the copy on disk (DEAD_SYNC), so
+ * a crash in between duplicates, never loses. */
+static void dead_letter(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m,
+                        enum death why)
+{
+    if (why == DEATH_EXPIRED)
+        STP_STAT_INC(w->stats.msgs_expired);
+    else
+        STP_STAT_INC(w->stats.msgs_rejected);
+    struct stp_msg *d = NULL;
+    if (w->cfg->dead_letter && !stp_dead_letter_is_dlq(q->name, q->name_len))
+        d = stp_dead_letter_build(m, why == DEATH_EXPIRED ? "expired" : "rejected",
+                                  w->cfg->max_destination_length);
+    if (!d) {
+        settle(w, &m);
+        return;
+    }
+    STP_STAT_INC(w->stats.msgs_dead_lettered);
+    unsigned owner = stp_owner_of(w, d->dest, d->dest_len);
+    struct stp_post r = stp_post_route(d);
+    stp_post_to_conn(&r, STP_NO_CONN, 0, 0);
+    stp_worker_post(w, owner, &r);
+    if (!m->jkey) {
+        settle(w, &m);
+        return;
+    }
+    struct stp_post sync = stp_post_dead_sync(m);
+    stp_post_to_conn(&sync, (uint16_t)w->id, 0, 0);
+    stp_worker_post(w, owner, &sync);
+}
+
+void stp_queue_dead_done(struct stp_worker *w, struct stp_post *cmd)
+{
+    struct stp_msg *m = cmd->u.dead.msg;
+    cmd->u.dead.msg = NULL;
+    if (cmd->u.dead.ok)
+        settle(w, &m);
+    else
+        stp_msg_unref(&m); /* the copy was lost: the original stays journaled */
+}
+
+static bool expired(const struct stp_msg *m, uint64_t *now)
+{
+    if (!m->expires_ms)
+        return false;
+    if (!*now)
+        *now = stp_epoch_ms();
+    return m->expires_ms <= *now;
+}
+
+/* Expired messages at the head of q go (RabbitMQ's rule: a queue drops
+ * expired messages when they reach its head, so none is ever delivered). */
+static void drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
+{
+    while (q->ready.count > 0 && expired(qdeque_at(&q->ready, 0)->msg, now)) {
+        struct qentry e = qdeque_pop_front(&q->ready);
+        q->bytes -= e.msg->tail_len;
+        dead_letter(w, q, e.msg, DEATH_EXPIRED);
+    }
+}
+
+/* A message coming back (NACK, consumer gone): false when that was one
+ * return too many (--max-redeliveries) and it was rejected instead. */
+static bool may_return(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m)
+{
+    size_t max = w->cfg->max_redeliveries;
+    if (max == 0 || m->deliveries <= max)
+        return true;
+    dead_letter(w, q, m, DEATH_REJECTED);
+    return false;
+}
+
 static void dispatch(struct stp_worker *w, struct stp_queue *q)
 {
     struct stp_consumer *c;
-    while (q->ready.count > 0 && (c = next_consumer(q)) != NULL) {
+    uint64_t now = 0;
+    while (q->ready.count > 0) {
+        drop_expired_head(w, q, &now);
+        if (q->ready.count == 0 || (c = next_consumer(q)) == NULL)
+            break;
         struct qentry e = qdeque_pop_front(&q->ready);
         q->bytes -= e.msg->tail_len;
         e.tag = ++c->next_tag;
+        e.msg->deliveries++;
+        /* A journaled message reaches its consumer once its DELIVER record
+         * is on disk: after a crash it comes back marked redelivered. */
+        bool wait = stp_durable_delivered(w, e.msg);
         struct stp_post cmd = stp_post_qdeliver(stp_msg_ref(e.msg), c->key, e.tag, e.redelivered);
         stp_post_to_conn(&cmd, c->worker, c->slot, c->gen);
         if (e.redelivered)
@@ -169,10 +267,12 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
         else
             c->live++;
-        stp_worker_post(w, c->worker, &cmd);
+        stp_durable_post(w, c->worker, &cmd, wait);
     }
     unthrottle_if_drained(w, q);
 }
+
+static void forget_if_idle(struct stp_worker *w, struct stp_queue *q);
 
 /* Room for one more throttled publisher; the set's keys follow the array. */
 static int throttled_grow(struct stp_queue *q)
@@ -206,24 +306,63 @@ static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp
     stp_worker_post(w, cmd->worker, &t);
 }
 
+static bool over_bound(const struct stp_worker *w, const struct stp_queue *q)
+{
+    return q->ready.count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes;
+}
+
+/* A dead letter (no connection behind it) into a full DLQ is dropped: it
+ * has no publisher to pause. One log line a second per worker. */
+static void drop_dead_letter(struct stp_worker *w, struct stp_queue *q, struct stp_msg **m)
+{
+    static _Thread_local uint64_t last_log_ms;
+    uint64_t now = uv_now(&w->loop);
+    if (last_log_ms == 0 || now - last_log_ms >= 1000) {
+        last_log_ms = now;
+        stp_warn("%s is full: a dead letter was dropped", q->name);
+    }
+    settle(w, m);
+}
+
 void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->u.route.msg;
+    bool conn = cmd->worker != STP_NO_CONN;
     cmd->u.route.msg = NULL;
     bool refused;
     struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
     if (refused) {
-        stp_dest_refuse(w, cmd, NULL);
+        if (conn)
+            stp_dest_refuse(w, cmd, NULL);
         stp_msg_unref(&m);
+        return;
+    }
+    if (q && !conn &&
+        (q->ready.count >= w->cfg->queue_max_messages ||
+         q->bytes + m->tail_len > w->cfg->queue_max_bytes)) {
+        drop_dead_letter(w, q, &m);
+        return;
+    }
+    int rc = q ? stp_durable_store(w, m, cmd) : 0;
+    if (rc < 0) {
+        /* The journal cannot take it: the publisher gets an ERROR, never a
+         * RECEIPT, and the message is not kept. */
+        if (conn) {
+            struct stp_post no = stp_post_not_stored(rc);
+            stp_post_to_conn(&no, cmd->worker, cmd->slot, cmd->gen);
+            stp_worker_post(w, cmd->worker, &no);
+        }
+        stp_msg_unref(&m);
+        forget_if_idle(w, q);
         return;
     }
     if (!q || qdeque_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
-        stp_msg_unref(&m);
+        settle(w, &m);
         return;
     }
     q->bytes += m->tail_len;
-    if (q->ready.count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes)
+    if (conn && over_bound(w, q))
         throttle(w, q, cmd);
     dispatch(w, q);
 }
@@ -260,9 +399,22 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
     dispatch(w, q);
 }
 
+/* A returned entry goes back at the head of q, unless it was returned once
+ * too often (then it is rejected). */
+static void put_back(struct stp_worker *w, struct stp_queue *q, struct qentry e)
+{
+    if (!may_return(w, q, e.msg))
+        return;
+    if (qdeque_push_front(&q->ready, e) < 0)
+        stp_msg_unref(&e.msg);
+    else
+        q->bytes += e.msg->tail_len;
+}
+
 /* Put entries [0, n) of the consumer's in-flight list back at the queue's
  * head, in order, marked redelivered. */
-static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
+static void requeue_front(struct stp_worker *w, struct stp_queue *q, struct stp_consumer *c,
+                          size_t n)
 {
     for (size_t i = n; i > 0; i--) {
         struct qentry e = *qdeque_at(&c->inflight, i - 1);
@@ -270,23 +422,33 @@ static void requeue_front(struct stp_queue *q, struct stp_consumer *c, size_t n)
             continue; /* a tombstone */
         c->live--;
         e.redelivered = true;
-        if (qdeque_push_front(&q->ready, e) < 0)
-            stp_msg_unref(&e.msg);
-        else
-            q->bytes += e.msg->tail_len;
+        put_back(w, q, e);
     }
     for (size_t i = 0; i < n; i++)
         qdeque_pop_front(&c->inflight);
 }
 
 /* Entries [0, n) of the in-flight list are settled: drop them. */
-static void settle_front(struct stp_consumer *c, size_t n)
+static void settle_front(struct stp_worker *w, struct stp_consumer *c, size_t n)
 {
     while (n--) {
         struct qentry e = qdeque_pop_front(&c->inflight);
-        if (e.msg)
-            c->live--;
-        stp_msg_unref(&e.msg);
+        if (!e.msg)
+            continue;
+        c->live--;
+        settle(w, &e.msg);
+    }
+}
+
+/* Entries [0, n) of the in-flight list were rejected (NACK requeue:false). */
+static void reject_front(struct stp_worker *w, struct stp_consumer *c, size_t n)
+{
+    while (n--) {
+        struct qentry e = qdeque_pop_front(&c->inflight);
+        if (!e.msg)
+            continue;
+        c->live--;
+        dead_letter(w, c->q, e.msg, DEATH_REJECTED);
     }
 }
 
@@ -359,8 +521,8 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
      * writing (up to tag b) will be written: they are delivered, not put
      * back, or a client that unsubscribes would get them twice. */
     if (!c->client_ack && cmd->u.consumer_del.written_upto)
-        settle_front(c, count_upto(c, cmd->u.consumer_del.written_upto));
-    requeue_front(q, c, c->inflight.count);
+        settle_front(w, c, count_upto(c, cmd->u.consumer_del.written_upto));
+    requeue_front(w, q, c, c->inflight.count);
     for (size_t i = 0; i < q->nconsumers; i++) {
         if (q->consumers[i] == c) {
             q->consumers[i] = q->consumers[--q->nconsumers];
@@ -382,7 +544,7 @@ void stp_queue_written(struct stp_worker *w, struct stp_post *cmd)
     if (cmd->u.qwritten.tag > c->written)
         c->written = cmd->u.qwritten.tag;
     if (!c->client_ack)
-        settle_front(c, count_upto(c, c->written));
+        settle_front(w, c, count_upto(c, c->written));
     dispatch(w, c->q);
 }
 
@@ -396,10 +558,12 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
     size_t before = c->live;
     if (cmd->u.qack.upto) {
         size_t n = count_upto(c, tag);
-        if (nack)
-            requeue_front(c->q, c, n);
+        if (cmd->u.qack.reject)
+            reject_front(w, c, n);
+        else if (nack)
+            requeue_front(w, c->q, c, n);
         else
-            settle_front(c, n);
+            settle_front(w, c, n);
     } else {
         ssize_t idx = inflight_find(c, tag);
         if (idx < 0)
@@ -408,14 +572,13 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
         qdeque_at(&c->inflight, (size_t)idx)->msg = NULL; /* a tombstone */
         c->live--;
         inflight_trim(c);
-        if (nack) {
+        if (cmd->u.qack.reject) {
+            dead_letter(w, c->q, e.msg, DEATH_REJECTED);
+        } else if (nack) {
             e.redelivered = true;
-            if (qdeque_push_front(&c->q->ready, e) < 0)
-                stp_msg_unref(&e.msg);
-            else
-                c->q->bytes += e.msg->tail_len;
+            put_back(w, c->q, e);
         } else {
-            stp_msg_unref(&e.msg);
+            settle(w, &e.msg);
         }
     }
     if (nack)
@@ -423,6 +586,57 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
     else
         STP_STAT_ADD(w->stats.msgs_acked, before - c->live);
     dispatch(w, c->q);
+}
+
+void stp_queue_expire(struct stp_worker *w)
+{
+    /* Collected first: a dead letter may make a DLQ on this worker, and
+     * the map must not grow while it is walked. */
+    uint64_t now = 0;
+    struct stp_queue **due = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < w->queues.cap; i++) {
+        struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
+        if (!q || q->ready.count == 0 || !expired(qdeque_at(&q->ready, 0)->msg, &now))
+            continue;
+        if (STP_ARRAY_RESERVE(due, cap, n + 1) < 0)
+            break;
+        due[n++] = q;
+    }
+    for (size_t i = 0; i < n; i++)
+        drop_expired_head(w, due[i], &now);
+    free(due);
+}
+
+void stp_queue_foreach_msg(struct stp_worker *w, void (*fn)(void *ctx, struct stp_msg *m),
+                           void *ctx)
+{
+    for (size_t i = 0; i < w->queues.cap; i++) {
+        struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
+        for (size_t k = 0; q && k < q->ready.count; k++)
+            fn(ctx, qdeque_at(&q->ready, k)->msg);
+    }
+    for (size_t i = 0; i < w->consumers.cap; i++) {
+        struct stp_consumer *c = w->consumers.slots[i].hash ? w->consumers.slots[i].value : NULL;
+        for (size_t k = 0; c && k < c->inflight.count; k++) {
+            struct stp_msg *m = qdeque_at(&c->inflight, k)->msg;
+            if (m)
+                fn(ctx, m);
+        }
+    }
+}
+
+int stp_queue_restore(struct stp_worker *w, struct stp_msg *m)
+{
+    bool refused;
+    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
+    if (!q)
+        return refused ? STP_EFULL : STP_ENOMEM;
+    struct qentry e = {.msg = m, .redelivered = m->deliveries > 0};
+    if (qdeque_push_back(&q->ready, e) < 0)
+        return STP_ENOMEM;
+    q->bytes += m->tail_len;
+    return 0;
 }
 
 void stp_queues_free(struct stp_worker *w)

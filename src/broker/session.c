@@ -51,9 +51,9 @@ int stp_session_init(struct stp_conn *c)
 
 /* --- ERROR --- */
 
-static void build_error(struct stp_conn *c, struct stp_buf *out, const char *message,
-                        const char *detail, const struct stp_slice *receipt, const char *xname,
-                        const char *xvalue)
+void stp_session_build_error(struct stp_conn *c, struct stp_buf *out, const char *message,
+                             const char *detail, const struct stp_slice *receipt, const char *xname,
+                             const char *xvalue)
 {
     struct stp_buf b = STP_BUF_INIT;
     enum stp_version v = stp_sess(c)->version ? stp_sess(c)->version : STP_V12;
@@ -92,7 +92,7 @@ void stp_session_error_x(struct stp_conn *c, const char *message, const char *de
         return;
     }
     struct stp_buf b;
-    build_error(c, &b, message, detail, receipt, xname, xvalue);
+    stp_session_build_error(c, &b, message, detail, receipt, xname, xvalue);
     stp_sess(c)->state = STP_SESS_CLOSING;
     if (in_order && stp_sess(c)->fences.count > 0) {
         stp_session_queue_error(c, &b);

@@ -158,6 +158,11 @@ void stp_session_teardown(struct stp_conn *c);
 void stp_session_on_eof(struct stp_conn *c);
 /* A fence this session posted was answered. */
 void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id);
+/* A fence could not be kept (the journal lost records it covers, err):
+ * ERROR with its receipt-id after the receipts before it, then close. */
+void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err);
+/* A persistent SEND of this connection was not stored (err): ERROR, close. */
+void stp_session_not_stored(struct stp_conn *c, int err);
 /* Queue an ERROR frame (message + body + receipt-id) and close after it. */
 void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
                        const struct stp_slice *receipt);

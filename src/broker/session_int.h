@@ -14,19 +14,23 @@
 
 struct stp_conn;
 
+/* What an ACK or NACK says of a delivery: taken, put back (NACK), or
+ * rejected (NACK requeue:false: dead-lettered or dropped). */
+enum stp_verdict { STP_VERDICT_ACK = 0, STP_VERDICT_NACK = 1, STP_VERDICT_REJECT = 2 };
+
 /* Post to a destination owner and remember it for the next receipt fence. */
 void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd);
 /* Remember an owner for the next receipt fence without posting. */
 void stp_session_touch(struct stp_conn *c, unsigned owner);
 /* ACK/NACK inside a transaction: checked now, applied at COMMIT. */
-int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
                         const struct stp_slice *txname, const struct stp_slice *id,
                         struct stp_sub *sub);
 /* Settle a delivery named by an ack id (1.2) or message-id (1.0/1.1). */
 /* named: the frame named a subscription (1.1), sub is it or NULL when there
  * is no such subscription; !named: every subscription is asked (1.0). */
-int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
-                          size_t id_len, bool named, struct stp_sub *sub);
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
+                          const char *id, size_t id_len, bool named, struct stp_sub *sub);
 /* What an ACK or NACK names, found without changing anything: the
  * subscription and delivery tag, or sub NULL when there is nothing to
  * settle (a topic message). */
@@ -39,7 +43,7 @@ struct stp_ack_ref {
 int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, bool named,
                             struct stp_sub *sub, struct stp_ack_ref *ref);
 /* Settle what ref names, if it is still unsettled. */
-void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, bool nack);
+void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, enum stp_verdict v);
 /* The subscription with this connection-local number, or NULL. */
 struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num);
 /* The receipt header of f, or NULL. */
@@ -65,6 +69,11 @@ void stp_session_connect_free(struct stp_conn *c);
 void stp_session_start_heartbeats(struct stp_conn *c);
 /* ERROR with an extra header (xname: xvalue, may be NULL); in_order: after
  * the RECEIPTs still waiting for their fences. Then close. */
+/* An ERROR frame (message, detail as body, optional receipt-id and extra
+ * header) into *out, for the caller to write or queue. */
+void stp_session_build_error(struct stp_conn *c, struct stp_buf *out, const char *message,
+                             const char *detail, const struct stp_slice *receipt, const char *xname,
+                             const char *xvalue);
 void stp_session_error_x(struct stp_conn *c, const char *message, const char *detail,
                          const struct stp_slice *receipt, const char *xname, const char *xvalue,
                          bool in_order);

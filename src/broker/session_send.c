@@ -12,10 +12,12 @@
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "stampede/array.h"
+#include "stampede/clock.h"
 #include "stampede/error.h"
 #include "stampede/msg.h"
 #include "stampede/search.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +25,10 @@
 
 void stp_session_touch(struct stp_conn *c, unsigned owner)
 {
-    if (owner != stp_worker_of(c)->id) {
+    /* With a journal, this worker's own queues may hold records a receipt
+     * must wait for: it is fenced like any other owner. */
+    struct stp_worker *w = stp_worker_of(c);
+    if (owner != w->id || stp_durable_on(&w->dur)) {
         stp_sess(c)->touched[owner / 64] |= 1ULL << (owner % 64);
         stp_sess(c)->touched_any = true;
     }
@@ -158,6 +163,41 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
     release_fences(c);
 }
 
+#define NOT_STORED_DETAIL                                                                          \
+    "The broker could not write a persistent message to its journal (%s); it was not "             \
+    "stored. Send it again later."
+
+void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err)
+{
+    struct stp_session *s = stp_sess(c);
+    size_t lo = stp_lower_bound(s->fences.count, fence_id, fence_id_at, &s->fences);
+    struct stp_fence_wait *f = lo < s->fences.count ? stp_fence_deque_at(&s->fences, lo) : NULL;
+    if (!f || f->id != fence_id)
+        return;
+    f->remaining = 0;
+    if (s->state != STP_SESS_CLOSING && !f->error.len) {
+        /* This fence becomes the ERROR: the receipts before it go out, then
+         * the ERROR, then the connection closes (no later receipt lies). */
+        char detail[256];
+        snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
+        struct stp_slice rs = {f->receipt, f->receipt ? strlen(f->receipt) : 0};
+        stp_session_build_error(c, &f->error, "message not stored", detail, f->receipt ? &rs : NULL,
+                                NULL, NULL);
+        s->state = STP_SESS_CLOSING;
+    }
+    free(f->receipt);
+    f->receipt = NULL;
+    f->disconnect = false;
+    release_fences(c);
+}
+
+void stp_session_not_stored(struct stp_conn *c, int err)
+{
+    char detail[256];
+    snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
+    stp_session_error_x(c, "message not stored", detail, NULL, NULL, NULL, true);
+}
+
 /* --- building a message --- */
 
 /* The headers of a SEND the broker reads, found in one pass over the frame
@@ -165,6 +205,10 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 struct send_headers {
     const struct stp_slice *dest, *content_type, *receipt, *transaction;
     const struct stp_slice *reply_to; /* a user header (forwarded), checked by the ACL */
+    /* User headers (forwarded) the broker also reads: persistent:true
+     * (journaled on a queue with --data-dir), RabbitMQ's expiration (ms from
+     * now) and ActiveMQ's expires (epoch ms). */
+    const struct stp_slice *persistent, *expiration, *expires;
 };
 
 enum hdr_kind { HDR_USER, HDR_DEST, HDR_CTYPE, HDR_RECEIPT, HDR_TXN, HDR_CONTROL };
@@ -199,6 +243,22 @@ static enum hdr_kind classify(struct stp_slice n)
     }
 }
 
+/* The first of each user header the broker reads. */
+static void find_user_header(struct send_headers *h, struct stp_slice n, const struct stp_slice *v)
+{
+    const struct stp_slice **slot = NULL;
+    if (n.len == 7 && NAME_IS(n, "expires"))
+        slot = &h->expires;
+    else if (n.len == 8 && NAME_IS(n, "reply-to"))
+        slot = &h->reply_to;
+    else if (n.len == 10 && NAME_IS(n, "persistent"))
+        slot = &h->persistent;
+    else if (n.len == 10 && NAME_IS(n, "expiration"))
+        slot = &h->expiration;
+    if (slot && !*slot)
+        *slot = v;
+}
+
 static void find_send_headers(const struct stp_frame *f, struct send_headers *h)
 {
     *h = (struct send_headers){0};
@@ -218,8 +278,7 @@ static void find_send_headers(const struct stp_frame *f, struct send_headers *h)
             h->transaction = h->transaction ? h->transaction : v;
             break;
         case HDR_USER:
-            if (!h->reply_to && NAME_IS(f->headers[i].name, "reply-to"))
-                h->reply_to = v;
+            find_user_header(h, f->headers[i].name, v);
             break;
         default:
             break;
@@ -307,14 +366,15 @@ static void route(struct stp_conn *c, struct stp_msg *m)
 
 /* --- transactions --- */
 
-enum txn_op { TXN_SEND, TXN_ACK, TXN_NACK };
+enum txn_op { TXN_SEND, TXN_SETTLE };
 
 struct txn_action {
     enum txn_op op;
-    struct stp_msg *msg;    /* TXN_SEND */
-    char *ack_id;           /* TXN_ACK/NACK: the id as sent (short: checked) */
-    uint32_t ack_sub;       /* 1.1: the named subscription's number, or 0 */
-    struct stp_ack_ref ref; /* resolved at COMMIT */
+    enum stp_verdict verdict; /* TXN_SETTLE */
+    struct stp_msg *msg;      /* TXN_SEND */
+    char *ack_id;             /* TXN_SETTLE: the id as sent (short: checked) */
+    uint32_t ack_sub;         /* 1.1: the named subscription's number, or 0 */
+    struct stp_ack_ref ref;   /* resolved at COMMIT */
 };
 
 struct stp_txn {
@@ -364,7 +424,7 @@ static int txn_push(struct stp_txn *t, struct txn_action a)
     return 0;
 }
 
-int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack,
+int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
                         const struct stp_slice *txname, const struct stp_slice *id,
                         struct stp_sub *sub)
 {
@@ -374,7 +434,8 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, bool nack
                                "ACK/NACK names a transaction that was not begun.");
     if (txn_room(c, f, t, id->len) < 0)
         return -1;
-    struct txn_action a = {.op = nack ? TXN_NACK : TXN_ACK,
+    struct txn_action a = {.op = TXN_SETTLE,
+                           .verdict = v,
                            .ack_id = stp_session_strdup(*id),
                            .ack_sub = sub ? sub->num : 0};
     if (!a.ack_id || txn_push(t, a) < 0) {
@@ -408,7 +469,7 @@ static int commit(struct stp_conn *c, const struct stp_frame *f, struct stp_txn 
             route(c, a->msg);
             a->msg = NULL;
         } else {
-            stp_session_settle_ref(c, &a->ref, a->op == TXN_NACK);
+            stp_session_settle_ref(c, &a->ref, a->verdict);
         }
     }
     return 0;
@@ -461,6 +522,48 @@ void stp_session_free_txns(struct stp_conn *c)
     stp_map_free(m);
 }
 
+/* --- expiry --- */
+
+/* A decimal count of milliseconds up to 2^53 (about 285,000 years): 0, or
+ * -1 when v is empty, has other characters or is larger. */
+static int parse_ms(const struct stp_slice *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (v->len == 0 || v->len > 16)
+        return -1;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v->p[i] - '0');
+    }
+    if (n > (1ULL << 53))
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* The message's expiry (epoch ms, 0: never) from expiration and expires;
+ * the earlier wins when both are set. 0, or -1 after an ERROR. */
+static int send_expiry(struct stp_conn *c, const struct stp_frame *f, const struct send_headers *sh,
+                       uint64_t *expires_ms)
+{
+    uint64_t ttl = 0, at = 0;
+    *expires_ms = 0;
+    if (sh->expiration && parse_ms(sh->expiration, &ttl) < 0)
+        return stp_session_bad(c, f, "invalid expiration",
+                               "expiration is a whole number of milliseconds from now.");
+    if (sh->expires && parse_ms(sh->expires, &at) < 0)
+        return stp_session_bad(c, f, "invalid expires",
+                               "expires is a time in milliseconds since 1970 (0: never).");
+    if (sh->expiration)
+        *expires_ms = stp_epoch_ms() + ttl;
+    if (at && (*expires_ms == 0 || at < *expires_ms))
+        *expires_ms = at;
+    if (sh->expiration && *expires_ms == 0)
+        *expires_ms = 1; /* expiration:0 and a clock at the epoch: expired */
+    return 0;
+}
+
 /* --- SEND --- */
 
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
@@ -478,9 +581,15 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
         return stp_session_bad(c, f, "unknown transaction",
                                "SEND names a transaction that was not begun.");
+    uint64_t expires_ms;
+    if (send_expiry(c, f, &sh, &expires_ms) < 0)
+        return -1;
     struct stp_msg *m = build_message(c, f, &sh);
     if (!m)
         return stp_session_bad(c, f, "out of memory", "The broker could not store the message.");
+    m->expires_ms = expires_ms;
+    m->persistent =
+        sh.persistent && sh.persistent->len == 4 && memcmp(sh.persistent->p, "true", 4) == 0;
     if (t) {
         if (txn_room(c, f, t, m->tail_len) < 0) {
             stp_msg_unref(&m);

@@ -430,10 +430,11 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
 
 /* --- ACK / NACK --- */
 
-static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, bool nack)
+static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, enum stp_verdict v)
 {
     bool upto = sub->ack_mode == STP_ACK_CLIENT;
-    struct stp_post cmd = stp_post_qack(sub->key, stp_unacked_tag_at(&sub->ua, idx), upto, nack);
+    struct stp_post cmd = stp_post_qack(sub->key, stp_unacked_tag_at(&sub->ua, idx), upto,
+                                        v != STP_VERDICT_ACK, v == STP_VERDICT_REJECT);
     if (upto)
         stp_unacked_settle_upto(&sub->ua, idx);
     else
@@ -503,7 +504,7 @@ int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, b
     return stp_sess(c)->has_client_topic_sub ? 0 : -1;
 }
 
-void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, bool nack)
+void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, enum stp_verdict v)
 {
     if (!ref->sub)
         return;
@@ -511,16 +512,16 @@ void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, b
      * COMMIT settled it already. */
     ssize_t i = stp_unacked_find_tag(&ref->sub->ua, ref->tag);
     if (i >= 0)
-        settle(c, ref->sub, (size_t)i, nack);
+        settle(c, ref->sub, (size_t)i, v);
 }
 
-int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, bool nack, const char *id,
-                          size_t id_len, bool named, struct stp_sub *sub)
+int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
+                          const char *id, size_t id_len, bool named, struct stp_sub *sub)
 {
     struct stp_ack_ref ref;
     if (stp_session_resolve_ack(c, id, id_len, named, sub, &ref) < 0)
         return unknown_ack(c, f);
-    stp_session_settle_ref(c, &ref, nack);
+    stp_session_settle_ref(c, &ref, v);
     return 0;
 }
 
@@ -542,13 +543,18 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
     if (id->len > ACK_ID_MAX)
         return unknown_ack(c, f);
     struct stp_sub *sub = subh ? find_sub_by_id(c, subh->p, subh->len) : NULL;
+    /* RabbitMQ's NACK requeue:false: the message is not put back. */
+    const struct stp_slice *rq = nack ? stp_frame_header(f, "requeue") : NULL;
+    enum stp_verdict v = !nack                                                  ? STP_VERDICT_ACK
+                         : rq && rq->len == 5 && memcmp(rq->p, "false", 5) == 0 ? STP_VERDICT_REJECT
+                                                                                : STP_VERDICT_NACK;
     const struct stp_slice *tx = stp_frame_header(f, "transaction");
     if (tx) {
         if (subh && !sub)
             return unknown_ack(c, f); /* checked now: a transaction keeps no names */
-        return stp_session_txn_ack(c, f, nack, tx, id, sub);
+        return stp_session_txn_ack(c, f, v, tx, id, sub);
     }
-    int rc = stp_session_apply_ack(c, f, nack, id->p, id->len, subh != NULL, sub);
+    int rc = stp_session_apply_ack(c, f, v, id->p, id->len, subh != NULL, sub);
     if (rc < 0)
         return rc;
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);

@@ -57,6 +57,10 @@ void stp_post_release(struct stp_post *cmd)
     case STP_WCMD_QDELIVER:
         stp_msg_unref(&cmd->u.qdeliver.msg);
         break;
+    case STP_WCMD_DEAD_SYNC:
+    case STP_WCMD_DEAD_DONE:
+        stp_msg_unref(&cmd->u.dead.msg);
+        break;
     case STP_WCMD_INTEREST:
         free(cmd->u.interest.topic);
         cmd->u.interest.topic = NULL;
@@ -243,10 +247,23 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
         stp_queue_ack(w, cmd);
         break;
     case STP_WCMD_FENCE: {
-        /* Everything this connection sent before the fence is done here. */
+        /* Everything this connection sent before the fence is done here;
+         * with a journal, answered once it is on disk too. */
         struct stp_post ok = *cmd;
         ok.type = STP_WCMD_FENCE_OK;
-        stp_worker_post(w, cmd->worker, &ok);
+        stp_durable_post(w, cmd->worker, &ok, true);
+        break;
+    }
+    case STP_WCMD_FENCE_FAIL: {
+        struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+        if (c && c->closing == STP_OPEN)
+            stp_session_fence_fail(c, cmd->u.fence.id, cmd->u.fence.err);
+        break;
+    }
+    case STP_WCMD_NOT_STORED: {
+        struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+        if (c && c->closing == STP_OPEN)
+            stp_session_not_stored(c, cmd->u.not_stored.err);
         break;
     }
     case STP_WCMD_FENCE_OK: {
@@ -257,6 +274,18 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
     }
     case STP_WCMD_THROTTLE:
         on_throttle(w, cmd);
+        break;
+    case STP_WCMD_DEAD_SYNC: {
+        /* The dead letter routed just before is in this worker's queue (and
+         * journal): answer once it is on disk. */
+        struct stp_post done = *cmd;
+        done.type = STP_WCMD_DEAD_DONE;
+        done.u.dead.ok = true;
+        stp_durable_post(w, from, &done, true);
+        break;
+    }
+    case STP_WCMD_DEAD_DONE:
+        stp_queue_dead_done(w, cmd);
         break;
     case STP_WCMD_REFUSED:
         stp_dest_on_refused(w, cmd);
@@ -285,6 +314,7 @@ static void on_unblocked(void *ctx)
 static void on_check(uv_check_t *h)
 {
     struct stp_worker *w = h->data;
+    stp_durable_flush(w);
     stp_net_flush(&w->net);
 }
 
@@ -292,6 +322,7 @@ static void on_check(uv_check_t *h)
 static void on_prepare(uv_prepare_t *h)
 {
     struct stp_worker *w = h->data;
+    stp_durable_flush(w);
     stp_net_flush(&w->net);
 }
 
@@ -319,6 +350,7 @@ void stp_worker_close(struct stp_worker *w)
     uv_close((uv_handle_t *)&w->stop_async, NULL);
     stp_mailbox_detach(w->mb, w->id);
     stp_net_close_handles(&w->net);
+    stp_durable_stop(w);
 }
 
 /* Phase 1 (stopping): stop accepting, flush and close every connection,
@@ -361,6 +393,8 @@ static void on_stats_timer(uv_timer_t *t)
     struct stp_worker *w = t->data;
     if (w->id == 0)
         maybe_trim(w);
+    stp_queue_expire(w);
+    stp_durable_compact(w);
     uint64_t now = uv_hrtime();
     uint64_t lag = now > w->stats_due_ns ? (now - w->stats_due_ns) / 1000 : 0;
     atomic_store_explicit(&w->stats.loop_lag_us, lag, memory_order_relaxed);
@@ -395,12 +429,35 @@ static void worker_main(void *arg)
 void stp_worker_fini(struct stp_worker *w)
 {
     stp_queues_free(w);
+    stp_durable_free(w);
     stp_topics_free(w);
     stp_map_free(&w->local_topics);
     stp_map_free(&w->subs_by_key);
     stp_buf_free(&w->scratch);
     stp_net_free(&w->net);
     uv_loop_close(&w->loop);
+}
+
+/* Open the journal and put back what the recovery found (the references
+ * in w->restore are taken over, the array freed). */
+static int restore_queues(struct stp_worker *w)
+{
+    int rc = w->journal_dir ? stp_durable_open(w, w->journal_dir, w->journal_next_lsn) : 0;
+    for (size_t i = 0; i < w->nrestore; i++) {
+        struct stp_msg *m = w->restore[i];
+        if (rc == 0)
+            stp_durable_adopt(w, m);
+        if (rc < 0 || stp_queue_restore(w, m) < 0) {
+            if (rc == 0)
+                stp_error("recovery: no room for a message of %s; it stays in the journal",
+                          m->dest);
+            stp_msg_unref(&m);
+        }
+    }
+    free(w->restore);
+    w->restore = NULL;
+    w->nrestore = 0;
+    return rc;
 }
 
 int stp_worker_init(struct stp_worker *w)
@@ -428,7 +485,8 @@ int stp_worker_init(struct stp_worker *w)
     uv_prepare_init(&w->loop, &w->flush_prepare);
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, on_prepare);
-    return stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
+    rc = stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
+    return rc < 0 ? rc : restore_queues(w);
 }
 
 int stp_worker_start(struct stp_worker *w)

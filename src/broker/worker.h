@@ -15,6 +15,7 @@
 #define STP_BROKER_WORKER_H
 
 #include "broker/cmd.h"
+#include "broker/durable.h"
 #include "broker/stats.h"
 #include "net/conn.h"
 #include "stampede/buf.h"
@@ -72,6 +73,16 @@ struct stp_worker {
     struct stp_map topics;    /* name -> struct stp_topic */
     struct stp_map queues;    /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
+
+    /* The journal of this worker's queues (--data-dir), and what the
+     * recovery found for them: handed over by the broker before the worker
+     * starts (journal_dir NULL: no data dir), put in the queues by
+     * stp_worker_init. */
+    struct stp_durable dur;
+    const char *journal_dir;
+    uint64_t journal_next_lsn;
+    struct stp_msg **restore; /* references, in queue order per queue */
+    size_t nrestore;
 
     struct stp_buf scratch; /* reused for building frames on this thread */
     /* Published once a second by the stats timer, read by /metrics on any

@@ -28,6 +28,10 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->tail_cap = tail_cap;
     m->body_len = 0;
     m->needs_escape = false;
+    m->persistent = false;
+    m->expires_ms = 0;
+    m->deliveries = 0;
+    m->jkey = m->jlsn = 0;
     atomic_init(&m->utf8, 0);
     memcpy(m->data, dest, dest_len);
     m->data[dest_len] = '\0';

@@ -532,8 +532,7 @@ check_compose() {
         -e "s|context: \.\.|context: $top|" \
         -e 's|^\( *\)# \(STAMPEDE_USERS_FILE: \)|\1\2|' \
         -e 's|^\( *\)# \(STAMPEDE_ACL_FILE: \)|\1\2|' \
-        -e 's|^\( *\)# volumes:|\1volumes:|' \
-        -e 's|^\( *\)#   \(- \./auth/\)|\1  \2|' \
+        -e 's|^\( *\)# \(- \./auth/\)|\1\2|' \
         "$top/docker/compose.yaml" >"$work/compose.yaml"
     if [ "$(grep -cE '^ *(STAMPEDE_USERS_FILE|STAMPEDE_ACL_FILE): |^ *- \./auth/(users|acl):' \
         "$work/compose.yaml")" -ne 4 ]; then

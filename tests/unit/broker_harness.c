@@ -132,6 +132,7 @@ void th_setup(unsigned n, const char *const *flags)
         w->broker = &broker;
         w->mb = broker.mb;
         w->cfg = &cfg;
+        stp_recover_hand_over(&broker, w); /* --data-dir: its journal and messages */
         cr_assert_eq(stp_worker_init(w), 0);
         w->net.ops = &ops;
     }

@@ -1,0 +1,376 @@
+/* Unit tests of durable queues (issue 12) through the broker harness: the
+ * real workers, their real journals in a temporary data dir, recovery by a
+ * second broker on the same dir. Also expiry and dead letters, which work
+ * with and without a data dir. */
+#include "broker_harness.h"
+#include "broker/recover.h"
+#include "stampede/msg.h"
+#include "store/journal.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+static bool running;
+
+static void init(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/stp-durable-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void fini(void)
+{
+    if (running)
+        th_teardown();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    (void)system(cmd);
+}
+
+TestSuite(durable, .init = init, .fini = fini);
+
+/* A broker of n workers on the test's data dir, with extra flags. */
+static void start(unsigned n, const char *extra1, const char *extra2)
+{
+    static char arg[128];
+    snprintf(arg, sizeof(arg), "--data-dir=%s", dir);
+    const char *flags[] = {arg, extra1, extra2, NULL};
+    th_setup(n, flags);
+    running = true;
+}
+
+static void stop(void)
+{
+    th_teardown();
+    running = false;
+}
+
+static void send_p(struct th_conn *t, const char *dest, const char *body, const char *receipt)
+{
+    char hdr[256];
+    if (receipt)
+        snprintf(hdr, sizeof(hdr), "SEND\ndestination:%s\npersistent:true\nreceipt:%s\n\n", dest,
+                 receipt);
+    else
+        snprintf(hdr, sizeof(hdr), "SEND\ndestination:%s\npersistent:true\n\n", dest);
+    th_send_body(t, hdr, body, strlen(body));
+}
+
+static void expect_receipt(struct th_conn *t, const char *id)
+{
+    cr_assert(th_await(t, 5000), "no RECEIPT %s within 5 s", id);
+    struct stp_frame f = th_expect(t, STP_CMD_RECEIPT);
+    cr_assert_str_eq(th_header(&f, "receipt-id"), id);
+}
+
+/* Count the journal's records of each type in every worker's journal. */
+struct census {
+    unsigned msg, settle, deliver;
+};
+
+static int count_rec(void *ctx, const struct stp_jrec *r)
+{
+    struct census *c = ctx;
+    if (r->type == STP_JREC_MSG)
+        c->msg++;
+    else if (r->type == STP_JREC_SETTLE)
+        c->settle++;
+    else if (r->type == STP_JREC_DELIVER)
+        c->deliver++;
+    return 0;
+}
+
+static struct census census(unsigned workers)
+{
+    struct census c = {0};
+    for (unsigned w = 0; w < workers; w++) {
+        const char *jd = th_broker()->recovery.dirs[w];
+        struct stp_journal_replay_stats st;
+        cr_assert_eq(stp_journal_replay(jd, count_rec, &c, &st), 0);
+    }
+    return c;
+}
+
+Test(durable, receipt_comes_after_the_record_is_on_disk)
+{
+    start(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0);
+    send_p(pub, "/queue/a", "hello", "r1");
+    expect_receipt(pub, "r1");
+    /* By the time the RECEIPT is out, a replay of the files finds it. */
+    struct census c = census(1);
+    cr_assert_eq(c.msg, 1, "MSG records on disk: %u", c.msg);
+}
+
+Test(durable, persistent_messages_survive_a_restart_in_order)
+{
+    start(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0);
+    for (int i = 0; i < 20; i++) {
+        char body[16], r[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        snprintf(r, sizeof(r), "r%d", i);
+        send_p(pub, "/queue/a", body, i == 19 ? r : NULL);
+    }
+    /* Not persistent: memory only. */
+    th_send(pub, "SEND\ndestination:/queue/a\n\nvolatile");
+    th_send(pub, "SEND\ndestination:/queue/a\nreceipt:last\n\nvolatile");
+    expect_receipt(pub, "r19");
+    expect_receipt(pub, "last");
+    stop();
+
+    start(1, NULL, NULL);
+    struct th_conn *sub = th_connect(0);
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/a\n\n");
+    for (int i = 0; i < 20; i++) {
+        cr_assert(th_await(sub, 5000));
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        char body[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        cr_assert_str_eq(th_body(&f), body);
+        cr_assert_str_eq(th_header(&f, "persistent"), "true");
+        cr_assert_null(th_header(&f, "redelivered"), "never delivered: not redelivered");
+    }
+    th_pump();
+    th_expect_none(sub);
+}
+
+Test(durable, acked_messages_stay_gone_and_unacked_come_back_redelivered)
+{
+    start(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    for (int i = 0; i < 4; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        send_p(pub, "/queue/a", body, i == 3 ? "r" : NULL);
+    }
+    expect_receipt(pub, "r");
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/a\nack:client-individual\n\n");
+    char ack[4][64];
+    for (int i = 0; i < 4; i++) {
+        cr_assert(th_await(sub, 5000));
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        snprintf(ack[i], sizeof(ack[i]), "%s", th_header(&f, "ack"));
+    }
+    /* m0 and m2 acked (with a receipt: on disk), m1 and m3 not. */
+    th_sendf(sub, "ACK\nid:%s\n\n", ack[0]);
+    th_sendf(sub, "ACK\nid:%s\nreceipt:a\n\n", ack[2]);
+    expect_receipt(sub, "a");
+    stop();
+
+    start(1, NULL, NULL);
+    sub = th_connect(0);
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/a\n\n");
+    const char *want[] = {"m1", "m3"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert(th_await(sub, 5000));
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        cr_assert_str_eq(th_body(&f), want[i]);
+        cr_assert_str_eq(th_header(&f, "redelivered"), "true");
+    }
+    th_pump();
+    th_expect_none(sub);
+}
+
+Test(durable, queues_rehome_when_the_worker_count_changes)
+{
+    start(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0);
+    for (int q = 0; q < 8; q++)
+        for (int i = 0; i < 5; i++) {
+            char dest[32], body[32];
+            snprintf(dest, sizeof(dest), "/queue/q%d", q);
+            snprintf(body, sizeof(body), "q%d-m%d", q, i);
+            send_p(pub, dest, body, q == 7 && i == 4 ? "r" : NULL);
+        }
+    expect_receipt(pub, "r");
+    stop();
+
+    for (unsigned workers = 3; workers >= 2; workers--) {
+        start(workers, NULL, NULL);
+        cr_assert_eq(th_broker()->recovery.messages, 40, "after -> %u workers", workers);
+        stop();
+    }
+    start(2, NULL, NULL);
+    for (int q = 0; q < 8; q++) {
+        char dest[32];
+        snprintf(dest, sizeof(dest), "/queue/q%d", q);
+        struct th_conn *sub = th_connect((unsigned)q % 2);
+        th_sendf(sub, "SUBSCRIBE\nid:s\ndestination:%s\n\n", dest);
+        for (int i = 0; i < 5; i++) {
+            cr_assert(th_await(sub, 5000), "queue %d message %d", q, i);
+            struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+            char body[32];
+            snprintf(body, sizeof(body), "q%d-m%d", q, i);
+            cr_assert_str_eq(th_body(&f), body);
+        }
+    }
+}
+
+Test(durable, a_second_broker_cannot_open_the_same_data_dir)
+{
+    start(1, NULL, NULL);
+    struct stp_config cfg;
+    char arg[128];
+    snprintf(arg, sizeof(arg), "--data-dir=%s", dir);
+    char *argv[] = {"stampede", arg, NULL};
+    char *envp[] = {NULL};
+    cr_assert_eq(stp_config_parse(&cfg, 2, argv, envp), STP_CONFIG_RUN);
+    struct stp_broker b;
+    cr_assert_lt(stp_broker_prepare(&b, &cfg), 0, "the data dir is locked");
+    stp_config_free(&cfg);
+}
+
+/* --- expiry and dead letters (no data dir needed) --- */
+
+static void setup_mem(const char *f1, const char *f2)
+{
+    const char *flags[] = {f1, f2, NULL};
+    th_setup(1, flags);
+    running = true;
+}
+
+Test(durable, expired_messages_are_never_delivered)
+{
+    setup_mem(NULL, NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/e\nexpires:1\n\nold");
+    th_send(pub, "SEND\ndestination:/queue/e\nexpiration:0\n\nzero");
+    th_send(pub, "SEND\ndestination:/queue/e\nexpiration:600000\n\nfresh");
+    th_send(pub, "SEND\ndestination:/queue/e\nexpires:0\n\nnever");
+    th_pump();
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/e\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "fresh");
+    f = th_expect(sub, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "never");
+    th_expect_none(sub);
+    cr_assert_eq(STP_STAT_GET(th_worker(0)->stats.msgs_expired), 2);
+}
+
+Test(durable, a_bad_expiration_is_an_error)
+{
+    setup_mem(NULL, NULL);
+    struct th_conn *pub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/e\nexpiration:-5\nreceipt:x\n\nbad");
+    th_pump();
+    struct stp_frame f = th_expect(pub, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "invalid expiration");
+    cr_assert_str_eq(th_header(&f, "receipt-id"), "x");
+}
+
+static struct stp_frame subscribe_one(struct th_conn *t, const char *dest, const char *ack)
+{
+    th_sendf(t, "SUBSCRIBE\nid:%s\ndestination:%s\nack:%s\n\n", dest, dest, ack);
+    th_pump();
+    return th_expect(t, STP_CMD_MESSAGE);
+}
+
+Test(durable, nack_requeue_false_dead_letters)
+{
+    setup_mem("--dead-letter", NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/work\nx-app:1\n\njob");
+    th_pump();
+    struct stp_frame f = subscribe_one(sub, "/queue/work", "client-individual");
+    th_sendf(sub, "NACK\nid:%s\nrequeue:false\n\n", th_header(&f, "ack"));
+    th_pump();
+    th_expect_none(sub); /* not put back */
+    struct th_conn *dlq = th_connect(0);
+    f = subscribe_one(dlq, "/queue/DLQ.work", "auto");
+    cr_assert_str_eq(th_body(&f), "job");
+    cr_assert_str_eq(th_header(&f, "x-death-reason"), "rejected");
+    cr_assert_str_eq(th_header(&f, "x-original-destination"), "/queue/work");
+    cr_assert_str_eq(th_header(&f, "destination"), "/queue/DLQ.work");
+    cr_assert_str_eq(th_header(&f, "x-app"), "1");
+    cr_assert_eq(STP_STAT_GET(th_worker(0)->stats.msgs_dead_lettered), 1);
+}
+
+Test(durable, without_dead_letter_a_rejected_message_is_dropped)
+{
+    setup_mem(NULL, NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/work\n\njob");
+    th_pump();
+    struct stp_frame f = subscribe_one(sub, "/queue/work", "client-individual");
+    th_sendf(sub, "NACK\nid:%s\nrequeue:false\n\n", th_header(&f, "ack"));
+    th_pump();
+    th_expect_none(sub);
+    struct th_conn *dlq = th_connect(0);
+    th_send(dlq, "SUBSCRIBE\nid:d\ndestination:/queue/DLQ.work\n\n");
+    th_pump();
+    th_expect_none(dlq);
+    cr_assert_eq(STP_STAT_GET(th_worker(0)->stats.msgs_rejected), 1);
+}
+
+Test(durable, max_redeliveries_moves_the_message_after_n_returns)
+{
+    setup_mem("--dead-letter", "--max-redeliveries=2");
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/w\n\npoison");
+    th_pump();
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/w\nack:client-individual\n\n");
+    for (int i = 0; i < 3; i++) {
+        th_pump();
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        cr_assert_str_eq(th_body(&f), "poison");
+        th_sendf(sub, "NACK\nid:%s\n\n", th_header(&f, "ack"));
+    }
+    th_pump();
+    th_expect_none(sub); /* delivered 3 times, returned 3 times > 2 */
+    struct th_conn *dlq = th_connect(0);
+    struct stp_frame f = subscribe_one(dlq, "/queue/DLQ.w", "auto");
+    cr_assert_str_eq(th_body(&f), "poison");
+    cr_assert_str_eq(th_header(&f, "x-death-reason"), "rejected");
+}
+
+Test(durable, expired_messages_dead_letter_with_their_reason)
+{
+    setup_mem("--dead-letter", NULL);
+    struct th_conn *pub = th_connect(0);
+    th_send(pub, "SEND\ndestination:/queue/e\nexpires:1\n\nold");
+    th_pump();
+    struct th_conn *sub = th_connect(0);
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/e\n\n");
+    th_pump();
+    th_expect_none(sub);
+    struct th_conn *dlq = th_connect(0);
+    struct stp_frame f = subscribe_one(dlq, "/queue/DLQ.e", "auto");
+    cr_assert_str_eq(th_body(&f), "old");
+    cr_assert_str_eq(th_header(&f, "x-death-reason"), "expired");
+    /* A dead letter never expires again (its expires header is kept for
+     * the reader, but the broker does not act on it). */
+}
+
+Test(durable, a_dead_letter_of_a_persistent_message_survives_a_restart)
+{
+    start(2, "--dead-letter", NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    send_p(pub, "/queue/job", "p1", "r");
+    expect_receipt(pub, "r");
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/job\nack:client-individual\n\n");
+    cr_assert(th_await(sub, 5000));
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    th_sendf(sub, "NACK\nid:%s\nrequeue:false\nreceipt:n\n\n", th_header(&f, "ack"));
+    expect_receipt(sub, "n");
+    /* Let the DLQ owner's sync answer reach the queue's owner. */
+    for (int i = 0; i < 50; i++) {
+        th_pump();
+        usleep(2000);
+    }
+    stop();
+
+    start(2, "--dead-letter", NULL);
+    cr_assert_eq(th_broker()->recovery.messages, 1, "only the dead letter is left");
+    struct th_conn *dlq = th_connect(0);
+    th_send(dlq, "SUBSCRIBE\nid:d\ndestination:/queue/DLQ.job\n\n");
+    cr_assert(th_await(dlq, 5000));
+    f = th_expect(dlq, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "p1");
+    cr_assert_str_eq(th_header(&f, "x-death-reason"), "rejected");
+}
