@@ -52,11 +52,11 @@ static void on_failed(void *ctx, uint64_t first, uint64_t last, int err)
 {
     struct stp_worker *w = ctx;
     struct stp_durable *d = dur(w);
-    if (!d->failed)
+    if (!stp_durable_failed(d))
         stp_error("journal of worker %u: %s; persistent messages are refused until it "
                   "can write again",
                   w->id, stp_strerror(err));
-    d->failed = true;
+    atomic_store_explicit(&d->failed, true, memory_order_relaxed);
     d->fail_err = err;
     while (d->pubs.count > 0 && stp_durable_pubs_at(&d->pubs, 0)->lsn <= last) {
         struct stp_durable_pub p = stp_durable_pubs_pop_front(&d->pubs);
@@ -84,7 +84,7 @@ static void on_recovered(void *ctx)
 {
     struct stp_worker *w = ctx;
     stp_info("journal of worker %u writes again; persistent messages are accepted", w->id);
-    dur(w)->failed = false;
+    atomic_store_explicit(&dur(w)->failed, false, memory_order_relaxed);
 }
 
 int stp_durable_open(struct stp_worker *w, const char *dir, uint64_t next_lsn)
@@ -160,7 +160,7 @@ void stp_durable_post(struct stp_worker *w, unsigned to, struct stp_post *cmd, b
 /* Append r; 0 when the journal refused it. */
 static uint64_t append(struct stp_durable *d, struct stp_jrec *r)
 {
-    return d->failed ? 0 : stp_journal_append(d->j, r);
+    return stp_durable_failed(d) ? 0 : stp_journal_append(d->j, r);
 }
 
 static void msg_record(struct stp_jrec *r, const struct stp_msg *m)
@@ -184,7 +184,7 @@ int stp_durable_store(struct stp_worker *w, struct stp_msg *m, const struct stp_
     struct stp_durable *d = dur(w);
     if (!d->j || !m->persistent)
         return 0;
-    if (d->failed)
+    if (stp_durable_failed(d))
         return d->fail_err ? d->fail_err : STP_EIO;
     struct stp_jrec r;
     m->jkey = 0;
@@ -250,7 +250,7 @@ static void compact_one(void *ctx, struct stp_msg *m)
 void stp_durable_compact(struct stp_worker *w)
 {
     struct stp_durable *d = dur(w);
-    if (!d->j || d->failed)
+    if (!d->j || stp_durable_failed(d))
         return;
     struct compact_ctx cc = {w, stp_journal_compact_below(d->j)};
     if (cc.below)

@@ -21,6 +21,7 @@
 #include "broker/cmd.h"
 #include "stampede/deque.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,7 +54,9 @@ struct stp_durable {
      * and answered (a fence over them fails). A new fence waits only for
      * records after it. */
     uint64_t resolved;
-    bool failed; /* the journal refuses appends until a probe succeeds */
+    /* The journal refuses appends until a probe succeeds. Written by the
+     * worker, read (relaxed) by /healthz on any worker. */
+    atomic_bool failed;
     int fail_err;
 };
 
@@ -91,6 +94,12 @@ void stp_durable_compact(struct stp_worker *w);
 static inline bool stp_durable_on(const struct stp_durable *d)
 {
     return d->j != NULL;
+}
+
+/* Any thread (relaxed: a status, nothing is published through it). */
+static inline bool stp_durable_failed(const struct stp_durable *d)
+{
+    return atomic_load_explicit(&d->failed, memory_order_relaxed);
 }
 
 #endif

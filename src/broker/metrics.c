@@ -11,8 +11,10 @@
 #include "broker/worker.h"
 #include "stampede/mailbox.h"
 #include "stampede/msg.h"
+#include "store/journal.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +50,26 @@ static uint64_t total_open(struct stp_broker *b)
     return n;
 }
 
+/* Workers whose journal refuses writes right now. */
+static unsigned journals_failing(struct stp_broker *b)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < b->nworkers; i++)
+        n += stp_durable_failed(&b->workers[i].dur);
+    return n;
+}
+
 int stp_metrics_healthz(struct stp_broker *b, struct stp_buf *out)
 {
     uint64_t up = (uv_hrtime() / 1000000 - b->started_ms) / 1000;
+    /* Still 200 while a disk is full: the broker serves everything but
+     * persistent messages, and a restart would not help. */
+    unsigned failing = journals_failing(b);
     return appendf(out,
-                   "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%" PRIu64
-                   ",\"workers\":%u,\"connections\":%" PRIu64 "}\n",
-                   STP_VERSION, up, b->nworkers, total_open(b));
+                   "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%" PRIu64
+                   ",\"workers\":%u,\"connections\":%" PRIu64 "%s}\n",
+                   failing ? "degraded" : "ok", STP_VERSION, up, b->nworkers, total_open(b),
+                   failing ? ",\"journal\":\"failing\"" : "");
 }
 
 /* Sum of one counter over the workers: the broker's (BSUM) or the net's (NSUM). */
@@ -147,6 +162,53 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
                   BSUM(b, failed_logins));
     rc |= counter(o, "stampede_message_bytes", "Bytes of messages held by the broker.", "gauge",
                   stp_msg_bytes_in_use());
+    return rc;
+}
+
+/* Sum of one journal counter over the workers that have a journal. */
+static uint64_t jsum(struct stp_broker *b, size_t offset)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        const struct stp_journal *j = b->workers[i].dur.j;
+        if (j)
+            n += atomic_load_explicit(
+                (const atomic_uint_least64_t *)((const char *)stp_journal_stats(j) + offset),
+                memory_order_relaxed);
+    }
+    return n;
+}
+
+#define JSUM(b, field) jsum(b, offsetof(struct stp_journal_stats, field))
+
+static int journal(struct stp_buf *o, struct stp_broker *b)
+{
+    const struct stp_recovery *r = &b->recovery;
+    if (r->lock_fd < 0)
+        return 0; /* no --data-dir */
+    int rc = 0;
+    rc |= counter(o, "stampede_journal_records_total", "Records appended to the journals.",
+                  "counter", JSUM(b, records));
+    rc |= counter(o, "stampede_journal_bytes_written_total", "Bytes written to journal files.",
+                  "counter", JSUM(b, bytes_written));
+    rc |= counter(o, "stampede_journal_syncs_total",
+                  "fdatasync calls (one per group-committed batch).", "counter", JSUM(b, syncs));
+    rc |= counter(o, "stampede_journal_failures_total",
+                  "Batches lost to a write or sync error (ENOSPC, EIO).", "counter",
+                  JSUM(b, failures));
+    rc |= counter(o, "stampede_journal_segments", "Journal segment files.", "gauge",
+                  JSUM(b, segments));
+    rc |= counter(o, "stampede_journal_disk_bytes", "Bytes in journal segment files.", "gauge",
+                  JSUM(b, disk_bytes));
+    rc |= counter(o, "stampede_journal_failing", "Workers whose journal refuses writes now.",
+                  "gauge", journals_failing(b));
+    rc |= counter(o, "stampede_journal_recovered_messages",
+                  "Persistent messages found in the journals at start.", "gauge", r->messages);
+    rc |= counter(o, "stampede_journal_damaged_records_total",
+                  "Damaged journal stretches skipped at start (plus records that made no sense).",
+                  "counter", r->damaged_records + r->bad_records);
+    rc |= counter(o, "stampede_journal_truncated_bytes_total",
+                  "Bytes of torn journal tail cut off at start.", "counter", r->truncated_bytes);
     return rc;
 }
 
@@ -258,6 +320,7 @@ int stp_metrics_text(struct stp_broker *b, struct stp_buf *out)
     int rc = connections(out, b);
     rc |= frames(out, b);
     rc |= messages(out, b);
+    rc |= journal(out, b);
     rc |= workers(out, b);
     rc |= queues(out, b);
     return rc ? -1 : 0;

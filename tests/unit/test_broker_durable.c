@@ -3,6 +3,7 @@
  * second broker on the same dir. Also expiry and dead letters, which work
  * with and without a data dir. */
 #include "broker_harness.h"
+#include "broker/metrics.h"
 #include "broker/recover.h"
 #include "stampede/msg.h"
 #include "store/journal.h"
@@ -373,4 +374,43 @@ Test(durable, a_dead_letter_of_a_persistent_message_survives_a_restart)
     f = th_expect(dlq, STP_CMD_MESSAGE);
     cr_assert_str_eq(th_body(&f), "p1");
     cr_assert_str_eq(th_header(&f, "x-death-reason"), "rejected");
+}
+
+/* The value of a metric line "NAME VALUE" in text, or -1. */
+static long long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
+Test(durable, metrics_show_the_journal)
+{
+    start(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0);
+    send_p(pub, "/queue/m", "x", "r");
+    expect_receipt(pub, "r");
+    struct stp_buf b = STP_BUF_INIT;
+    cr_assert_eq(stp_metrics_text(th_broker(), &b), 0);
+    cr_assert_eq(stp_buf_append(&b, "", 1), 0);
+    cr_assert_geq(metric(b.data, "stampede_journal_records_total"), 1, "%s", b.data);
+    cr_assert_geq(metric(b.data, "stampede_journal_syncs_total"), 1);
+    cr_assert_geq(metric(b.data, "stampede_journal_segments"), 1);
+    cr_assert_eq(metric(b.data, "stampede_journal_failing"), 0);
+    stp_buf_free(&b);
+    b = (struct stp_buf)STP_BUF_INIT;
+    cr_assert_eq(stp_metrics_healthz(th_broker(), &b), 0);
+    cr_assert_not_null(memmem(b.data, b.len, "\"status\":\"ok\"", 13));
+    stp_buf_free(&b);
+}
+
+Test(durable, no_journal_metrics_without_a_data_dir)
+{
+    setup_mem(NULL, NULL);
+    struct stp_buf b = STP_BUF_INIT;
+    cr_assert_eq(stp_metrics_text(th_broker(), &b), 0);
+    cr_assert_eq(stp_buf_append(&b, "", 1), 0);
+    cr_assert_null(strstr(b.data, "stampede_journal_"));
+    stp_buf_free(&b);
 }
