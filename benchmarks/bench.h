@@ -77,11 +77,14 @@ struct stp_bench_producer {
     size_t receipt_off;  /* offset of the receipt value in tmpl[1] */
     uint64_t *rcpt_ring; /* intended times of outstanding receipts, in order */
     uint64_t rcpt_head, rcpt_tail;
+    uint64_t receipted;              /* SENDs up to this seq (excluded) are covered by a RECEIPT */
+    bool rcpt_kick;                  /* a RECEIPT arrived in this read: use the window it opened */
     _Atomic uint64_t sent;           /* SENDs generated (seq of the next one) */
     _Atomic uint64_t written;        /* SENDs whose bytes reached the socket */
     uint64_t fill_msgs, flight_msgs; /* SENDs in the buffer being filled / written */
     _Atomic uint64_t sent_measured;  /* SENDs whose intended time is in the window */
     _Atomic uint64_t receipts;       /* RECEIPTs received */
+    _Atomic uint64_t receipts_asked; /* SENDs generated with a receipt header */
     _Atomic int done;                /* stopped and everything written */
 };
 
@@ -203,6 +206,12 @@ void stp_bench_producer_free(struct stp_bench_conn *c);
 void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now);
 void stp_bench_producer_on_receipt(struct stp_bench_conn *c, const struct stp_frame *f,
                                    uint64_t now);
+/* How many more SENDs an unpaced producer that asks for receipts may generate:
+ * cfg->window (at least cfg->receipts) minus those of its first `seq` not yet
+ * covered by a RECEIPT (`receipted` is one past the last covered seq).
+ * UINT64_MAX when paced, with no window or without receipts. */
+uint64_t stp_bench_receipt_room(const struct stp_bench_config *cfg, uint64_t seq,
+                                uint64_t receipted);
 
 /* --- consumer.c --- */
 int stp_bench_consumer_init(struct stp_bench_conn *c, struct stp_bench_run *r);

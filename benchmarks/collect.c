@@ -113,6 +113,7 @@ static void fill_totals(struct stp_bench_run *r, struct stp_bench_report *rep)
         rep->unwritten += COUNT_GET(pp->sent) - s;
         rep->sent_measured += COUNT_GET(pp->sent_measured);
         rep->receipts += COUNT_GET(pp->receipts);
+        rep->receipts_expected += COUNT_GET(pp->receipts_asked);
         rep->expected += nc ? (cfg->topic ? s * nc : s) : 0;
         fan_sent += nc ? s : 0;
     }

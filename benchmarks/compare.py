@@ -6,13 +6,20 @@ the broker is pinned (taskset) to the first half of the CPUs this script may
 use, the generator to the other half (on 2 cores: broker on one, generator on
 the other). RabbitMQ gets as many Erlang schedulers as Stampede gets workers.
 
-For the throughput presets (fanout, fanout-100, queue-pairs, work-queue) each
-broker is first driven as fast as possible, then an open-loop rate sweep looks
-for the highest per-producer rate it sustains: nothing lost, duplicated or
-reordered, at least 95% of the offered rate sent, and everything delivered
-within 1 s of the end (no backlog growth). RabbitMQ collapses when offered more
+For the throughput presets (fanout, fanout-100, queue-pairs, work-queue and
+durable) each broker is first driven as fast as possible, then an open-loop
+rate sweep looks for the highest per-producer rate it sustains: nothing lost,
+duplicated or reordered, at least 95% of the offered rate sent, and everything
+delivered (and every receipt back) within 1 s of the end (no backlog growth). RabbitMQ collapses when offered more
 than it sustains, so brokers are compared at their sustained rates. latency and
 connections run once at their fixed rates.
+
+durable (not in the default list: `--durable` or `--presets durable`) sends
+persistent:true messages with a receipt per SEND to durable queues: RabbitMQ
+keeps them in its normal on-disk store, and Stampede is started with
+--data-dir on a fresh directory (removed afterwards) when its --help offers
+the option, in memory otherwise. It is compared by persistent msg/s and
+receipt latency.
 
 Writes into --out (default benchmarks/results): runs/*.json (one per trial:
 the generator's JSON plus the broker's CPU seconds and RSS from /proc),
@@ -41,7 +48,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 SWEEP_PRESETS = ["fanout", "fanout-100", "queue-pairs", "work-queue"]
+DURABLE_PRESETS = ["durable"]  # swept too; Stampede runs them with --data-dir
 FIXED_PRESETS = ["latency", "connections"]
+SWEPT = SWEEP_PRESETS + DURABLE_PRESETS
+QUEUE_PRESETS = ("queue-pairs", "work-queue", "connections", "durable")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -76,6 +86,27 @@ def cpulist(cpus):
     return ",".join(str(c) for c in cpus)
 
 
+def filesystem_of(path):
+    """(mount point, type, device) of the filesystem that holds path."""
+    path, best = os.path.realpath(path), ("/", "?", "?")
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, fstype = line.split()[:3]
+                mnt = mnt.replace("\\040", " ")
+                inside = path == mnt or path.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best[0]):
+                    best = (mnt, fstype, dev)
+    except OSError:
+        pass
+    return best
+
+
+def describe_fs(path):
+    mnt, fstype, dev = filesystem_of(path)
+    return f"{fstype} ({dev} on {mnt})"
+
+
 def proc_cpu_seconds(pid):
     """utime + stime of a process and its reaped children, in seconds."""
     try:
@@ -102,11 +133,32 @@ class Stampede:
     name = "stampede"
     label = "Stampede"
 
-    def __init__(self, binary, cpus, workdir, transport):
+    def __init__(self, binary, cpus, workdir, transport, data_root=None):
+        """data_root: start with --data-dir on a fresh directory under it (the
+        durable presets), when this stampede has the option."""
         self.binary, self.cpus, self.workdir = binary, cpus, workdir
         self.transport = transport
         self.proc = None
         self.port = None
+        self.data_root = data_root
+        self.data_dir = None
+
+    @staticmethod
+    def supports_data_dir(binary):
+        """Whether this build has --data-dir (issue 12): its --help says so."""
+        try:
+            r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return "--data-dir" in r.stdout + r.stderr
+
+    def storage(self):
+        """How this instance keeps persistent messages, for the report."""
+        if self.data_root is None:
+            return "in memory"
+        if not self.supports_data_dir(self.binary):
+            return "in memory (this stampede has no --data-dir: persistent:true is ignored)"
+        return f"--data-dir on {describe_fs(self.data_root)}"
 
     def url(self):
         if self.transport == "ws":
@@ -118,6 +170,9 @@ class Stampede:
         listen = "ws://127.0.0.1:0/ws" if self.transport == "ws" else "stomp://127.0.0.1:0"
         cmd = ["taskset", "-c", cpulist(self.cpus), self.binary, "--listen", listen,
                "--workers", str(len(self.cpus))]
+        if self.data_root is not None and self.supports_data_dir(self.binary):
+            self.data_dir = tempfile.mkdtemp(prefix="stampede-data-", dir=self.data_root)
+            cmd += ["--data-dir", self.data_dir]
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                      preexec_fn=raise_nofile)
         deadline = time.time() + 15
@@ -133,12 +188,30 @@ class Stampede:
         self.stop()
         raise RuntimeError("stampede did not start (see stampede.log)")
 
+    def cleanup(self):
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
     @property
     def pid(self):
         return self.proc.pid  # taskset execs the broker: same pid
 
-    def between_trials(self, preset):
-        pass
+    def between_trials(self, preset, rec):
+        """The durable instance: a trial that left messages behind (it did not
+        drain) is followed by a fresh broker (on a fresh --data-dir), as
+        RabbitMQ deletes its queues: a backlog of persistent messages would
+        otherwise weigh on the next trials (and on the journal)."""
+        bench = rec.get("bench") or {}
+        if self.data_root is None or (bench.get("drain") or {}).get("drained"):
+            return
+        log("stampede: restarting after a trial that left a backlog"
+            f"{' (fresh --data-dir)' if self.data_dir else ''}")
+        self.stop()
+        try:
+            self.start()
+        except RuntimeError as e:  # the next trials fail to connect and say so
+            log(str(e))
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -148,19 +221,22 @@ class Stampede:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.cleanup()
 
 
 class RabbitMQ:
     name = "rabbitmq"
     label = "RabbitMQ"
 
-    def __init__(self, cpus, workdir, transport):
+    def __init__(self, cpus, workdir, transport, data_root=None):
         self.cpus, self.workdir = cpus, workdir
         self.transport = transport
         self.proc = None
         self.port = free_port()
         self.node = f"stampedebench{os.getpid()}@localhost"
-        self.dir = tempfile.mkdtemp(prefix="stampede-rabbitmq-")
+        # config, logs and the message store (mnesia/): on the same filesystem
+        # as Stampede's --data-dir for the durable presets
+        self.dir = tempfile.mkdtemp(prefix="stampede-rabbitmq-", dir=data_root)
         self.epmd_before = self.epmd_pids()
         self.beam = None
         self.ports = {"amqp": free_port(), "dist": free_port(), "ws": free_port()}
@@ -259,9 +335,12 @@ class RabbitMQ:
     def pid(self):
         return self.beam
 
-    def between_trials(self, preset):
+    def storage(self):
+        return f"its message store on {describe_fs(self.dir)}"
+
+    def between_trials(self, preset, rec):
         """Delete the trial's queues: a collapsed trial leaves messages behind."""
-        if preset in ("queue-pairs", "work-queue", "connections"):
+        if preset in QUEUE_PRESETS:
             r = self.ctl("eval", "[rabbit_amqqueue:delete(Q, false, false, <<\"compare\">>) "
                                  "|| Q <- rabbit_amqqueue:list()], ok.")
             if r.returncode != 0:
@@ -341,15 +420,19 @@ class Runner:
             "delivered_per_s": bench["rates"]["delivered_per_s"] if bench else 0,
             "sent_per_s": bench["rates"]["sent_per_s"] if bench else 0,
             "latency_us": bench["latency_us"] if bench else None,
+            "receipt_latency_us": bench.get("receipt_latency_us") if bench else None,
+            "receipts": bench.get("receipts") if bench else None,
+            "receipts_expected": bench.get("receipts_expected") if bench else None,
             "bench": bench,
         }
         with open(out, "w") as f:
             json.dump(rec, f, indent=1)
-        broker.between_trials(preset)
-        lat = rec["latency_us"]
+        broker.between_trials(preset, rec)
+        lat, rlat = rec["latency_us"], rec["receipt_latency_us"]
         p99 = f"{lat['p99']:>9.0f} us" if lat else "        - us"
+        rp99 = f" receipt p99 {rlat['p99']:>9.0f} us" if rlat else ""
         log(f"{broker.label:8} {preset:11} rate {rate or 'max':>8}: delivered "
-            f"{rec['delivered_per_s']:>10.0f}/s p99 {p99} "
+            f"{rec['delivered_per_s']:>10.0f}/s p99 {p99}{rp99} "
             f"{'sustained' if rec['sustained'] else 'NOT sustained'}"
             f"{' (' + rec['error'] + ')' if rec['error'] else ''}")
         return rec
@@ -417,10 +500,14 @@ def mark(t):
     return " (not sustained)" if t and not t["sustained"] else ""
 
 
-def fmt_lat(t):
-    if not t or not t.get("latency_us"):
+def fmt_lat(t, key="latency_us", pct="p99"):
+    if not t or not t.get(key):
         return "-"
-    return f"{t['latency_us']['p99'] / 1000:.2f} ms"
+    return f"{t[key][pct] / 1000:.2f} ms"
+
+
+def fmt_ratio(a, b):
+    return f"{a / b:.1f}x" if a and b else "-"
 
 
 def fmt_res(t):
@@ -446,7 +533,20 @@ def write_markdown(path, summary):
         f"- elapsed: {s['elapsed_s']} s",
         f"- trials: {s['duration_s']} s measured after {s['warmup_s']} s warm-up; drain limit "
         f"{s['drain_s']} s; STOMP over {'WebSocket' if s['transport'] == 'ws' else 'TCP'}",
-        "- rerun: `benchmarks/compare.sh` (add `--quick` for a short run)", "",
+        "- rerun: `benchmarks/compare.sh` (add `--quick` for a short run, `--durable` for the "
+        "durable queues alone)", "",
+    ]
+    if any(p not in DURABLE_PRESETS for p in s["presets"]):
+        lines += throughput_markdown(s)
+    lines += durable_markdown(s)
+    if s.get("notes"):
+        lines += ["Notes:", ""] + [f"- {n}" for n in s["notes"]] + [""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def throughput_markdown(s):
+    lines = [
         "Throughput is the highest **sustained** delivery rate of an open-loop rate sweep: "
         "nothing lost, duplicated or reordered, at least 95% of the offered rate sent, and "
         "everything delivered within 1 s of the end. `max` is the delivery rate when producers "
@@ -460,6 +560,8 @@ def write_markdown(path, summary):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for preset, row in s["presets"].items():
+        if preset in DURABLE_PRESETS:
+            continue
         st, rq = row.get("stampede") or {}, row.get("rabbitmq") or {}
         sb, rb = st.get("best"), rq.get("best")
         sv = sb["delivered_per_s"] if sb else None
@@ -473,10 +575,59 @@ def write_markdown(path, summary):
             f"{fmt_lat(rb)} | {fmt_res(sb)} | {fmt_res(rb)} |")
     if any(p in SWEEP_PRESETS for p in s["presets"]):
         lines += ["", "![sustained deliveries per second](chart.png)", ""]
-    if s.get("notes"):
-        lines += ["Notes:", ""] + [f"- {n}" for n in s["notes"]] + [""]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    return lines
+
+
+def durable_rows(summary):
+    """(preset, Stampede best, RabbitMQ best, Stampede row, RabbitMQ row) of the durable presets."""
+    for preset, row in summary["presets"].items():
+        if preset in DURABLE_PRESETS:
+            st, rq = row.get("stampede") or {}, row.get("rabbitmq") or {}
+            yield preset, st.get("best"), rq.get("best"), st, rq
+
+
+def durable_markdown(s):
+    rows = list(durable_rows(s))
+    if not rows:
+        return []
+    lines = [
+        "", "## Durable queues", "",
+        "10 producers -> 10 queues -> 10 consumers, 100-byte `persistent:true` messages, a "
+        "RECEIPT asked for every SEND, client-individual acks, prefetch 100 "
+        "(`--preset durable`). msg/s is the highest sustained rate of the sweep (as above, and "
+        "every receipt back within 1 s of the end); receipt latency is from each SEND's "
+        "intended time to its RECEIPT, at that rate.", "",
+        f"- Stampede: {s.get('stampede_storage', '?')}",
+        f"- RabbitMQ: {s.get('rabbitmq_storage') or 'not run'} (durable classic queues: "
+        "`/queue/` destinations are declared durable by default)", "",
+        "| preset | Stampede msg/s | RabbitMQ msg/s | ratio | Stampede max | RabbitMQ max | "
+        "Stampede receipt p50 / p99 | RabbitMQ receipt p50 / p99 | Stampede CPU / RSS | "
+        "RabbitMQ CPU / RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for preset, sb, rb, st, rq in rows:
+        sv = sb["delivered_per_s"] if sb else None
+        rv = rb["delivered_per_s"] if rb else None
+        lines.append(
+            f"| {preset} | {fmt_rate(sv)} | {fmt_rate(rv)} | {fmt_ratio(sv, rv)} | "
+            f"{fmt_rate(st.get('max'))} | {fmt_rate(rq.get('max'))} | "
+            f"{fmt_lat(sb, 'receipt_latency_us', 'p50')} / {fmt_lat(sb, 'receipt_latency_us')} | "
+            f"{fmt_lat(rb, 'receipt_latency_us', 'p50')} / {fmt_lat(rb, 'receipt_latency_us')} | "
+            f"{fmt_res(sb)} | {fmt_res(rb)} |")
+    return lines + [""]
+
+
+def durable_lines(summary):
+    """One line per durable preset for the terminal: msg/s, p99 receipt latency, ratio."""
+    out = []
+    for preset, sb, rb, _, _ in durable_rows(summary):
+        sv = sb["delivered_per_s"] if sb else None
+        rv = rb["delivered_per_s"] if rb else None
+        out.append(f"{preset}: Stampede {fmt_rate(sv)} msg/s, p99 receipt "
+                   f"{fmt_lat(sb, 'receipt_latency_us')} ({summary.get('stampede_storage')}); "
+                   f"RabbitMQ {fmt_rate(rv)} msg/s, p99 receipt "
+                   f"{fmt_lat(rb, 'receipt_latency_us')}; ratio {fmt_ratio(sv, rv)}")
+    return out
 
 
 def write_chart(out_dir, summary):
@@ -525,14 +676,14 @@ def run_broker(broker, runner, presets, deadline, summary):
     try:
         for preset in presets:
             row = summary["presets"].setdefault(preset, {})
-            if preset in SWEEP_PRESETS:
+            if preset in SWEPT:
                 trials = runner.sweep(broker, preset, deadline)
             else:
                 trials = [runner.run(broker, preset, 0)]
             # fixed-rate presets report their one run, kept up with or not
-            best = best_of(trials) if preset in SWEEP_PRESETS else trials[0]
+            best = best_of(trials) if preset in SWEPT else trials[0]
             row[broker.name] = {
-                "max": trials[0]["delivered_per_s"] if preset in SWEEP_PRESETS else None,
+                "max": trials[0]["delivered_per_s"] if preset in SWEPT else None,
                 "best": {k: v for k, v in best.items() if k != "bench"} if best else None,
                 "trials": [{k: v for k, v in t.items() if k != "bench"} for t in trials],
             }
@@ -544,26 +695,45 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short run (< 3 minutes)")
-    ap.add_argument("--presets", help="comma-separated presets (default: all; quick: "
-                                      "fanout,queue-pairs,latency)")
+    ap.add_argument("--presets", help="comma-separated presets (default: all but durable; "
+                                      "quick: fanout,queue-pairs,latency)")
+    ap.add_argument("--durable", action="store_true",
+                    help="only the durable preset (persistent messages, a receipt per SEND): "
+                         "Stampede with --data-dir, RabbitMQ's on-disk store; results in "
+                         "benchmarks/results/durable unless --out")
+    ap.add_argument("--data-root", default=tempfile.gettempdir(),
+                    help="where the durable presets' data directories go: Stampede's "
+                         "--data-dir and RabbitMQ's node directory, so both write to the "
+                         "same disk; the rabbitmq user must be able to reach it "
+                         "(default: %(default)s)")
     ap.add_argument("--build", default=os.path.join(TOP, "build"), help="meson build directory")
-    ap.add_argument("--out", help="results directory (default benchmarks/results, or "
-                                  "benchmarks/results/ws with --transport ws)")
+    ap.add_argument("--out", help="results directory (default benchmarks/results, "
+                                  "benchmarks/results/ws with --transport ws, "
+                                  "benchmarks/results/durable with --durable)")
     ap.add_argument("--no-rabbitmq", action="store_true", help="only run Stampede")
     ap.add_argument("--transport", choices=["stomp", "ws"], default="stomp",
                     help="STOMP over TCP (default) or over WebSocket (Web-STOMP for RabbitMQ)")
     ap.add_argument("--budget", type=float, help="seconds allowed (default 840, quick 170)")
     args = ap.parse_args()
+    if args.durable:
+        if args.presets and args.presets != "durable":
+            ap.error("--durable runs only the durable preset: drop --presets")
+        args.presets = "durable"
+    durable_only = bool(args.presets) and all(p in DURABLE_PRESETS
+                                              for p in args.presets.split(","))
     if not args.out:
-        args.out = os.path.join(HERE, "results", "ws" if args.transport == "ws" else "")
+        args.out = os.path.join(HERE, "results", "ws" if args.transport == "ws" else "",
+                                "durable" if durable_only else "")
     args.duration, args.warmup, args.drain = (2, 0.5, 2) if args.quick else (4, 1, 3)
     args.steps = 4 if args.quick else 6
     budget = args.budget or (170 if args.quick else 840)
     presets = (args.presets.split(",") if args.presets else
                ["fanout", "queue-pairs", "latency"] if args.quick else SWEEP_PRESETS + FIXED_PRESETS)
     for p in presets:
-        if p not in SWEEP_PRESETS + FIXED_PRESETS:
+        if p not in SWEPT + FIXED_PRESETS:
             ap.error(f"unknown preset {p}")
+    if not os.path.isdir(args.data_root):
+        ap.error(f"--data-root {args.data_root} is not a directory")
     args.bench = os.path.join(args.build, "benchmarks", "stampede-bench")
     broker_bin = os.path.join(args.build, "stampede")
     for b in (args.bench, broker_bin):
@@ -589,14 +759,29 @@ def main():
     share = 0.45 if with_rmq else 0.95
     log(f"broker CPUs {cpulist(broker_cpus)}, generator CPUs {cpulist(gen_cpus)}; "
         f"presets {','.join(presets)}")
-    run_broker(Stampede(broker_bin, broker_cpus, workdir, args.transport), runner, presets,
-               t0 + budget * share, summary)
+    in_memory = [p for p in presets if p not in DURABLE_PRESETS]
+    durable = [p for p in presets if p in DURABLE_PRESETS]
+    if in_memory:
+        run_broker(Stampede(broker_bin, broker_cpus, workdir, args.transport), runner, in_memory,
+                   t0 + budget * share, summary)
+    if durable:  # its own instance, on a fresh --data-dir (removed when it stops)
+        st = Stampede(broker_bin, broker_cpus, workdir, args.transport, data_root=args.data_root)
+        summary["stampede_storage"] = st.storage()
+        log(f"durable presets: Stampede {summary['stampede_storage']}")
+        if st.storage().startswith("in memory"):
+            summary["notes"].append(
+                "Stampede's durable figures are the in-memory baseline: this build has no "
+                "--data-dir, so it keeps persistent:true messages in memory")
+        run_broker(st, runner, durable, t0 + budget * share, summary)
     if with_rmq:
         v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"],
                            capture_output=True, text=True).stdout
         summary["rabbitmq_version"] = f"rabbitmq-server {v} (Debian) with rabbitmq_stomp"
-        run_broker(RabbitMQ(broker_cpus, workdir, args.transport), runner, presets, t0 + budget,
-                   summary)
+        rmq = RabbitMQ(broker_cpus, workdir, args.transport,
+                       data_root=args.data_root if durable else None)
+        if durable:
+            summary["rabbitmq_storage"] = rmq.storage()
+        run_broker(rmq, runner, presets, t0 + budget, summary)
     elif not args.no_rabbitmq:
         summary["notes"].append("RabbitMQ is not installed: Stampede only")
     summary["elapsed_s"] = round(time.time() - t0, 1)
@@ -608,6 +793,8 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     log(f"done in {summary['elapsed_s']} s: {os.path.join(args.out, 'results.md')}")
     print(open(os.path.join(args.out, "results.md")).read())
+    for line in durable_lines(summary):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -282,6 +282,11 @@ int stp_bench_conn_input(struct stp_bench_conn *c, size_t nread)
     stp_buf_consume(&c->in, off); /* the one move of a partial frame, as before */
     if (c->role == ROLE_CONSUMER)
         stp_bench_consumer_read_done(c);
+    if (c->role == ROLE_PRODUCER && c->u.p.rcpt_kick) {
+        c->u.p.rcpt_kick = false;
+        if (c->t->started && !c->writing)
+            stp_bench_producer_pump(c, now); /* the receipts opened the window */
+    }
     stp_bench_conn_flush(c);
     if (c->role == ROLE_CONSUMER)
         stp_bench_thread_kick(c->t);

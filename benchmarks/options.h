@@ -37,7 +37,9 @@ struct stp_bench_config {
     enum stp_bench_ack ack;
     unsigned prefetch; /* 0 = no prefetch-count header */
     unsigned receipts; /* ask a RECEIPT for every Nth SEND; 0 = never */
-    unsigned window;   /* unpaced: most messages per producer not yet delivered; 0 = no limit */
+    unsigned window;   /* unpaced: most messages per producer not yet delivered (and, with
+                          receipts, not yet receipted); 0 = no limit */
+    bool persistent;   /* SENDs carry persistent:true */
     unsigned threads;  /* 0 = the CPUs this process may use */
     char login[128], passcode[128];
     unsigned idle_connections;

@@ -33,6 +33,8 @@ static int build_template(struct stp_bench_conn *c, struct stp_bench_run *r, int
     size_t hdr_off = b.len;
     rc = rc ? rc : stp_buf_append_str(&b, value);
     rc = rc ? rc : stp_buf_append_str(&b, "\n");
+    if (r->cfg.persistent)
+        rc = rc ? rc : stp_buf_append_str(&b, "persistent:true\n");
     if (with_receipt) {
         rc = rc ? rc : stp_buf_append_str(&b, "receipt:");
         p->receipt_off = b.len;
@@ -135,6 +137,23 @@ static uint64_t window_room(const struct stp_bench_conn *c)
     return (limit - (sent - delivered) + d->npconns - 1) / d->npconns;
 }
 
+/* Unpaced producers that ask for receipts also keep at most cfg.window
+ * messages each not yet covered by a RECEIPT: a broker that delivers before
+ * it confirms (a MESSAGE may leave before the fsync its RECEIPT waits for)
+ * would otherwise let receipts, and the generator's bookkeeping of them, fall
+ * behind without bound, so a run would measure how fast its buffers fill
+ * rather than what the broker sustains. */
+uint64_t stp_bench_receipt_room(const struct stp_bench_config *cfg, uint64_t seq,
+                                uint64_t receipted)
+{
+    if (cfg->rate || !cfg->window || !cfg->receipts)
+        return UINT64_MAX;
+    /* with a receipt every Nth SEND, N must fit or the first never leaves */
+    uint64_t limit = cfg->window > cfg->receipts ? cfg->window : cfg->receipts;
+    uint64_t unreceipted = seq > receipted ? seq - receipted : 0;
+    return unreceipted >= limit ? 0 : limit - unreceipted;
+}
+
 void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
 {
     struct stp_bench_producer *p = &c->u.p;
@@ -146,7 +165,10 @@ void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
     size_t pending = c->out[c->fill].len, frame = p->tmpl_len[1];
     uint64_t room = pending < PENDING_LIMIT ? (PENDING_LIMIT - pending) / frame + 1 : 0;
     uint64_t n = due < room ? due : room, measured = 0, win = window_room(c);
+    uint64_t rwin = stp_bench_receipt_room(&r->cfg, p->seq, p->receipted);
     n = n < win ? n : win;
+    n = n < rwin ? n : rwin;
+    uint64_t asked = p->rcpt_tail;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t intended = stp_pacer_take(&p->pacer, now);
         if (!emit(c, intended, r->cfg.receipts)) {
@@ -159,6 +181,8 @@ void stp_bench_producer_pump(struct stp_bench_conn *c, uint64_t now)
         p->fill_msgs += n;
         COUNT_ADD(p->sent, n);
         COUNT_ADD(p->sent_measured, measured);
+        if (p->rcpt_tail != asked)
+            COUNT_ADD(p->receipts_asked, p->rcpt_tail - asked);
     }
     stp_bench_conn_flush(c);
     check_done(c, now);
@@ -172,8 +196,15 @@ void stp_bench_producer_on_receipt(struct stp_bench_conn *c, const struct stp_fr
         return; /* not one of ours */
     uint64_t intended = p->rcpt_ring[p->rcpt_head++ % RCPT_RING];
     COUNT_ADD(p->receipts, 1);
+    /* our receipt-ids are the SEND's seq in 16 hex digits; receipts come in
+     * the order of their SENDs, so this one covers everything before it */
+    const struct stp_slice *id = stp_frame_header(f, "receipt-id");
+    uint64_t seq;
+    if (id && id->len == 16 && stp_bench_unhex(id->p, 16, &seq) == 0 && seq < p->seq &&
+        seq + 1 > p->receipted)
+        p->receipted = seq + 1;
+    p->rcpt_kick = true;
     const struct stp_bench_run *r = c->t->run;
     if (intended >= r->t_warm_end && intended < r->t_measure_end && now >= intended)
         stp_lathist_record(&c->t->rcpt_lat, now - intended);
-    (void)f;
 }

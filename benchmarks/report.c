@@ -14,6 +14,8 @@ bool stp_bench_report_sustained(const struct stp_bench_report *rep)
     if (rep->failed || rep->sent == 0 || rep->lost || rep->duplicated || rep->reordered ||
         !rep->drained)
         return false;
+    if (rep->receipts < rep->receipts_expected)
+        return false; /* a receipt never came: the broker did not confirm everything */
     if (rep->drain_ms > 1000.0)
         return false;
     if (rep->offered_rate > 0 && rep->sent_rate < 0.95 * rep->offered_rate)
@@ -45,11 +47,11 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
 {
     const struct stp_bench_config *c = rep->cfg;
     fprintf(out,
-            "\n== stampede-bench %s%s%s: %u producers -> %u %s%s -> %u consumers, %zu B, "
+            "\n== stampede-bench %s%s%s: %u producers -> %u %s%s -> %u consumers, %zu B%s, "
             "ack %s ==\n",
             c->url_text, c->preset ? " preset " : "", c->preset ? c->preset : "", c->producers,
             c->destinations, c->topic ? "topic" : "queue", c->destinations == 1 ? "" : "s",
-            c->consumers, c->size, stp_bench_ack_name(c->ack));
+            c->consumers, c->size, c->persistent ? " persistent" : "", stp_bench_ack_name(c->ack));
     if (rep->failed)
         fprintf(out, "  FAILED: %s\n", rep->error);
     if (rep->offered_rate > 0)
@@ -65,8 +67,12 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
             rep->delivered_rate, rep->fanout, (unsigned long long)rep->delivered,
             (unsigned long long)rep->expected);
     print_latency(out, "latency", rep->lat);
-    if (rep->rcpt_lat->total || c->receipts)
+    if (rep->rcpt_lat->total || c->receipts) {
         print_latency(out, "receipt latency", rep->rcpt_lat);
+        fprintf(out, "  receipts         %llu of %llu asked for%s\n",
+                (unsigned long long)rep->receipts, (unsigned long long)rep->receipts_expected,
+                rep->receipts < rep->receipts_expected ? " (some never came back)" : "");
+    }
     fprintf(out, "  lost %llu  duplicated %llu  reordered %llu  invalid %llu  foreign %llu\n",
             (unsigned long long)rep->lost, (unsigned long long)rep->duplicated,
             (unsigned long long)rep->reordered, (unsigned long long)rep->invalid,
@@ -126,12 +132,13 @@ static void json_config(FILE *out, const struct stp_bench_report *rep)
             ", \"producers\": %u, \"consumers\": %u, \"destinations\": %u, \"kind\": \"%s\", "
             "\"size\": %zu, \"rate_per_producer\": %llu, \"duration_s\": %.3f, "
             "\"warmup_s\": %.3f, \"drain_timeout_s\": %.3f, \"ack\": \"%s\", "
-            "\"prefetch\": %u, \"receipts_every\": %u, \"threads\": %u, "
-            "\"idle_connections\": %u, \"heartbeat_ms\": %u},\n",
+            "\"prefetch\": %u, \"receipts_every\": %u, \"persistent\": %s, \"window\": %u, "
+            "\"threads\": %u, \"idle_connections\": %u, \"heartbeat_ms\": %u},\n",
             c->producers, c->consumers, c->destinations, c->topic ? "topic" : "queue", c->size,
             (unsigned long long)c->rate, (double)c->duration_ns / 1e9, (double)c->warmup_ns / 1e9,
             (double)c->drain_ns / 1e9, stp_bench_ack_name(c->ack), c->prefetch, c->receipts,
-            rep->threads, c->idle_connections, c->heartbeat_ms);
+            c->persistent ? "true" : "false", c->window, rep->threads, c->idle_connections,
+            c->heartbeat_ms);
 }
 
 static void json_first_lost(FILE *out, int64_t producer, int64_t seq)
@@ -218,7 +225,8 @@ int stp_bench_report_write_json(const struct stp_bench_report *rep, FILE *out)
     json_latency(out, rep->lat);
     fprintf(out, ",\n  \"receipt_latency_us\": ");
     json_latency(out, rep->rcpt_lat);
-    fprintf(out, ",\n  \"receipts\": %llu,\n", (unsigned long long)rep->receipts);
+    fprintf(out, ",\n  \"receipts\": %llu, \"receipts_expected\": %llu,\n",
+            (unsigned long long)rep->receipts, (unsigned long long)rep->receipts_expected);
     fprintf(out,
             "  \"drain\": {\"backlog_at_end\": %llu, \"drain_ms\": %.1f, \"drained\": %s, "
             "\"producers_flushed\": %s},\n",

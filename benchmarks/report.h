@@ -44,7 +44,8 @@ struct stp_bench_report {
     bool drained;
     bool producers_flushed; /* every producer wrote all it generated before the end */
     struct stp_lathist *lat, *rcpt_lat;
-    uint64_t receipts;
+    uint64_t receipts;          /* RECEIPTs received for SENDs */
+    uint64_t receipts_expected; /* SENDs that asked for one */
     unsigned idle_requested, idle_alive;
     uint64_t bytes_out, bytes_in;
     unsigned nsubs, ndests;
@@ -53,7 +54,8 @@ struct stp_bench_report {
 };
 
 /* Whether the broker kept up: no loss/duplicates/reordering, everything
- * drained within 1 s of the end, deliveries inside the window at least 90% of
+ * drained within 1 s of the end (every message and every receipt asked for
+ * arrived), deliveries inside the window at least 90% of
  * sends times the fan-out (the backlog did not grow), and (when paced) at
  * least 95% of the offered rate was sent. The compare script's sweep relies
  * on it. */

@@ -151,6 +151,7 @@ static int build(struct stp_bench_run *r)
 
 struct totals {
     uint64_t sent, expected, unique, received;
+    uint64_t receipts, receipts_asked;
     bool producers_done;
 };
 
@@ -164,6 +165,8 @@ static void gather(const struct stp_bench_run *r, struct totals *tt)
         uint64_t s = COUNT_GET(p->written);
         unsigned d = p->dest;
         tt->sent += COUNT_GET(p->sent);
+        tt->receipts += COUNT_GET(p->receipts);
+        tt->receipts_asked += COUNT_GET(p->receipts_asked);
         /* a topic delivers to each subscriber, a queue to one of them */
         if (r->dests[d].nconsumers)
             tt->expected += cfg->topic ? s * r->dests[d].nconsumers : s;
@@ -190,7 +193,16 @@ static void progress(const struct stp_bench_run *r, uint64_t now, struct totals 
     const char *phase = now < r->t_warm_end      ? "warmup"
                         : now < r->t_measure_end ? "measure"
                                                  : "drain";
-    if (!r->cfg.quiet)
+    if (!r->cfg.quiet && r->cfg.receipts)
+        fprintf(stderr,
+                "[%6.1fs] %-7s sent %10.0f/s  delivered %10.0f/s  receipts %10.0f/s  backlog %llu  "
+                "unreceipted %llu\n",
+                (double)(now - r->t_start) / 1e9, phase, (double)(tt.sent - prev->sent) / dt,
+                (double)(tt.unique - prev->unique) / dt,
+                (double)(tt.receipts - prev->receipts) / dt,
+                (unsigned long long)(tt.expected > tt.unique ? tt.expected - tt.unique : 0),
+                (unsigned long long)(tt.receipts_asked - tt.receipts));
+    else if (!r->cfg.quiet)
         fprintf(stderr, "[%6.1fs] %-7s sent %10.0f/s  delivered %10.0f/s  backlog %llu\n",
                 (double)(now - r->t_start) / 1e9, phase, (double)(tt.sent - prev->sent) / dt,
                 (double)(tt.unique - prev->unique) / dt,
@@ -255,7 +267,8 @@ static void run_phases(struct stp_bench_run *r, struct stp_bench_report *rep)
             backlog_taken = true;
         }
         rep->drain_ms = (double)(now - r->t_measure_end) / 1e6;
-        if (tt.producers_done && tt.unique >= tt.expected) {
+        /* done when everything sent arrived and every receipt asked for came back */
+        if (tt.producers_done && tt.unique >= tt.expected && tt.receipts >= tt.receipts_asked) {
             rep->drained = true;
             return;
         }

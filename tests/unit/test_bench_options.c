@@ -50,8 +50,8 @@ Test(bench_options, preset_then_overrides)
 
 Test(bench_options, every_preset_parses)
 {
-    const char *names[] = {"fanout",     "fanout-100", "queue-pairs",
-                           "work-queue", "latency",    "connections"};
+    const char *names[] = {"fanout",  "fanout-100", "queue-pairs", "work-queue",
+                           "durable", "latency",    "connections"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         struct stp_bench_config cfg;
         char err[512];
@@ -92,6 +92,70 @@ Test(bench_options, durations_urls_and_flags)
     cr_assert_eq(cfg.receipts, 1, "--receipts alone: every SEND");
 }
 
+Test(bench_options, persistent_flag)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *none[] = {NULL};
+    cr_assert_eq(parse(&cfg, err, none), 0, "%s", err);
+    cr_assert(!cfg.persistent, "SENDs are not persistent by default");
+    const char *args[] = {"--queue", "--persistent", "--receipts=10", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert(cfg.persistent);
+    cr_assert_eq(cfg.receipts, 10);
+    cr_assert(!cfg.topic);
+    cr_assert_eq(cfg.window, 5000, "--persistent alone leaves the window alone");
+    cr_assert_not_null(strstr(stp_bench_usage(), "--persistent"), "--help lists it");
+}
+
+Test(bench_options, durable_preset)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--preset", "durable", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert_str_eq(cfg.preset, "durable");
+    cr_assert_eq(cfg.producers, 10);
+    cr_assert_eq(cfg.consumers, 10);
+    cr_assert_eq(cfg.destinations, 10, "queue pairs: one queue per producer and consumer");
+    cr_assert(!cfg.topic);
+    cr_assert(cfg.persistent);
+    cr_assert_eq(cfg.receipts, 1, "a receipt for every SEND");
+    cr_assert_eq(cfg.ack, STP_BENCH_ACK_CLIENT_INDIVIDUAL);
+    cr_assert_eq(cfg.prefetch, 100);
+    cr_assert_eq(cfg.window, 200);
+    cr_assert_eq(cfg.rate, 0);
+    cr_assert_not_null(strstr(stp_bench_usage(), "durable"), "--help names the preset");
+}
+
+Test(bench_options, durable_preset_then_overrides)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    /* options before and after the preset both beat it */
+    const char *args[] = {"--receipts=50",
+                          "--preset=durable",
+                          "--ack",
+                          "auto",
+                          "--window",
+                          "0",
+                          "--prefetch",
+                          "0",
+                          NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert(cfg.persistent, "what is not overridden stays");
+    cr_assert_eq(cfg.receipts, 50);
+    cr_assert_eq(cfg.ack, STP_BENCH_ACK_AUTO);
+    cr_assert_eq(cfg.window, 0);
+    cr_assert_eq(cfg.prefetch, 0);
+    cr_assert_eq(cfg.producers, 10);
+    /* the other presets do not make SENDs persistent */
+    const char *qp[] = {"--preset", "queue-pairs", NULL};
+    cr_assert_eq(parse(&cfg, err, qp), 0, "%s", err);
+    cr_assert(!cfg.persistent);
+    cr_assert_eq(cfg.receipts, 0);
+}
+
 static void expect_error(const char *const *args, const char *needle)
 {
     struct stp_bench_config cfg;
@@ -120,6 +184,9 @@ Test(bench_options, bad_options_give_one_line_errors)
     expect_error((const char *[]){"--tick", "5us", NULL}, "--tick");
     expect_error((const char *[]){"--stomp-version", "2.0", NULL}, "--stomp-version");
     expect_error((const char *[]){"--tick", "2s", NULL}, "--tick");
+    expect_error((const char *[]){"--persistent=true", NULL}, "--persistent");
+    expect_error((const char *[]){"--persistent", "yes", NULL}, "yes");
+    expect_error((const char *[]){"--preset", "durables", NULL}, "durable,");
 }
 
 Test(bench_options, every_transport_is_built)

@@ -124,6 +124,48 @@ Test(bench_report, json_of_a_good_run)
     free(j);
 }
 
+Test(bench_report, receipts_must_all_come_back)
+{
+    struct stp_bench_report r = good();
+    cfg.receipts = 1;
+    r.receipts = r.receipts_expected = 60000;
+    cr_assert(stp_bench_report_sustained(&r));
+    r.receipts = 59999;
+    cr_assert(!stp_bench_report_sustained(&r), "one receipt never came back");
+}
+
+Test(bench_report, json_of_a_durable_run_has_receipt_latency)
+{
+    struct stp_bench_report r = good();
+    cfg.persistent = true, cfg.receipts = 1, cfg.window = 200;
+    for (int i = 1; i <= 100; i++)
+        stp_lathist_record(&rcpt, (uint64_t)i * 10000); /* 10 us .. 1 ms */
+    r.receipts = r.receipts_expected = 60000;
+    char *j = json_of(&r);
+    assert_well_formed(j);
+    cr_assert(strstr(j, "\"persistent\": true, \"window\": 200"), "%s", j);
+    cr_assert(strstr(j, "\"receipts_every\": 1"));
+    const char *rl = strstr(j, "\"receipt_latency_us\": {");
+    cr_assert_not_null(rl, "%s", j);
+    cr_assert(strstr(rl, "\"count\": 100,"), "%s", rl);
+    cr_assert(strstr(rl, "\"p99\": 99"), "p99 of 10..1000 us is 990 us: %s", rl);
+    cr_assert(strstr(j, "\"receipts\": 60000, \"receipts_expected\": 60000"), "%s", j);
+    free(j);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_not_null(f);
+    stp_bench_report_print(&r, f);
+    fclose(f);
+    const char *line = strstr(text, "receipt latency");
+    cr_assert_not_null(line, "%s", text);
+    cr_assert(strstr(line, "p99 99"), "the text report has the receipt p99: %s", text);
+    cr_assert(strstr(text, "receipts         60000 of 60000"), "%s", text);
+    cr_assert(strstr(text, "100 B persistent"), "%s", text);
+    free(text);
+}
+
 Test(bench_report, json_of_a_failed_run_escapes_the_error)
 {
     struct stp_bench_report r = good();
