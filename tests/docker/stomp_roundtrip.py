@@ -12,6 +12,12 @@ and expects exactly that MESSAGE back on its subscription, then DISCONNECTs
 with a receipt. Exit 0 and one line saying what happened, or exit 1 and a line
 saying which step failed and what arrived.
 
+--send-persistent QUEUE:BODY sends one persistent:true message to /queue/QUEUE
+and waits for its RECEIPT (on disk in the broker's journal); --receive
+QUEUE:BODY subscribes to /queue/QUEUE and expects exactly that message first
+(the Docker test kills the container in between and starts a new one on the
+same volume).
+
 --expect-refused turns it around: the CONNECT must be answered with
 ERROR message:access refused (the broker's answer to a bad login, or to an
 unauthenticated client from another host when no users are configured). Exit
@@ -203,12 +209,36 @@ def roundtrip(link, label, login, passcode):
     return headers.get("server", "?")
 
 
+def send_persistent(link, login, passcode, queue, text):
+    link.send(connect_frame(login, passcode))
+    expect(link, "CONNECTED", "CONNECT", version="1.2")
+    link.send(encode("SEND", [("destination", "/queue/" + queue), ("persistent", "true"),
+                              ("receipt", "p-1"), ("content-length", str(len(text)))], text))
+    expect(link, "RECEIPT", "SEND persistent", receipt_id="p-1")
+
+
+def receive(link, login, passcode, queue, text):
+    link.send(connect_frame(login, passcode))
+    expect(link, "CONNECTED", "CONNECT", version="1.2")
+    link.send(encode("SUBSCRIBE", [("id", "0"), ("destination", "/queue/" + queue),
+                                   ("ack", "client-individual")]))
+    headers, body = expect(link, "MESSAGE", "SUBSCRIBE", subscription="0", persistent="true")
+    if body != text:
+        raise Failure("MESSAGE body is %r, expected %r" % (body, text))
+    link.send(encode("ACK", [("id", headers.get("ack", "")), ("receipt", "a-1")]))
+    expect(link, "RECEIPT", "ACK", receipt_id="a-1")
+
+
 def main():
     ap = argparse.ArgumentParser(description="One STOMP round trip (or refusal) against a broker.")
     ap.add_argument("url")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange")
     ap.add_argument("--login", help="CONNECT's login header")
     ap.add_argument("--passcode", help="CONNECT's passcode header")
+    ap.add_argument("--send-persistent", metavar="QUEUE:BODY",
+                    help="send one persistent message, wait for its RECEIPT")
+    ap.add_argument("--receive", metavar="QUEUE:BODY",
+                    help="expect that message on /queue/QUEUE (and ACK it)")
     ap.add_argument("--expect-refused", action="store_true",
                     help="succeed only when CONNECT gets ERROR message:access refused")
     args = ap.parse_args()
@@ -224,6 +254,14 @@ def main():
         else:
             print("unsupported URL scheme %r" % url.scheme, file=sys.stderr)
             return 2
+        for mode, fn in (("send-persistent", send_persistent), ("receive", receive)):
+            arg = getattr(args, mode.replace("-", "_"))
+            if arg:
+                what = mode
+                queue, _, text = arg.partition(":")
+                fn(link, args.login, args.passcode, queue, text.encode())
+                print("%s over %s ok (/queue/%s)" % (mode, url.scheme, queue))
+                return 0
         if args.expect_refused:
             why = refused(link, args.login, args.passcode)
             print("refusal over %s ok: %s" % (url.scheme, why))

@@ -37,6 +37,7 @@ work=$(mktemp -d /tmp/stampede-docker-test.XXXXXX)
 passed=0 failed=0
 started_dockerd=
 containers=()
+volumes=()
 compose=()
 # The test's user, in a users file made with the image's own hash-password
 # ($auth/users, with $auth/acl) and mounted read-only into the brokers.
@@ -57,7 +58,10 @@ check() { # check NAME COMMAND...: PASS when COMMAND succeeds
 finish() {
     local c
     for c in "${containers[@]}"; do
-        timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+        timeout 30 "$docker" rm -f -v "$c" >/dev/null 2>&1
+    done
+    for c in "${volumes[@]}"; do
+        timeout 30 "$docker" volume rm -f "$c" >/dev/null 2>&1
     done
     if [ -f "$work/compose.up" ]; then
         timeout 60 "${compose[@]}" -p "$run_id" -f "$work/compose.yaml" down -v >/dev/null 2>&1
@@ -232,7 +236,7 @@ offers() { # offers URL: 1 unless the broker says URL's scheme is not in this bu
     else
         echo 1
     fi
-    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+    timeout 30 "$docker" rm -f -v "$c" >/dev/null 2>&1
 }
 probe_features() {
     has_ws=$(offers ws://127.0.0.1:0/ws)
@@ -424,7 +428,7 @@ check_default_refuses() {
         echo "$line"' 2>&1)
     note "a loopback client in the container got: $out"
     check "no users: a loopback client inside the container gets CONNECTED" [ "$out" = CONNECTED ]
-    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+    timeout 30 "$docker" rm -f -v "$c" >/dev/null 2>&1
 }
 
 # TLS (issue 5): a certificate and key mounted read-only at /etc/stampede/tls,
@@ -486,7 +490,7 @@ check_unhealthy() {
     done
     check "the HEALTHCHECK reports unhealthy with no broker listening ($health)" \
         [ "$health" = unhealthy ]
-    timeout 30 "$docker" rm -f "$c" >/dev/null 2>&1
+    timeout 30 "$docker" rm -f -v "$c" >/dev/null 2>&1
 }
 
 check_cpus_one() {
@@ -560,6 +564,47 @@ check_compose() {
     if [ $rc -eq 0 ] && grep -qE '\blost 0 ' <<<"$out"; then pass "$name"; else fail "$name"; fi
 }
 
+# Durable queues (issue 12): the image keeps its journal in the volume
+# /var/lib/stampede; a persistent message whose RECEIPT came survives
+# `docker kill` (SIGKILL) and is there for a new container on the volume.
+check_persistence() {
+    local vol=$run_id-data c1=$run_id-dur1 c2=$run_id-dur2 port body
+    body="kept-$RANDOM-$RANDOM"
+    volumes+=("$vol")
+    if ! timeout 30 "$docker" volume create "$vol" >/dev/null ||
+        ! run_broker "$c1" -p 127.0.0.1::61613 -v "$vol:/var/lib/stampede" "${auth_opts[@]}" \
+            "$image" --listen stomp://0.0.0.0:61613; then
+        fail "durable: docker run with a volume at /var/lib/stampede"
+        return 1
+    fi
+    wait_log "$c1" 'listening on' || show_logs "$c1"
+    check "durable: the image journals to its volume (log names /var/lib/stampede)" \
+        sh -c "'$docker' logs '$c1' 2>&1 | grep -q 'data dir /var/lib/stampede: recovered 0'"
+    port=$(host_port "$c1" 61613)
+    port=${port##*:}
+    local out
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "stomp://127.0.0.1:$port" --timeout 10 \
+        "${as_user[@]}" --send-persistent "durable-test:$body" 2>&1)
+    note "$out"
+    check "durable: a persistent SEND gets its RECEIPT" grep -q ' ok ' <<<"$out"
+    timeout 30 "$docker" kill "$c1" >/dev/null 2>&1 # SIGKILL: no clean shutdown
+    if ! run_broker "$c2" -p 127.0.0.1::61613 -v "$vol:/var/lib/stampede" "${auth_opts[@]}" \
+        "$image" --listen stomp://0.0.0.0:61613; then
+        fail "durable: a new container on the same volume starts"
+        return 1
+    fi
+    wait_log "$c2" 'listening on' || show_logs "$c2"
+    check "durable: the new container recovered the message (log)" \
+        sh -c "'$docker' logs '$c2' 2>&1 | grep -q 'recovered 1 persistent'"
+    port=$(host_port "$c2" 61613)
+    port=${port##*:}
+    out=$(timeout 30 "$py" "$here/stomp_roundtrip.py" "stomp://127.0.0.1:$port" --timeout 10 \
+        "${as_user[@]}" --receive "durable-test:$body" 2>&1)
+    note "$out"
+    check "durable: after docker kill, the receipted message is delivered by the new container" \
+        grep -q ' ok ' <<<"$out" || show_logs "$c2"
+}
+
 # ------------------------------------------------------------------- main
 main() {
     echo "Docker image test ($(date -u +%H:%M:%S) UTC, source: ${STAMPEDE_DOCKER_SOURCE:-worktree})"
@@ -581,6 +626,7 @@ main() {
     check_unhealthy
     check_tls
     check_cpus_one
+    check_persistence
     check_compose
 }
 
