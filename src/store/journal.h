@@ -13,7 +13,8 @@
  * opening one starts a new segment.
  *
  * Record (little endian), 32-byte header then payload:
- *   u32 magic 'STPJ' | u32 crc32c of every byte after this field |
+ *   magic: the 4 bytes 'S' 'T' 'P' 'J' | u32 crc32c of every byte after
+ *   this field through the end of the payload |
  *   u32 payload length | u8 type | u8 flags | u16 0 | u64 lsn | u64 key
  * MSG payload: u64 expires_ms | u32 deliveries | u32 body_len |
  *   u16 queue_len | u16 0 | u32 tail_len | queue bytes | tail bytes
@@ -45,7 +46,7 @@ enum stp_jrec_type {
 #define STP_JMSG_NEEDS_ESCAPE 0x01 /* flags: the broker's stp_msg needs_escape */
 
 #define STP_JREC_HEADER 32u
-#define STP_JREC_MSG_FIXED 24u         /* MSG payload bytes before queue and tail */
+#define STP_JREC_MSG_FIXED 24u           /* MSG payload bytes before queue and tail */
 #define STP_JREC_MAX_PAYLOAD (64u << 20) /* decoding refuses larger lengths */
 
 /* One record. In a decoded record queue and tail point into the buffer it
@@ -63,7 +64,7 @@ struct stp_jrec {
     uint32_t deliveries; /* times delivered before this record */
     uint32_t body_len;
     const char *queue;
-    uint16_t queue_len;
+    uint32_t queue_len; /* 1..65535 (wider, so that a longer one is refused) */
     const char *tail;
     uint32_t tail_len;
 };
@@ -72,8 +73,9 @@ struct stp_jrec {
  * SSE4.2's crc32 instruction where the CPU has it. */
 uint32_t stp_crc32c(uint32_t crc, const void *p, size_t n);
 
-/* Encoded size of r; 0 when a length is out of bounds (queue over 65535
- * bytes, payload over STP_JREC_MAX_PAYLOAD). */
+/* Encoded size of r; 0 when a length is out of bounds (MSG with a queue
+ * of 0 or over 65535 bytes, payload over STP_JREC_MAX_PAYLOAD) or the type
+ * is unknown. */
 size_t stp_jrec_size(const struct stp_jrec *r);
 /* Write r's encoding (exactly stp_jrec_size(r) bytes) at out. */
 void stp_jrec_encode(const struct stp_jrec *r, uint8_t *out);
@@ -131,24 +133,34 @@ struct stp_journal_stats {
 };
 
 struct stp_journal_opts {
-    const char *dir;          /* made (mode 0700) when missing */
-    uv_loop_t *loop;          /* the owner's loop: callbacks run on it */
-    size_t segment_bytes;     /* a segment rolls past this size; 0: 64 MiB */
-    uint64_t next_lsn;        /* first lsn to assign: replay's last_lsn + 1 (>= 1) */
-    uint64_t retry_ms;        /* failed: probe again after this long; 0: 1000 */
-    void *ctx;                /* passed to the callbacks */
-    /* Every record with lsn <= synced is on disk (after a batch's sync). */
+    const char *dir;      /* made (mode 0700) when missing */
+    uv_loop_t *loop;      /* the owner's loop: callbacks run on it */
+    size_t segment_bytes; /* a segment rolls past this size; 0: 64 MiB */
+    uint64_t next_lsn;    /* first lsn to assign: replay's last_lsn + 1 (>= 1) */
+    uint64_t retry_ms;    /* failed: probe again after this long; 0: 1000 */
+    void *ctx;            /* passed to the callbacks */
+    /* Every record with lsn <= synced is on disk (after a batch's sync),
+     * except those reported lost by on_failed before. */
     void (*on_synced)(void *ctx, uint64_t synced);
     /* The batch [first, last] could not be written or synced (err: a
      * negative STP_E* code, e.g. STP_ENOSPC or STP_EIO): those records
-     * are lost. The journal is failed from now on (appends return 0)
-     * until a probe succeeds; then on_recovered. */
+     * are lost (the writer cuts them off again, best effort). Called for
+     * the batch being written and then for the open one. The journal is
+     * failed from now on (appends return 0) until a probe succeeds; then
+     * on_recovered. A lost MSG lsn is still released once like any other.
+     * What still matters should be appended again from on_recovered: the
+     * segments awaiting deletion at the failure are unlinked only once the
+     * first batch handed over after on_recovered is on disk. */
     void (*on_failed)(void *ctx, uint64_t first, uint64_t last, int err);
+    /* The probe (a NOOP record in a new segment) is on disk: appends work
+     * again. */
     void (*on_recovered)(void *ctx);
 };
 
-/* Open the journal of dir: lists its segments (for reclamation), starts a
- * new segment and the writer thread. 0 or a negative STP_E* code. */
+/* Open the journal of dir: lists its segments (for reclamation; reads
+ * their headers to count their MSG records), starts a new segment and the
+ * writer thread. 0 or a negative STP_E* code: STP_EEXISTS when a non-empty
+ * segment is named at or after next_lsn (the dir was not replayed). */
 int stp_journal_open(struct stp_journal **out, const struct stp_journal_opts *o);
 
 /* After opening, for each live message found by the replay: the record at
@@ -187,7 +199,8 @@ const struct stp_journal_stats *stp_journal_stats(const struct stp_journal *j);
 
 /* Write and sync what is appended, stop the writer thread and close the
  * journal's handles (the loop must run once more to finish closing).
- * Loop thread. */
+ * Loop thread; blocks on the writer. The callbacks of the batches it
+ * waits for run before it returns. */
 void stp_journal_stop(struct stp_journal *j);
 /* Free it, after stop and after the loop ended. NULL is fine. */
 void stp_journal_free(struct stp_journal *j);
