@@ -41,6 +41,10 @@ struct stp_msg {
      * key and the lsn of its current MSG record (0: not journaled). */
     uint32_t deliveries;
     uint64_t jkey, jlsn;
+    /* Set by the publisher's worker before it is shared: the first receipt
+     * fence of the sending connection that covers this SEND (told back if
+     * the journal loses it). */
+    uint64_t pub_fence;
     uint8_t id_line_len;
     char id_line[32]; /* "message-id:<id>\n", formatted once for every delivery */
     const char *dest; /* NUL-terminated, inside data[] */

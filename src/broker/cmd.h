@@ -97,9 +97,12 @@ struct stp_post {
             uint64_t id;
             int err;
         } fence;
-        /* NOT_STORED: why (a negative STP_E* code). */
+        /* NOT_STORED: why (a negative STP_E* code), and the first fence of
+         * the connection that covers the message (its receipt must not be
+         * sent). */
         struct {
             int err;
+            uint64_t fence;
         } not_stored;
         /* THROTTLE: on pauses reading the publisher, off resumes. */
         struct {
@@ -169,9 +172,9 @@ static inline struct stp_post stp_post_fence(uint64_t id)
     return (struct stp_post){.type = STP_WCMD_FENCE, .u.fence = {id, 0}};
 }
 
-static inline struct stp_post stp_post_not_stored(int err)
+static inline struct stp_post stp_post_not_stored(int err, uint64_t fence)
 {
-    return (struct stp_post){.type = STP_WCMD_NOT_STORED, .u.not_stored = {err}};
+    return (struct stp_post){.type = STP_WCMD_NOT_STORED, .u.not_stored = {err, fence}};
 }
 
 static inline struct stp_post stp_post_throttle(bool on)

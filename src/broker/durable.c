@@ -58,14 +58,8 @@ static void on_failed(void *ctx, uint64_t first, uint64_t last, int err)
                   w->id, stp_strerror(err));
     atomic_store_explicit(&d->failed, true, memory_order_relaxed);
     d->fail_err = err;
-    while (d->pubs.count > 0 && stp_durable_pubs_at(&d->pubs, 0)->lsn <= last) {
-        struct stp_durable_pub p = stp_durable_pubs_pop_front(&d->pubs);
-        if (p.lsn < first)
-            continue;
-        struct stp_post cmd = stp_post_not_stored(err);
-        stp_post_to_conn(&cmd, p.worker, p.slot, p.gen);
-        stp_worker_post(w, p.worker, &cmd);
-    }
+    /* Fences first: a publisher that asked for a receipt gets the ERROR in
+     * its place, with the receipt-id; NOT_STORED then finds it closing. */
     while (d->waits.count > 0 && stp_durable_waits_at(&d->waits, 0)->lsn <= last) {
         struct stp_durable_wait wt = stp_durable_waits_pop_front(&d->waits);
         if (wt.cmd.type == STP_WCMD_FENCE_OK) {
@@ -75,6 +69,14 @@ static void on_failed(void *ctx, uint64_t first, uint64_t last, int err)
             wt.cmd.u.dead.ok = false; /* the original stays in its journal */
         }
         stp_worker_post(w, wt.to, &wt.cmd);
+    }
+    while (d->pubs.count > 0 && stp_durable_pubs_at(&d->pubs, 0)->lsn <= last) {
+        struct stp_durable_pub p = stp_durable_pubs_pop_front(&d->pubs);
+        if (p.lsn < first)
+            continue;
+        struct stp_post cmd = stp_post_not_stored(err, p.fence);
+        stp_post_to_conn(&cmd, p.worker, p.slot, p.gen);
+        stp_worker_post(w, p.worker, &cmd);
     }
     if (last > d->resolved)
         d->resolved = last;
@@ -173,7 +175,7 @@ static void msg_record(struct stp_jrec *r, const struct stp_msg *m)
         .deliveries = m->deliveries,
         .body_len = (uint32_t)m->body_len,
         .queue = m->dest,
-        .queue_len = (uint16_t)m->dest_len,
+        .queue_len = m->dest_len,
         .tail = m->tail,
         .tail_len = (uint32_t)m->tail_len,
     };
@@ -195,7 +197,7 @@ int stp_durable_store(struct stp_worker *w, struct stp_msg *m, const struct stp_
     m->jkey = r.key;
     m->jlsn = lsn;
     if (from && from->worker != UINT16_MAX) {
-        struct stp_durable_pub p = {lsn, from->worker, from->slot, from->gen};
+        struct stp_durable_pub p = {lsn, m->pub_fence, from->worker, from->slot, from->gen};
         (void)stp_durable_pubs_push_back(&d->pubs, p); /* ENOMEM: not told of a loss */
     }
     return 0;

@@ -41,6 +41,7 @@ STP_DEQUE_DEFINE(stp_durable_waits, struct stp_durable_wait)
  * when its batch is lost). */
 struct stp_durable_pub {
     uint64_t lsn;
+    uint64_t fence; /* the message's pub_fence */
     uint16_t worker;
     uint32_t slot, gen;
 };

@@ -348,7 +348,7 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
         /* The journal cannot take it: the publisher gets an ERROR, never a
          * RECEIPT, and the message is not kept. */
         if (conn) {
-            struct stp_post no = stp_post_not_stored(rc);
+            struct stp_post no = stp_post_not_stored(rc, m->pub_fence);
             stp_post_to_conn(&no, cmd->worker, cmd->slot, cmd->gen);
             stp_worker_post(w, cmd->worker, &no);
         }

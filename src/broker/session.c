@@ -236,7 +236,12 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
         off += (size_t)n;
         if (f.cmd == STP_CMD_HEARTBEAT)
             continue;
-        if (handle_frame(c, &f) < 0) {
+        s->in_frame = true;
+        int rc = handle_frame(c, &f);
+        s->in_frame = false;
+        if (rc >= 0)
+            stp_session_frame_done(c);
+        if (rc < 0) {
             if (s->state != STP_SESS_CLOSING)
                 stp_session_error(c, "internal error", "The broker ran out of memory.", NULL);
             *consumed = len;

@@ -124,6 +124,13 @@ struct stp_session {
     bool touched_any;
     struct stp_fence_deque fences; /* in id order, oldest first */
     uint64_t next_fence_id;
+    /* A persistent SEND of the frame being handled was refused on the spot
+     * (its queue is on this worker): the fence from lost_from on, issued
+     * for this frame, becomes the ERROR; with none, the ERROR follows the
+     * frame (session_send.c). */
+    uint64_t lost_from;
+    int lost_err;
+    bool in_frame;
     uint64_t hb_send_ms, hb_recv_ms;
     bool has_client_topic_sub;
     struct stp_wmark *wmarks; /* for the write in flight */
@@ -161,8 +168,10 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id);
 /* A fence could not be kept (the journal lost records it covers, err):
  * ERROR with its receipt-id after the receipts before it, then close. */
 void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err);
-/* A persistent SEND of this connection was not stored (err): ERROR, close. */
-void stp_session_not_stored(struct stp_conn *c, int err);
+/* A persistent SEND of this connection was not stored (err); fence: the
+ * first fence that covers it. That fence (when it is pending) becomes the
+ * ERROR, or else the ERROR follows the pending ones; then close. */
+void stp_session_not_stored(struct stp_conn *c, int err, uint64_t fence);
 /* Queue an ERROR frame (message + body + receipt-id) and close after it. */
 void stp_session_error(struct stp_conn *c, const char *message, const char *detail,
                        const struct stp_slice *receipt);

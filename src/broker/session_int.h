@@ -58,6 +58,9 @@ int stp_session_receipt_fence_sub(struct stp_conn *c, const struct stp_slice *re
 /* Send the ERROR frame in *frame (taken over) after the RECEIPTs still
  * waiting for their fences, then close: answers keep the frames' order. */
 void stp_session_queue_error(struct stp_conn *c, struct stp_buf *frame);
+/* After each frame: a loss reported while it was handled (lost_from) and
+ * not covered by a fence it issued gets its ERROR now. */
+void stp_session_frame_done(struct stp_conn *c);
 /* ERROR for a missing or bad header; returns -1 for the caller to return. */
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);

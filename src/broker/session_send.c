@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void fail_fence(struct stp_conn *c, struct stp_fence_wait *f, int err);
+
 /* --- posting and fences --- */
 
 void stp_session_touch(struct stp_conn *c, unsigned owner)
@@ -107,6 +109,12 @@ static int fence(struct stp_conn *c, const struct stp_slice *receipt, bool disco
         free(fw.receipt);
         return STP_ENOMEM;
     }
+    if (s->lost_from && fw.id >= s->lost_from) {
+        /* It covers a message refused while this frame was handled. */
+        s->lost_from = 0;
+        fail_fence(c, stp_fence_deque_at(&s->fences, s->fences.count - 1), s->lost_err);
+        return 0;
+    }
     for (unsigned o = 0; s->touched_any && o < n; o++) {
         if (!(s->touched[o / 64] & (1ULL << (o % 64))))
             continue;
@@ -167,17 +175,14 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
     "The broker could not write a persistent message to its journal (%s); it was not "             \
     "stored. Send it again later."
 
-void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err)
+/* Turn fence f into the ERROR for a message the journal lost: the receipts
+ * before it go out, then the ERROR (with f's receipt-id), then the
+ * connection closes (no later receipt lies). Once per session. */
+static void fail_fence(struct stp_conn *c, struct stp_fence_wait *f, int err)
 {
     struct stp_session *s = stp_sess(c);
-    size_t lo = stp_lower_bound(s->fences.count, fence_id, fence_id_at, &s->fences);
-    struct stp_fence_wait *f = lo < s->fences.count ? stp_fence_deque_at(&s->fences, lo) : NULL;
-    if (!f || f->id != fence_id)
-        return;
     f->remaining = 0;
     if (s->state != STP_SESS_CLOSING && !f->error.len) {
-        /* This fence becomes the ERROR: the receipts before it go out, then
-         * the ERROR, then the connection closes (no later receipt lies). */
         char detail[256];
         snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
         struct stp_slice rs = {f->receipt, f->receipt ? strlen(f->receipt) : 0};
@@ -191,11 +196,45 @@ void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err)
     release_fences(c);
 }
 
-void stp_session_not_stored(struct stp_conn *c, int err)
+void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err)
 {
+    struct stp_session *s = stp_sess(c);
+    size_t lo = stp_lower_bound(s->fences.count, fence_id, fence_id_at, &s->fences);
+    struct stp_fence_wait *f = lo < s->fences.count ? stp_fence_deque_at(&s->fences, lo) : NULL;
+    if (f && f->id == fence_id)
+        fail_fence(c, f, err);
+}
+
+void stp_session_not_stored(struct stp_conn *c, int err, uint64_t fence)
+{
+    struct stp_session *s = stp_sess(c);
+    if (s->state == STP_SESS_CLOSING)
+        return; /* already answered (a fence over the message failed) */
+    /* The first pending fence issued after the SEND covers it. */
+    size_t lo = stp_lower_bound(s->fences.count, fence, fence_id_at, &s->fences);
+    if (lo < s->fences.count) {
+        fail_fence(c, stp_fence_deque_at(&s->fences, lo), err);
+        return;
+    }
+    if (s->in_frame) {
+        /* Refused on the spot, while its frame is handled: the frame's
+         * receipt fence (if it asks for one) is yet to come. */
+        s->lost_from = fence;
+        s->lost_err = err;
+        return;
+    }
     char detail[256];
     snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
     stp_session_error_x(c, "message not stored", detail, NULL, NULL, NULL, true);
+}
+
+void stp_session_frame_done(struct stp_conn *c)
+{
+    struct stp_session *s = stp_sess(c);
+    if (!s->lost_from)
+        return;
+    s->lost_from = 0;
+    stp_session_not_stored(c, s->lost_err, UINT64_MAX);
 }
 
 /* --- building a message --- */
@@ -357,6 +396,7 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
 
 static void route(struct stp_conn *c, struct stp_msg *m)
 {
+    m->pub_fence = stp_sess(c)->next_fence_id + 1;
     unsigned owner = stp_owner_of(stp_worker_of(c), m->dest, m->dest_len);
     struct stp_post cmd = stp_post_route(m);
     STP_STAT_INC(stp_worker_of(c)->stats.msgs_published);

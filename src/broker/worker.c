@@ -263,7 +263,7 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
     case STP_WCMD_NOT_STORED: {
         struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
         if (c && c->closing == STP_OPEN)
-            stp_session_not_stored(c, cmd->u.not_stored.err);
+            stp_session_not_stored(c, cmd->u.not_stored.err, cmd->u.not_stored.fence);
         break;
     }
     case STP_WCMD_FENCE_OK: {
@@ -443,6 +443,7 @@ void stp_worker_fini(struct stp_worker *w)
 static int restore_queues(struct stp_worker *w)
 {
     int rc = w->journal_dir ? stp_durable_open(w, w->journal_dir, w->journal_next_lsn) : 0;
+    uint64_t t0 = uv_hrtime();
     for (size_t i = 0; i < w->nrestore; i++) {
         struct stp_msg *m = w->restore[i];
         if (rc == 0)
@@ -454,6 +455,9 @@ static int restore_queues(struct stp_worker *w)
             stp_msg_unref(&m);
         }
     }
+    if (w->nrestore)
+        stp_debug("recovery: worker %u took back %zu messages in %llu ms", w->id, w->nrestore,
+                  (unsigned long long)((uv_hrtime() - t0) / 1000000));
     free(w->restore);
     w->restore = NULL;
     w->nrestore = 0;

@@ -32,6 +32,7 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->expires_ms = 0;
     m->deliveries = 0;
     m->jkey = m->jlsn = 0;
+    m->pub_fence = 0;
     atomic_init(&m->utf8, 0);
     memcpy(m->data, dest, dest_len);
     m->data[dest_len] = '\0';

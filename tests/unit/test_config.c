@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 37);
+    cr_assert_eq(flags, 40);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -1160,4 +1160,32 @@ Test(config_errors, max_unacked_from_the_environment)
 {
     EXPECT_ENV_ERROR("STAMPEDE_MAX_UNACKED: 'lots' is not a number between 1 and 100000000",
                      "STAMPEDE_MAX_UNACKED=lots");
+}
+
+/* Durable queues (issue 12). */
+Test(config, durable_flags)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
+    cr_assert_null(cfg.data_dir, "memory only by default");
+    cr_assert_eq(cfg.max_redeliveries, 0);
+    cr_assert_eq(cfg.dead_letter, false);
+    stp_config_free(&cfg);
+    char *env[] = {"STAMPEDE_DATA_DIR=/var/lib/x", "STAMPEDE_DEAD_LETTER=yes",
+                   "STAMPEDE_MAX_REDELIVERIES=9", NULL};
+    cr_assert_eq(parse_env(&cfg, env, "--max-redeliveries", "3", NULL), STP_CONFIG_RUN);
+    cr_assert_str_eq(cfg.data_dir, "/var/lib/x");
+    cr_assert_eq(cfg.dead_letter, true);
+    cr_assert_eq(cfg.max_redeliveries, 3); /* the flag beats its variable */
+    stp_config_free(&cfg);
+    cr_assert_eq(parse(&cfg, "--data-dir", "/tmp/d", "--dead-letter"), STP_CONFIG_RUN);
+    cr_assert_str_eq(cfg.data_dir, "/tmp/d");
+    cr_assert_eq(cfg.dead_letter, true);
+    stp_config_free(&cfg);
+}
+
+Test(config_errors, max_redeliveries_not_a_number)
+{
+    EXPECT_ERROR("--max-redeliveries: '-1' is not a number between 0 and 1000000",
+                 "--max-redeliveries", "-1");
 }
