@@ -19,6 +19,26 @@ static struct stp_durable *dur(struct stp_worker *w)
     return &w->dur;
 }
 
+/* Relaxed: a figure compared against a budget, like stp_msg_bytes_in_use. */
+static atomic_size_t pending_bytes;
+
+size_t stp_durable_pending_bytes(void)
+{
+    return atomic_load_explicit(&pending_bytes, memory_order_relaxed);
+}
+
+/* Publish this journal's unsynced bytes (at the flush point and when a
+ * batch completes: often enough for a budget checked every 10 ms). */
+static void tell_pending(struct stp_durable *d)
+{
+    size_t now = d->j ? stp_journal_pending_bytes(d->j) : 0;
+    if (now >= d->pending_told)
+        atomic_fetch_add_explicit(&pending_bytes, now - d->pending_told, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&pending_bytes, d->pending_told - now, memory_order_relaxed);
+    d->pending_told = now;
+}
+
 /* Post the waits whose records are settled (lsn <= upto). */
 static void release_waits(struct stp_worker *w, uint64_t upto)
 {
@@ -43,6 +63,7 @@ static void on_synced(void *ctx, uint64_t synced)
         d->resolved = synced;
     drop_pubs(d, synced);
     release_waits(w, d->resolved);
+    tell_pending(d);
 }
 
 /* The batch [first, last] is lost: its publishers get an ERROR (their
@@ -80,6 +101,7 @@ static void on_failed(void *ctx, uint64_t first, uint64_t last, int err)
     }
     if (last > d->resolved)
         d->resolved = last;
+    tell_pending(d);
 }
 
 static void on_recovered(void *ctx)
@@ -113,8 +135,10 @@ void stp_durable_adopt(struct stp_worker *w, const struct stp_msg *m)
 
 void stp_durable_flush(struct stp_worker *w)
 {
-    if (dur(w)->j)
+    if (dur(w)->j) {
         stp_journal_flush(dur(w)->j);
+        tell_pending(dur(w));
+    }
 }
 
 void stp_durable_stop(struct stp_worker *w)
@@ -138,6 +162,7 @@ void stp_durable_free(struct stp_worker *w)
     stp_durable_pubs_free(&d->pubs);
     stp_journal_free(d->j);
     d->j = NULL;
+    tell_pending(d);
 }
 
 void stp_durable_post(struct stp_worker *w, unsigned to, struct stp_post *cmd, bool wait)

@@ -59,6 +59,7 @@ struct stp_durable {
      * worker, read (relaxed) by /healthz on any worker. */
     atomic_bool failed;
     int fail_err;
+    size_t pending_told; /* this journal's share of stp_durable_pending_bytes */
 };
 
 /* Open the worker's journal in dir (start of the worker, its thread or the
@@ -71,6 +72,12 @@ void stp_durable_flush(struct stp_worker *w);
 /* Stop (write what is appended, join the writer, close handles) and free. */
 void stp_durable_stop(struct stp_worker *w);
 void stp_durable_free(struct stp_worker *w);
+
+/* Bytes all journals hold in memory, appended and not yet on disk. They
+ * count toward --memory-budget: publishers that outrun the disk without
+ * asking for receipts wait like publishers that outrun their consumers.
+ * Any thread (relaxed). */
+size_t stp_durable_pending_bytes(void);
 
 /* Post cmd to worker `to`; with wait, only once every record appended so
  * far is on disk. A post behind a waiting one waits too (order). */

@@ -106,7 +106,8 @@ static void on_queue_delivery(struct stp_worker *w, struct stp_post *cmd)
 
 static bool over_budget(struct stp_worker *w, size_t percent)
 {
-    return stp_msg_bytes_in_use() / 100 > w->cfg->memory_budget / 100 * percent / 100;
+    size_t held = stp_msg_bytes_in_use() + stp_durable_pending_bytes();
+    return held / 100 > w->cfg->memory_budget / 100 * percent / 100;
 }
 
 static void on_budget_timer(uv_timer_t *t)

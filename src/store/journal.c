@@ -475,6 +475,11 @@ uint64_t stp_journal_appended(const struct stp_journal *j)
     return j->appended;
 }
 
+size_t stp_journal_pending_bytes(const struct stp_journal *j)
+{
+    return j->open->buf.len + (j->busy ? j->flight->buf.len : 0);
+}
+
 uint64_t stp_journal_synced(const struct stp_journal *j)
 {
     return j->synced;

@@ -194,6 +194,9 @@ void stp_journal_flush(struct stp_journal *j);
 
 uint64_t stp_journal_appended(const struct stp_journal *j); /* last lsn appended */
 uint64_t stp_journal_synced(const struct stp_journal *j);   /* last lsn on disk */
+/* Bytes appended and not yet on disk (the open batch and the one being
+ * written): memory the caller may want to bound. */
+size_t stp_journal_pending_bytes(const struct stp_journal *j);
 bool stp_journal_failed(const struct stp_journal *j);
 const struct stp_journal_stats *stp_journal_stats(const struct stp_journal *j);
 
