@@ -5,6 +5,9 @@
 #   scripts/dev.sh test                     install what is missing, build, run every suite
 #                                           (plain build, an ASan+UBSan build, the fuzzers,
 #                                           then the broker under ThreadSanitizer)
+#   scripts/dev.sh compare [compare.py options...]
+#                                           install RabbitMQ too, build a release broker and
+#                                           run benchmarks/compare.sh against both
 #   scripts/dev.sh deps                     only install what is missing
 #   scripts/dev.sh deps-build               only what building needs (the Docker build stage)
 #
@@ -27,6 +30,10 @@ BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llh
 # machine already; node and npm come below.
 TEST_PACKAGES=(clang clang-format libcriterion-dev libclang-rt-14-dev python3-stomp python3-websockets openssl
     chromium docker.io debootstrap docker-compose)
+
+# What the RabbitMQ comparison needs on top of the build (benchmarks/compare.py
+# starts its own RabbitMQ node with the STOMP plugin on free loopback ports).
+BENCH_PACKAGES=(rabbitmq-server python3)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -154,8 +161,13 @@ test)
     install_deps
     run_tests
     ;;
+compare)
+    install_apt "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+    build build-release -Dtests=false -Dbuildtype=release
+    exec benchmarks/compare.sh --build build-release "$@"
+    ;;
 *)
-    echo "usage: scripts/dev.sh run [flags...] | test | deps | deps-build" >&2
+    echo "usage: scripts/dev.sh run [flags...] | test | compare [options...] | deps | deps-build" >&2
     exit 2
     ;;
 esac

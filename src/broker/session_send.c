@@ -41,8 +41,12 @@ void stp_session_post(struct stp_conn *c, unsigned owner, struct stp_post *cmd)
     struct stp_worker *w = stp_worker_of(c);
     stp_session_touch(c, owner);
     stp_post_to_conn(cmd, (uint16_t)w->id, c->slot, c->gen);
+    bool publish = cmd->type == STP_WCMD_ROUTE;
     stp_worker_post(w, owner, cmd);
-    if (stp_worker_backlogged(w))
+    /* Back-pressure is for publishers: a consumer's ACKs are what frees
+     * the queues (and are bounded by its unacked deliveries), so pausing
+     * it while the mailboxes are backed up would only slow the drain. */
+    if (publish && stp_worker_backlogged(w))
         stp_conn_pause(c);
 }
 

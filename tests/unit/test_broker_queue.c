@@ -804,3 +804,26 @@ Test(queue, subscribe_receipt_precedes_queued_messages)
         expect_msg(sub, i, false, NULL, 0);
     th_expect_none(sub);
 }
+
+/* Mailbox back-pressure pauses publishers only: a consumer whose ACKs free
+ * the queue keeps being read while the worker's mailboxes are backed up. */
+Test(queue, a_backlog_pauses_publishers_not_acking_consumers)
+{
+    th_setup(2, NULL);
+    const char *dest = th_owned_by(1, "/queue/bp", 0);
+    struct th_conn *sub = th_connect(0), *pub = th_connect(0);
+    th_sendf(sub, "SUBSCRIBE\nid:s\ndestination:%s\nack:client-individual\n\n", dest);
+    publish(pub, dest, "first");
+    th_pump();
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    char ack[64];
+    snprintf(ack, sizeof(ack), "%s", th_header(&f, "ack"));
+    /* Worker 1 does not run: worker 0's ring to it fills up. */
+    for (int i = 0; i < 5000 && !pub->c->paused; i++)
+        publish(pub, dest, "more");
+    cr_assert(pub->c->paused, "the publisher is paused once the mailbox is backed up");
+    cr_assert(stp_worker_backlogged(th_worker(0)));
+    th_sendf(sub, "ACK\nid:%s\n\n", ack);
+    cr_assert_not(sub->c->paused, "an ACK does not pause its consumer");
+    th_pump();
+}
