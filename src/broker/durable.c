@@ -32,7 +32,9 @@ size_t stp_durable_pending_bytes(void)
 static void tell_pending(struct stp_durable *d)
 {
     size_t now = d->j ? stp_journal_pending_bytes(d->j) : 0;
-    if (now >= d->pending_told)
+    if (now == d->pending_told)
+        return;
+    if (now > d->pending_told)
         atomic_fetch_add_explicit(&pending_bytes, now - d->pending_told, memory_order_relaxed);
     else
         atomic_fetch_sub_explicit(&pending_bytes, d->pending_told - now, memory_order_relaxed);
@@ -165,7 +167,7 @@ void stp_durable_free(struct stp_worker *w)
     tell_pending(d);
 }
 
-void stp_durable_post(struct stp_worker *w, unsigned to, struct stp_post *cmd, bool wait)
+void stp_durable_post_slow(struct stp_worker *w, unsigned to, struct stp_post *cmd, bool wait)
 {
     struct stp_durable *d = dur(w);
     uint64_t lsn = d->j ? stp_journal_appended(d->j) : 0;
@@ -228,7 +230,7 @@ int stp_durable_store(struct stp_worker *w, struct stp_msg *m, const struct stp_
     return 0;
 }
 
-bool stp_durable_delivered(struct stp_worker *w, struct stp_msg *m)
+bool stp_durable_delivered_(struct stp_worker *w, struct stp_msg *m)
 {
     struct stp_durable *d = dur(w);
     if (!d->j || !m->jkey)
@@ -237,7 +239,7 @@ bool stp_durable_delivered(struct stp_worker *w, struct stp_msg *m)
     return append(d, &r) != 0;
 }
 
-void stp_durable_settled(struct stp_worker *w, struct stp_msg *m)
+void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m)
 {
     struct stp_durable *d = dur(w);
     if (!d->j || !m->jkey)

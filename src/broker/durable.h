@@ -20,6 +20,7 @@
 
 #include "broker/cmd.h"
 #include "stampede/deque.h"
+#include "stampede/msg.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -80,8 +81,18 @@ void stp_durable_free(struct stp_worker *w);
 size_t stp_durable_pending_bytes(void);
 
 /* Post cmd to worker `to`; with wait, only once every record appended so
- * far is on disk. A post behind a waiting one waits too (order). */
-void stp_durable_post(struct stp_worker *w, unsigned to, struct stp_post *cmd, bool wait);
+ * far is on disk. A post behind a waiting one waits too (order). d is the
+ * worker's (w->dur): the common case, nothing to wait for, stays inline. */
+void stp_durable_post_slow(struct stp_worker *w, unsigned to, struct stp_post *cmd, bool wait);
+void stp_worker_post(struct stp_worker *w, unsigned to, struct stp_post *cmd);
+static inline void stp_durable_post(struct stp_worker *w, struct stp_durable *d, unsigned to,
+                                    struct stp_post *cmd, bool wait)
+{
+    if (d->waits.count == 0 && (!wait || !d->j))
+        stp_worker_post(w, to, cmd);
+    else
+        stp_durable_post_slow(w, to, cmd, wait);
+}
 
 /* A message enters a queue of this worker: journal it when it is
  * persistent and there is a journal (from: the ROUTE command, whose
@@ -90,14 +101,26 @@ void stp_durable_post(struct stp_worker *w, unsigned to, struct stp_post *cmd, b
 int stp_durable_store(struct stp_worker *w, struct stp_msg *m, const struct stp_post *from);
 /* m is handed to a consumer once more: true when its DELIVER record was
  * appended (then the delivery must wait: stp_durable_post with wait). */
-bool stp_durable_delivered(struct stp_worker *w, struct stp_msg *m);
+bool stp_durable_delivered_(struct stp_worker *w, struct stp_msg *m);
 /* m left its queue for good (acked, written with auto ack, expired, dead-
  * lettered): SETTLE record, and its MSG record is no longer needed. */
-void stp_durable_settled(struct stp_worker *w, struct stp_msg *m);
+void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m);
 /* Copy m's record forward (compaction): a new MSG with the same key. */
 void stp_durable_copy_forward(struct stp_worker *w, struct stp_msg *m);
 /* Once a second: copy forward the live messages pinning old segments. */
 void stp_durable_compact(struct stp_worker *w);
+
+/* Inline front doors: only a journaled message (jkey set) goes further. */
+static inline bool stp_durable_delivered(struct stp_worker *w, struct stp_msg *m)
+{
+    return m->jkey ? stp_durable_delivered_(w, m) : false;
+}
+
+static inline void stp_durable_settled(struct stp_worker *w, struct stp_msg *m)
+{
+    if (m->jkey)
+        stp_durable_settled_(w, m);
+}
 
 static inline bool stp_durable_on(const struct stp_durable *d)
 {

@@ -267,7 +267,7 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
             stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
         else
             c->live++;
-        stp_durable_post(w, c->worker, &cmd, wait);
+        stp_durable_post(w, &w->dur, c->worker, &cmd, wait);
     }
     unthrottle_if_drained(w, q);
 }

@@ -252,7 +252,7 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
          * with a journal, answered once it is on disk too. */
         struct stp_post ok = *cmd;
         ok.type = STP_WCMD_FENCE_OK;
-        stp_durable_post(w, cmd->worker, &ok, true);
+        stp_durable_post(w, &w->dur, cmd->worker, &ok, true);
         break;
     }
     case STP_WCMD_FENCE_FAIL: {
@@ -282,7 +282,7 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
         struct stp_post done = *cmd;
         done.type = STP_WCMD_DEAD_DONE;
         done.u.dead.ok = true;
-        stp_durable_post(w, from, &done, true);
+        stp_durable_post(w, &w->dur, from, &done, true);
         break;
     }
     case STP_WCMD_DEAD_DONE:
