@@ -124,6 +124,9 @@ int stp_durable_open(struct stp_worker *w, const char *dir, uint64_t next_lsn)
         .on_synced = on_synced,
         .on_failed = on_failed,
         .on_recovered = on_recovered,
+        .seg_lsns = w->journal_segs.lsns,
+        .seg_msgs = w->journal_segs.msgs,
+        .nseg = w->journal_segs.n,
     };
     d->resolved = o.next_lsn - 1;
     return stp_journal_open(&d->j, &o);

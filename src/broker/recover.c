@@ -218,6 +218,7 @@ struct replay {
     struct keyindex map;
     struct stp_msg **order; /* by first appearance; NULL once settled */
     size_t n, cap;
+    struct stp_recovery_segs segs; /* MSG records per segment (for the journal's open) */
     struct stp_journal_replay_stats st;
     uint64_t bad; /* records that check but make no sense (skipped) */
     int rc;
@@ -229,6 +230,31 @@ static bool msg_record_ok(const struct stp_jrec *r)
 {
     return stp_dest_kind(r->queue, r->queue_len) == STP_DEST_QUEUE && r->tail_len >= 2 &&
            r->tail[r->tail_len - 1] == '\0' && r->body_len <= r->tail_len - 2;
+}
+
+static int segs_push(struct stp_recovery_segs *s, uint64_t lsn, uint64_t msgs)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        uint64_t *l = reallocarray(s->lsns, cap, sizeof(*l));
+        if (l)
+            s->lsns = l;
+        uint64_t *m = l ? reallocarray(s->msgs, cap, sizeof(*m)) : NULL;
+        if (!m)
+            return STP_ENOMEM;
+        s->msgs = m;
+        s->cap = cap;
+    }
+    s->lsns[s->n] = lsn;
+    s->msgs[s->n++] = msgs;
+    return 0;
+}
+
+static void segs_free(struct stp_recovery_segs *s)
+{
+    free(s->lsns);
+    free(s->msgs);
+    *s = (struct stp_recovery_segs){0};
 }
 
 static struct stp_msg *msg_from_record(const struct stp_jrec *r)
@@ -296,6 +322,8 @@ static int on_record(void *ctx, const struct stp_jrec *r)
         if (ki_get(&rp->map, r->key, &i))
             rp->order[i]->deliveries++;
         return 0;
+    case STP_JREC_SEGMENT_DONE:
+        return segs_push(&rp->segs, r->lsn, r->key);
     default:
         return 0;
     }
@@ -340,6 +368,7 @@ static void replay_free(struct replay *rp)
         stp_msg_unref(&rp->order[i]);
     free(rp->order);
     ki_free(&rp->map);
+    segs_free(&rp->segs);
 }
 
 /* --- files --- */
@@ -558,7 +587,8 @@ static int alloc_hand_over(struct stp_recovery *r, unsigned n)
     r->next_lsn = calloc(n, sizeof(*r->next_lsn));
     r->msgs = calloc(n, sizeof(*r->msgs));
     r->nmsgs = calloc(n, sizeof(*r->nmsgs));
-    return r->dirs && r->next_lsn && r->msgs && r->nmsgs ? 0 : STP_ENOMEM;
+    r->segs = calloc(n, sizeof(*r->segs));
+    return r->dirs && r->next_lsn && r->msgs && r->nmsgs && r->segs ? 0 : STP_ENOMEM;
 }
 
 /* Replay the old generation's journals, one thread each. */
@@ -645,6 +675,9 @@ static int rehome(struct stp_broker *b, const char *dir, unsigned oldgen)
             return STP_EIO;
         }
         r->next_lsn[w] = last + 1;
+        segs_free(&r->segs[w]);
+        if (last && segs_push(&r->segs[w], 1, r->nmsgs[w]) < 0)
+            return STP_ENOMEM;
     }
     snprintf(path, sizeof(path), "%s/g%u", dir, gen);
     int rc = fsync_path(path);
@@ -689,8 +722,11 @@ static int recover_from(struct stp_broker *b, const char *dir, unsigned gen, uns
         sum_stats(r, rps, nold);
         bool keep = in_place(b, rps, nold);
         if (keep) {
-            for (unsigned w = 0; w < nold; w++)
+            for (unsigned w = 0; w < nold; w++) {
                 r->next_lsn[w] = rps[w].st.last_lsn + 1;
+                r->segs[w] = rps[w].segs;
+                rps[w].segs = (struct stp_recovery_segs){0};
+            }
         }
         rc = distribute(b, rps, nold);
         if (rc == 0 && !keep)
@@ -762,6 +798,8 @@ void stp_recover_hand_over(struct stp_broker *b, struct stp_worker *w)
     w->journal_next_lsn = r->next_lsn[w->id];
     w->restore = r->msgs[w->id];
     w->nrestore = r->nmsgs[w->id];
+    w->journal_segs = r->segs[w->id];
+    r->segs[w->id] = (struct stp_recovery_segs){0};
     r->msgs[w->id] = NULL;
     r->nmsgs[w->id] = 0;
 }
@@ -775,7 +813,10 @@ void stp_recover_release(struct stp_broker *b)
             stp_msg_unref(&r->msgs[w][k]);
         if (r->msgs)
             free(r->msgs[w]);
+        if (r->segs)
+            segs_free(&r->segs[w]);
     }
+    free(r->segs);
     free(r->dirs);
     free(r->next_lsn);
     free(r->msgs);

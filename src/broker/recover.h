@@ -24,6 +24,13 @@ struct stp_broker;
 struct stp_worker;
 struct stp_msg;
 
+/* MSG records per existing segment of a journal, by segment name: the
+ * journal then need not read its files again at open to count them. */
+struct stp_recovery_segs {
+    uint64_t *lsns, *msgs;
+    size_t n, cap;
+};
+
 /* What recovery found and hands over, per worker of this run. */
 struct stp_recovery {
     int lock_fd; /* -1: no data dir */
@@ -32,6 +39,7 @@ struct stp_recovery {
     uint64_t *next_lsn;
     struct stp_msg ***msgs; /* references, queue order within each queue */
     size_t *nmsgs;
+    struct stp_recovery_segs *segs;
     /* Figures for the log and /metrics. */
     uint64_t messages, queues_hint, damaged_records, damaged_bytes, truncated_bytes, bad_records;
     uint64_t bytes_read, elapsed_ms;

@@ -462,6 +462,9 @@ static int restore_queues(struct stp_worker *w)
     free(w->restore);
     w->restore = NULL;
     w->nrestore = 0;
+    free(w->journal_segs.lsns);
+    free(w->journal_segs.msgs);
+    w->journal_segs = (struct stp_recovery_segs){0};
     return rc;
 }
 

@@ -16,6 +16,7 @@
 
 #include "broker/cmd.h"
 #include "broker/durable.h"
+#include "broker/recover.h"
 #include "broker/stats.h"
 #include "net/conn.h"
 #include "stampede/buf.h"
@@ -83,6 +84,7 @@ struct stp_worker {
     uint64_t journal_next_lsn;
     struct stp_msg **restore; /* references, in queue order per queue */
     size_t nrestore;
+    struct stp_recovery_segs journal_segs; /* MSG counts of its segments (freed at init) */
 
     struct stp_buf scratch; /* reused for building frames on this thread */
     /* Published once a second by the stats timer, read by /metrics on any

@@ -278,6 +278,23 @@ static int make_dir(const char *dir)
     return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : stp_err_from_errno(errno);
 }
 
+/* How many MSG records the existing segment `lsn` holds: as the replay
+ * counted them (opts.seg_msgs), or read from the file. */
+static uint64_t seg_msgs(struct stp_journal *j, uint64_t lsn)
+{
+    size_t lo = 0, hi = j->nseg_known;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (j->seg_lsns[mid] < lsn)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < j->nseg_known && j->seg_lsns[lo] == lsn)
+        return j->seg_msgs[lo];
+    return stp_seg_count_msgs(j->dirfd, lsn);
+}
+
 /* The segments already in the directory, oldest first, none of them at or
  * after next_lsn (empty ones there are removed). */
 static int load_segments(struct stp_journal *j)
@@ -295,7 +312,7 @@ static int load_segments(struct stp_journal *j)
                       name, (unsigned long long)j->next_lsn);
             rc = STP_EEXISTS;
         } else {
-            rc = stp_jseg_push(j, v[i].lsn, stp_seg_count_msgs(j->dirfd, v[i].lsn), v[i].size);
+            rc = stp_jseg_push(j, v[i].lsn, seg_msgs(j, v[i].lsn), v[i].size);
             stp_jstat_add(&j->stats.segments, 1);
             stp_jstat_add(&j->stats.disk_bytes, v[i].size);
         }
@@ -415,7 +432,12 @@ int stp_journal_open(struct stp_journal **out, const struct stp_journal_opts *o)
     j->open = &j->batches[0];
     j->flight = &j->batches[1];
     j->dirfd = j->cur_fd = -1;
+    j->seg_lsns = o->seg_lsns;
+    j->seg_msgs = o->seg_msgs;
+    j->nseg_known = o->seg_lsns && o->seg_msgs ? o->nseg : 0;
     int rc = j->dir ? open_files(j) : STP_ENOMEM;
+    j->seg_lsns = j->seg_msgs = NULL; /* the caller's arrays: not kept */
+    j->nseg_known = 0;
     if (rc == 0)
         rc = start(j);
     if (rc != 0) {

@@ -101,9 +101,14 @@ struct stp_journal_replay_stats {
     uint64_t last_lsn;        /* highest lsn seen; 0 when none */
 };
 
+/* Not a record: after each segment the replay calls back once with this
+ * type, lsn = the segment's name (its first lsn) and key = how many MSG
+ * records it held, for stp_journal_opts.seg_msgs. */
+#define STP_JREC_SEGMENT_DONE 0x80
+
 /* Called once per valid record in lsn order (segment by segment, in file
- * order); r's pointers are valid during the call only. Non-zero stops the
- * replay and is returned. */
+ * order), and once per segment with STP_JREC_SEGMENT_DONE; r's pointers are
+ * valid during the call only. Non-zero stops the replay and is returned. */
 typedef int (*stp_journal_replay_cb)(void *ctx, const struct stp_jrec *r);
 
 /* Read every segment of dir in order. Bad bytes followed by a valid record
@@ -155,6 +160,11 @@ struct stp_journal_opts {
     /* The probe (a NOOP record in a new segment) is on disk: appends work
      * again. */
     void (*on_recovered)(void *ctx);
+    /* Optional, from the replay (STP_JREC_SEGMENT_DONE): the MSG records of
+     * existing segments, by name, ascending. A segment listed here is not
+     * read again at open to count them (compaction needs the count). */
+    const uint64_t *seg_lsns, *seg_msgs;
+    size_t nseg;
 };
 
 /* Open the journal of dir: lists its segments (for reclamation; reads

@@ -67,6 +67,9 @@ struct stp_journal {
     uint64_t *dead; /* dead segments whose unlink is not handed over yet */
     size_t ndead, dead_cap;
     struct stp_journal_stats stats;
+    /* At open only: the replay's MSG counts (opts.seg_lsns/seg_msgs). */
+    const uint64_t *seg_lsns, *seg_msgs;
+    size_t nseg_known;
 
     /* --- handoff (under mu) --- */
     uv_mutex_t mu;

@@ -68,11 +68,12 @@ static void damaged(const struct replay *rp, const char *name, size_t off, size_
 /* Pass the records of the segment mapped at base[0, size) to the callback.
  * *cut: where the torn tail starts (size when none; only for the newest).
  * 0 or the callback's value. */
-static int scan(const struct replay *rp, const char *name, const uint8_t *base, size_t size,
-                bool newest, size_t *cut)
+static int scan(const struct replay *rp, uint64_t seg_lsn, const char *name, const uint8_t *base,
+                size_t size, bool newest, size_t *cut)
 {
     struct stp_journal_replay_stats *st = rp->st;
     size_t off = 0;
+    uint64_t msgs = 0;
     *cut = size;
     while (off < size) {
         struct stp_jrec r;
@@ -80,6 +81,7 @@ static int scan(const struct replay *rp, const char *name, const uint8_t *base, 
         if (next_ok(rp, base + off, size - off, &r, &used)) {
             st->records++;
             st->last_lsn = r.lsn;
+            msgs += r.type == STP_JREC_MSG;
             int rc = rp->cb ? rp->cb(rp->ctx, &r) : 0;
             if (rc != 0)
                 return rc;
@@ -89,12 +91,13 @@ static int scan(const struct replay *rp, const char *name, const uint8_t *base, 
         size_t next = resync(rp, base, size, off + 1);
         if (next == size && newest) {
             *cut = off;
-            return 0;
+            break;
         }
         damaged(rp, name, off, next - off);
         off = next;
     }
-    return 0;
+    struct stp_jrec done = {.type = STP_JREC_SEGMENT_DONE, .lsn = seg_lsn, .key = msgs};
+    return rp->cb ? rp->cb(rp->ctx, &done) : 0;
 }
 
 /* Cut the newest segment at cut; removed when nothing is left. */
@@ -115,15 +118,15 @@ static int cut_tail(const struct replay *rp, const char *name, size_t size, size
 }
 
 /* Map the open segment fd (size bytes), scan it, cut a torn tail. */
-static int replay_mapped(const struct replay *rp, int fd, const char *name, size_t size,
-                         bool newest)
+static int replay_mapped(const struct replay *rp, int fd, uint64_t lsn, const char *name,
+                         size_t size, bool newest)
 {
     void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED)
         return stp_err_from_errno(errno);
     madvise(m, size, MADV_SEQUENTIAL);
     size_t cut;
-    int rc = scan(rp, name, m, size, newest, &cut);
+    int rc = scan(rp, lsn, name, m, size, newest, &cut);
     munmap(m, size);
     if (rc == 0 && cut < size)
         rc = cut_tail(rp, name, size, cut);
@@ -151,7 +154,7 @@ static int replay_segment(const struct replay *rp, uint64_t lsn, bool newest)
     } else {
         rp->st->segments++;
         rp->st->bytes += (uint64_t)sb.st_size;
-        rc = replay_mapped(rp, fd, name, (size_t)sb.st_size, newest);
+        rc = replay_mapped(rp, fd, lsn, name, (size_t)sb.st_size, newest);
     }
     close(fd);
     return rc;

@@ -136,12 +136,19 @@ struct seen {
     uint64_t key[20000];
     uint8_t type[20000];
     char tail[20000][24];
-    int stop_at; /* return 7 at this record (1-based); 0: never */
+    int stop_at;       /* return 7 at this record (1-based); 0: never */
+    size_t segs_done;  /* STP_JREC_SEGMENT_DONE calls */
+    uint64_t seg_msgs; /* the MSG records they counted */
 };
 
 static int collect(void *ctx, const struct stp_jrec *r)
 {
     struct seen *s = ctx;
+    if (r->type == STP_JREC_SEGMENT_DONE) {
+        s->segs_done++;
+        s->seg_msgs += r->key;
+        return 0;
+    }
     cr_assert_lt(s->n, 20000);
     s->lsn[s->n] = r->lsn;
     s->key[s->n] = r->key;
@@ -159,6 +166,12 @@ static struct seen *replay(const char *dir, struct stp_journal_replay_stats *st)
     cr_assert_not_null(s);
     cr_assert_eq(stp_journal_replay(dir, collect, s, st), 0);
     cr_assert_eq(st->records, s->n);
+    /* One SEGMENT_DONE per segment read, counting its MSG records. */
+    cr_assert_eq(s->segs_done, st->segments);
+    uint64_t msgs = 0;
+    for (size_t i = 0; i < s->n; i++)
+        msgs += s->type[i] == STP_JREC_MSG;
+    cr_assert_eq(s->seg_msgs, msgs);
     return s;
 }
 
@@ -738,6 +751,8 @@ struct live {
 static int collect_live(void *ctx, const struct stp_jrec *r)
 {
     struct live *lv = ctx;
+    if (r->type == STP_JREC_SEGMENT_DONE)
+        return 0;
     if (r->type == STP_JREC_MSG) {
         lv->lsn[lv->n] = r->lsn;
         lv->key[lv->n++] = r->key;
