@@ -195,7 +195,7 @@ static uint64_t append(struct stp_durable *d, struct stp_jrec *r)
     return stp_durable_failed(d) ? 0 : stp_journal_append(d->j, r);
 }
 
-static void msg_record(struct stp_jrec *r, const struct stp_msg *m)
+void stp_durable_msg_record(struct stp_jrec *r, const struct stp_msg *m)
 {
     *r = (struct stp_jrec){
         .type = STP_JREC_MSG,
@@ -220,7 +220,7 @@ int stp_durable_store(struct stp_worker *w, struct stp_msg *m, const struct stp_
         return d->fail_err ? d->fail_err : STP_EIO;
     struct stp_jrec r;
     m->jkey = 0;
-    msg_record(&r, m);
+    stp_durable_msg_record(&r, m);
     uint64_t lsn = append(d, &r);
     if (!lsn)
         return STP_ENOMEM;
@@ -259,7 +259,7 @@ void stp_durable_copy_forward(struct stp_worker *w, struct stp_msg *m)
 {
     struct stp_durable *d = dur(w);
     struct stp_jrec r;
-    msg_record(&r, m);
+    stp_durable_msg_record(&r, m);
     uint64_t lsn = append(d, &r);
     if (!lsn)
         return; /* stays where it is; the segment stays too */

@@ -105,6 +105,10 @@ bool stp_durable_delivered_(struct stp_worker *w, struct stp_msg *m);
 /* m left its queue for good (acked, written with auto ack, expired, dead-
  * lettered): SETTLE record, and its MSG record is no longer needed. */
 void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m);
+/* The MSG record of m (its key, expiry, deliveries, queue and tail); the
+ * recovery writes re-homed messages with it too. */
+struct stp_jrec;
+void stp_durable_msg_record(struct stp_jrec *r, const struct stp_msg *m);
 /* Copy m's record forward (compaction): a new MSG with the same key. */
 void stp_durable_copy_forward(struct stp_worker *w, struct stp_msg *m);
 /* Once a second: copy forward the live messages pinning old segments. */

@@ -6,6 +6,7 @@
 
 #include "broker/broker.h"
 #include "broker/dest.h"
+#include "broker/durable.h"
 #include "broker/worker.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -494,19 +495,9 @@ static void sw_flush(struct seg_writer *sw)
 
 static void sw_append(struct seg_writer *sw, struct stp_msg *m)
 {
-    struct stp_jrec r = {
-        .type = STP_JREC_MSG,
-        .flags = m->needs_escape ? STP_JMSG_NEEDS_ESCAPE : 0,
-        .lsn = ++sw->lsn,
-        .expires_ms = m->expires_ms,
-        .deliveries = m->deliveries,
-        .body_len = (uint32_t)m->body_len,
-        .queue = m->dest,
-        .queue_len = m->dest_len,
-        .tail = m->tail,
-        .tail_len = (uint32_t)m->tail_len,
-    };
-    r.key = r.lsn;
+    struct stp_jrec r;
+    stp_durable_msg_record(&r, m);
+    r.lsn = r.key = ++sw->lsn;
     size_t size = stp_jrec_size(&r);
     if (size > sw->cap - sw->len) {
         sw_flush(sw);
