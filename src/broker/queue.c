@@ -428,28 +428,25 @@ static void requeue_front(struct stp_worker *w, struct stp_queue *q, struct stp_
         qdeque_pop_front(&c->inflight);
 }
 
-/* Entries [0, n) of the in-flight list are settled: drop them. */
-static void settle_front(struct stp_worker *w, struct stp_consumer *c, size_t n)
+/* Entries [0, n) of the in-flight list leave for good: settled (acked,
+ * written with auto ack), or with reject (NACK requeue:false) dead-lettered. */
+static void take_front(struct stp_worker *w, struct stp_consumer *c, size_t n, bool reject)
 {
     while (n--) {
         struct qentry e = qdeque_pop_front(&c->inflight);
         if (!e.msg)
             continue;
         c->live--;
-        settle(w, &e.msg);
+        if (reject)
+            dead_letter(w, c->q, e.msg, DEATH_REJECTED);
+        else
+            settle(w, &e.msg);
     }
 }
 
-/* Entries [0, n) of the in-flight list were rejected (NACK requeue:false). */
-static void reject_front(struct stp_worker *w, struct stp_consumer *c, size_t n)
+static void settle_front(struct stp_worker *w, struct stp_consumer *c, size_t n)
 {
-    while (n--) {
-        struct qentry e = qdeque_pop_front(&c->inflight);
-        if (!e.msg)
-            continue;
-        c->live--;
-        dead_letter(w, c->q, e.msg, DEATH_REJECTED);
-    }
+    take_front(w, c, n, false);
 }
 
 /* How many leading in-flight entries have a tag <= tag. */
@@ -559,7 +556,7 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
     if (cmd->u.qack.upto) {
         size_t n = count_upto(c, tag);
         if (cmd->u.qack.reject)
-            reject_front(w, c, n);
+            take_front(w, c, n, true);
         else if (nack)
             requeue_front(w, c->q, c, n);
         else

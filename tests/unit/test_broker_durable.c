@@ -414,3 +414,34 @@ Test(durable, no_journal_metrics_without_a_data_dir)
     cr_assert_null(strstr(b.data, "stampede_journal_"));
     stp_buf_free(&b);
 }
+
+/* ack:client: a NACK requeue:false covers every earlier unacked message. */
+Test(durable, cumulative_nack_requeue_false_rejects_all_before)
+{
+    setup_mem("--dead-letter", NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    for (int i = 0; i < 3; i++)
+        th_sendf(pub, "SEND\ndestination:/queue/c\n\nm%d", i);
+    th_pump();
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/c\nack:client\n\n");
+    th_pump();
+    struct stp_frame f;
+    char last[64] = "";
+    for (int i = 0; i < 3; i++) {
+        f = th_expect(sub, STP_CMD_MESSAGE);
+        snprintf(last, sizeof(last), "%s", th_header(&f, "ack"));
+    }
+    th_sendf(sub, "NACK\nid:%s\nrequeue:false\n\n", last);
+    th_pump();
+    th_expect_none(sub);
+    struct th_conn *dlq = th_connect(0);
+    th_send(dlq, "SUBSCRIBE\nid:d\ndestination:/queue/DLQ.c\n\n");
+    th_pump();
+    for (int i = 0; i < 3; i++) {
+        f = th_expect(dlq, STP_CMD_MESSAGE);
+        char body[8];
+        snprintf(body, sizeof(body), "m%d", i);
+        cr_assert_str_eq(th_body(&f), body);
+    }
+    cr_assert_eq(STP_STAT_GET(th_worker(0)->stats.msgs_rejected), 3);
+}
