@@ -1,0 +1,2 @@
+/* select.c - placeholder, being written (issue 13). */
+#include "select.h"

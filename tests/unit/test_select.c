@@ -1,0 +1,3 @@
+#include <criterion/criterion.h>
+
+Test(select, placeholder) { cr_assert(1); }
