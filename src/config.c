@@ -536,11 +536,11 @@ static const struct kw keywords[] = {
              1000000,
              "A queue message delivered and NACKed or returned by a disconnect more\n"
              "than N times is rejected: dead-lettered or dropped (0: never)."),
-    {.name = "dead-letter", .env = "STAMPEDE_DEAD_LETTER", .def = "no", .parse = parse_switch,
-     FIELD(dead_letter), .flags = KW_SWITCH,
+    {.name = "dead-letter", .env = "STAMPEDE_DEAD_LETTER", .metavar = "yes|no", .def = "yes",
+     .parse = parse_switch, FIELD(dead_letter),
      .help = "Queue messages that expire or are rejected (NACK requeue:false,\n"
              "--max-redeliveries) move to /queue/DLQ.<queue name> with x-death-reason\n"
-             "and x-original-destination headers, instead of being dropped."},
+             "and x-original-destination headers (no: they are dropped)."},
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},

@@ -503,7 +503,7 @@ Test(durable, expiry_end_to_end)
 Test(durable, dead_letters_survive_restart)
 {
     const char *dir = data_dir();
-    struct h_broker *b = start_dd(dir, 2, false, ARGS("--dead-letter"));
+    struct h_broker *b = start_dd(dir, 2, false, ARGS("--dead-letter=yes"));
     const char *q = h_dest("queue", "dl"), *dlq = dlq_of(q);
     struct h_conn *p = h_client(b, "1.2");
     psend(p, q, "old", "expiration:200\n");
@@ -520,7 +520,7 @@ Test(durable, dead_letters_survive_restart)
     h_expect_silence(c, 300); /* "bad" is not requeued, "old" never delivered */
     kill9(b);
 
-    b = start_dd(dir, 2, false, ARGS("--dead-letter"));
+    b = start_dd(dir, 2, false, ARGS("--dead-letter=yes"));
     expect_recovered(b, dir, 2);
     c = h_client(b, "1.2");
     h_subscribe(c, q, "s", "client-individual", NULL);
@@ -547,7 +547,7 @@ Test(durable, dead_letters_survive_restart)
     h_expect_silence(c, 200);
     kill9(b);
 
-    b = start_dd(dir, 2, false, ARGS("--dead-letter"));
+    b = start_dd(dir, 2, false, ARGS("--dead-letter=yes"));
     expect_recovered(b, dir, 0);
     c = h_client(b, "1.2");
     h_subscribe(c, dlq, "d", NULL, NULL);
@@ -560,7 +560,7 @@ Test(durable, dead_letters_survive_restart)
 Test(durable, max_redeliveries_dead_letters)
 {
     const char *dir = data_dir();
-    const char *const extra[] = {"--dead-letter", "--max-redeliveries", "1", NULL};
+    const char *const extra[] = {"--dead-letter=yes", "--max-redeliveries", "1", NULL};
     struct h_broker *b = start_dd(dir, 2, false, extra);
     const char *q = h_dest("queue", "maxr"), *dlq = dlq_of(q);
     struct h_conn *p = h_client(b, "1.2");

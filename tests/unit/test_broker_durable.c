@@ -275,7 +275,7 @@ static struct stp_frame subscribe_one(struct th_conn *t, const char *dest, const
 
 Test(durable, nack_requeue_false_dead_letters)
 {
-    setup_mem("--dead-letter", NULL);
+    setup_mem("--dead-letter=yes", NULL);
     struct th_conn *pub = th_connect(0), *sub = th_connect(0);
     th_send(pub, "SEND\ndestination:/queue/work\nx-app:1\n\njob");
     th_pump();
@@ -295,7 +295,7 @@ Test(durable, nack_requeue_false_dead_letters)
 
 Test(durable, without_dead_letter_a_rejected_message_is_dropped)
 {
-    setup_mem(NULL, NULL);
+    setup_mem("--dead-letter=no", NULL);
     struct th_conn *pub = th_connect(0), *sub = th_connect(0);
     th_send(pub, "SEND\ndestination:/queue/work\n\njob");
     th_pump();
@@ -312,7 +312,7 @@ Test(durable, without_dead_letter_a_rejected_message_is_dropped)
 
 Test(durable, max_redeliveries_moves_the_message_after_n_returns)
 {
-    setup_mem("--dead-letter", "--max-redeliveries=2");
+    setup_mem("--dead-letter=yes", "--max-redeliveries=2");
     struct th_conn *pub = th_connect(0), *sub = th_connect(0);
     th_send(pub, "SEND\ndestination:/queue/w\n\npoison");
     th_pump();
@@ -333,7 +333,7 @@ Test(durable, max_redeliveries_moves_the_message_after_n_returns)
 
 Test(durable, expired_messages_dead_letter_with_their_reason)
 {
-    setup_mem("--dead-letter", NULL);
+    setup_mem("--dead-letter=yes", NULL);
     struct th_conn *pub = th_connect(0);
     th_send(pub, "SEND\ndestination:/queue/e\nexpires:1\n\nold");
     th_pump();
@@ -351,7 +351,7 @@ Test(durable, expired_messages_dead_letter_with_their_reason)
 
 Test(durable, a_dead_letter_of_a_persistent_message_survives_a_restart)
 {
-    start(2, "--dead-letter", NULL);
+    start(2, "--dead-letter=yes", NULL);
     struct th_conn *pub = th_connect(0), *sub = th_connect(0);
     send_p(pub, "/queue/job", "p1", "r");
     expect_receipt(pub, "r");
@@ -367,7 +367,7 @@ Test(durable, a_dead_letter_of_a_persistent_message_survives_a_restart)
     }
     stop();
 
-    start(2, "--dead-letter", NULL);
+    start(2, "--dead-letter=yes", NULL);
     cr_assert_eq(th_broker()->recovery.messages, 1, "only the dead letter is left");
     struct th_conn *dlq = th_connect(0);
     th_send(dlq, "SUBSCRIBE\nid:d\ndestination:/queue/DLQ.job\n\n");
@@ -419,7 +419,7 @@ Test(durable, no_journal_metrics_without_a_data_dir)
 /* ack:client: a NACK requeue:false covers every earlier unacked message. */
 Test(durable, cumulative_nack_requeue_false_rejects_all_before)
 {
-    setup_mem("--dead-letter", NULL);
+    setup_mem("--dead-letter=yes", NULL);
     struct th_conn *pub = th_connect(0), *sub = th_connect(0);
     for (int i = 0; i < 3; i++)
         th_sendf(pub, "SEND\ndestination:/queue/c\n\nm%d", i);

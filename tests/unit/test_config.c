@@ -1169,18 +1169,18 @@ Test(config, durable_flags)
     cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
     cr_assert_null(cfg.data_dir, "memory only by default");
     cr_assert_eq(cfg.max_redeliveries, 0);
-    cr_assert_eq(cfg.dead_letter, false);
+    cr_assert_eq(cfg.dead_letter, true, "dead letters go to DLQ.<name> by default");
     stp_config_free(&cfg);
-    char *env[] = {"STAMPEDE_DATA_DIR=/var/lib/x", "STAMPEDE_DEAD_LETTER=yes",
+    char *env[] = {"STAMPEDE_DATA_DIR=/var/lib/x", "STAMPEDE_DEAD_LETTER=no",
                    "STAMPEDE_MAX_REDELIVERIES=9", NULL};
     cr_assert_eq(parse_env(&cfg, env, "--max-redeliveries", "3", NULL), STP_CONFIG_RUN);
     cr_assert_str_eq(cfg.data_dir, "/var/lib/x");
-    cr_assert_eq(cfg.dead_letter, true);
+    cr_assert_eq(cfg.dead_letter, false);
     cr_assert_eq(cfg.max_redeliveries, 3); /* the flag beats its variable */
     stp_config_free(&cfg);
-    cr_assert_eq(parse(&cfg, "--data-dir", "/tmp/d", "--dead-letter"), STP_CONFIG_RUN);
+    cr_assert_eq(parse(&cfg, "--data-dir", "/tmp/d", "--dead-letter", "no"), STP_CONFIG_RUN);
     cr_assert_str_eq(cfg.data_dir, "/tmp/d");
-    cr_assert_eq(cfg.dead_letter, true);
+    cr_assert_eq(cfg.dead_letter, false);
     stp_config_free(&cfg);
 }
 
