@@ -468,6 +468,16 @@ struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num)
     return find_sub_by_num(c, num);
 }
 
+/* Is the delivery with this message-id awaiting acknowledgement on sub? */
+static bool find_by_msg_id(struct stp_sub *sub, uint64_t msg_id, struct stp_ack_ref *ref)
+{
+    ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
+    if (i < 0)
+        return false;
+    *ref = (struct stp_ack_ref){sub, stp_unacked_tag_at(&sub->ua, (size_t)i)};
+    return true;
+}
+
 int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, bool named,
                             struct stp_sub *sub, struct stp_ack_ref *ref)
 {
@@ -489,17 +499,14 @@ int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, b
     uint64_t msg_id;
     if (stp_parse_u64((struct stp_slice){id, id_len}, &msg_id) < 0)
         return -1;
-    /* 1.1 names the subscription; 1.0 does not, and then each of the
-     * connection's (at most --max-subscriptions) subscriptions is asked. */
-    if (!named)
-        sub = stp_sess(c)->subs;
-    for (; sub; sub = named ? NULL : sub->next) {
-        ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
-        if (i >= 0) {
-            *ref = (struct stp_ack_ref){sub, stp_unacked_tag_at(&sub->ua, (size_t)i)};
+    /* 1.1 names the subscription, asked first; 1.0 does not, and a 1.1
+     * frame may name the wrong one: then each of the connection's (at most
+     * --max-subscriptions) subscriptions is asked. */
+    if (named && sub && find_by_msg_id(sub, msg_id, ref))
+        return 0;
+    for (sub = stp_sess(c)->subs; sub; sub = sub->next)
+        if (find_by_msg_id(sub, msg_id, ref))
             return 0;
-        }
-    }
     /* Most likely a topic message: not stored, nothing to settle. */
     return stp_sess(c)->has_client_topic_sub ? 0 : -1;
 }
@@ -534,26 +541,26 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
             c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
             stp_sess(c)->version >= STP_V12 ? "ACK and NACK need an id header."
                                             : "ACK and NACK need a message-id header.");
+    /* 1.1 asks for a subscription header, but as RabbitMQ does, a missing
+     * one or one that names no subscription of this connection does not
+     * matter: message-ids are unique in the broker, so the id alone finds
+     * the delivery among the connection's subscriptions (as in 1.0). */
     const struct stp_slice *subh = stp_frame_header(f, "subscription");
-    if (!subh && stp_sess(c)->version == STP_V11)
-        return stp_session_bad(c, f, "missing subscription header",
-                               "In STOMP 1.1, ACK and NACK need a subscription header.");
     /* Every id this broker hands out is short (a message-id, or
      * "<sub>-<tag>"): a longer one names nothing, and is not kept. */
     if (id->len > ACK_ID_MAX)
         return unknown_ack(c, f);
     struct stp_sub *sub = subh ? find_sub_by_id(c, subh->p, subh->len) : NULL;
+    if (!sub)
+        subh = NULL;
     /* RabbitMQ's NACK requeue:false: the message is not put back. */
     const struct stp_slice *rq = nack ? stp_frame_header(f, "requeue") : NULL;
     enum stp_verdict v = !nack                                                  ? STP_VERDICT_ACK
                          : rq && rq->len == 5 && memcmp(rq->p, "false", 5) == 0 ? STP_VERDICT_REJECT
                                                                                 : STP_VERDICT_NACK;
     const struct stp_slice *tx = stp_frame_header(f, "transaction");
-    if (tx) {
-        if (subh && !sub)
-            return unknown_ack(c, f); /* checked now: a transaction keeps no names */
+    if (tx)
         return stp_session_txn_ack(c, f, v, tx, id, sub);
-    }
     int rc = stp_session_apply_ack(c, f, v, id->p, id->len, subh != NULL, sub);
     if (rc < 0)
         return rc;

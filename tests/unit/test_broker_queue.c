@@ -827,3 +827,45 @@ Test(queue, a_backlog_pauses_publishers_not_acking_consumers)
     cr_assert_not(sub->c->paused, "an ACK does not pause its consumer");
     th_pump();
 }
+
+/* A STOMP 1.1 connection (CONNECTED read). */
+static struct th_conn *connect11(unsigned worker)
+{
+    struct th_conn *t = th_open(worker);
+    th_send(t, "CONNECT\naccept-version:1.1\nhost:/\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(t, STP_CMD_CONNECTED);
+    cr_assert_str_eq(th_header(&f, "version"), "1.1");
+    return t;
+}
+
+/* RabbitMQ accepts a 1.1 ACK whose subscription header is missing or names
+ * another subscription: the message-id alone finds the delivery. */
+Test(queue, stomp11_ack_by_message_id_alone)
+{
+    th_setup(1, NULL);
+    struct th_conn *pub = th_connect(0), *sub = connect11(0);
+    th_send(sub, "SUBSCRIBE\nid:a\ndestination:/queue/other\nack:client-individual\n\n");
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/queue/q11\nack:client-individual\n\n");
+    publish(pub, "/queue/q11", "one");
+    publish(pub, "/queue/q11", "two");
+    th_pump();
+    char id1[32], id2[32];
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    snprintf(id1, sizeof(id1), "%s", th_header(&f, "message-id"));
+    f = th_expect(sub, STP_CMD_MESSAGE);
+    snprintf(id2, sizeof(id2), "%s", th_header(&f, "message-id"));
+    th_sendf(sub, "ACK\nmessage-id:%s\nreceipt:r1\n\n", id1);                 /* none */
+    th_sendf(sub, "ACK\nmessage-id:%s\nsubscription:a\nreceipt:r2\n\n", id2); /* another */
+    th_pump();
+    f = th_expect(sub, STP_CMD_RECEIPT);
+    cr_assert_str_eq(th_header(&f, "receipt-id"), "r1");
+    f = th_expect(sub, STP_CMD_RECEIPT);
+    cr_assert_str_eq(th_header(&f, "receipt-id"), "r2");
+    cr_assert_eq(STP_STAT_GET(th_worker(0)->stats.msgs_acked), 2);
+    /* A made-up subscription id is no subscription at all: also fine. */
+    th_sendf(sub, "ACK\nmessage-id:%s\nsubscription:nope\n\n", id2);
+    th_pump();
+    f = th_expect(sub, STP_CMD_ERROR); /* already acked: unknown now */
+    cr_assert_str_eq(th_header(&f, "message"), "unknown message");
+}
