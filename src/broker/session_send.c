@@ -419,6 +419,7 @@ struct txn_action {
     char *ack_id;             /* TXN_SETTLE: the id as sent (short: checked) */
     uint32_t ack_sub;         /* 1.1: the named subscription's number, or 0 */
     struct stp_ack_ref ref;   /* resolved at COMMIT */
+    char *receipt;            /* the frame's receipt: sent at COMMIT (or ABORT), or NULL */
 };
 
 struct stp_txn {
@@ -434,6 +435,7 @@ static void txn_free(struct stp_txn *t)
     for (size_t i = 0; i < t->n; i++) {
         stp_msg_unref(&t->acts[i].msg);
         free(t->acts[i].ack_id);
+        free(t->acts[i].receipt);
     }
     free(t->acts);
     free(t->name);
@@ -478,16 +480,59 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_
                                "ACK/NACK names a transaction that was not begun.");
     if (txn_room(c, f, t, id->len) < 0)
         return -1;
+    const struct stp_slice *receipt = stp_session_receipt(f);
+    if (receipt && txn_room(c, f, t, id->len + receipt->len) < 0)
+        return -1;
     struct txn_action a = {.op = TXN_SETTLE,
                            .verdict = v,
                            .ack_id = stp_session_strdup(*id),
-                           .ack_sub = sub ? sub->num : 0};
-    if (!a.ack_id || txn_push(t, a) < 0) {
+                           .ack_sub = sub ? sub->num : 0,
+                           .receipt = receipt ? stp_session_strdup(*receipt) : NULL};
+    if (!a.ack_id || (receipt && !a.receipt) || txn_push(t, a) < 0) {
         free(a.ack_id);
+        free(a.receipt);
         return STP_ENOMEM;
     }
-    t->bytes += id->len;
-    return stp_session_receipt_fence(c, stp_session_receipt(f), false);
+    t->bytes += id->len + (receipt ? receipt->len : 0);
+    return 0; /* its receipt waits for COMMIT */
+}
+
+/* The receipts of the transaction's frames, in their order: once COMMIT
+ * has applied them (or ABORT dropped them), each frame is done. */
+static int txn_receipts(struct stp_conn *c, struct stp_txn *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        char *r = t->acts[i].receipt;
+        if (!r)
+            continue;
+        int rc = stp_session_receipt_fence(c, &(struct stp_slice){r, strlen(r)}, false);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A SEND inside transaction t holds m (taken over) until COMMIT; its
+ * receipt is sent then. 0, or -1 after an ERROR. */
+static int txn_send(struct stp_conn *c, const struct stp_frame *f, struct stp_txn *t,
+                    struct stp_msg *m, const struct stp_slice *receipt)
+{
+    size_t bytes = m->tail_len + (receipt ? receipt->len : 0);
+    if (txn_room(c, f, t, bytes) < 0) {
+        stp_msg_unref(&m);
+        return -1;
+    }
+    struct txn_action a = {
+        .op = TXN_SEND, .msg = m, .receipt = receipt ? stp_session_strdup(*receipt) : NULL};
+    if ((receipt && !a.receipt) || txn_push(t, a) < 0) {
+        stp_msg_unref(&m);
+        free(a.receipt);
+        return STP_ENOMEM;
+    }
+    t->bytes += bytes;
+    /* Held messages are in the memory budget: over it, stop reading. */
+    stp_worker_check_budget(stp_worker_of(c), c);
+    return 0;
 }
 
 /* All or nothing: every ACK and NACK is resolved first (the delivery each
@@ -550,6 +595,8 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
                                "COMMIT/ABORT names a transaction that was not begun.");
     stp_map_del(&stp_sess(c)->txns, t->name, t->name_len);
     int rc = f->cmd == STP_CMD_COMMIT ? commit(c, f, t) : 0;
+    if (rc == 0)
+        rc = txn_receipts(c, t);
     txn_free(t);
     if (rc < 0)
         return rc;
@@ -634,20 +681,8 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     m->expires_ms = expires_ms;
     m->persistent =
         sh.persistent && sh.persistent->len == 4 && memcmp(sh.persistent->p, "true", 4) == 0;
-    if (t) {
-        if (txn_room(c, f, t, m->tail_len) < 0) {
-            stp_msg_unref(&m);
-            return -1;
-        }
-        if (txn_push(t, (struct txn_action){.op = TXN_SEND, .msg = m}) < 0) {
-            stp_msg_unref(&m);
-            return STP_ENOMEM;
-        }
-        t->bytes += m->tail_len;
-        /* Held messages are in the memory budget: over it, stop reading. */
-        stp_worker_check_budget(stp_worker_of(c), c);
-    } else {
-        route(c, m);
-    }
+    if (t)
+        return txn_send(c, f, t, m, sh.receipt);
+    route(c, m);
     return stp_session_receipt_fence(c, sh.receipt, false);
 }

@@ -13,10 +13,40 @@
 
 TestSuite(transactions, .init = h_init, .fini = h_fini, .timeout = 20);
 
+/* Receipts asked for by frames inside a transaction: they come when COMMIT
+ * (or ABORT) ends it, in frame order, before COMMIT's own (issue 13). */
+static struct {
+    struct h_conn *c;
+    const char *rid;
+} held[256];
+static size_t nheld;
+
+static void hold_receipt(struct h_conn *c, const char *rid)
+{
+    cr_assert_lt(nheld, sizeof(held) / sizeof(held[0]));
+    held[nheld].c = c;
+    held[nheld++].rid = rid;
+}
+
+/* The held receipts of c, in order (the others stay held). */
+static void expect_held(struct h_conn *c)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < nheld; i++) {
+        if (held[i].c == c)
+            h_expect_receipt(c, held[i].rid);
+        else
+            held[keep++] = held[i];
+    }
+    nheld = keep;
+}
+
 static void frame_with_receipt(struct h_conn *c, const char *text)
 {
     const char *rid = h_rid(c);
     h_sendf(c, "%sreceipt:%s\n\n", text, rid);
+    if (strncmp(text, "COMMIT", 6) == 0 || strncmp(text, "ABORT", 5) == 0)
+        expect_held(c);
     h_expect_receipt(c, rid);
 }
 
@@ -24,7 +54,16 @@ static void tx_send(struct h_conn *c, const char *tx, const char *dest, const ch
 {
     const char *rid = h_rid(c);
     h_sendf(c, "SEND\ndestination:%s\ntransaction:%s\nreceipt:%s\n\n%s", dest, tx, rid, body);
-    h_expect_receipt(c, rid);
+    hold_receipt(c, rid);
+}
+
+/* ACK or NACK of f inside transaction tx, with a receipt held until it ends. */
+static void tx_settle(struct h_conn *c, struct h_frame *f, const char *tx, bool nack)
+{
+    const char *rid = h_rid(c);
+    h_sendf(c, "%s\nid:%s\ntransaction:%s\nreceipt:%s\n\n", nack ? "NACK" : "ACK", h_hdr(f, "ack"),
+            tx, rid);
+    hold_receipt(c, rid);
 }
 
 Test(transactions, sends_take_effect_at_commit_in_order)
@@ -87,10 +126,10 @@ Test(transactions, ack_in_transaction)
     h_publish(p, q, "m1", true);
     struct h_frame *f0 = h_expect_msg(c, "m0"), *f1 = h_expect_msg(c, "m1");
     frame_with_receipt(c, "BEGIN\ntransaction:ta\n");
-    h_ack(c, f0, "ta", true);
+    tx_settle(c, f0, "ta", false);
     frame_with_receipt(c, "ABORT\ntransaction:ta\n"); /* m0 stays unacked */
     frame_with_receipt(c, "BEGIN\ntransaction:tb\n");
-    h_ack(c, f1, "tb", true);
+    tx_settle(c, f1, "tb", false);
     frame_with_receipt(c, "COMMIT\ntransaction:tb\n"); /* m1 acked */
     h_close(c);
     struct h_conn *c2 = h_client(b, "1.2");
@@ -112,7 +151,7 @@ Test(transactions, nack_in_transaction)
     h_publish(p, q, "n1", true);
     struct h_frame *f = h_expect_msg(c, "n0");
     frame_with_receipt(c, "BEGIN\ntransaction:tn\n");
-    h_nack(c, f, "tn", true);
+    tx_settle(c, f, "tn", true);
     /* Not yet: n0 is still held, so no credit and no redelivery. */
     h_expect_silence(c, 200);
     frame_with_receipt(c, "COMMIT\ntransaction:tn\n");
@@ -136,7 +175,7 @@ Test(transactions, mixed_frames_apply_in_order)
     /* Consume-transform-produce: ACK the input and SEND outputs in one transaction. */
     frame_with_receipt(c, "BEGIN\ntransaction:ctp\n");
     tx_send(c, "ctp", q2, "out-a");
-    h_ack(c, f, "ctp", true);
+    tx_settle(c, f, "ctp", false);
     tx_send(c, "ctp", q2, "out-b");
     h_expect_silence(o, 150);
     frame_with_receipt(c, "COMMIT\ntransaction:ctp\n");

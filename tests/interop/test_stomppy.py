@@ -173,17 +173,22 @@ class StompPy(unittest.TestCase):
         pub, pcol = connect("1.2")
         tx = pub.begin()
         for i in range(3):
-            send(pub, pcol, queue, "tx%d" % i, transaction=tx)
+            # The RECEIPT of a transactional SEND comes when COMMIT applies it.
+            pub.send(queue, "tx%d" % i, transaction=tx, receipt="tx%d" % i)
         send(pub, pcol, queue, "plain")
         ccol.wait_messages(1)
         self.assertEqual(ccol.messages[0].body, "plain", "transactional SENDs leaked early")
+        self.assertEqual([r for r in pcol.receipts if r.startswith("tx")], [],
+                         "transactional SENDs receipted before COMMIT")
         pub.commit(tx, receipt="commit")
         pcol.wait_receipt("commit")
+        self.assertEqual([r for r in pcol.receipts if r.startswith("tx") or r == "commit"],
+                         ["tx0", "tx1", "tx2", "commit"])
         got = ccol.wait_messages(4)
         self.assertEqual([m.body for m in got], ["plain", "tx0", "tx1", "tx2"])
         self.assertNotIn("transaction", got[1].headers)
         tx2 = pub.begin()
-        send(pub, pcol, queue, "aborted", transaction=tx2)
+        pub.send(queue, "aborted", transaction=tx2)
         pub.abort(tx2, receipt="abort")
         pcol.wait_receipt("abort")
         send(pub, pcol, queue, "after")

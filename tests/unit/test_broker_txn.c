@@ -448,16 +448,17 @@ Test(txn, transactional_ack_takes_effect_at_commit)
     th_send(sub, "BEGIN\ntransaction:t\n\n");
     th_sendf(sub, "ACK\nid:%s\ntransaction:t\nreceipt:a\n\n", ack);
     th_pump();
-    expect_receipt(sub, "a");
-    th_expect_none(sub); /* still unacked: no credit for m1 */
+    /* Its RECEIPT waits for COMMIT (issue 13): it has not taken effect. */
+    th_expect_none(sub); /* still unacked: no credit for m1, no receipt */
     cr_assert_eq(STP_STAT_GET(th_worker(1)->stats.msgs_acked), 0);
     th_send(sub, "COMMIT\ntransaction:t\nreceipt:c\n\n");
     th_pump();
     cr_assert_eq(STP_STAT_GET(th_worker(1)->stats.msgs_acked), 1);
-    /* The ack took effect at the owner before the fence was answered. */
+    /* The ack took effect at the owner before the fences were answered. */
     f = th_expect(sub, STP_CMD_MESSAGE);
     cr_assert_str_eq(th_body(&f), "m1");
     cr_assert_null(th_header(&f, "redelivered"));
+    expect_receipt(sub, "a");
     expect_receipt(sub, "c");
     th_expect_none(sub);
 }
@@ -544,4 +545,41 @@ Test(txn, commit_with_a_failing_ack_takes_no_effect)
     th_pump();
     expect_error(c, "unknown message", NULL);
     th_expect_none(sub); /* not even "first" */
+}
+
+/* Issue 13: the RECEIPT of a SEND inside a transaction means it took
+ * effect, so it comes at COMMIT, in frame order, before COMMIT's own; ABORT
+ * answers them too (the frames are done: dropped). */
+Test(txn, receipts_of_transactional_frames_come_at_commit)
+{
+    th_setup(2, NULL);
+    const char *q = th_owned_by(1, "/queue/tr", 0);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(1);
+    consume(sub, q, "");
+    th_send(pub, "BEGIN\ntransaction:t\nreceipt:b\n\n");
+    th_sendf(pub, "SEND\ndestination:%s\ntransaction:t\nreceipt:s1\n\nm1", q);
+    th_sendf(pub, "SEND\ndestination:%s\ntransaction:t\nreceipt:s2\n\nm2", q);
+    th_pump();
+    expect_receipt(pub, "b");
+    th_expect_none(pub);
+    th_expect_none(sub);
+    th_send(pub, "COMMIT\ntransaction:t\nreceipt:c\n\n");
+    th_pump();
+    expect_receipt(pub, "s1");
+    expect_receipt(pub, "s2");
+    expect_receipt(pub, "c");
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "m1");
+    f = th_expect(sub, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "m2");
+
+    th_send(pub, "BEGIN\ntransaction:u\n\n");
+    th_sendf(pub, "SEND\ndestination:%s\ntransaction:u\nreceipt:s3\n\nm3", q);
+    th_pump();
+    th_expect_none(pub);
+    th_send(pub, "ABORT\ntransaction:u\nreceipt:x\n\n");
+    th_pump();
+    expect_receipt(pub, "s3");
+    expect_receipt(pub, "x");
+    th_expect_none(sub);
 }
