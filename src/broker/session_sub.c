@@ -309,7 +309,7 @@ static void write_tail_reescaped(struct stp_conn *c, struct stp_msg *m, enum stp
 }
 
 /* The per-delivery header block: MESSAGE, subscription, message-id, ack,
- * redelivered; then the shared tail. A small tail is copied in the same
+ * redelivered (true or false); then the shared tail. A small tail is copied in the same
  * reservation, so a delivery costs one reserve, a few memcpys and one commit. */
 static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool redelivered)
 {
@@ -331,8 +331,8 @@ static void write_delivery(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
         p = put_u64(p, tag);
         *p++ = '\n';
     }
-    if (redelivered)
-        p = put_str(p, "redelivered:true\n", 17);
+    /* Always, true or false, as RabbitMQ does: clients read it blindly. */
+    p = redelivered ? put_str(p, "redelivered:true\n", 17) : put_str(p, "redelivered:false\n", 18);
     if (copy_tail)
         p = put_str(p, m->tail, m->tail_len);
     stp_conn_commit(c, (size_t)(p - p0));

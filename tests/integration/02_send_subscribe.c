@@ -77,8 +77,8 @@ Test(send_subscribe, user_headers_forwarded_control_headers_not)
                 "SEND\ndestination:%s\nfoo:bar\nx-number:42\nreceipt:rr-1\ntransaction:tx1\n"
                 "priority:4\ncorrelation-id:abc\n\nhello",
                 d);
-        h_expect_receipt(p, "rr-1");
         h_sendf(p, "COMMIT\ntransaction:tx1\nreceipt:rr-2\n\n");
+        h_expect_receipt(p, "rr-1"); /* a transactional frame's receipt: at COMMIT */
         h_expect_receipt(p, "rr-2");
         struct h_frame *f = h_expect_msg(s, "hello");
         cr_assert_str_eq(h_hdr(f, "foo"), "bar", "%s", h_show(f));

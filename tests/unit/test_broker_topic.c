@@ -400,3 +400,21 @@ Test(topic, first_message_never_overtakes_the_receipt)
     th_expect_none(b);
     th_expect_none(a);
 }
+
+/* Issue 13: every MESSAGE carries redelivered, false on a first delivery
+ * (RabbitMQ's clients read it unconditionally), topics and queues alike. */
+Test(topic, every_message_says_whether_it_is_redelivered)
+{
+    th_setup(1, NULL);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(sub, "SUBSCRIBE\nid:t\ndestination:/topic/r\n\n");
+    th_send(sub, "SUBSCRIBE\nid:q\ndestination:/queue/r\n\n");
+    th_pump();
+    th_send(pub, "SEND\ndestination:/topic/r\n\nt");
+    th_send(pub, "SEND\ndestination:/queue/r\n\nq");
+    th_pump();
+    for (int i = 0; i < 2; i++) {
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        cr_assert_str_eq(th_header(&f, "redelivered"), "false");
+    }
+}

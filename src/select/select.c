@@ -1,2 +1,0 @@
-/* select.c - placeholder, being written (issue 13). */
-#include "select.h"
