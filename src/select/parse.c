@@ -344,7 +344,7 @@ static int parse_in_item(struct parser *p, uint8_t want)
             return fail(p, p->tok.pos, "expected a number after the sign");
     }
     int i;
-    if (p->tok.kind == TK_STR && !neg && pos == p->tok.pos) {
+    if (p->tok.kind == TK_STR) { /* (never after a sign: see above) */
         i = string_literal(p);
     } else if (p->tok.kind == TK_INT) {
         i = int_literal(p, p->tok.u, neg, pos);

@@ -72,8 +72,10 @@
  * evaluated at most twice (BETWEEN's operand), so time is O(nodes + bytes of
  * the header values it reads), except LIKE: O(value characters x pattern
  * elements) worst case (no backtracking beyond the last '%'; the pattern has
- * at most 1024), and the lookups themselves. Numbers are read with strtod
- * in the process's LC_NUMERIC, which is "C" as long as nobody calls
+ * at most 1024), and the lookups themselves: one per header reference, and
+ * for a string comparison of two headers (whose pointers cannot both be held,
+ * see stp_selector_lookup) two per KiB of the first. Numbers are read with
+ * strtod in the process's LC_NUMERIC, which is "C" as long as nobody calls
  * setlocale.
  */
 #ifndef STP_SELECT_SELECT_H
@@ -82,8 +84,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Bounds. Nodes: each operand, operator and IN item is one; a BETWEEN is
+ * its three operands and three more. */
 #define STP_SELECTOR_MAX_TEXT 4096   /* bytes of selector text */
-#define STP_SELECTOR_MAX_NODES 256   /* tree nodes (a BETWEEN adds three) */
+#define STP_SELECTOR_MAX_NODES 256   /* tree nodes */
 #define STP_SELECTOR_MAX_DEPTH 32    /* nested parentheses, NOT and unary signs */
 #define STP_SELECTOR_MAX_IN 64       /* items in one IN list */
 #define STP_SELECTOR_MAX_STRING 1024 /* bytes of a string literal or LIKE pattern */

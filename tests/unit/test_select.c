@@ -68,6 +68,7 @@ Test(select_match, strings)
         {"a = 'x'", "b:x\n", 'U'},
         {"a = 'X'", "a:x\n", 'F'},
         {"'x' = a", "a:x\n", 'T'},
+        {"'x' = a", "", 'U'},
         {"a <> 'x'", "a:y\n", 'T'},
         {"a <> 'x'", "a:x\n", 'F'},
         {"a <> 'x'", "", 'U'},
@@ -130,6 +131,8 @@ Test(select_match, numbers)
         {"a = 5", "a:\n", 'U'},
         {"a = 5", "a:0x5\n", 'U'},
         {"a = 5", "a:5e\n", 'U'},
+        {"a = 5", "a:.\n", 'U'},
+        {"a = 5", "a:-\n", 'U'},
         {"a <> 5", "a:five\n", 'U'},
         {"a = 5", "", 'U'},
         {"a > 4.5", "a:5\n", 'T'},
@@ -184,6 +187,7 @@ Test(select_match, arithmetic)
         {"- -a = 2", "a:2\n", 'T'},
         {"+a = 2", "a:2\n", 'T'},
         {"-a = 2.5", "a:-2.5\n", 'T'},
+        {"-a = 2", "", 'U'},
         {"-(1.5) = -1.5", "", 'T'},
         {"2 + 3 * 4 = 14", "", 'T'},
         {"(2 + 3) * 4 = 20", "", 'T'},
@@ -346,6 +350,8 @@ Test(select_match, like)
         {"a LIKE '_'", "a:\xc3\xa9\n", 'T'}, /* one character, two bytes */
         {"a LIKE '__'", "a:\xc3\xa9\n", 'F'},
         {"a LIKE '_'", "a:\xe2\x82\xac\n", 'T'},
+        {"a LIKE '_'", "a:\xf0\x9f\x90\x98\n", 'T'},
+        {"a LIKE '_\xf0\x9f\x90\x98'", "a:x\xf0\x9f\x90\x98\n", 'T'},
         {"a LIKE '__'", "a:\xc3x\n", 'T'}, /* an invalid byte counts alone */
         {"a LIKE '\xc3\xa9_'", "a:\xc3\xa9x\n", 'T'},
         {"a LIKE 'a%b%c'", "a:aXbYc\n", 'T'},
@@ -427,6 +433,12 @@ Test(select_compile, errors_with_positions)
 {
     static const struct bad rows[] = {
         {"", 1, "the selector is empty"},
+        {")", 1, "expected a value"},
+        {"a = 1 AND NOT #", 15, "unexpected character '#'"},
+        {"a BETWEEN 1 AND #", 17, "unexpected character '#'"},
+        {"a IN (1, #)", 10, "unexpected character '#'"},
+        {"a LIKE 'x' ESCAPE #", 19, "unexpected character '#'"},
+        {"a IS NOT #", 10, "unexpected character '#'"},
         {"   ", 4, "the selector is empty"},
         {"a =", 4, "expected a value after '='"},
         {"a = = 1", 5, "expected a value after '='"},
