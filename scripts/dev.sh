@@ -95,7 +95,7 @@ run_tests() {
     # libFuzzer targets: replay the committed seeds, then fuzz each briefly.
     CC=clang build build-fuzz -Dfuzz=true -Dbuildtype=debug
     meson test -C build-fuzz --print-errorlogs --suite fuzz || rc=1
-    for target in fuzz_parser fuzz_ws fuzz_session fuzz_auth fuzz_journal; do
+    for target in fuzz_parser fuzz_ws fuzz_session fuzz_auth fuzz_journal fuzz_select; do
         local seeds=tests/fuzz/corpus/${target#fuzz_} work
         work=$(mktemp -d)
         "build-fuzz/tests/fuzz/$target" "$work" "$seeds" -max_total_time=20 \
