@@ -56,6 +56,8 @@ struct stp_sub {
     /* "MESSAGE\nsubscription:<id>\n" prebuilt for the hot path */
     char *hdr;
     size_t hdr_len;
+    /* SUBSCRIBE's selector, compiled (topics; NULL: every message). */
+    struct stp_selector *sel;
 };
 
 /* The worker's local subscribers of one topic. */

@@ -12,6 +12,7 @@
 #include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
+#include "select/select.h"
 #include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
@@ -39,6 +40,7 @@ static void sub_free(struct stp_sub *sub)
     free(sub->id);
     free(sub->dest);
     free(sub->hdr);
+    stp_selector_free(sub->sel);
     free(sub);
 }
 
@@ -137,6 +139,30 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     return 0;
 }
 
+/* ActiveMQ's selector header: 0 and *sel (NULL when there is none or it is
+ * blank), or -1 after an ERROR naming what and where. */
+static int compile_selector(struct stp_conn *c, const struct stp_frame *f, bool is_queue,
+                            struct stp_selector **sel)
+{
+    const struct stp_slice *h = stp_frame_header(f, "selector");
+    *sel = NULL;
+    size_t blank = 0;
+    while (h && blank < h->len && (h->p[blank] == ' ' || h->p[blank] == '\t'))
+        blank++;
+    if (!h || blank == h->len)
+        return 0;
+    if (is_queue)
+        return stp_session_bad(c, f, "selectors on queues are not supported",
+                               "This broker filters topic subscriptions only, so far.");
+    char err[160];
+    int rc = stp_selector_compile(sel, h->p, h->len, err, sizeof(err));
+    if (rc == STP_ENOMEM)
+        return STP_ENOMEM;
+    if (rc < 0)
+        return stp_session_bad(c, f, "invalid selector", err);
+    return 0;
+}
+
 int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
 {
     const struct stp_slice *dest;
@@ -145,10 +171,17 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     uint64_t prefetch = 0;
     if (validate_subscribe(c, f, &dest, &id, &mode, &prefetch) < 0)
         return -1;
+    struct stp_selector *sel;
+    int rc = compile_selector(c, f, stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE, &sel);
+    if (rc < 0)
+        return rc;
     struct stp_worker *w = stp_worker_of(c);
     struct stp_sub *sub = calloc(1, sizeof(*sub));
-    if (!sub)
+    if (!sub) {
+        stp_selector_free(sel);
         return STP_ENOMEM;
+    }
+    sub->sel = sel;
     sub->conn = c;
     sub->key = ((uint64_t)w->id << 48) | ++w->sub_counter;
     sub->num = ++stp_sess(c)->next_sub_num;
@@ -396,10 +429,20 @@ void stp_session_release_held(struct stp_conn *c, uint64_t sub_key)
     sub->nheld = 0;
 }
 
+/* Does m pass sub's selector? Its headers are the shared tail's, up to the
+ * blank line (escaped the 1.2 way, which the lookup decodes). */
+static bool selected(const struct stp_sub *sub, const struct stp_msg *m)
+{
+    struct stp_selector_headers h = {.block = m->tail, .len = m->tail_len - m->body_len - 1};
+    return stp_selector_match(sub->sel, stp_selector_header_lookup, &h);
+}
+
 void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
 {
     struct stp_conn *c = sub->conn;
     if (c->closing != STP_OPEN)
+        return;
+    if (sub->sel && !selected(sub, m))
         return;
     if (sub->holding) {
         hold(sub, m, 0, false);

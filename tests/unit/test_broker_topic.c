@@ -418,3 +418,52 @@ Test(topic, every_message_says_whether_it_is_redelivered)
         cr_assert_str_eq(th_header(&f, "redelivered"), "false");
     }
 }
+
+/* Issue 13: ActiveMQ's selector header on a topic subscription filters
+ * what it gets (other subscribers of the topic are not affected); one that
+ * does not compile is an ERROR naming where. */
+Test(topic, selector_filters_a_topic_subscription)
+{
+    th_setup(2, NULL);
+    struct th_conn *pub = th_connect(0), *sel = th_connect(1), *all = th_connect(1);
+    th_send(sel, "SUBSCRIBE\nid:s\ndestination:/topic/orders\n"
+                 "selector:type = 'order' AND priority > 5\n\n");
+    th_send(all, "SUBSCRIBE\nid:a\ndestination:/topic/orders\n\n");
+    th_pump();
+    th_send(pub, "SEND\ndestination:/topic/orders\ntype:order\npriority:9\n\nyes-1");
+    th_send(pub, "SEND\ndestination:/topic/orders\ntype:order\npriority:2\n\nno-low");
+    th_send(pub, "SEND\ndestination:/topic/orders\ntype:quote\npriority:9\n\nno-type");
+    th_send(pub, "SEND\ndestination:/topic/orders\npriority:9\n\nno-missing");
+    th_send(pub, "SEND\ndestination:/topic/orders\ntype:order\npriority:10\n\nyes-2");
+    th_pump();
+    struct stp_frame f = th_expect(sel, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "yes-1");
+    f = th_expect(sel, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_body(&f), "yes-2");
+    th_expect_none(sel);
+    for (int i = 0; i < 5; i++)
+        th_expect(all, STP_CMD_MESSAGE);
+    th_expect_none(all);
+}
+
+Test(topic, a_bad_selector_is_an_error_with_its_position)
+{
+    th_setup(1, NULL);
+    struct th_conn *c = th_connect(0);
+    th_send(c, "SUBSCRIBE\nid:s\ndestination:/topic/x\nselector:a = \nreceipt:r\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(c, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "invalid selector");
+    cr_assert_str_eq(th_header(&f, "receipt-id"), "r");
+    cr_assert_not_null(strstr(th_body(&f), "at "), "%s", th_body(&f));
+}
+
+Test(topic, a_queue_selector_is_refused_for_now)
+{
+    th_setup(1, NULL);
+    struct th_conn *c = th_connect(0);
+    th_send(c, "SUBSCRIBE\nid:s\ndestination:/queue/x\nselector:a = 1\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(c, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "selectors on queues are not supported");
+}
