@@ -441,6 +441,10 @@ static const struct kw keywords[] = {
             TIB,
             "Bytes queued for one connection before it counts as a slow consumer\n"
             "(topics: ERROR and close; queues: no more dispatches)."),
+    DURATION_KW("slow-consumer-grace", "STAMPEDE_SLOW_CONSUMER_GRACE", slow_consumer_grace_ms,
+                "5s", 0, 10 * 60 * 1000,
+                "How long output may stay over --max-pending-output before the\n"
+                "connection is a slow consumer (at 4x --max-pending-output it is at once)."),
     {.name = "max-connections", .env = "STAMPEDE_MAX_CONNECTIONS", .metavar = "N",
      .def = "100000", .parse = parse_count, FIELD(max_connections), .min = 1, .max = 100000000,
      .help = "Most client connections at once (all listeners, /metrics too); more are\n"

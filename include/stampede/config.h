@@ -40,19 +40,20 @@ struct stp_config {
     struct stp_user *users;
     size_t nusers;
     /* limits */
-    size_t max_frame_size;         /* default 4 MiB */
-    size_t max_pre_connect;        /* bytes accepted before CONNECTED; 64 KiB */
-    size_t max_headers;            /* default 1000 */
-    size_t max_header_length;      /* default 64 KiB */
-    uint64_t login_timeout_ms;     /* default 10000 */
-    uint64_t heartbeat_min_ms;     /* default 100 */
-    uint64_t heartbeat_max_ms;     /* default 60000 */
-    size_t queue_max_messages;     /* per queue; default 1,000,000 */
-    size_t queue_max_bytes;        /* per queue; default 1 GiB */
-    size_t max_pending_output;     /* per connection, bytes; default 16 MiB */
-    size_t max_connections;        /* all clients at once; default 100,000 */
-    size_t max_connections_per_ip; /* from one address (IPv6: one /64); default 10,000 */
-    size_t memory_budget;          /* all message bytes in the broker; default 4 GiB */
+    size_t max_frame_size;           /* default 4 MiB */
+    size_t max_pre_connect;          /* bytes accepted before CONNECTED; 64 KiB */
+    size_t max_headers;              /* default 1000 */
+    size_t max_header_length;        /* default 64 KiB */
+    uint64_t login_timeout_ms;       /* default 10000 */
+    uint64_t heartbeat_min_ms;       /* default 100 */
+    uint64_t heartbeat_max_ms;       /* default 60000 */
+    size_t queue_max_messages;       /* per queue; default 1,000,000 */
+    size_t queue_max_bytes;          /* per queue; default 1 GiB */
+    size_t max_pending_output;       /* per connection, bytes; default 16 MiB */
+    uint64_t slow_consumer_grace_ms; /* over max_pending_output this long: slow; 5 s */
+    size_t max_connections;          /* all clients at once; default 100,000 */
+    size_t max_connections_per_ip;   /* from one address (IPv6: one /64); default 10,000 */
+    size_t memory_budget;            /* all message bytes in the broker; default 4 GiB */
     /* per-client bounds (issue 9): each is an ERROR, then close, when exceeded */
     size_t max_subscriptions;      /* per connection; default 1000 */
     size_t max_transactions;       /* open at once per connection; default 100 */

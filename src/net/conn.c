@@ -70,6 +70,7 @@ void stp_conn_write_done(struct stp_conn *c, int status)
         return;
     }
     c->last_write_ms = stp_now_ms(c);
+    stp_conn_output_drained(c);
     if (stp_conn_fillq(c)->total > 0 || c->stream->pending(c) > 0)
         stp_conn_mark_dirty(c);
     else

@@ -143,6 +143,7 @@ struct stp_conn {
     bool admitted;          /* holds a place in the connection limits (net/admit.h) */
     uint64_t last_read_ms;  /* loop time of the last read (or resume) */
     uint64_t last_write_ms; /* loop time of the last completed write */
+    uint64_t over_since_ms; /* output over --max-pending-output since (0: it is not) */
     char peer[64];
     /* The layer above's state: ops->up_size bytes (stp_conn_up). */
     max_align_t up[];
@@ -203,6 +204,8 @@ bool stp_conn_output_over_limit(const struct stp_conn *c);
  * then closed). Call it after output that is not a queue delivery was queued,
  * between frames. Returns false when the connection is being closed. */
 bool stp_conn_check_output(struct stp_conn *c);
+/* A write completed: output back under the limit ends a grace period. */
+void stp_conn_output_drained(struct stp_conn *c);
 size_t stp_conn_exempt_begin(const struct stp_conn *c);
 void stp_conn_exempt_end(struct stp_conn *c, size_t mark);
 void stp_conn_mark_dirty(struct stp_conn *c);

@@ -133,11 +133,39 @@ bool stp_conn_output_over_limit(const struct stp_conn *c)
     return counted_pending(c) > c->net->cfg->max_pending_output;
 }
 
+/* Over the limit, but only for a moment? A burst (two 16 MiB messages to
+ * a healthy subscriber) may take the output over it while the client
+ * reads: it is a slow consumer only when it stays over for
+ * --slow-consumer-grace, or at once at 4x the limit (the bound on what one
+ * connection may hold meanwhile). */
+static bool within_grace(struct stp_conn *c)
+{
+    const struct stp_config *cfg = c->net->cfg;
+    if (cfg->slow_consumer_grace_ms == 0 || counted_pending(c) > cfg->max_pending_output * 4)
+        return false;
+    uint64_t now = stp_now_ms(c);
+    if (c->over_since_ms == 0) {
+        c->over_since_ms = now ? now : 1;
+        return true;
+    }
+    return now - c->over_since_ms < cfg->slow_consumer_grace_ms;
+}
+
+void stp_conn_output_drained(struct stp_conn *c)
+{
+    if (c->over_since_ms && !stp_conn_output_over_limit(c))
+        c->over_since_ms = 0;
+}
+
 bool stp_conn_check_output(struct stp_conn *c)
 {
     if (c->closing != STP_OPEN)
         return false;
-    if (!stp_conn_output_over_limit(c))
+    if (!stp_conn_output_over_limit(c)) {
+        c->over_since_ms = 0;
+        return true;
+    }
+    if (within_grace(c))
         return true;
     STP_STAT_INC(c->net->stats.slow_consumers);
     stp_info("%s: slow consumer (%zu bytes pending, --max-pending-output %zu), disconnecting",

@@ -467,3 +467,34 @@ Test(topic, a_queue_selector_is_refused_for_now)
     struct stp_frame f = th_expect(c, STP_CMD_ERROR);
     cr_assert_str_eq(th_header(&f, "message"), "selectors on queues are not supported");
 }
+
+/* Issue 13: a burst that takes a healthy subscriber's output over
+ * --max-pending-output (two large messages at once) does not cut it; only
+ * staying over for --slow-consumer-grace, or 4x the bound, does. */
+Test(topic, a_burst_over_the_output_bound_is_not_a_slow_consumer)
+{
+    const char *flags[] = {"--max-pending-output=64KiB", "--max-frame-size=1MiB", NULL};
+    th_setup(1, flags);
+    struct th_conn *pub = th_connect(0), *sub = th_connect(0);
+    th_send(sub, "SUBSCRIBE\nid:s\ndestination:/topic/big\n\n");
+    th_pump();
+    static char body[60 * 1024];
+    memset(body, 'x', sizeof(body));
+    th_hold_writes(sub, true); /* the client has not read yet */
+    th_send_body(pub, "SEND\ndestination:/topic/big\n\n", body, sizeof(body));
+    th_send_body(pub, "SEND\ndestination:/topic/big\n\n", body, sizeof(body));
+    th_pump();
+    cr_assert_not_null(sub->c, "cut for a burst of two messages");
+    cr_assert_eq(sub->c->closing, STP_OPEN);
+    th_hold_writes(sub, false); /* it reads */
+    th_pump();
+    th_expect(sub, STP_CMD_MESSAGE);
+    th_expect(sub, STP_CMD_MESSAGE);
+    /* A client that stops reading for good is cut at 4x the bound. */
+    th_hold_writes(sub, true);
+    for (int i = 0; i < 6 && sub->c && sub->c->closing == STP_OPEN; i++) {
+        th_send_body(pub, "SEND\ndestination:/topic/big\n\n", body, sizeof(body));
+        th_pump();
+    }
+    cr_assert(!sub->c || sub->c->closing != STP_OPEN, "never cut");
+}

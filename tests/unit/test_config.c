@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 40);
+    cr_assert_eq(flags, 41);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -1168,6 +1168,7 @@ Test(config, durable_flags)
     struct stp_config cfg;
     cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
     cr_assert_null(cfg.data_dir, "memory only by default");
+    cr_assert_eq(cfg.slow_consumer_grace_ms, 5000);
     cr_assert_eq(cfg.max_redeliveries, 0);
     cr_assert_eq(cfg.dead_letter, true, "dead letters go to DLQ.<name> by default");
     stp_config_free(&cfg);

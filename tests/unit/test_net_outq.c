@@ -162,3 +162,41 @@ Test(outq, offsets_and_lengths_past_4_gib)
     cr_assert_eq(q.total, len);
     free(q.segs);
 }
+
+/* --slow-consumer-grace: over the limit for a moment is not slow; staying
+ * over for the grace is, and so is 4x the limit at once. */
+Test(outq, the_grace_forgives_a_burst_but_not_a_stall)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    w->loop = &loop;
+    cfg.slow_consumer_grace_ms = 50;
+    fill(1500); /* over 1000, under 4000 */
+    cr_assert(stp_conn_check_output(c), "a burst is forgiven");
+    cr_assert_neq(c->over_since_ms, 0);
+    stp_outq_reset(&c->out[c->fill]); /* the client read it */
+    stp_conn_output_drained(c);
+    cr_assert_eq(c->over_since_ms, 0, "back under the limit: the grace starts over");
+    fill(1500);
+    cr_assert(stp_conn_check_output(c));
+    uv_sleep(60);
+    uv_update_time(&loop);
+    fill(1);
+    cr_assert_not(stp_conn_check_output(c), "over the limit for longer than the grace");
+    cr_assert_str_eq(last_error, "slow consumer");
+    cfg.slow_consumer_grace_ms = 0;
+    uv_loop_close(&loop);
+}
+
+Test(outq, four_times_the_limit_is_slow_at_once)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    w->loop = &loop;
+    cfg.slow_consumer_grace_ms = 60000;
+    fill(4001);
+    cr_assert_not(stp_conn_check_output(c));
+    cr_assert_eq(errors, 1);
+    cfg.slow_consumer_grace_ms = 0;
+    uv_loop_close(&loop);
+}
