@@ -170,7 +170,10 @@ static uint64_t jsum(struct stp_broker *b, size_t offset)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < b->nworkers; i++) {
-        const struct stp_journal *j = b->workers[i].dur.j;
+        const struct stp_worker *w = &b->workers[i];
+        if (!atomic_load_explicit(&w->qsnap_ready, memory_order_acquire))
+            continue; /* not set up yet (see worker.h) */
+        const struct stp_journal *j = w->dur.j;
         if (j)
             n += atomic_load_explicit(
                 (const atomic_uint_least64_t *)((const char *)stp_journal_stats(j) + offset),

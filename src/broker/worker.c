@@ -483,7 +483,6 @@ int stp_worker_init(struct stp_worker *w)
     w->stats_due_ns = uv_hrtime() + 1000000000ULL;
     uv_timer_start(&w->stats_timer, on_stats_timer, 1000, 1000);
     uv_mutex_init(&w->qsnap_lock);
-    atomic_store_explicit(&w->qsnap_ready, true, memory_order_release); /* see worker.h */
     rc = stp_net_init(&w->net, &w->loop, w->cfg, &stp_session_ops);
     if (rc < 0)
         return rc;
@@ -494,7 +493,13 @@ int stp_worker_init(struct stp_worker *w)
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, on_prepare);
     rc = stp_mailbox_attach(w->mb, w->id, &w->loop, on_mailbox, on_unblocked, w);
-    return rc < 0 ? rc : restore_queues(w);
+    if (rc == 0)
+        rc = restore_queues(w);
+    /* Last: /metrics on other workers reads qsnap_lock and the journal's
+     * counters only once it sees this (see worker.h). */
+    if (rc == 0)
+        atomic_store_explicit(&w->qsnap_ready, true, memory_order_release);
+    return rc;
 }
 
 int stp_worker_start(struct stp_worker *w)

@@ -90,11 +90,11 @@ struct stp_worker {
     /* Published once a second by the stats timer, read by /metrics on any
      * worker: the mutex is taken only there, never on the message path. */
     uv_mutex_t qsnap_lock;
-    /* Set (release) by stp_worker_start once qsnap_lock is initialized. The
-     * main thread starts the workers one after another, so worker 0 may
-     * answer /metrics before a later worker's mutex exists: /metrics skips a
-     * worker whose flag it does not see (acquire); such a worker has not
-     * started and has no queues to report. */
+    /* Set (release) at the end of stp_worker_init, once qsnap_lock and the
+     * journal (dur.j) exist. The main thread starts the workers one after
+     * another, so worker 0 may answer /metrics before a later worker is set
+     * up: /metrics skips a worker whose flag it does not see (acquire); such
+     * a worker has not started and has nothing to report. */
     atomic_bool qsnap_ready;
     struct stp_qsnap qsnap[STP_QSNAP_MAX];
     size_t nqsnap;

@@ -278,8 +278,15 @@ struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *
         argv[n++] = "--workers";
         argv[n++] = wbuf;
     }
-    for (size_t i = 0; args && args[i] && n < 63; i++)
+    /* Listeners are logged one by one: wait for as many as the flags name
+     * (--listen URL or --listen=URL), not only the first. */
+    int want = listen ? 1 : 0;
+    for (size_t i = 0; args && args[i] && n < 63; i++) {
+        if (listen && strncmp(args[i], "--listen", 8) == 0 &&
+            (args[i][8] == '\0' || args[i][8] == '='))
+            want++;
         argv[n++] = args[i];
+    }
     argv[n] = NULL;
     int fd = make_log(b->log_path, sizeof b->log_path);
     b->pid = spawn(argv, env, fd, fd);
@@ -288,7 +295,7 @@ struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *
     while (h_now_ms() < deadline) {
         const char *log = h_broker_log(b);
         b->nports = parse_ports(log, b->ports, H_MAX_LISTENERS);
-        if (b->nports > 0 && (listen || strstr(log, "\n") != NULL))
+        if (b->nports > 0 && b->nports >= want && (listen || strstr(log, "\n") != NULL))
             break;
         int st;
         if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
