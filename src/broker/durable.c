@@ -255,7 +255,8 @@ void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m)
     m->jkey = m->jlsn = 0;
 }
 
-void stp_durable_copy_forward(struct stp_worker *w, struct stp_msg *m)
+/* Copy m's record forward (compaction): a new MSG with the same key. */
+static void copy_forward(struct stp_worker *w, struct stp_msg *m)
 {
     struct stp_durable *d = dur(w);
     struct stp_jrec r;
@@ -276,7 +277,7 @@ static void compact_one(void *ctx, struct stp_msg *m)
 {
     struct compact_ctx *cc = ctx;
     if (m->jkey && m->jlsn < cc->below)
-        stp_durable_copy_forward(cc->w, m);
+        copy_forward(cc->w, m);
 }
 
 void stp_durable_compact(struct stp_worker *w)

@@ -109,8 +109,6 @@ void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m);
  * recovery writes re-homed messages with it too. */
 struct stp_jrec;
 void stp_durable_msg_record(struct stp_jrec *r, const struct stp_msg *m);
-/* Copy m's record forward (compaction): a new MSG with the same key. */
-void stp_durable_copy_forward(struct stp_worker *w, struct stp_msg *m);
 /* Once a second: copy forward the live messages pinning old segments. */
 void stp_durable_compact(struct stp_worker *w);
 

@@ -152,22 +152,28 @@ static bool ki_dense(const struct keyindex *ki, uint64_t key)
     return ki->base && key >= ki->base && key - ki->base < ki->cap;
 }
 
+/* A key in the dense part, or else (a copy forward below the base, or a
+ * key far past the others) in the hash table. */
 static bool ki_get(const struct keyindex *ki, uint64_t key, size_t *idx)
 {
-    if (ki_dense(ki, key)) {
-        uint32_t v = ki->slot[key - ki->base];
-        *idx = (size_t)v - 1;
-        return v != 0;
+    if (ki_dense(ki, key) && ki->slot[key - ki->base]) {
+        *idx = (size_t)ki->slot[key - ki->base] - 1;
+        return true;
     }
     return km_get(&ki->far, key, idx);
 }
 
-/* Room for key in the dense part, when it lies at or after the base. */
-static int ki_reserve(struct keyindex *ki, uint64_t key)
+/* Room for key in the dense part, when it lies at or after the base and
+ * not absurdly far past the keys so far (a record whose lsn jumps, from a
+ * crafted file, must not make recovery allocate gigabytes: it goes to the
+ * hash table). */
+static int ki_reserve(struct keyindex *ki, uint64_t key, size_t entries)
 {
     if (!ki->base)
         ki->base = key;
     if (key < ki->base || key - ki->base < ki->cap)
+        return 0;
+    if (key - ki->base > 4 * ((uint64_t)entries + (1u << 20)))
         return 0;
     size_t need = (size_t)(key - ki->base) + 1, cap = ki->cap ? ki->cap : 1u << 20;
     while (cap < need)
@@ -183,7 +189,7 @@ static int ki_reserve(struct keyindex *ki, uint64_t key)
 
 static int ki_put(struct keyindex *ki, uint64_t key, size_t idx)
 {
-    if (idx >= UINT32_MAX || ki_reserve(ki, key) < 0)
+    if (idx >= UINT32_MAX || ki_reserve(ki, key, idx) < 0)
         return STP_ENOMEM;
     if (ki_dense(ki, key)) {
         ki->slot[key - ki->base] = (uint32_t)idx + 1;
@@ -194,11 +200,10 @@ static int ki_put(struct keyindex *ki, uint64_t key, size_t idx)
 
 static bool ki_del(struct keyindex *ki, uint64_t key, size_t *idx)
 {
-    if (ki_dense(ki, key)) {
-        uint32_t v = ki->slot[key - ki->base];
+    if (ki_dense(ki, key) && ki->slot[key - ki->base]) {
+        *idx = (size_t)ki->slot[key - ki->base] - 1;
         ki->slot[key - ki->base] = 0;
-        *idx = (size_t)v - 1;
-        return v != 0;
+        return true;
     }
     return km_del(&ki->far, key, idx);
 }

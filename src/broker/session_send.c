@@ -175,9 +175,14 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
     release_fences(c);
 }
 
-#define NOT_STORED_DETAIL                                                                          \
-    "The broker could not write a persistent message to its journal (%s); it was not "             \
-    "stored. Send it again later."
+/* The body of ERROR "message not stored". */
+static void not_stored_detail(char *out, size_t size, int err)
+{
+    snprintf(out, size,
+             "The broker could not write a persistent message to its journal (%s); it was not "
+             "stored. Send it again later.",
+             stp_strerror(err));
+}
 
 /* Turn fence f into the ERROR for a message the journal lost: the receipts
  * before it go out, then the ERROR (with f's receipt-id), then the
@@ -188,7 +193,7 @@ static void fail_fence(struct stp_conn *c, struct stp_fence_wait *f, int err)
     f->remaining = 0;
     if (s->state != STP_SESS_CLOSING && !f->error.len) {
         char detail[256];
-        snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
+        not_stored_detail(detail, sizeof(detail), err);
         struct stp_slice rs = {f->receipt, f->receipt ? strlen(f->receipt) : 0};
         stp_session_build_error(c, &f->error, "message not stored", detail, f->receipt ? &rs : NULL,
                                 NULL, NULL);
@@ -228,7 +233,7 @@ void stp_session_not_stored(struct stp_conn *c, int err, uint64_t fence)
         return;
     }
     char detail[256];
-    snprintf(detail, sizeof(detail), NOT_STORED_DETAIL, stp_strerror(err));
+    not_stored_detail(detail, sizeof(detail), err);
     stp_session_error_x(c, "message not stored", detail, NULL, NULL, NULL, true);
 }
 
@@ -478,10 +483,8 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_
     if (!t)
         return stp_session_bad(c, f, "unknown transaction",
                                "ACK/NACK names a transaction that was not begun.");
-    if (txn_room(c, f, t, id->len) < 0)
-        return -1;
     const struct stp_slice *receipt = stp_session_receipt(f);
-    if (receipt && txn_room(c, f, t, id->len + receipt->len) < 0)
+    if (txn_room(c, f, t, id->len + (receipt ? receipt->len : 0)) < 0)
         return -1;
     struct txn_action a = {.op = TXN_SETTLE,
                            .verdict = v,
