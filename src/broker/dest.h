@@ -20,9 +20,31 @@ struct stp_msg;
 struct stp_sub;
 struct stp_qsnap;
 
-enum stp_dest_kind { STP_DEST_BAD = 0, STP_DEST_TOPIC, STP_DEST_QUEUE };
-/* "/topic/NAME" or "/queue/NAME" with a non-empty NAME. */
+/* The destinations a client names, each with a non-empty NAME:
+ * "/topic/NAME", "/queue/NAME", "/temp-queue/NAME" (the connection's own
+ * private queue, RabbitMQ's temp queues: session_temp.c) and
+ * "/reply-queue/NAME" (what the broker rewrites a reply-to /temp-queue/ to;
+ * anyone may SEND there, only the connection that made it consumes it). */
+enum stp_dest_kind {
+    STP_DEST_BAD = 0,
+    STP_DEST_TOPIC,
+    STP_DEST_QUEUE,
+    STP_DEST_TEMP,
+    STP_DEST_REPLY
+};
 enum stp_dest_kind stp_dest_kind(const char *name, size_t len);
+/* The names of the broker's own queues behind durable topic subscriptions
+ * (durable_sub.c): never valid in a client frame. */
+#define STP_DSUB_PREFIX "/dsub/"
+/* Is this name a queue at its owner: /queue/, /reply-queue/ or a durable
+ * subscription's queue? */
+bool stp_dest_is_queue(const char *name, size_t len);
+/* A temp queue's messages are never journaled and its queue goes with its
+ * last consumer. */
+static inline bool stp_dest_is_reply(const char *name, size_t len)
+{
+    return stp_dest_kind(name, len) == STP_DEST_REPLY;
+}
 
 /* owner side; each takes over the command's message reference and string */
 void stp_topic_route(struct stp_worker *w, struct stp_msg *m);

@@ -71,6 +71,10 @@ struct stp_queue {
     struct connref *throttled;
     size_t nthrottled, cap_throttled;
     struct stp_map throttled_set; /* keys point into throttled[] */
+    /* A temp queue (/reply-queue/): made only by its connection's
+     * subscription, never journaled or dead-lettered, gone with its last
+     * consumer (messages and all). */
+    bool temp;
 };
 
 /* --- deque --- */
@@ -122,6 +126,7 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     memcpy(q->name, name, len);
     q->name[len] = '\0';
     q->name_len = len;
+    q->temp = stp_dest_is_reply(name, len);
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
         free(q);
@@ -182,7 +187,7 @@ static void dead_letter(struct stp_worker *w, struct stp_queue *q, struct stp_ms
     else
         STP_STAT_INC(w->stats.msgs_rejected);
     struct stp_msg *d = NULL;
-    if (w->cfg->dead_letter && !stp_dead_letter_is_dlq(q->name, q->name_len))
+    if (w->cfg->dead_letter && !q->temp && !stp_dead_letter_is_dlq(q->name, q->name_len))
         d = stp_dead_letter_build(m, why == DEATH_EXPIRED ? "expired" : "rejected",
                                   w->cfg->max_destination_length);
     if (!d) {
@@ -330,7 +335,15 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
     bool conn = cmd->worker != STP_NO_CONN;
     cmd->u.route.msg = NULL;
     bool refused;
-    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
+    /* A reply queue exists only while its connection consumes it: a reply
+     * to one that is gone (or never was) is dropped. */
+    bool reply = stp_dest_is_reply(m->dest, m->dest_len);
+    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, !reply, &refused);
+    if (!q && reply) {
+        STP_STAT_INC(w->stats.msgs_dropped);
+        stp_msg_unref(&m);
+        return;
+    }
     if (refused) {
         if (conn)
             stp_dest_refuse(w, cmd, NULL);
@@ -343,7 +356,7 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
         drop_dead_letter(w, q, &m);
         return;
     }
-    int rc = q ? stp_durable_store(w, m, cmd) : 0;
+    int rc = q && !q->temp ? stp_durable_store(w, m, cmd) : 0;
     if (rc < 0) {
         /* The journal cannot take it: the publisher gets an ERROR, never a
          * RECEIPT, and the message is not kept. */
@@ -499,8 +512,16 @@ static void queue_free(struct stp_queue *q)
  * or SUBSCRIBE makes it again. */
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
 {
-    if (q->ready.count > 0 || q->nconsumers > 0)
+    if (q->nconsumers > 0 || (q->ready.count > 0 && !q->temp))
         return;
+    /* A temp queue's connection is gone (or unsubscribed): nobody else may
+     * consume what it still holds. */
+    while (q->ready.count > 0) {
+        struct qentry e = qdeque_pop_front(&q->ready);
+        q->bytes -= e.msg->tail_len;
+        STP_STAT_INC(w->stats.msgs_dropped);
+        settle(w, &e.msg);
+    }
     unthrottle_if_drained(w, q);
     stp_map_del(&w->queues, q->name, q->name_len);
     queue_free(q);

@@ -234,7 +234,10 @@ struct replay {
  * ends with the frame's NUL after the body. */
 static bool msg_record_ok(const struct stp_jrec *r)
 {
-    return stp_dest_kind(r->queue, r->queue_len) == STP_DEST_QUEUE && r->tail_len >= 2 &&
+    /* Temp queues are never journaled: one in a journal is not restored
+     * (nobody could consume it). */
+    return stp_dest_is_queue(r->queue, r->queue_len) &&
+           !stp_dest_is_reply(r->queue, r->queue_len) && r->tail_len >= 2 &&
            r->tail[r->tail_len - 1] == '\0' && r->body_len <= r->tail_len - 2;
 }
 

@@ -133,7 +133,7 @@ int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
 {
     if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
         return stp_session_bad(c, f, "unknown destination",
-                               "Destinations are /topic/NAME or /queue/NAME.");
+                               "Destinations are /topic/NAME, /queue/NAME, /temp-queue/NAME or /reply-queue/NAME.");
     if (dest->len > stp_worker_of(c)->cfg->max_destination_length)
         return stp_session_bad(c, f, "destination too long",
                                "The destination name is longer than --max-destination-length.");
@@ -316,6 +316,7 @@ void stp_session_teardown(struct stp_conn *c)
     s->wmarks = NULL;
     stp_session_connect_free(c);
     stp_session_perms_free(c);
+    stp_session_temps_free(c);
     s->nwmarks = s->wmarks_cap = 0;
     stp_parser_free(&s->parser);
 }

@@ -144,6 +144,9 @@ struct stp_session {
      * value (struct stp_perm_entry), bounded in count. */
     struct stp_map perms;
     struct perm_entry *perm_last; /* the entry last used (in perms) */
+    /* Temp queues: "/temp-queue/NAME" -> its private /reply-queue/ name
+     * (session_temp.c), at most --max-subscriptions of them. */
+    struct stp_map temps;
 };
 
 /* What the net layer calls (net/net.h): open, input, eof, writing, written,

@@ -76,7 +76,10 @@ int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f,
     if (!rt)
         return 0;
     struct stp_broker *b = stp_worker_of(c)->broker;
-    if (!b || !b->acl || stp_dest_kind(rt->p, rt->len) == STP_DEST_BAD)
+    enum stp_dest_kind k = stp_dest_kind(rt->p, rt->len);
+    if (k == STP_DEST_TEMP && stp_session_check_dest(c, f, rt) < 0)
+        return -1; /* rewritten to a reply queue: it must be a valid name */
+    if (!b || !b->acl || k == STP_DEST_BAD || k == STP_DEST_TEMP || k == STP_DEST_REPLY)
         return 0;
     if (stp_session_check_dest(c, f, rt) < 0)
         return -1;

@@ -13,6 +13,7 @@
 #include "stampede/stomp.h"
 
 struct stp_conn;
+struct stp_selector;
 
 /* What an ACK or NACK says of a delivery: taken, put back (NACK), or
  * rejected (NACK requeue:false: dead-lettered or dropped). */
@@ -46,6 +47,29 @@ int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, b
 void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, enum stp_verdict v);
 /* The subscription with this connection-local number, or NULL. */
 struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num);
+/* A new subscription's local record (in the session's list and maps, not
+ * yet known to its owner), taking over sel; NULL when out of memory. The
+ * caller checked the id is free and --max-subscriptions. */
+struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, struct stp_slice dest,
+                                     enum stp_ack_mode mode, uint32_t prefetch,
+                                     struct stp_selector *sel);
+/* Tell the owner of sub's destination about it (topic interest or a queue
+ * consumer). */
+int stp_session_sub_start(struct stp_conn *c, struct stp_sub *sub);
+bool stp_session_has_sub_id(struct stp_conn *c, struct stp_slice id);
+
+/* Temp queues (session_temp.c). The private reply queue behind the
+ * connection's /temp-queue/NAME (made on first use: an unguessable
+ * /reply-queue/ name owned by this connection's worker); *real points into
+ * the session's table. 0, or -1 after an ERROR, or STP_ENOMEM. */
+int stp_session_temp_resolve(struct stp_conn *c, const struct stp_frame *f,
+                             struct stp_slice temp, struct stp_slice *real);
+/* reply-to:/temp-queue/NAME on a SEND: resolve it and make sure the
+ * connection consumes the reply queue (RabbitMQ's automatic subscription,
+ * id "/temp-queue/NAME", ack auto). Same returns. */
+int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f,
+                              struct stp_slice temp, struct stp_slice *real);
+void stp_session_temps_free(struct stp_conn *c);
 /* The receipt header of f, or NULL. */
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
 /* Queue a RECEIPT behind every earlier fence (and close after it when

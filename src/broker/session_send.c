@@ -257,6 +257,9 @@ struct send_headers {
      * (journaled on a queue with --data-dir), RabbitMQ's expiration (ms from
      * now) and ActiveMQ's expires (epoch ms). */
     const struct stp_slice *persistent, *expiration, *expires;
+    /* reply-to:/temp-queue/NAME is forwarded as the private /reply-queue/
+     * name behind it (session_temp.c); len 0: forwarded as sent. */
+    struct stp_slice reply_to_real;
 };
 
 enum hdr_kind { HDR_USER, HDR_DEST, HDR_CTYPE, HDR_RECEIPT, HDR_TXN, HDR_CONTROL };
@@ -373,7 +376,8 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
          * cost however many headers a frame has. */
         if (classify(h->name) != HDR_USER)
             continue;
-        rc |= header_line(b, h->name, h->value, needs_escape);
+        bool rewrite = &h->value == sh->reply_to && sh->reply_to_real.len;
+        rc |= header_line(b, h->name, rewrite ? sh->reply_to_real : h->value, needs_escape);
     }
     return rc ? STP_ENOMEM : 0;
 }
@@ -660,6 +664,17 @@ static int send_expiry(struct stp_conn *c, const struct stp_frame *f, const stru
 
 /* --- SEND --- */
 
+/* May this connection send to dest? Its own temp queues and reply queues
+ * (whose unguessable name is the capability, as a reply-to hands it out)
+ * are outside the ACL. */
+static int send_perm(struct stp_conn *c, const struct stp_frame *f, const struct stp_slice *dest)
+{
+    enum stp_dest_kind k = stp_dest_kind(dest->p, dest->len);
+    if (k == STP_DEST_TEMP || k == STP_DEST_REPLY)
+        return 0;
+    return stp_session_check_perm(c, f, dest, STP_ACL_WRITE);
+}
+
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
 {
     struct send_headers sh;
@@ -667,10 +682,21 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (!sh.dest)
         return stp_session_bad(c, f, "missing destination header",
                                "SEND needs a destination header.");
-    if (stp_session_check_dest(c, f, sh.dest) < 0 ||
-        stp_session_check_perm(c, f, sh.dest, STP_ACL_WRITE) < 0 ||
+    if (stp_session_check_dest(c, f, sh.dest) < 0 || send_perm(c, f, sh.dest) < 0 ||
         stp_session_check_reply_to(c, f, sh.reply_to) < 0)
         return -1;
+    struct stp_slice temp_dest;
+    if (stp_dest_kind(sh.dest->p, sh.dest->len) == STP_DEST_TEMP) {
+        int rc = stp_session_temp_resolve(c, f, *sh.dest, &temp_dest);
+        if (rc < 0)
+            return rc;
+        sh.dest = &temp_dest;
+    }
+    if (sh.reply_to && stp_dest_kind(sh.reply_to->p, sh.reply_to->len) == STP_DEST_TEMP) {
+        int rc = stp_session_temp_reply_to(c, f, *sh.reply_to, &sh.reply_to_real);
+        if (rc < 0)
+            return rc;
+    }
     struct stp_txn *t = NULL;
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
         return stp_session_bad(c, f, "unknown transaction",

@@ -114,8 +114,15 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (!idh && stp_sess(c)->version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
     *id = idh ? *idh : **dest; /* 1.0: the destination names the subscription */
-    if (stp_session_check_dest(c, f, *dest) < 0 ||
-        stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
+    if (stp_session_check_dest(c, f, *dest) < 0)
+        return -1;
+    enum stp_dest_kind kind = stp_dest_kind((*dest)->p, (*dest)->len);
+    if (kind == STP_DEST_REPLY)
+        return stp_session_bad(c, f, "invalid destination",
+                               "A /reply-queue/ is consumed only by the connection that made it, "
+                               "through its /temp-queue/ name.");
+    /* A temp queue is the connection's own: no ACL applies. */
+    if (kind != STP_DEST_TEMP && stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_bad(c, f, "duplicate subscription id",
@@ -163,6 +170,56 @@ static int compile_selector(struct stp_conn *c, const struct stp_frame *f, bool 
     return 0;
 }
 
+struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, struct stp_slice dest,
+                                     enum stp_ack_mode mode, uint32_t prefetch,
+                                     struct stp_selector *sel)
+{
+    struct stp_worker *w = stp_worker_of(c);
+    struct stp_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        stp_selector_free(sel);
+        return NULL;
+    }
+    sub->sel = sel;
+    sub->conn = c;
+    sub->key = ((uint64_t)w->id << 48) | ++w->sub_counter;
+    sub->num = ++stp_sess(c)->next_sub_num;
+    sub->id = stp_session_strdup(id);
+    sub->id_len = id.len;
+    sub->dest = stp_session_strdup(dest);
+    sub->dest_len = dest.len;
+    sub->is_queue = stp_dest_is_queue(dest.p, dest.len);
+    sub->ack_mode = mode;
+    sub->prefetch = prefetch;
+    sub->ua.track_ids = mode != STP_ACK_AUTO && stp_sess(c)->version < STP_V12;
+    if (!sub->id || !sub->dest || build_sub_header(sub, stp_sess(c)->version) < 0 ||
+        stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
+        sub_free(sub);
+        return NULL;
+    }
+    if (stp_map_put(&stp_sess(c)->subs_by_id, sub->id, sub->id_len, sub) < 0 ||
+        stp_map_put(&stp_sess(c)->subs_by_num, &sub->num, sizeof(sub->num), sub) < 0) {
+        stp_map_del(&stp_sess(c)->subs_by_id, sub->id, sub->id_len);
+        stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
+        sub_free(sub);
+        return NULL;
+    }
+    sub->next = stp_sess(c)->subs;
+    stp_sess(c)->subs = sub;
+    stp_sess(c)->nsubs++;
+    return sub;
+}
+
+int stp_session_sub_start(struct stp_conn *c, struct stp_sub *sub)
+{
+    return register_sub(c, sub);
+}
+
+bool stp_session_has_sub_id(struct stp_conn *c, struct stp_slice id)
+{
+    return find_sub_by_id(c, id.p, id.len) != NULL;
+}
+
 int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
 {
     const struct stp_slice *dest;
@@ -171,43 +228,21 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     uint64_t prefetch = 0;
     if (validate_subscribe(c, f, &dest, &id, &mode, &prefetch) < 0)
         return -1;
+    /* A temp queue: the subscription consumes the connection's private
+     * reply queue behind the name. */
+    struct stp_slice target = *dest;
+    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_TEMP) {
+        int rc = stp_session_temp_resolve(c, f, *dest, &target);
+        if (rc < 0)
+            return rc;
+    }
     struct stp_selector *sel;
-    int rc = compile_selector(c, f, stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE, &sel);
+    int rc = compile_selector(c, f, stp_dest_is_queue(target.p, target.len), &sel);
     if (rc < 0)
         return rc;
-    struct stp_worker *w = stp_worker_of(c);
-    struct stp_sub *sub = calloc(1, sizeof(*sub));
-    if (!sub) {
-        stp_selector_free(sel);
+    struct stp_sub *sub = stp_session_sub_make(c, id, target, mode, (uint32_t)prefetch, sel);
+    if (!sub)
         return STP_ENOMEM;
-    }
-    sub->sel = sel;
-    sub->conn = c;
-    sub->key = ((uint64_t)w->id << 48) | ++w->sub_counter;
-    sub->num = ++stp_sess(c)->next_sub_num;
-    sub->id = stp_session_strdup(id);
-    sub->id_len = id.len;
-    sub->dest = stp_session_strdup(*dest);
-    sub->dest_len = dest->len;
-    sub->is_queue = stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE;
-    sub->ack_mode = mode;
-    sub->prefetch = (uint32_t)prefetch;
-    sub->ua.track_ids = mode != STP_ACK_AUTO && stp_sess(c)->version < STP_V12;
-    if (!sub->id || !sub->dest || build_sub_header(sub, stp_sess(c)->version) < 0 ||
-        stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
-        sub_free(sub);
-        return STP_ENOMEM;
-    }
-    if (stp_map_put(&stp_sess(c)->subs_by_id, sub->id, sub->id_len, sub) < 0 ||
-        stp_map_put(&stp_sess(c)->subs_by_num, &sub->num, sizeof(sub->num), sub) < 0) {
-        stp_map_del(&stp_sess(c)->subs_by_id, sub->id, sub->id_len);
-        stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
-        sub_free(sub);
-        return STP_ENOMEM;
-    }
-    sub->next = stp_sess(c)->subs;
-    stp_sess(c)->subs = sub;
-    stp_sess(c)->nsubs++;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
     if (register_sub(c, sub) < 0)

@@ -25,13 +25,26 @@ struct stp_topic {
     uint32_t counts[]; /* per worker: 1 while it has local subscribers */
 };
 
+#define HAS_PREFIX(name, len, lit)                                                                 \
+    ((len) > sizeof(lit) - 1 && memcmp((name), (lit), sizeof(lit) - 1) == 0)
+
 enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
 {
-    if (len > 7 && memcmp(name, "/topic/", 7) == 0)
+    if (HAS_PREFIX(name, len, "/topic/"))
         return STP_DEST_TOPIC;
-    if (len > 7 && memcmp(name, "/queue/", 7) == 0)
+    if (HAS_PREFIX(name, len, "/queue/"))
         return STP_DEST_QUEUE;
+    if (HAS_PREFIX(name, len, "/temp-queue/"))
+        return STP_DEST_TEMP;
+    if (HAS_PREFIX(name, len, "/reply-queue/"))
+        return STP_DEST_REPLY;
     return STP_DEST_BAD;
+}
+
+bool stp_dest_is_queue(const char *name, size_t len)
+{
+    enum stp_dest_kind k = stp_dest_kind(name, len);
+    return k == STP_DEST_QUEUE || k == STP_DEST_REPLY || HAS_PREFIX(name, len, STP_DSUB_PREFIX);
 }
 
 void stp_topic_route(struct stp_worker *w, struct stp_msg *m)

@@ -211,7 +211,7 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 static void on_route(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->u.route.msg;
-    if (stp_dest_kind(m->dest, m->dest_len) == STP_DEST_QUEUE) {
+    if (stp_dest_is_queue(m->dest, m->dest_len)) {
         stp_queue_route(w, cmd);
     } else {
         stp_topic_route(w, m);
