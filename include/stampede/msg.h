@@ -27,13 +27,17 @@
 struct stp_msg {
     atomic_uint refs;
     uint32_t dest_len;
-    uint64_t id;         /* unique in this broker process */
-    size_t tail_len;     /* bytes of the shared tail */
-    size_t tail_cap;     /* bytes allocated for the tail */
-    size_t body_len;     /* bytes of the body inside the tail */
-    bool needs_escape;   /* a forwarded header differs between 1.0 and 1.1/1.2 */
-    atomic_uchar utf8;   /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
-    bool persistent;     /* SENT with persistent:true (set before it is shared) */
+    uint64_t id;       /* unique in this broker process */
+    size_t tail_len;   /* bytes of the shared tail */
+    size_t tail_cap;   /* bytes allocated for the tail */
+    size_t body_len;   /* bytes of the body inside the tail */
+    bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
+    atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
+    bool persistent;   /* SENT with persistent:true (set before it is shared) */
+    /* Not a message: the record of a durable topic subscription, kept by
+     * its queue's owner so the journal holds it like a message (its tail is
+     * the topic's name and a NUL; src/broker/durable_sub.c). */
+    bool binding;
     uint64_t expires_ms; /* epoch ms from which it is never delivered; 0: never */
     /* Queue owner's state, read and written only by the worker that owns
      * the message's queue (a queue message is in one queue): how many times
@@ -84,6 +88,11 @@ static inline void stp_msg_unref(struct stp_msg **mp)
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
         stp_msg_free_(m);
 }
+
+/* A new message with m's tail, expiry and persistence under another
+ * destination (a durable subscription's queue), or NULL. Its id is for the
+ * caller to set. */
+struct stp_msg *stp_msg_copy(const struct stp_msg *m, const char *dest, size_t dest_len);
 
 /* Set the message's id and its pre-formatted "message-id:" header line. */
 void stp_msg_set_id(struct stp_msg *m, uint64_t id);

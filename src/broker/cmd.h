@@ -38,6 +38,7 @@ enum stp_wcmd {
     STP_WCMD_NOT_STORED,    /* owner -> conn's worker: a persistent SEND the journal refused */
     STP_WCMD_DEAD_SYNC,     /* queue owner -> DLQ owner: tell me when the dead letter is stored */
     STP_WCMD_DEAD_DONE,     /* DLQ owner -> queue owner: it is (ok) or was lost */
+    STP_WCMD_DSUB_DEL,      /* conn's worker -> owner: remove a durable subscription */
 };
 
 /* The worker field of a command that comes from no connection (a dead
@@ -58,13 +59,20 @@ struct stp_post {
             char *topic;
             int delta;
         } interest;
-        /* CONSUMER_ADD: owns the queue name (heap). prefetch 0: none. */
+        /* CONSUMER_ADD: owns the queue name (heap). prefetch 0: none.
+         * durable: the queue is a durable topic subscription's (made and
+         * bound to its topic when missing; one consumer at a time). */
         struct {
             char *queue;
             uint64_t sub_key;
             uint32_t prefetch;
             bool client_ack;
+            bool durable;
         } consumer_add;
+        /* DSUB_DEL: owns the durable subscription's queue name (heap). */
+        struct {
+            char *queue;
+        } dsub_del;
         /* CONSUMER_DEL: auto-ack deliveries up to written_upto are in the
          * consumer's output queue: settled, not requeued (0: none). */
         struct {
@@ -109,9 +117,11 @@ struct stp_post {
             bool on;
         } throttle;
         /* REFUSED: owns the topic name (heap), or NULL when the refused
-         * destination was a queue (then the connection itself is refused). */
+         * destination was a queue (then the connection itself is refused).
+         * why: what was refused. */
         struct {
             char *topic;
+            int why; /* enum stp_refusal */
         } refused;
     } u;
 };
@@ -135,7 +145,7 @@ static inline struct stp_post stp_post_consumer_add(char *queue, uint64_t sub_ke
                                                     uint32_t prefetch, bool client_ack)
 {
     return (struct stp_post){.type = STP_WCMD_CONSUMER_ADD,
-                             .u.consumer_add = {queue, sub_key, prefetch, client_ack}};
+                             .u.consumer_add = {queue, sub_key, prefetch, client_ack, false}};
 }
 
 static inline struct stp_post stp_post_consumer_del(uint64_t sub_key, uint64_t written_upto)
@@ -182,9 +192,20 @@ static inline struct stp_post stp_post_throttle(bool on)
     return (struct stp_post){.type = STP_WCMD_THROTTLE, .u.throttle = {on}};
 }
 
+/* Why an owner refused a connection's frame. */
+enum stp_refusal {
+    STP_REFUSE_DESTINATIONS = 0, /* --max-destinations reached */
+    STP_REFUSE_DSUB_BUSY = 1,    /* another connection holds the durable subscription */
+};
+
 static inline struct stp_post stp_post_refused(char *topic)
 {
-    return (struct stp_post){.type = STP_WCMD_REFUSED, .u.refused = {topic}};
+    return (struct stp_post){.type = STP_WCMD_REFUSED, .u.refused = {topic, 0}};
+}
+
+static inline struct stp_post stp_post_dsub_del(char *queue)
+{
+    return (struct stp_post){.type = STP_WCMD_DSUB_DEL, .u.dsub_del = {queue}};
 }
 
 /* Address a command to the connection (worker, slot, gen). */

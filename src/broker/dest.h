@@ -47,11 +47,25 @@ static inline bool stp_dest_is_reply(const char *name, size_t len)
 }
 
 /* owner side; each takes over the command's message reference and string */
-void stp_topic_route(struct stp_worker *w, struct stp_msg *m);
+void stp_topic_route(struct stp_worker *w, struct stp_post *cmd);
+/* Durable subscriptions: queue q (on this worker) gets a copy of every
+ * message routed to topic name from now on / no longer. bind: 0, or
+ * STP_EFULL (--max-destinations) or STP_ENOMEM. */
+struct stp_queue;
+int stp_topic_bind(struct stp_worker *w, const char *name, size_t len, struct stp_queue *q);
+void stp_topic_unbind(struct stp_worker *w, const char *name, size_t len, struct stp_queue *q);
 void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 void stp_topics_free(struct stp_worker *w);
 
 void stp_queue_route(struct stp_worker *w, struct stp_post *cmd);
+/* A copy (m, taken over) of a topic message for durable subscription queue
+ * q; cmd names the publisher. Over the queue's bound it is dropped, not
+ * throttled: a subscriber that is away must not stop the topic. */
+void stp_queue_route_bound(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m,
+                           const struct stp_post *cmd);
+/* Remove a durable subscription (cmd's queue): its messages and record go. */
+void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd);
+const char *stp_queue_name(const struct stp_queue *q);
 void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd);

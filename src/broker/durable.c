@@ -199,7 +199,8 @@ void stp_durable_msg_record(struct stp_jrec *r, const struct stp_msg *m)
 {
     *r = (struct stp_jrec){
         .type = STP_JREC_MSG,
-        .flags = m->needs_escape ? STP_JMSG_NEEDS_ESCAPE : 0,
+        .flags = (uint8_t)((m->needs_escape ? STP_JMSG_NEEDS_ESCAPE : 0) |
+                           (m->binding ? STP_JMSG_BINDING : 0)),
         .key = m->jkey,
         .expires_ms = m->expires_ms,
         .deliveries = m->deliveries,

@@ -75,7 +75,16 @@ struct stp_queue {
      * subscription, never journaled or dead-lettered, gone with its last
      * consumer (messages and all). */
     bool temp;
+    /* A durable topic subscription's queue (durable_sub.c): the record that
+     * binds it to its topic (its tail is the topic's name), journaled like a
+     * message; NULL for other queues. A bound queue is never forgotten. */
+    struct stp_msg *binding;
 };
+
+const char *stp_queue_name(const struct stp_queue *q)
+{
+    return q->name;
+}
 
 /* --- deque --- */
 
@@ -187,7 +196,10 @@ static void dead_letter(struct stp_worker *w, struct stp_queue *q, struct stp_ms
     else
         STP_STAT_INC(w->stats.msgs_rejected);
     struct stp_msg *d = NULL;
-    if (w->cfg->dead_letter && !q->temp && !stp_dead_letter_is_dlq(q->name, q->name_len))
+    /* Only /queue/ messages have a DLQ; a temp queue's or a durable
+     * subscription's are dropped. */
+    if (w->cfg->dead_letter && stp_dest_kind(q->name, q->name_len) == STP_DEST_QUEUE &&
+        !stp_dead_letter_is_dlq(q->name, q->name_len))
         d = stp_dead_letter_build(m, why == DEATH_EXPIRED ? "expired" : "rejected",
                                   w->cfg->max_destination_length);
     if (!d) {
@@ -316,17 +328,65 @@ static bool over_bound(const struct stp_worker *w, const struct stp_queue *q)
     return q->ready.count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes;
 }
 
-/* A dead letter (no connection behind it) into a full DLQ is dropped: it
- * has no publisher to pause. One log line a second per worker. */
-static void drop_dead_letter(struct stp_worker *w, struct stp_queue *q, struct stp_msg **m)
+/* A message with no publisher to pause (a dead letter) or for a durable
+ * subscription (whose publishers must not stop the topic) into a full queue
+ * is dropped. One log line a second per worker. */
+static void drop_full(struct stp_worker *w, struct stp_queue *q, struct stp_msg **m)
 {
     static _Thread_local uint64_t last_log_ms;
     uint64_t now = uv_now(&w->loop);
+    STP_STAT_INC(w->stats.msgs_dropped);
     if (last_log_ms == 0 || now - last_log_ms >= 1000) {
         last_log_ms = now;
-        stp_warn("%s is full: a dead letter was dropped", q->name);
+        stp_warn("%s is full: a message was dropped", q->name);
     }
     settle(w, m);
+}
+
+static bool full_for(const struct stp_worker *w, const struct stp_queue *q, const struct stp_msg *m)
+{
+    return q->ready.count >= w->cfg->queue_max_messages ||
+           q->bytes + m->tail_len > w->cfg->queue_max_bytes;
+}
+
+/* Store m (taken over) in q's journal when it is persistent, then append
+ * it and dispatch. cmd names the publisher (or STP_NO_CONN). */
+static void enqueue(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m,
+                    const struct stp_post *cmd)
+{
+    bool conn = cmd->worker != STP_NO_CONN;
+    int rc = q->temp ? 0 : stp_durable_store(w, m, cmd);
+    if (rc < 0) {
+        /* The journal cannot take it: the publisher gets an ERROR, never a
+         * RECEIPT, and the message is not kept. */
+        if (conn) {
+            struct stp_post no = stp_post_not_stored(rc, m->pub_fence);
+            stp_post_to_conn(&no, cmd->worker, cmd->slot, cmd->gen);
+            stp_worker_post(w, cmd->worker, &no);
+        }
+        stp_msg_unref(&m);
+        forget_if_idle(w, q);
+        return;
+    }
+    if (qdeque_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
+        stp_error("queue %s: out of memory, message dropped", q->name);
+        settle(w, &m);
+        return;
+    }
+    q->bytes += m->tail_len;
+    if (conn && !q->binding && over_bound(w, q))
+        throttle(w, q, cmd);
+    dispatch(w, q);
+}
+
+void stp_queue_route_bound(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m,
+                           const struct stp_post *cmd)
+{
+    if (full_for(w, q, m)) {
+        drop_full(w, q, &m);
+        return;
+    }
+    enqueue(w, q, m, cmd);
 }
 
 void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
@@ -350,34 +410,108 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
         stp_msg_unref(&m);
         return;
     }
-    if (q && !conn &&
-        (q->ready.count >= w->cfg->queue_max_messages ||
-         q->bytes + m->tail_len > w->cfg->queue_max_bytes)) {
-        drop_dead_letter(w, q, &m);
-        return;
-    }
-    int rc = q && !q->temp ? stp_durable_store(w, m, cmd) : 0;
-    if (rc < 0) {
-        /* The journal cannot take it: the publisher gets an ERROR, never a
-         * RECEIPT, and the message is not kept. */
-        if (conn) {
-            struct stp_post no = stp_post_not_stored(rc, m->pub_fence);
-            stp_post_to_conn(&no, cmd->worker, cmd->slot, cmd->gen);
-            stp_worker_post(w, cmd->worker, &no);
-        }
-        stp_msg_unref(&m);
-        forget_if_idle(w, q);
-        return;
-    }
-    if (!q || qdeque_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
+    if (!q) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
-        settle(w, &m);
+        stp_msg_unref(&m);
         return;
     }
-    q->bytes += m->tail_len;
-    if (conn && over_bound(w, q))
-        throttle(w, q, cmd);
-    dispatch(w, q);
+    if (!conn && full_for(w, q, m)) {
+        drop_full(w, q, &m);
+        return;
+    }
+    enqueue(w, q, m, cmd);
+}
+
+/* --- durable subscriptions (durable_sub.c has the session's side) --- */
+
+/* The topic a durable subscription's queue name ends with:
+ * "/dsub/<identity hash>/topic/NAME". */
+static bool dsub_topic(const struct stp_queue *q, const char **topic, size_t *len)
+{
+    size_t plen = sizeof(STP_DSUB_PREFIX) - 1;
+    const char *t = q->name_len > plen ? memchr(q->name + plen, '/', q->name_len - plen) : NULL;
+    if (!t)
+        return false;
+    *topic = t;
+    *len = q->name_len - (size_t)(t - q->name);
+    return stp_dest_kind(t, *len) == STP_DEST_TOPIC;
+}
+
+/* Bind q to its topic: the binding record first (journaled with a data
+ * dir, before the SUBSCRIBE's receipt), then the topic's table. */
+static int dsub_bind(struct stp_worker *w, struct stp_queue *q)
+{
+    const char *topic;
+    size_t len;
+    if (!dsub_topic(q, &topic, &len))
+        return STP_EINVAL;
+    struct stp_msg *b = stp_msg_alloc(q->name, q->name_len, len + 1);
+    if (!b)
+        return STP_ENOMEM;
+    memcpy((char *)b->tail, topic, len);
+    ((char *)b->tail)[len] = '\0';
+    b->tail_len = len + 1;
+    b->persistent = true;
+    b->binding = true;
+    stp_msg_set_id(b, stp_msg_next_id(w->id));
+    int rc = stp_durable_store(w, b, NULL);
+    if (rc < 0) {
+        stp_msg_unref(&b);
+        return rc;
+    }
+    rc = stp_topic_bind(w, topic, len, q);
+    if (rc < 0) {
+        settle(w, &b);
+        return rc;
+    }
+    q->binding = b;
+    return 0;
+}
+
+/* A subscriber for durable subscription queue q: at most one at a time;
+ * the queue is bound on first use. 0, or -1 when refused (the connection
+ * was told). */
+static int dsub_claim(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
+{
+    int rc = q->nconsumers > 0 ? STP_EEXISTS : 0;
+    if (rc == 0 && !q->binding)
+        rc = dsub_bind(w, q);
+    if (rc == 0)
+        return 0;
+    if (rc == STP_EFULL) {
+        stp_dest_refuse(w, cmd, NULL);
+    } else {
+        struct stp_post r = stp_post_refused(NULL);
+        r.u.refused.why = STP_REFUSE_DSUB_BUSY;
+        if (rc != STP_EEXISTS)
+            stp_error("%s: durable subscription not made: %s", q->name, stp_strerror(rc));
+        stp_post_to_conn(&r, cmd->worker, cmd->slot, cmd->gen);
+        stp_worker_post(w, cmd->worker, &r);
+    }
+    forget_if_idle(w, q);
+    return -1;
+}
+
+void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd)
+{
+    const char *name = cmd->u.dsub_del.queue;
+    struct stp_queue *q = stp_map_get(&w->queues, name, strlen(name));
+    stp_post_release(cmd);
+    /* Held by another connection: it stays (RabbitMQ would cancel that
+     * subscriber; here the holder keeps it). */
+    if (!q || !q->binding || q->nconsumers > 0)
+        return;
+    const char *topic;
+    size_t len;
+    if (dsub_topic(q, &topic, &len))
+        stp_topic_unbind(w, topic, len, q);
+    while (q->ready.count > 0) {
+        struct qentry e = qdeque_pop_front(&q->ready);
+        q->bytes -= e.msg->tail_len;
+        settle(w, &e.msg);
+    }
+    settle(w, &q->binding);
+    forget_if_idle(w, q);
 }
 
 /* --- consumers --- */
@@ -390,6 +524,8 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
     stp_post_release(cmd);
     if (refused)
         stp_dest_refuse(w, cmd, NULL);
+    if (q && cmd->u.consumer_add.durable && dsub_claim(w, q, cmd) < 0)
+        return;
     struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
     if (!c)
         return;
@@ -499,6 +635,7 @@ static void inflight_trim(struct stp_consumer *c)
 
 static void queue_free(struct stp_queue *q)
 {
+    stp_msg_unref(&q->binding);
     dq_free(&q->ready);
     free(q->consumers);
     free(q->throttled);
@@ -512,7 +649,7 @@ static void queue_free(struct stp_queue *q)
  * or SUBSCRIBE makes it again. */
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
 {
-    if (q->nconsumers > 0 || (q->ready.count > 0 && !q->temp))
+    if (q->nconsumers > 0 || q->binding || (q->ready.count > 0 && !q->temp))
         return;
     /* A temp queue's connection is gone (or unsubscribed): nobody else may
      * consume what it still holds. */
@@ -631,6 +768,8 @@ void stp_queue_foreach_msg(struct stp_worker *w, void (*fn)(void *ctx, struct st
 {
     for (size_t i = 0; i < w->queues.cap; i++) {
         struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
+        if (q && q->binding)
+            fn(ctx, q->binding);
         for (size_t k = 0; q && k < q->ready.count; k++)
             fn(ctx, qdeque_at(&q->ready, k)->msg);
     }
@@ -650,6 +789,19 @@ int stp_queue_restore(struct stp_worker *w, struct stp_msg *m)
     struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
     if (!q)
         return refused ? STP_EFULL : STP_ENOMEM;
+    if (m->binding) {
+        const char *topic;
+        size_t len;
+        if (q->binding || !dsub_topic(q, &topic, &len)) {
+            settle(w, &m); /* a second record of the same subscription */
+            return 0;
+        }
+        int rc = stp_topic_bind(w, topic, len, q);
+        if (rc < 0)
+            return rc;
+        q->binding = m;
+        return 0;
+    }
     struct qentry e = {.msg = m, .redelivered = m->deliveries > 0};
     if (qdeque_push_back(&q->ready, e) < 0)
         return STP_ENOMEM;

@@ -275,6 +275,7 @@ static struct stp_msg *msg_from_record(const struct stp_jrec *r)
     m->tail_len = r->tail_len;
     m->body_len = r->body_len;
     m->needs_escape = (r->flags & STP_JMSG_NEEDS_ESCAPE) != 0;
+    m->binding = (r->flags & STP_JMSG_BINDING) != 0;
     m->persistent = true;
     m->expires_ms = r->expires_ms;
     m->deliveries = r->deliveries;

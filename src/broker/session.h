@@ -58,6 +58,8 @@ struct stp_sub {
     size_t hdr_len;
     /* SUBSCRIBE's selector, compiled (topics; NULL: every message). */
     struct stp_selector *sel;
+    /* dest is a durable topic subscription's queue (durable_sub.c). */
+    bool durable;
 };
 
 /* The worker's local subscribers of one topic. */
@@ -147,6 +149,8 @@ struct stp_session {
     /* Temp queues: "/temp-queue/NAME" -> its private /reply-queue/ name
      * (session_temp.c), at most --max-subscriptions of them. */
     struct stp_map temps;
+    /* CONNECT's client-id (ActiveMQ's durable subscriptions), or NULL. */
+    char *client_id;
 };
 
 /* What the net layer calls (net/net.h): open, input, eof, writing, written,

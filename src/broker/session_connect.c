@@ -35,6 +35,7 @@
 
 #define SERVER_NAME "stampede/" STP_VERSION
 #define LOGIN_MAX 256
+#define CLIENT_ID_MAX 256
 
 static bool have_users(const struct stp_broker *b, const struct stp_config *cfg)
 {
@@ -310,6 +311,11 @@ int stp_session_on_connect(struct stp_conn *c, const struct stp_frame *f)
         return stp_session_bad(c, f, "invalid heart-beat header",
                                "heart-beat must be two non-negative integers: cx,cy");
     pc->version = v;
+    const struct stp_slice *cid = stp_frame_header(f, "client-id");
+    if (cid && (cid->len == 0 || cid->len > CLIENT_ID_MAX))
+        return stp_session_bad(c, f, "invalid client-id", "client-id must be 1 to 256 bytes long.");
+    if (cid && !(s->client_id = stp_session_strdup(*cid)))
+        return -1;
     const struct stp_slice *receipt = stp_session_receipt(f);
     if (receipt) {
         pc->receipt = stp_session_strdup(*receipt);
@@ -336,4 +342,6 @@ void stp_session_connect_free(struct stp_conn *c)
     s->pending.job = NULL; /* it finds the connection gone and frees itself */
     free(s->login);
     s->login = NULL;
+    free(s->client_id);
+    s->client_id = NULL;
 }

@@ -70,6 +70,17 @@ int stp_session_temp_resolve(struct stp_conn *c, const struct stp_frame *f,
 int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f,
                               struct stp_slice temp, struct stp_slice *real);
 void stp_session_temps_free(struct stp_conn *c);
+
+/* Durable topic subscriptions (durable_sub.c). Does SUBSCRIBE f to topic
+ * ask for one? 1 and *qname (heap) its queue's name, 0 when not, -1 after
+ * an ERROR, or STP_ENOMEM. */
+int stp_session_dsub_target(struct stp_conn *c, const struct stp_frame *f, struct stp_slice topic,
+                            char **qname);
+/* Does UNSUBSCRIBE f ask to remove the durable subscription? */
+bool stp_session_dsub_unsub_asked(const struct stp_frame *f);
+/* Remove durable subscription qname (NULL: the one f names by its
+ * destination and identity headers). 0, -1 after an ERROR, STP_ENOMEM. */
+int stp_session_dsub_remove(struct stp_conn *c, const struct stp_frame *f, const char *qname);
 /* The receipt header of f, or NULL. */
 const struct stp_slice *stp_session_receipt(const struct stp_frame *f);
 /* Queue a RECEIPT behind every earlier fence (and close after it when

@@ -96,6 +96,7 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
     }
     struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sub->key, sub->prefetch,
                                                 sub->ack_mode != STP_ACK_AUTO);
+    cmd.u.consumer_add.durable = sub->durable;
     if (!cmd.u.consumer_add.queue)
         return STP_ENOMEM;
     stp_session_post(c, sub->owner, &cmd);
@@ -236,13 +237,24 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
         if (rc < 0)
             return rc;
     }
-    struct stp_selector *sel;
-    int rc = compile_selector(c, f, stp_dest_is_queue(target.p, target.len), &sel);
+    /* A durable topic subscription consumes its own queue. */
+    char *dsub;
+    int rc = stp_session_dsub_target(c, f, *dest, &dsub);
     if (rc < 0)
         return rc;
-    struct stp_sub *sub = stp_session_sub_make(c, id, target, mode, (uint32_t)prefetch, sel);
+    bool durable = dsub != NULL;
+    if (durable)
+        target = (struct stp_slice){dsub, strlen(dsub)};
+    struct stp_selector *sel = NULL;
+    rc = compile_selector(c, f, stp_dest_is_queue(target.p, target.len), &sel);
+    struct stp_sub *sub =
+        rc < 0 ? NULL : stp_session_sub_make(c, id, target, mode, (uint32_t)prefetch, sel);
+    free(dsub);
+    if (rc < 0)
+        return rc;
     if (!sub)
         return STP_ENOMEM;
+    sub->durable = durable;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
     if (register_sub(c, sub) < 0)
@@ -287,10 +299,21 @@ int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
     if (!id)
         return stp_session_bad(c, f, "missing id header", "UNSUBSCRIBE needs an id header.");
     struct stp_sub *sub = find_sub_by_id(c, id->p, id->len);
-    if (!sub)
+    bool drop = stp_session_dsub_unsub_asked(f);
+    if (!sub && !drop)
         return stp_session_bad(c, f, "unknown subscription",
                                "UNSUBSCRIBE names no subscription of this connection.");
-    sub_remove(c, sub);
+    char *dsub = NULL;
+    if (sub && drop && sub->durable && !(dsub = strdup(sub->dest)))
+        return STP_ENOMEM;
+    if (sub)
+        sub_remove(c, sub);
+    /* Removing the durable subscription follows its consumer's removal
+     * through the same ring: the owner sees it gone first. */
+    int rc = drop && (!sub || dsub) ? stp_session_dsub_remove(c, f, dsub) : 0;
+    free(dsub);
+    if (rc < 0)
+        return rc;
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);
 }
 

@@ -29,6 +29,16 @@
 
 unsigned stp_owner_of(const struct stp_worker *w, const char *dest, size_t len)
 {
+    /* A durable subscription's queue lives with its topic (durable_sub.c):
+     * the topic hands it messages by a direct call, in the topic's order,
+     * and a publisher's receipt fences the one worker that stores them. */
+    if (len > 6 && dest[1] == 'd' && memcmp(dest, STP_DSUB_PREFIX, 6) == 0) {
+        const char *topic = memchr(dest + 6, '/', len - 6);
+        if (topic) {
+            len -= (size_t)(topic - dest);
+            dest = topic;
+        }
+    }
     return (unsigned)(stp_hash(dest, len) % w->broker_workers);
 }
 
@@ -72,6 +82,10 @@ void stp_post_release(struct stp_post *cmd)
     case STP_WCMD_REFUSED:
         free(cmd->u.refused.topic);
         cmd->u.refused.topic = NULL;
+        break;
+    case STP_WCMD_DSUB_DEL:
+        free(cmd->u.dsub_del.queue);
+        cmd->u.dsub_del.queue = NULL;
         break;
     default:
         break; /* owns nothing */
@@ -196,6 +210,15 @@ static void refuse_conn(struct stp_conn *c)
 void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 {
     char *topic = cmd->u.refused.topic;
+    if (cmd->u.refused.why == STP_REFUSE_DSUB_BUSY) {
+        struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+        if (c && c->closing == STP_OPEN)
+            stp_session_error(c, "durable subscription in use",
+                              "Another connection holds this durable subscription; a durable "
+                              "subscription has one subscriber at a time.",
+                              NULL);
+        return;
+    }
     if (!topic) {
         refuse_conn(stp_worker_conn(w, cmd->slot, cmd->gen));
         return;
@@ -211,12 +234,10 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 static void on_route(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->u.route.msg;
-    if (stp_dest_is_queue(m->dest, m->dest_len)) {
+    if (stp_dest_is_queue(m->dest, m->dest_len))
         stp_queue_route(w, cmd);
-    } else {
-        stp_topic_route(w, m);
-        cmd->u.route.msg = NULL;
-    }
+    else
+        stp_topic_route(w, cmd);
 }
 
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd)
@@ -290,6 +311,9 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
         break;
     case STP_WCMD_REFUSED:
         stp_dest_on_refused(w, cmd);
+        break;
+    case STP_WCMD_DSUB_DEL:
+        stp_queue_dsub_del(w, cmd);
         break;
     default:
         stp_error("unknown command type %d from worker %u", cmd->type, from);

@@ -29,6 +29,7 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->body_len = 0;
     m->needs_escape = false;
     m->persistent = false;
+    m->binding = false;
     m->expires_ms = 0;
     m->deliveries = 0;
     m->jkey = m->jlsn = 0;
@@ -74,4 +75,19 @@ size_t stp_msg_bytes_in_use(void)
 uint64_t stp_msg_next_id(unsigned worker)
 {
     return ((uint64_t)worker << 48) | ++id_counter;
+}
+
+struct stp_msg *stp_msg_copy(const struct stp_msg *m, const char *dest, size_t dest_len)
+{
+    struct stp_msg *c = stp_msg_alloc(dest, dest_len, m->tail_len);
+    if (!c)
+        return NULL;
+    memcpy((char *)c->tail, m->tail, m->tail_len);
+    c->tail_len = m->tail_len;
+    c->body_len = m->body_len;
+    c->needs_escape = m->needs_escape;
+    c->persistent = m->persistent;
+    c->expires_ms = m->expires_ms;
+    c->pub_fence = m->pub_fence;
+    return c;
 }

@@ -44,6 +44,7 @@ enum stp_jrec_type {
 };
 
 #define STP_JMSG_NEEDS_ESCAPE 0x01 /* flags: the broker's stp_msg needs_escape */
+#define STP_JMSG_BINDING 0x02      /* flags: a durable subscription, not a message */
 
 #define STP_JREC_HEADER 32u
 #define STP_JREC_MSG_FIXED 24u           /* MSG payload bytes before queue and tail */

@@ -202,3 +202,366 @@ Test(temp, temp_names_are_bounded_by_max_subscriptions)
     struct stp_frame f = th_expect(t, STP_CMD_ERROR);
     cr_assert_str_eq(th_header(&f, "message"), "too many temp queues");
 }
+
+/* --- durable topic subscriptions --- */
+
+static char dir[64];
+
+static void dsub_init(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/stp-dsub-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void dsub_fini(void)
+{
+    fini();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    (void)system(cmd);
+}
+
+TestSuite(dsub, .init = dsub_init, .fini = dsub_fini);
+
+static void start_with(unsigned n, const char *f1, const char *f2)
+{
+    const char *flags[] = {f1, f2, NULL};
+    th_setup(n, flags);
+    running = true;
+}
+
+static void start_dir(unsigned n)
+{
+    static char arg[128];
+    snprintf(arg, sizeof(arg), "--data-dir=%s", dir);
+    start_with(n, arg, NULL);
+}
+
+static void stop(void)
+{
+    th_teardown();
+    running = false;
+}
+
+/* A 1.2 connection on worker w with login (NULL: none) and client-id. */
+static struct th_conn *connect_as(unsigned w, const char *login, const char *client_id)
+{
+    struct th_conn *t = th_open(w);
+    char frame[256] = "CONNECT\naccept-version:1.2\nhost:x\n";
+    if (login)
+        snprintf(frame + strlen(frame), sizeof(frame) - strlen(frame), "login:%s\npasscode:p\n",
+                 login);
+    if (client_id)
+        snprintf(frame + strlen(frame), sizeof(frame) - strlen(frame), "client-id:%s\n", client_id);
+    strcat(frame, "\n");
+    th_send(t, frame);
+    cr_assert(th_await(t, 5000));
+    th_expect(t, STP_CMD_CONNECTED);
+    return t;
+}
+
+static void rabbit_sub(struct th_conn *t, const char *topic, const char *id, const char *extra)
+{
+    th_sendf(t,
+             "SUBSCRIBE\ndestination:%s\nid:%s\ndurable:true\nauto-delete:false\n%sreceipt:s\n\n",
+             topic, id, extra ? extra : "");
+    cr_assert(th_await(t, 5000));
+    th_expect(t, STP_CMD_RECEIPT);
+}
+
+static void publish(struct th_conn *pub, const char *topic, int from, int to, bool persistent)
+{
+    for (int i = from; i < to; i++)
+        th_sendf(pub, "SEND\ndestination:%s\n%s\nm%d", topic, persistent ? "persistent:true\n" : "",
+                 i);
+    th_sendf(pub, "SEND\ndestination:/queue/none\nreceipt:p%d\n\n", to);
+    cr_assert(th_await(pub, 5000));
+    th_expect(pub, STP_CMD_RECEIPT);
+}
+
+/* The next n MESSAGEs of t are m<from>..m<from+n-1>, with subscription id. */
+static void expect_msgs(struct th_conn *t, const char *id, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        cr_assert(th_await(t, 5000), "message m%d did not come", i);
+        struct stp_frame f = th_expect(t, STP_CMD_MESSAGE);
+        char want[16];
+        snprintf(want, sizeof(want), "m%d", i);
+        cr_assert_str_eq(th_body(&f), want);
+        cr_assert_str_eq(th_header(&f, "subscription"), id);
+    }
+}
+
+/* How many durable subscription queues worker w holds. */
+static size_t dsub_queues(unsigned w)
+{
+    struct stp_map *m = &th_worker(w)->queues;
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].hash && strncmp(m->slots[i].key, "/dsub/", 6) == 0)
+            n++;
+    return n;
+}
+
+static void disconnect(struct th_conn *t)
+{
+    th_send(t, "DISCONNECT\nreceipt:bye\n\n");
+    cr_assert(th_await(t, 5000));
+    th_expect(t, STP_CMD_RECEIPT);
+    th_pump();
+}
+
+Test(dsub, rabbitmq_dialect_keeps_messages_while_the_subscriber_is_away)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/news.", 0);
+    struct th_conn *pub = th_connect(0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d1", NULL);
+    publish(pub, topic, 0, 3, false);
+    expect_msgs(sub, "d1", 0, 3);
+    disconnect(sub);
+    publish(pub, topic, 3, 8, false);
+    /* Back on another worker: the five sent meanwhile, in order, then live. */
+    sub = th_connect(1);
+    rabbit_sub(sub, topic, "d1", NULL);
+    expect_msgs(sub, "d1", 3, 5);
+    publish(pub, topic, 8, 9, false);
+    expect_msgs(sub, "d1", 8, 1);
+    th_expect_none(sub);
+}
+
+Test(dsub, a_plain_subscriber_and_a_durable_one_each_get_every_message)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(0, "/topic/t.", 0);
+    struct th_conn *pub = th_connect(1);
+    struct th_conn *plain = th_connect(1);
+    struct th_conn *dur = th_connect(0);
+    th_sendf(plain, "SUBSCRIBE\ndestination:%s\nid:p\nreceipt:s\n\n", topic);
+    th_pump();
+    th_expect(plain, STP_CMD_RECEIPT);
+    rabbit_sub(dur, topic, "d", NULL);
+    publish(pub, topic, 0, 4, false);
+    expect_msgs(plain, "p", 0, 4);
+    expect_msgs(dur, "d", 0, 4);
+}
+
+Test(dsub, unsubscribe_durable_removes_it_and_plain_unsubscribe_keeps_it)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/u.", 0);
+    struct th_conn *pub = th_connect(0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", NULL);
+    cr_assert_eq(dsub_queues(1), 1);
+    th_send(sub, "UNSUBSCRIBE\nid:d\nreceipt:u1\n\n");
+    th_pump();
+    th_expect(sub, STP_CMD_RECEIPT);
+    publish(pub, topic, 0, 2, false);
+    rabbit_sub(sub, topic, "d", NULL);
+    expect_msgs(sub, "d", 0, 2); /* kept: a plain UNSUBSCRIBE only detaches */
+    th_send(sub, "UNSUBSCRIBE\nid:d\ndurable:true\nreceipt:u2\n\n");
+    th_pump();
+    th_expect(sub, STP_CMD_RECEIPT);
+    publish(pub, topic, 2, 4, false);
+    cr_assert_eq(dsub_queues(1), 0, "nothing kept for a removed subscription");
+    rabbit_sub(sub, topic, "d", NULL);
+    publish(pub, topic, 4, 5, false);
+    expect_msgs(sub, "d", 4, 1); /* a new subscription: only what came after it */
+    th_expect_none(sub);
+}
+
+Test(dsub, removed_while_away_by_naming_its_destination)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(0, "/topic/away.", 0);
+    struct th_conn *pub = th_connect(1);
+    struct th_conn *sub = th_connect(1);
+    rabbit_sub(sub, topic, "d", NULL);
+    disconnect(sub);
+    publish(pub, topic, 0, 3, false);
+    struct th_conn *admin = th_connect(1);
+    th_sendf(admin, "UNSUBSCRIBE\nid:d\ndestination:%s\ndurable:true\nreceipt:u\n\n", topic);
+    th_pump();
+    th_expect(admin, STP_CMD_RECEIPT);
+    rabbit_sub(admin, topic, "d", NULL);
+    th_pump();
+    th_expect_none(admin);
+    th_send(admin, "UNSUBSCRIBE\nid:nope\ndurable:true\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(admin, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "unknown subscription");
+}
+
+Test(dsub, activemq_dialect_needs_a_client_id)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/amq.", 0);
+    struct th_conn *pub = th_connect(0);
+    struct th_conn *sub = connect_as(0, NULL, "app-1");
+    th_sendf(sub,
+             "SUBSCRIBE\ndestination:%s\nid:x\nactivemq.subscriptionName:orders\nreceipt:s\n\n",
+             topic);
+    th_pump();
+    th_expect(sub, STP_CMD_RECEIPT);
+    disconnect(sub);
+    publish(pub, topic, 0, 2, false);
+    /* Another subscription id, the same client-id and name: the same one. */
+    sub = connect_as(1, NULL, "app-1");
+    th_sendf(sub,
+             "SUBSCRIBE\ndestination:%s\nid:y\nactivemq.subscriptionName:orders\nreceipt:s\n\n",
+             topic);
+    th_pump();
+    th_expect(sub, STP_CMD_RECEIPT);
+    expect_msgs(sub, "y", 0, 2);
+    /* Another client-id: another subscription, which starts empty. */
+    struct th_conn *other = connect_as(1, NULL, "app-2");
+    th_sendf(other,
+             "SUBSCRIBE\ndestination:%s\nid:y\nactivemq.subscriptionName:orders\nreceipt:s\n\n",
+             topic);
+    th_pump();
+    th_expect(other, STP_CMD_RECEIPT);
+    th_expect_none(other);
+    struct th_conn *anon = th_connect(0);
+    th_sendf(anon, "SUBSCRIBE\ndestination:%s\nid:z\nactivemq.subscriptionName:orders\n\n", topic);
+    th_pump();
+    struct stp_frame f = th_expect(anon, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "durable subscription needs a client-id");
+}
+
+Test(dsub, two_connections_cannot_hold_one_at_once)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/x.", 0);
+    struct th_conn *a = th_connect(0);
+    struct th_conn *b = th_connect(1);
+    rabbit_sub(a, topic, "d", NULL);
+    th_sendf(b, "SUBSCRIBE\ndestination:%s\nid:d\ndurable:true\nreceipt:s\n\n", topic);
+    th_pump();
+    struct stp_frame f = th_expect(b, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "durable subscription in use");
+    /* The holder is not disturbed. */
+    struct th_conn *pub = th_connect(0);
+    publish(pub, topic, 0, 1, false);
+    expect_msgs(a, "d", 0, 1);
+}
+
+Test(dsub, one_login_cannot_reach_another_logins_subscription)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(0, "/topic/priv.", 0);
+    struct th_conn *alice = connect_as(1, "alice", NULL);
+    rabbit_sub(alice, topic, "d", NULL);
+    disconnect(alice);
+    struct th_conn *pub = th_connect(1);
+    publish(pub, topic, 0, 2, false);
+    struct th_conn *mallory = connect_as(1, "mallory", NULL);
+    rabbit_sub(mallory, topic, "d", NULL);
+    th_pump();
+    th_expect_none(mallory);
+    alice = connect_as(0, "alice", NULL);
+    rabbit_sub(alice, topic, "d", NULL);
+    expect_msgs(alice, "d", 0, 2);
+}
+
+Test(dsub, client_acks_and_redelivery_work_as_on_a_queue)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/ack.", 0);
+    struct th_conn *pub = th_connect(0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", "ack:client-individual\n");
+    publish(pub, topic, 0, 2, false);
+    expect_msgs(sub, "d", 0, 2);
+    disconnect(sub); /* nothing acked: both come back */
+    sub = th_connect(1);
+    rabbit_sub(sub, topic, "d", "ack:client-individual\n");
+    for (int i = 0; i < 2; i++) {
+        cr_assert(th_await(sub, 5000));
+        struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+        cr_assert_str_eq(th_header(&f, "redelivered"), "true");
+        cr_assert_str_eq(th_header(&f, "destination"), topic);
+        th_sendf(sub, "ACK\nid:%s\n\n", th_header(&f, "ack"));
+    }
+    disconnect(sub);
+    sub = th_connect(1);
+    rabbit_sub(sub, topic, "d", NULL);
+    th_pump();
+    th_expect_none(sub);
+}
+
+Test(dsub, bounded_by_the_queue_limit_without_pausing_the_publisher)
+{
+    start_with(2, "--queue-max-messages=3", NULL);
+    const char *topic = th_owned_by(1, "/topic/full.", 0);
+    struct th_conn *pub = th_connect(0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", NULL);
+    disconnect(sub);
+    publish(pub, topic, 0, 10, false); /* the receipt comes: not paused */
+    sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", NULL);
+    expect_msgs(sub, "d", 0, 3);
+    th_expect_none(sub);
+}
+
+Test(dsub, wildcards_and_selectors_are_refused_with_an_error)
+{
+    start_with(1, NULL, NULL);
+    struct th_conn *t = th_connect(0);
+    th_send(t, "SUBSCRIBE\ndestination:/topic/a.*\nid:d\ndurable:true\n\n");
+    th_pump();
+    struct stp_frame f = th_expect(t, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "durable wildcard subscriptions are not supported");
+    t = th_connect(0);
+    th_send(t, "SUBSCRIBE\ndestination:/topic/a\nid:d\ndurable:true\nselector:x = 1\n\n");
+    th_pump();
+    f = th_expect(t, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"),
+                     "selectors on durable subscriptions are not supported");
+    t = th_open(0);
+    th_send(t, "CONNECT\naccept-version:1.2\nhost:x\nclient-id:\n\n");
+    th_pump();
+    f = th_expect(t, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "invalid client-id");
+}
+
+Test(dsub, survives_a_restart_with_a_data_dir_even_when_empty)
+{
+    start_dir(2);
+    const char *topic = th_owned_by(1, "/topic/disk.", 0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", "ack:client\n");
+    stop();
+    /* Restarted: the subscription exists with nothing in it yet. */
+    start_dir(2);
+    struct th_conn *pub = th_connect(0);
+    publish(pub, topic, 0, 3, true);
+    stop();
+    /* Restarted with another worker count: re-homed, still in order. */
+    start_dir(3);
+    sub = th_connect(2);
+    rabbit_sub(sub, topic, "d", "ack:client\n");
+    expect_msgs(sub, "d", 0, 3);
+    th_send(sub, "DISCONNECT\nreceipt:bye\n\n");
+    th_pump();
+    stop();
+    start_dir(1);
+    sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", NULL);
+    cr_assert(th_await(sub, 5000));
+    struct stp_frame f = th_expect(sub, STP_CMD_MESSAGE);
+    cr_assert_str_eq(th_header(&f, "redelivered"), "true"); /* delivered before, never acked */
+    cr_assert_str_eq(th_body(&f), "m0");
+    expect_msgs(sub, "d", 1, 2);
+    /* Removed: after a restart it is gone. */
+    th_send(sub, "UNSUBSCRIBE\nid:d\ndurable:true\nreceipt:u\n\n");
+    cr_assert(th_await(sub, 5000));
+    th_expect(sub, STP_CMD_RECEIPT);
+    stop();
+    start_dir(1);
+    pub = th_connect(0);
+    publish(pub, topic, 10, 11, true);
+    cr_assert_eq(dsub_queues(0), 0, "no durable subscription left");
+}
