@@ -487,22 +487,39 @@ static void release(struct client *c, size_t n)
 /* ---- building frames ---- */
 
 static const char *const dests[] = {
-    "/queue/a",     "/queue/b",   "/topic/a",        "/topic/b",
-    "/queue/a",     "/topic/a",   "/queue/r",        "/topic/r",
-    "/queue/",      "/topic/",    "/nowhere",        "",
-    "/queue/a\\cb", "/topic/\\n", "/queue/\xff\xfe", "/queue/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q",
+    "/queue/a",        "/queue/b",
+    "/topic/a",        "/topic/b",
+    "/temp-queue/a",   "/reply-queue/x",
+    "/queue/r",        "/topic/r",
+    "/queue/",         "/topic/",
+    "/nowhere",        "",
+    "/queue/a\\cb",    "/topic/\\n",
+    "/queue/\xff\xfe", "/queue/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q",
 };
 static const char *const sub_ids[] = {"0", "1", "s", "0\\c1"};
 static const char *const txns[] = {"t", "u", "", "v\\n"};
 static const char *const hnames[] = {
-    "x",           "y",           "priority",     "persistent", "content-type",
-    "receipt",     "message-id",  "subscription", "ack",        "redelivered",
-    "transaction", "destination", "x\\cy",        "\\n",        "a b",
-    "expires",
+    "x",          "reply-to",     "priority", "persistent",  "content-type", "receipt",
+    "message-id", "subscription", "ack",      "redelivered", "transaction",  "destination",
+    "x\\cy",      "\\n",          "a b",      "expires",
 };
 static const char *const hvalues[] = {
-    "1",   "",  "text/plain",           "true", "a\\nb", "a\\cb", "\\\\", "\xe2\x82\xac", "a:b",
-    "\\t", "0", "99999999999999999999", " ",    "x\\",   "\xff",  "-1",
+    "1",
+    "",
+    "text/plain",
+    "true",
+    "a\\nb",
+    "a\\cb",
+    "\\\\",
+    "\xe2\x82\xac",
+    "a:b",
+    "\\t",
+    "0",
+    "99999999999999999999",
+    "/temp-queue/t",
+    "x\\",
+    "\xff",
+    "-1",
 };
 
 static void header(struct stp_buf *b, const char *name, const char *value)
@@ -586,8 +603,10 @@ static void op_connect(struct client *c, struct in *in)
     put(b, fl & 8 ? "STOMP\n" : "CONNECT\n");
     if (versions[fl & 7])
         header(b, "accept-version", versions[fl & 7]);
-    if (fl & 16)
+    if (fl & 16) {
         header(b, "host", "localhost");
+        header(b, "client-id", "c"); /* ActiveMQ's durable subscriptions */
+    }
     if (fl & 32) {
         /* With --heartbeat-min 1ms (limits 2), "5,5" makes the broker send
          * heart-beats and close a connection silent for 10 ms. */
@@ -680,6 +699,8 @@ static void op_subscribe(struct client *c, struct in *in)
         header(b, "prefetch-count", prefetch[m >> 5]);
     if (fl & 8)
         header(b, "selector", "a = 1");
+    if (fl & 32) /* durable (RabbitMQ's dialect is reachable through user headers) */
+        header(b, "activemq.subscriptionName", sub_ids[m & 3]);
     if (fl & 1)
         want_receipt(c, b);
     user_headers(in, b, (fl >> 6) & 3);
@@ -696,6 +717,8 @@ static void op_unsubscribe(struct client *c, struct in *in)
         header(b, "destination", dest_of(fl >> 3));
     else if (!(fl & 128))
         header(b, "id", sub_ids[fl & 3]);
+    if (fl & 32)
+        header(b, "durable", "true");
     if (fl & 64)
         want_receipt(c, b);
     put(b, "\n");

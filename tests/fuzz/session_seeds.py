@@ -94,6 +94,16 @@ SEEDS = {
                       send(QA, LARGE(4), 0), send(QA, LARGE(4), 0), send(QA, LARGE(4), R),
                       ("FLUSH",), ("SYNC", 15), ("USE", 0), ("EOL", 0), ("FLUSH",),
                       ("SYNC", 15)),
+    # Issue 13: a durable subscription (ActiveMQ's: client-id from CONNECT's
+    # host flag, activemq.subscriptionName) left and removed, and a request
+    # with reply-to:/temp-queue/t answered on the rewritten reply queue.
+    "durable_and_temp": enc(0, ("CONNECT", V12 | 16), ("SUBSCRIBE", TA, 0 | CLIENT, R | 32),
+                            ("FLUSH",), send(TA, 0, R), ("FLUSH",),
+                            ("UNSUBSCRIBE", 0 | 64), ("FLUSH",),
+                            send(TA, 0, R), ("SUBSCRIBE", TA, 0 | AUTO, R | 32), ("FLUSH",),
+                            ("SUBSCRIBE", QR, 1 | AUTO, R), ("FLUSH",),
+                            send(QR, 0, R | 0x20, data=bytes([1, 12])), ("FLUSH",),
+                            ("UNSUBSCRIBE", 0 | 32 | 64), ("FLUSH",)),
     # Frames split at odd points, heart-beats, garbage after CONNECT.
     "split_raw": enc(1, ("CONNECT", VALL), ("PARTIAL", 0, 5), ("EOL", 1), ("FLUSH",),
                      send(QA, SMALL(4), R, data=b"ab\x00c"), ("PARTIAL", 0, 20), ("FLUSH",),

@@ -565,3 +565,28 @@ Test(dsub, survives_a_restart_with_a_data_dir_even_when_empty)
     publish(pub, topic, 10, 11, true);
     cr_assert_eq(dsub_queues(0), 0, "no durable subscription left");
 }
+
+Test(dsub, clients_cannot_name_a_durable_subscriptions_queue)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/hid.", 0);
+    struct th_conn *sub = th_connect(0);
+    rabbit_sub(sub, topic, "d", NULL);
+    const char *qname = NULL;
+    struct stp_map *m = &th_worker(1)->queues;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].hash && strncmp(m->slots[i].key, "/dsub/", 6) == 0)
+            qname = m->slots[i].key;
+    cr_assert_not_null(qname);
+    struct th_conn *t = th_connect(0);
+    th_sendf(t, "SEND\ndestination:%s\n\nforged", qname);
+    th_pump();
+    struct stp_frame f = th_expect(t, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "unknown destination");
+    t = th_connect(1);
+    th_sendf(t, "SUBSCRIBE\ndestination:%s\nid:x\n\n", qname);
+    th_pump();
+    f = th_expect(t, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "unknown destination");
+    th_expect_none(sub);
+}
