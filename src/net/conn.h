@@ -144,6 +144,9 @@ struct stp_conn {
     uint64_t last_read_ms;  /* loop time of the last read (or resume) */
     uint64_t last_write_ms; /* loop time of the last completed write */
     uint64_t over_since_ms; /* output over --max-pending-output since (0: it is not) */
+    /* The WebSocket close code a closing connection ends with (0: 1000, or
+     * 1001 when the broker stops); 1008 after a slow-consumer cut. */
+    uint16_t ws_close_code;
     char peer[64];
     /* The layer above's state: ops->up_size bytes (stp_conn_up). */
     max_align_t up[];

@@ -250,7 +250,11 @@ static void ws_closing(struct stp_conn *c)
 {
     if (stp_ws_state(c->ws) == STP_WS_OPEN)
         /* 1001 "going away" when the broker shuts down (RFC 6455 7.4.1). */
-        stp_ws_close(c->ws, c->net->stopping ? STP_WS_CLOSE_GOING_AWAY : STP_WS_CLOSE_NORMAL, NULL);
+        stp_ws_close(c->ws,
+                     c->ws_close_code   ? c->ws_close_code
+                     : c->net->stopping ? STP_WS_CLOSE_GOING_AWAY
+                                        : STP_WS_CLOSE_NORMAL,
+                     NULL);
     else if (stp_ws_state(c->ws) == STP_WS_HANDSHAKE)
         stp_ws_close(c->ws, 0, NULL);
     drain_engine(c);

@@ -12,6 +12,7 @@
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/msg.h"
+#include "stampede/ws.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,7 @@ bool stp_conn_check_output(struct stp_conn *c)
     /* Marked closing first: the ERROR below is output too, and must not
      * bring us back here. */
     stp_conn_close(c, STP_CLOSE_AFTER_FLUSH);
+    c->ws_close_code = STP_WS_CLOSE_POLICY; /* RFC 6455 7.4.1: policy violation */
     c->net->ops->error(c, "slow consumer",
                        "The connection fell too far behind reading its output.");
     return false;

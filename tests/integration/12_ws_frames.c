@@ -638,11 +638,12 @@ Test(ws_frames, slow_websocket_subscriber_is_disconnected)
     struct h_broker *b = H_START_WS(2, "--max-pending-output", "256KiB");
     int port = h_listener_port(b, "ws");
     const char *dest = h_dest("topic", "slow");
-    /* A subscriber with a tiny receive buffer that never reads. */
+    /* A subscriber that stops reading (its socket buffers fill, then the
+     * broker's output queue: a few MB on loopback). Its receive buffer stays
+     * normal so that, once cut, it can read the rest quickly (a tiny one
+     * makes TCP trickle the backlog at a few tens of KB/s). */
     struct h_ws *w = h_ws_client(port, "1.2");
     h_ws_subscribe(w, dest, "s", NULL);
-    int small = 4096;
-    setsockopt(w->raw->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     struct h_conn *pub = h_client(b, "1.2");
     char body[16385];
     memset(body, 's', 16384);
@@ -650,16 +651,26 @@ Test(ws_frames, slow_websocket_subscriber_is_disconnected)
     const char *before = h_http_get(port, "/metrics");
     double slow0 = h_metric(before, "stampede_slow_consumer_disconnects_total");
     double slow1 = slow0;
-    for (int i = 0; i < 400 && slow1 == slow0; i++) {
+    for (int i = 0; i < 4000 && slow1 == slow0; i++) {
         h_publish(pub, dest, body, (i % 50) == 49);
         if (i % 50 == 49)
             slow1 =
                 h_metric(h_http_get(port, "/metrics"), "stampede_slow_consumer_disconnects_total");
     }
     cr_assert(slow1 == slow0 + 1,
-              "slow_consumer_disconnects %g -> %g after 6.4 MB to a stalled "
+              "slow_consumer_disconnects %g -> %g after up to 64 MB to a stalled "
               "WebSocket subscriber (max pending 256 KiB)",
               slow0, slow1);
+    /* Read now: the backlog, the ERROR, then close code 1008 (policy
+     * violation), not 1000 (a normal end). */
+    uint64_t until = h_now_ms() + 20000;
+    struct h_frame *f, *last = NULL;
+    while (w->close_code < 0 && h_now_ms() < until && (f = h_ws_read(w, 5000)) != NULL)
+        last = f;
+    cr_assert(last && strcmp(last->cmd, "ERROR") == 0, "last frame %s",
+              last ? h_show(last) : "none");
+    cr_assert_str_eq(h_hdr(last, "message"), "slow consumer");
+    cr_assert_eq(w->close_code, 1008, "close code %d", w->close_code);
     /* The publisher is unaffected. */
     h_publish(pub, dest, "after", true);
     h_broker_stop_ok(b);
