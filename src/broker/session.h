@@ -98,6 +98,8 @@ struct stp_pending_connect {
     size_t receipt_len;
     char *login; /* who it claims (or is, once decided) to be */
     size_t login_len;
+    char *sent_login; /* the login header as sent (at most 256 bytes), or NULL */
+    size_t sent_login_len;
     const char *why;        /* for the log line of a refusal (static text) */
     struct stp_verify *job; /* a password check in flight (it owns itself) */
     uint64_t answer_at_ms;  /* not before: the failed-login backoff */

@@ -65,6 +65,17 @@ void stp_session_frame_done(struct stp_conn *c);
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);
 
+/* The same with a printf-style detail (at most STP_DETAIL_MAX bytes).
+ * Texts follow RabbitMQ's where it has one for the condition (README,
+ * "ERROR frames"): a short message header, the details in the body. */
+#define STP_DETAIL_MAX 1024
+int stp_session_badf(struct stp_conn *c, const struct stp_frame *f, const char *message,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* How much of a client's string an ERROR body quotes ("%.*s"): at most
+ * STP_QUOTE_MAX bytes of it. */
+#define STP_QUOTE_MAX 256
+int stp_quote_len(size_t len);
+
 /* CONNECT (session_connect.c): version, heart-beats, authentication. */
 int stp_session_on_connect(struct stp_conn *c, const struct stp_frame *f);
 /* Free what CONNECT left (the login, a pending answer). */

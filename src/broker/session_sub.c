@@ -108,8 +108,8 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
 {
     *dest = stp_frame_header(f, "destination");
     if (!*dest)
-        return stp_session_bad(c, f, "missing destination header",
-                               "SUBSCRIBE needs a destination header.");
+        return stp_session_bad(c, f, "Missing destination",
+                               "SUBSCRIBE must include a 'destination' header.");
     const struct stp_slice *idh = stp_frame_header(f, "id");
     if (!idh && stp_sess(c)->version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
@@ -118,8 +118,9 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
         stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
     if (find_sub_by_id(c, id->p, id->len))
-        return stp_session_bad(c, f, "duplicate subscription id",
-                               "This connection already has a subscription with that id.");
+        return stp_session_badf(c, f, "Duplicated subscription identifier",
+                                "A subscription identified by '%.*s' already exists.",
+                                stp_quote_len(id->len), id->p);
     if (stp_sess(c)->nsubs >= stp_worker_of(c)->cfg->max_subscriptions)
         return stp_session_bad(c, f, "too many subscriptions",
                                "This connection holds --max-subscriptions subscriptions already.");
@@ -250,11 +251,14 @@ int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
     if (!id && stp_sess(c)->version == STP_V10)
         id = stp_frame_header(f, "destination");
     if (!id)
-        return stp_session_bad(c, f, "missing id header", "UNSUBSCRIBE needs an id header.");
+        return stp_session_bad(c, f, "Missing destination or id",
+                               "UNSUBSCRIBE must include an 'id' header (1.0: or 'destination').");
     struct stp_sub *sub = find_sub_by_id(c, id->p, id->len);
     if (!sub)
-        return stp_session_bad(c, f, "unknown subscription",
-                               "UNSUBSCRIBE names no subscription of this connection.");
+        return stp_session_badf(c, f, "No subscription found",
+                                "UNSUBSCRIBE must refer to an existing subscription.\n"
+                                "Subscription to '%.*s' not found.",
+                                stp_quote_len(id->len), id->p);
     sub_remove(c, sub);
     return stp_session_receipt_fence(c, stp_session_receipt(f), false);
 }
@@ -580,10 +584,8 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
     const char *idname = stp_sess(c)->version >= STP_V12 ? "id" : "message-id";
     const struct stp_slice *id = stp_frame_header(f, idname);
     if (!id)
-        return stp_session_bad(
-            c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
-            stp_sess(c)->version >= STP_V12 ? "ACK and NACK need an id header."
-                                            : "ACK and NACK need a message-id header.");
+        return stp_session_badf(c, f, "Missing header", "%s must include the '%s' header.",
+                                nack ? "NACK" : "ACK", idname);
     /* 1.1 asks for a subscription header, but as RabbitMQ does, a missing
      * one or one that names no subscription of this connection does not
      * matter: message-ids are unique in the broker, so the id alone finds
