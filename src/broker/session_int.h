@@ -32,8 +32,7 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
                           const char *id, size_t id_len, bool named, struct stp_sub *sub);
 /* What an ACK or NACK names, found without changing anything: the
- * subscription and delivery tag, or sub NULL when there is nothing to
- * settle (a topic message). */
+ * subscription (queue or topic, client acks) and delivery tag. */
 struct stp_ack_ref {
     struct stp_sub *sub;
     uint64_t tag;

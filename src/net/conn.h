@@ -144,6 +144,9 @@ struct stp_conn {
     uint64_t last_read_ms;  /* loop time of the last read (or resume) */
     uint64_t last_write_ms; /* loop time of the last completed write */
     uint64_t over_since_ms; /* output over --max-pending-output since (0: it is not) */
+    size_t held_above;      /* bytes the layer above holds back for this connection that
+                               count toward --max-pending-output too (topic deliveries
+                               waiting for acks); it keeps the count */
     char peer[64];
     /* The layer above's state: ops->up_size bytes (stp_conn_up). */
     max_align_t up[];
