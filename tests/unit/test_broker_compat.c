@@ -411,3 +411,34 @@ Test(compat, error_texts_refused_login)
     cr_assert(th_await(c, 5000));
     expect_error(c, "Bad CONNECT", "Access refused for user 'a?b'");
 }
+
+/* A client string quoted in an ERROR body is cut at 256 bytes: a 60 KiB
+ * subscription id does not come back whole. */
+Test(compat, error_body_quotes_are_bounded)
+{
+    th_setup(1, NULL);
+    static char id[60 * 1024 + 1], frame[70 * 1024];
+    memset(id, 'i', sizeof(id) - 1);
+    struct th_conn *c = th_connect(0);
+    snprintf(frame, sizeof(frame), "SUBSCRIBE\nid:%s\ndestination:/topic/q1\n\n", id);
+    th_send(c, frame);
+    snprintf(frame, sizeof(frame), "SUBSCRIBE\nid:%s\ndestination:/topic/q2\n\n", id);
+    th_send(c, frame);
+    th_pump();
+    struct stp_frame f = th_expect(c, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "Duplicated subscription identifier");
+    char want[512];
+    snprintf(want, sizeof(want), "A subscription identified by '%.256s' already exists.", id);
+    cr_assert_str_eq(th_body(&f), want);
+    /* The same for a destination. */
+    static char dest[8 * 1024 + 1];
+    memset(dest, 'd', sizeof(dest) - 1);
+    dest[0] = '/';
+    c = th_connect(0);
+    snprintf(frame, sizeof(frame), "SEND\ndestination:%s\n\nx", dest);
+    th_send(c, frame);
+    th_pump();
+    f = th_expect(c, STP_CMD_ERROR);
+    cr_assert_str_eq(th_header(&f, "message"), "Unknown destination");
+    cr_assert_lt(strlen(th_body(&f)), 256 + 100);
+}
