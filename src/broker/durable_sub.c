@@ -156,7 +156,7 @@ int stp_session_dsub_remove(struct stp_conn *c, const struct stp_frame *f, const
         /* Not subscribed now: the frame names the topic. */
         const struct stp_slice *dest = stp_frame_header(f, "destination");
         if (!dest)
-            return stp_session_bad(c, f, "unknown subscription",
+            return stp_session_bad(c, f, "No subscription found",
                                    "To remove a durable subscription this connection does not "
                                    "hold, UNSUBSCRIBE also names its destination.");
         if (stp_session_check_dest(c, f, dest) < 0)
@@ -164,7 +164,7 @@ int stp_session_dsub_remove(struct stp_conn *c, const struct stp_frame *f, const
         int rc = stp_session_dsub_target(c, f, *dest, &owned);
         if (rc <= 0)
             return rc < 0 ? rc
-                          : stp_session_bad(c, f, "unknown subscription",
+                          : stp_session_bad(c, f, "No subscription found",
                                             "That names no durable topic subscription.");
         qname = owned;
     }

@@ -141,7 +141,9 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
     rc |= counter(o, "stampede_messages_redelivered_total", "Queue messages delivered again.",
                   "counter", BSUM(b, msgs_redelivered));
     rc |= counter(o, "stampede_messages_dropped_total",
-                  "Messages dropped: topic messages with no subscriber, replies to a temp queue that is gone.", "counter", BSUM(b, msgs_dropped));
+                  "Messages dropped: topic messages with no subscriber, replies to a temp queue "
+                  "that is gone.",
+                  "counter", BSUM(b, msgs_dropped));
     rc |= counter(o, "stampede_messages_expired_total",
                   "Queue messages that expired before delivery.", "counter", BSUM(b, msgs_expired));
     rc |= counter(o, "stampede_messages_rejected_total",

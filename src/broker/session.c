@@ -14,6 +14,8 @@
 #include "stampede/error.h"
 #include "stampede/log.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,23 +130,52 @@ int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *m
     return -1;
 }
 
+int stp_session_badf(struct stp_conn *c, const struct stp_frame *f, const char *message,
+                     const char *fmt, ...)
+{
+    char detail[STP_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    return stp_session_bad(c, f, message, detail);
+}
+
+int stp_quote_len(size_t len)
+{
+    return len > STP_QUOTE_MAX ? STP_QUOTE_MAX : (int)len;
+}
+
 int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
                            const struct stp_slice *dest)
 {
-    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD)
-        return stp_session_bad(c, f, "unknown destination",
-                               "Destinations are /topic/NAME, /queue/NAME, /temp-queue/NAME or /reply-queue/NAME.");
-    if (dest->len > stp_worker_of(c)->cfg->max_destination_length)
-        return stp_session_bad(c, f, "destination too long",
-                               "The destination name is longer than --max-destination-length.");
     /* Control bytes would need escaping in every header that repeats the
-     * name, and 1.0 has no escapes: names are printable. */
+     * name, and 1.0 has no escapes: names are printable (and checked first,
+     * so the texts below may quote the name). */
     for (size_t i = 0; i < dest->len; i++) {
         unsigned char ch = (unsigned char)dest->p[i];
         if (ch < 0x20 || ch == 0x7f)
-            return stp_session_bad(c, f, "invalid destination",
+            return stp_session_bad(c, f, "Invalid destination",
                                    "Destination names may not contain control characters.");
     }
+    int n = stp_quote_len(dest->len);
+    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD) {
+        /* RabbitMQ's texts: a known prefix with nothing after it is an
+         * invalid destination, anything else an unknown one. */
+        if (dest->len == 7 &&
+            (memcmp(dest->p, "/topic/", 7) == 0 || memcmp(dest->p, "/queue/", 7) == 0))
+            return stp_session_badf(c, f, "Invalid destination",
+                                    "'%.*s' is not a valid destination: the name after the "
+                                    "prefix cannot be blank.",
+                                    n, dest->p);
+        return stp_session_badf(c, f, "Unknown destination",
+                                "'%.*s' is not a valid destination.\nValid destination types "
+                                "are: /topic/, /queue/, /temp-queue/, /reply-queue/.",
+                                n, dest->p);
+    }
+    if (dest->len > stp_worker_of(c)->cfg->max_destination_length)
+        return stp_session_bad(c, f, "destination too long",
+                               "The destination name is longer than --max-destination-length.");
     return 0;
 }
 
@@ -184,7 +215,9 @@ static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
     if (s->state == STP_SESS_AWAIT_CONNECT) {
         if (f->cmd == STP_CMD_CONNECT || f->cmd == STP_CMD_STOMP)
             return stp_session_on_connect(c, f);
-        return stp_session_bad(c, f, "not connected", "The first frame must be CONNECT or STOMP.");
+        return stp_session_bad(c, f, "Illegal command",
+                               "You must log in using CONNECT first (the first frame must be "
+                               "CONNECT or STOMP).");
     }
     switch (f->cmd) {
     case STP_CMD_SEND:
@@ -208,8 +241,9 @@ static int handle_frame(struct stp_conn *c, const struct stp_frame *f)
         return stp_session_bad(c, f, "already connected",
                                "CONNECT may only be sent once per connection.");
     default:
-        return stp_session_bad(c, f, "unknown command",
-                               "This frame's command is not one a client may send.");
+        return stp_session_badf(c, f, "Bad command",
+                                "Could not interpret command %s: it is not one a client may send.",
+                                stp_cmd_name(f->cmd));
     }
 }
 
@@ -223,13 +257,16 @@ int stp_session_feed(struct stp_conn *c, char *data, size_t len, size_t *consume
         if (n == 0)
             break;
         if (n < 0) {
-            char detail[160];
-            snprintf(detail, sizeof(detail), "%s (at byte %zu of the frame)",
+            char detail[200];
+            snprintf(detail, sizeof(detail), "%s%s (at byte %zu of the frame)",
+                     n == STP_EBAD_COMMAND ? "Could not interpret command: " : "",
                      s->parser.err_text ? s->parser.err_text : stp_strerror((int)n),
                      s->parser.err_offset);
             struct stp_slice receipt;
             bool has_receipt = stp_parser_peek_header(&s->parser, data + off, "receipt", &receipt);
-            frame_error(c, stp_strerror((int)n), detail, has_receipt ? &receipt : NULL);
+            /* RabbitMQ's words for a command it does not know. */
+            frame_error(c, n == STP_EBAD_COMMAND ? "Bad command" : stp_strerror((int)n), detail,
+                        has_receipt ? &receipt : NULL);
             *consumed = len;
             return -1;
         }

@@ -26,6 +26,16 @@ struct stp_msg;
 
 enum stp_ack_mode { STP_ACK_AUTO, STP_ACK_CLIENT, STP_ACK_CLIENT_INDIVIDUAL };
 
+/* A delivery held back: until its subscription's RECEIPT is written, or
+ * (topic, client acks) until the prefetch has room. */
+struct stp_held {
+    struct stp_msg *msg;
+    uint64_t tag;
+    bool redelivered;
+};
+
+STP_DEQUE_DEFINE(stp_backlog, struct stp_held)
+
 /* A subscription's local record, on the connection's worker. */
 struct stp_sub {
     struct stp_conn *conn;
@@ -48,6 +58,13 @@ struct stp_sub {
     uint64_t tag_queued;   /* highest tag put in the output queue */
     uint64_t tag_reported; /* highest tag reported written to the owner */
     uint64_t topic_tag;    /* topic: numbers client-ack deliveries */
+    /* topic, client acks: deliveries waiting for room under the prefetch
+     * (ua.live < prefetch), oldest first, a NACKed one back at the head;
+     * they hold message references, and backlog_bytes of them count toward
+     * --max-pending-output (conn->held_above): a subscriber that never acks
+     * is cut as a slow consumer. */
+    struct stp_backlog backlog;
+    size_t backlog_bytes;
     /* SUBSCRIBE had a receipt: deliveries wait until the RECEIPT is written,
      * so a client sees RECEIPT before the subscription's first MESSAGE. */
     bool holding;
@@ -81,13 +98,6 @@ struct stp_fence_wait {
 
 STP_DEQUE_DEFINE(stp_fence_deque, struct stp_fence_wait)
 
-/* A delivery held back until its subscription's RECEIPT is written. */
-struct stp_held {
-    struct stp_msg *msg;
-    uint64_t tag;
-    bool redelivered;
-};
-
 /* AUTH: CONNECT arrived, its answer waits for a password check or the
  * failed-login backoff (session_connect.c); input is held meanwhile. */
 enum stp_session_state { STP_SESS_AWAIT_CONNECT, STP_SESS_AUTH, STP_SESS_OPEN, STP_SESS_CLOSING };
@@ -100,6 +110,8 @@ struct stp_pending_connect {
     size_t receipt_len;
     char *login; /* who it claims (or is, once decided) to be */
     size_t login_len;
+    char *sent_login; /* the login header as sent (at most 256 bytes), or NULL */
+    size_t sent_login_len;
     const char *why;        /* for the log line of a refusal (static text) */
     struct stp_verify *job; /* a password check in flight (it owns itself) */
     uint64_t answer_at_ms;  /* not before: the failed-login backoff */
@@ -136,7 +148,6 @@ struct stp_session {
     int lost_err;
     bool in_frame;
     uint64_t hb_send_ms, hb_recv_ms;
-    bool has_client_topic_sub;
     struct stp_wmark *wmarks; /* for the write in flight */
     size_t nwmarks, wmarks_cap;
     struct stp_pending_connect pending;

@@ -94,11 +94,12 @@ int stp_session_check_perm(struct stp_conn *c, const struct stp_frame *f,
         return 0;
     if ((perms_of(c, b->acl, dest->p, dest->len) & perm) == perm)
         return 0;
-    /* dest passed stp_session_check_dest: printable, bounded. */
-    char message[64 + 1024];
-    snprintf(message, sizeof(message), "access refused to %.*s", (int)dest->len, dest->p);
-    return stp_session_bad(c, f, message,
-                           perm == STP_ACL_READ
-                               ? "This login may not subscribe to that destination."
-                               : "This login may not send to that destination.");
+    /* dest passed stp_session_check_dest: printable. RabbitMQ's words
+     * (its AMQP access_refused error; the user is the login, '' for none). */
+    struct stp_session *s = stp_sess(c);
+    return stp_session_badf(c, f, "access_refused", "access to %.*s refused for user '%.*s' (%s)",
+                            stp_quote_len(dest->len), dest->p,
+                            s->login ? stp_quote_len(s->login_len) : 0, s->login ? s->login : "",
+                            perm == STP_ACL_READ ? "this login may not subscribe to it"
+                                                 : "this login may not send to it");
 }

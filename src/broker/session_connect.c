@@ -116,13 +116,19 @@ static void connected(struct stp_conn *c)
         stp_conn_connected(c);
 }
 
-/* Printable, for a log line: control bytes as '?', at most 64 bytes. */
-static void log_safe(char *out, size_t n, const char *s, size_t len)
+/* Printable: control bytes (and bytes past ASCII) as '?', at most max bytes. */
+static void log_safe_n(char *out, size_t n, const char *s, size_t len, size_t max)
 {
     size_t k = 0;
-    for (size_t i = 0; i < len && k + 1 < n && k < 64; i++)
+    for (size_t i = 0; i < len && k + 1 < n && k < max; i++)
         out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
     out[k] = '\0';
+}
+
+/* For a log line: at most 64 bytes. */
+static void log_safe(char *out, size_t n, const char *s, size_t len)
+{
+    log_safe_n(out, n, s, len, 64);
 }
 
 static void refused(struct stp_conn *c)
@@ -136,10 +142,14 @@ static void refused(struct stp_conn *c)
         stp_backoff_failed(&w->broker->backoff, c->admit_stripe, uv_now(&w->loop));
     stp_info("%s: login failed for '%s'%s", c->peer, login, pc->why ? pc->why : "");
     struct stp_slice receipt = {pc->receipt, pc->receipt_len};
-    /* The same words whatever was wrong (unknown login, wrong passcode,
-     * no certificate): the client learns nothing about which. */
-    stp_session_error(c, "access refused", "Login or passcode is not valid.",
-                      pc->receipt ? &receipt : NULL);
+    /* RabbitMQ's words, the same whatever was wrong (unknown login, wrong
+     * passcode, no certificate): the client learns nothing about which, and
+     * sees no name but the one it sent (made printable, at most LOGIN_MAX). */
+    char sent[LOGIN_MAX + 8], detail[LOGIN_MAX + 64];
+    log_safe_n(sent, sizeof(sent), pc->sent_login ? pc->sent_login : "",
+               pc->sent_login ? pc->sent_login_len : 0, LOGIN_MAX);
+    snprintf(detail, sizeof(detail), "Access refused for user '%s'", sent);
+    stp_session_error(c, "Bad CONNECT", detail, pc->receipt ? &receipt : NULL);
 }
 
 /* The outcome is known: answer now, or when the backoff delay is over. */
@@ -260,6 +270,12 @@ static int identify(struct stp_conn *c, const struct stp_frame *f)
     const struct stp_slice *pass = stp_frame_header(f, "passcode");
     if (login && set_login(pc, login->p, login->len < LOGIN_MAX ? login->len : LOGIN_MAX) < 0)
         return STP_ENOMEM;
+    /* What the client sent, for a refusal's text (pc->login may become the
+     * certificate's CN). */
+    if (login && !(pc->sent_login = stp_session_strdup((struct stp_slice){
+                       login->p, login->len < LOGIN_MAX ? login->len : LOGIN_MAX})))
+        return STP_ENOMEM;
+    pc->sent_login_len = login ? (login->len < LOGIN_MAX ? login->len : LOGIN_MAX) : 0;
     if (!have_users(w->broker, cfg)) {
         bool ok = cfg->allow_remote_unauthenticated || stp_conn_peer_is_loopback(c);
         if (!ok)
@@ -302,8 +318,7 @@ int stp_session_on_connect(struct stp_conn *c, const struct stp_frame *f)
     struct stp_pending_connect *pc = &s->pending;
     enum stp_version v = stp_negotiate_version(stp_frame_header(f, "accept-version"));
     if (v == STP_V_NONE) {
-        stp_session_error_x(c, "unsupported protocol version",
-                            "Supported protocol versions are 1.0, 1.1 and 1.2.",
+        stp_session_error_x(c, "Version mismatch", "Supported versions are 1.0,1.1,1.2",
                             stp_session_receipt(f), "version", "1.0,1.1,1.2", true);
         return -1;
     }
@@ -337,6 +352,8 @@ void stp_session_connect_free(struct stp_conn *c)
 {
     struct stp_session *s = stp_sess(c);
     free(s->pending.login);
+    free(s->pending.sent_login);
+    s->pending.sent_login = NULL;
     free(s->pending.receipt);
     s->pending.login = s->pending.receipt = NULL;
     s->pending.job = NULL; /* it finds the connection gone and frees itself */

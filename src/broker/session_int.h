@@ -33,8 +33,7 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_
 int stp_session_apply_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_verdict v,
                           const char *id, size_t id_len, bool named, struct stp_sub *sub);
 /* What an ACK or NACK names, found without changing anything: the
- * subscription and delivery tag, or sub NULL when there is nothing to
- * settle (a topic message). */
+ * subscription (queue or topic, client acks) and delivery tag. */
 struct stp_ack_ref {
     struct stp_sub *sub;
     uint64_t tag;
@@ -99,6 +98,17 @@ void stp_session_frame_done(struct stp_conn *c);
 /* ERROR for a missing or bad header; returns -1 for the caller to return. */
 int stp_session_bad(struct stp_conn *c, const struct stp_frame *f, const char *message,
                     const char *detail);
+
+/* The same with a printf-style detail (at most STP_DETAIL_MAX bytes).
+ * Texts follow RabbitMQ's where it has one for the condition (README,
+ * "ERROR frames"): a short message header, the details in the body. */
+#define STP_DETAIL_MAX 1024
+int stp_session_badf(struct stp_conn *c, const struct stp_frame *f, const char *message,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* How much of a client's string an ERROR body quotes ("%.*s"): at most
+ * STP_QUOTE_MAX bytes of it. */
+#define STP_QUOTE_MAX 256
+int stp_quote_len(size_t len);
 
 /* CONNECT (session_connect.c): version, heart-beats, authentication. */
 int stp_session_on_connect(struct stp_conn *c, const struct stp_frame *f);

@@ -456,6 +456,15 @@ static struct stp_txn *txn_find(struct stp_conn *c, const struct stp_slice *name
     return stp_map_get(&stp_sess(c)->txns, name->p, name->len);
 }
 
+/* RabbitMQ's ERROR for a frame naming a transaction that is not open. */
+static int bad_txn(struct stp_conn *c, const struct stp_frame *f, const struct stp_slice *name)
+{
+    return stp_session_badf(c, f, "Bad transaction",
+                            "Invalid transaction identifier: '%.*s' (%s names a transaction that "
+                            "was not begun).",
+                            stp_quote_len(name->len), name->p, stp_cmd_name(f->cmd));
+}
+
 /* Room for one more frame of `bytes` message bytes in t? 0, or -1 after an
  * ERROR: a transaction is bounded when it grows, not only at COMMIT. */
 static int txn_room(struct stp_conn *c, const struct stp_frame *f, const struct stp_txn *t,
@@ -485,8 +494,7 @@ int stp_session_txn_ack(struct stp_conn *c, const struct stp_frame *f, enum stp_
 {
     struct stp_txn *t = txn_find(c, txname);
     if (!t)
-        return stp_session_bad(c, f, "unknown transaction",
-                               "ACK/NACK names a transaction that was not begun.");
+        return bad_txn(c, f, txname);
     const struct stp_slice *receipt = stp_session_receipt(f);
     if (txn_room(c, f, t, id->len + (receipt ? receipt->len : 0)) < 0)
         return -1;
@@ -575,8 +583,8 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
 {
     const struct stp_slice *name = stp_frame_header(f, "transaction");
     if (!name)
-        return stp_session_bad(c, f, "missing transaction header",
-                               "BEGIN, COMMIT and ABORT need a transaction header.");
+        return stp_session_badf(c, f, "Missing transaction",
+                                "%s must include a 'transaction' header.", stp_cmd_name(f->cmd));
     struct stp_txn *t = txn_find(c, name);
     if (f->cmd == STP_CMD_BEGIN) {
         if (t)
@@ -598,8 +606,7 @@ int stp_session_on_txn(struct stp_conn *c, const struct stp_frame *f)
         return stp_session_receipt_fence(c, stp_session_receipt(f), false);
     }
     if (!t)
-        return stp_session_bad(c, f, "unknown transaction",
-                               "COMMIT/ABORT names a transaction that was not begun.");
+        return bad_txn(c, f, name);
     stp_map_del(&stp_sess(c)->txns, t->name, t->name_len);
     int rc = f->cmd == STP_CMD_COMMIT ? commit(c, f, t) : 0;
     if (rc == 0)
@@ -680,8 +687,8 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     struct send_headers sh;
     find_send_headers(f, &sh);
     if (!sh.dest)
-        return stp_session_bad(c, f, "missing destination header",
-                               "SEND needs a destination header.");
+        return stp_session_bad(c, f, "Missing destination",
+                               "SEND must include a 'destination' header.");
     if (stp_session_check_dest(c, f, sh.dest) < 0 || send_perm(c, f, sh.dest) < 0 ||
         stp_session_check_reply_to(c, f, sh.reply_to) < 0)
         return -1;
@@ -699,8 +706,7 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     }
     struct stp_txn *t = NULL;
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
-        return stp_session_bad(c, f, "unknown transaction",
-                               "SEND names a transaction that was not begun.");
+        return bad_txn(c, f, sh.transaction);
     uint64_t expires_ms;
     if (send_expiry(c, f, &sh, &expires_ms) < 0)
         return -1;

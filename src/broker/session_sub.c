@@ -36,6 +36,12 @@ static void sub_free(struct stp_sub *sub)
     for (size_t i = 0; i < sub->nheld; i++)
         stp_msg_unref(&sub->held[i].msg);
     free(sub->held);
+    while (sub->backlog.count) {
+        struct stp_held h = stp_backlog_pop_front(&sub->backlog);
+        stp_msg_unref(&h.msg);
+    }
+    stp_backlog_free(&sub->backlog);
+    sub->conn->held_above -= sub->backlog_bytes;
     stp_unacked_free(&sub->ua);
     free(sub->id);
     free(sub->dest);
@@ -80,8 +86,6 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
         bool first = false;
         if (stp_ltopic_add(w, sub, &first) < 0)
             return STP_ENOMEM;
-        if (sub->ack_mode != STP_ACK_AUTO)
-            stp_sess(c)->has_client_topic_sub = true;
         if (!first) {
             /* This worker's interest was posted before: FIFO rings put it
              * ahead of any later fence, so marking the owner is enough. */
@@ -109,8 +113,8 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
 {
     *dest = stp_frame_header(f, "destination");
     if (!*dest)
-        return stp_session_bad(c, f, "missing destination header",
-                               "SUBSCRIBE needs a destination header.");
+        return stp_session_bad(c, f, "Missing destination",
+                               "SUBSCRIBE must include a 'destination' header.");
     const struct stp_slice *idh = stp_frame_header(f, "id");
     if (!idh && stp_sess(c)->version >= STP_V11)
         return stp_session_bad(c, f, "missing id header", "SUBSCRIBE needs an id header.");
@@ -119,15 +123,16 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
         return -1;
     enum stp_dest_kind kind = stp_dest_kind((*dest)->p, (*dest)->len);
     if (kind == STP_DEST_REPLY)
-        return stp_session_bad(c, f, "invalid destination",
+        return stp_session_bad(c, f, "Invalid destination",
                                "A /reply-queue/ is consumed only by the connection that made it, "
                                "through its /temp-queue/ name.");
     /* A temp queue is the connection's own: no ACL applies. */
     if (kind != STP_DEST_TEMP && stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
     if (find_sub_by_id(c, id->p, id->len))
-        return stp_session_bad(c, f, "duplicate subscription id",
-                               "This connection already has a subscription with that id.");
+        return stp_session_badf(c, f, "Duplicated subscription identifier",
+                                "A subscription identified by '%.*s' already exists.",
+                                stp_quote_len(id->len), id->p);
     if (stp_sess(c)->nsubs >= stp_worker_of(c)->cfg->max_subscriptions)
         return stp_session_bad(c, f, "too many subscriptions",
                                "This connection holds --max-subscriptions subscriptions already.");
@@ -192,7 +197,9 @@ struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, st
     sub->is_queue = stp_dest_is_queue(dest.p, dest.len);
     sub->ack_mode = mode;
     sub->prefetch = prefetch;
-    sub->ua.track_ids = mode != STP_ACK_AUTO && stp_sess(c)->version < STP_V12;
+    /* 1.0/1.1 ack by message-id; a topic subscription also keeps its
+     * unacked messages to give a NACKed one back (the reference). */
+    sub->ua.track_ids = mode != STP_ACK_AUTO && (stp_sess(c)->version < STP_V12 || !sub->is_queue);
     if (!sub->id || !sub->dest || build_sub_header(sub, stp_sess(c)->version) < 0 ||
         stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
         sub_free(sub);
@@ -297,12 +304,15 @@ int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f)
     if (!id && stp_sess(c)->version == STP_V10)
         id = stp_frame_header(f, "destination");
     if (!id)
-        return stp_session_bad(c, f, "missing id header", "UNSUBSCRIBE needs an id header.");
+        return stp_session_bad(c, f, "Missing destination or id",
+                               "UNSUBSCRIBE must include an 'id' header (1.0: or 'destination').");
     struct stp_sub *sub = find_sub_by_id(c, id->p, id->len);
     bool drop = stp_session_dsub_unsub_asked(f);
     if (!sub && !drop)
-        return stp_session_bad(c, f, "unknown subscription",
-                               "UNSUBSCRIBE names no subscription of this connection.");
+        return stp_session_badf(c, f, "No subscription found",
+                                "UNSUBSCRIBE must refer to an existing subscription.\n"
+                                "Subscription to '%.*s' not found.",
+                                stp_quote_len(id->len), id->p);
     char *dsub = NULL;
     if (sub && drop && sub->durable && !(dsub = strdup(sub->dest)))
         return STP_ENOMEM;
@@ -495,6 +505,95 @@ static bool selected(const struct stp_sub *sub, const struct stp_msg *m)
     return stp_selector_match(sub->sel, stp_selector_header_lookup, &h);
 }
 
+/* --- topic subscriptions with client acks ---
+ *
+ * Like RabbitMQ's private queue behind each topic subscription: at most
+ * `prefetch` deliveries await acknowledgement (sub->ua, numbered by
+ * topic_tag); the rest wait in sub->backlog, in order. An ACK frees room
+ * (cumulative in `client` mode); a NACK also puts the message(s) back at the
+ * backlog's head, redelivered:true (NACK requeue:false drops them). */
+
+/* What a waiting delivery counts toward --max-pending-output: its frame,
+ * about. */
+static size_t backlog_cost(const struct stp_sub *sub, const struct stp_msg *m)
+{
+    return sub->hdr_len + 64 + m->tail_len;
+}
+
+static void backlog_add(struct stp_sub *sub, struct stp_msg *m, bool redelivered, bool front)
+{
+    struct stp_conn *c = sub->conn;
+    struct stp_held h = {stp_msg_ref(m), 0, redelivered};
+    int rc =
+        front ? stp_backlog_push_front(&sub->backlog, h) : stp_backlog_push_back(&sub->backlog, h);
+    if (rc < 0) {
+        stp_msg_unref(&h.msg);
+        stp_conn_close(c, STP_CLOSE_NOW);
+        return;
+    }
+    size_t n = backlog_cost(sub, m);
+    sub->backlog_bytes += n;
+    c->held_above += n;
+}
+
+static void send_topic_acked(struct stp_sub *sub, struct stp_msg *m, bool redelivered)
+{
+    uint64_t tag = ++sub->topic_tag;
+    if (stp_unacked_push(&sub->ua, tag, m) < 0) {
+        stp_conn_close(sub->conn, STP_CLOSE_NOW);
+        return;
+    }
+    write_delivery(sub, m, tag, redelivered);
+}
+
+/* Deliver from the backlog while the prefetch has room. */
+static void backlog_pump(struct stp_sub *sub)
+{
+    struct stp_conn *c = sub->conn;
+    bool sent = false;
+    while (sub->backlog.count > 0 && sub->ua.live < sub->prefetch && c->closing == STP_OPEN) {
+        struct stp_held h = stp_backlog_pop_front(&sub->backlog);
+        size_t n = backlog_cost(sub, h.msg);
+        sub->backlog_bytes -= n;
+        c->held_above -= n;
+        send_topic_acked(sub, h.msg, h.redelivered);
+        stp_msg_unref(&h.msg);
+        sent = true;
+    }
+    if (sent)
+        stp_conn_check_output(c);
+}
+
+/* Settle the topic delivery at idx (and, `client` mode, every one before
+ * it) locally: there is no owner to tell. */
+static void settle_topic(struct stp_sub *sub, size_t idx, enum stp_verdict v)
+{
+    bool upto = sub->ack_mode == STP_ACK_CLIENT;
+    if (v == STP_VERDICT_NACK) {
+        /* Back at the head in their order: the last first. */
+        for (size_t i = idx + 1; i-- > (upto ? 0 : idx);) {
+            struct stp_unacked *u = stp_unacked_deque_at(&sub->ua.q, i);
+            if (!u->settled && u->msg)
+                backlog_add(sub, u->msg, true, true);
+        }
+    }
+    if (upto)
+        stp_unacked_settle_upto(&sub->ua, idx);
+    else
+        stp_unacked_settle_one(&sub->ua, idx);
+    backlog_pump(sub);
+}
+
+/* Kept out of line: the auto-ack fan-out path stays as short as before. */
+static __attribute__((noinline)) void deliver_topic_acked(struct stp_sub *sub, struct stp_msg *m)
+{
+    if (sub->backlog.count > 0 || sub->ua.live >= sub->prefetch)
+        backlog_add(sub, m, false, false);
+    else
+        send_topic_acked(sub, m, false);
+    stp_conn_check_output(sub->conn); /* the backlog counts too */
+}
+
 void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
 {
     struct stp_conn *c = sub->conn;
@@ -506,8 +605,12 @@ void stp_session_deliver_topic(struct stp_sub *sub, struct stp_msg *m)
         hold(sub, m, 0, false);
         return;
     }
-    write_delivery(sub, m, ++sub->topic_tag, false);
-    stp_conn_check_output(c); /* over --max-pending-output: a slow consumer */
+    if (sub->ack_mode != STP_ACK_AUTO) {
+        deliver_topic_acked(sub, m);
+        return;
+    }
+    write_delivery(sub, m, 0, false); /* no tag: auto acks carry no ack id */
+    stp_conn_check_output(c);         /* over --max-pending-output: a slow consumer */
 }
 
 void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t tag,
@@ -533,6 +636,10 @@ void stp_session_deliver_queue(struct stp_sub *sub, struct stp_msg *m, uint64_t 
 
 static int settle(struct stp_conn *c, struct stp_sub *sub, size_t idx, enum stp_verdict v)
 {
+    if (!sub->is_queue) {
+        settle_topic(sub, idx, v);
+        return 0;
+    }
     bool upto = sub->ack_mode == STP_ACK_CLIENT;
     struct stp_post cmd = stp_post_qack(sub->key, stp_unacked_tag_at(&sub->ua, idx), upto,
                                         v != STP_VERDICT_ACK, v == STP_VERDICT_REJECT);
@@ -572,7 +679,7 @@ struct stp_sub *stp_session_sub_by_num(struct stp_conn *c, uint32_t num)
 /* Is the delivery with this message-id awaiting acknowledgement on sub? */
 static bool find_by_msg_id(struct stp_sub *sub, uint64_t msg_id, struct stp_ack_ref *ref)
 {
-    ssize_t i = sub->is_queue ? stp_unacked_find_id(&sub->ua, msg_id) : -1;
+    ssize_t i = stp_unacked_find_id(&sub->ua, msg_id);
     if (i < 0)
         return false;
     *ref = (struct stp_ack_ref){sub, stp_unacked_tag_at(&sub->ua, (size_t)i)};
@@ -590,8 +697,6 @@ int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, b
          * needed in 1.2. */
         if (!parse_ack_id(id, id_len, &num, &tag) || !(sub = find_sub_by_num(c, num)))
             return -1;
-        if (!sub->is_queue)
-            return 0; /* topic messages are not stored: nothing to settle */
         if (stp_unacked_find_tag(&sub->ua, tag) < 0)
             return -1;
         *ref = (struct stp_ack_ref){sub, tag};
@@ -608,8 +713,7 @@ int stp_session_resolve_ack(struct stp_conn *c, const char *id, size_t id_len, b
     for (sub = stp_sess(c)->subs; sub; sub = sub->next)
         if (find_by_msg_id(sub, msg_id, ref))
             return 0;
-    /* Most likely a topic message: not stored, nothing to settle. */
-    return stp_sess(c)->has_client_topic_sub ? 0 : -1;
+    return -1;
 }
 
 void stp_session_settle_ref(struct stp_conn *c, const struct stp_ack_ref *ref, enum stp_verdict v)
@@ -638,10 +742,8 @@ int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack)
     const char *idname = stp_sess(c)->version >= STP_V12 ? "id" : "message-id";
     const struct stp_slice *id = stp_frame_header(f, idname);
     if (!id)
-        return stp_session_bad(
-            c, f, nack ? "missing id header in NACK" : "missing id header in ACK",
-            stp_sess(c)->version >= STP_V12 ? "ACK and NACK need an id header."
-                                            : "ACK and NACK need a message-id header.");
+        return stp_session_badf(c, f, "Missing header", "%s must include the '%s' header.",
+                                nack ? "NACK" : "ACK", idname);
     /* 1.1 asks for a subscription header, but as RabbitMQ does, a missing
      * one or one that names no subscription of this connection does not
      * matter: message-ids are unique in the broker, so the id alone finds

@@ -125,7 +125,7 @@ int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f, str
     if (rc < 0 || consumes(c, *real))
         return rc;
     if (stp_session_has_sub_id(c, temp))
-        return stp_session_bad(c, f, "duplicate subscription id",
+        return stp_session_bad(c, f, "Duplicated subscription identifier",
                                "reply-to names a temp queue whose automatic subscription id is "
                                "already used by another subscription of this connection.");
     if (stp_sess(c)->nsubs >= stp_worker_of(c)->cfg->max_subscriptions)

@@ -147,6 +147,9 @@ struct stp_conn {
     /* The WebSocket close code a closing connection ends with (0: 1000, or
      * 1001 when the broker stops); 1008 after a slow-consumer cut. */
     uint16_t ws_close_code;
+    size_t held_above; /* bytes the layer above holds back for this connection that
+                          count toward --max-pending-output too (topic deliveries
+                          waiting for acks); it keeps the count */
     char peer[64];
     /* The layer above's state: ops->up_size bytes (stp_conn_up). */
     max_align_t up[];

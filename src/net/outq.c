@@ -126,7 +126,7 @@ static size_t counted_pending(const struct stp_conn *c)
 {
     size_t stream = c->stream->pending(c);
     size_t exempt = c->stream_exempt < stream ? c->stream_exempt : stream;
-    return counted(&c->out[0]) + counted(&c->out[1]) + (stream - exempt);
+    return counted(&c->out[0]) + counted(&c->out[1]) + (stream - exempt) + c->held_above;
 }
 
 bool stp_conn_output_over_limit(const struct stp_conn *c)

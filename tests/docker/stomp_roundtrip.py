@@ -19,7 +19,7 @@ QUEUE:BODY subscribes to /queue/QUEUE and expects exactly that message first
 same volume).
 
 --expect-refused turns it around: the CONNECT must be answered with
-ERROR message:access refused (the broker's answer to a bad login, or to an
+ERROR message:Bad CONNECT, body "Access refused for user 'LOGIN'" (the broker's answer to a bad login, or to an
 unauthenticated client from another host when no users are configured). Exit
 0 only then; exit 1 when the broker said CONNECTED or anything else.
 
@@ -178,16 +178,18 @@ def connect_frame(login, passcode):
 
 
 def refused(link, login, passcode):
-    """The CONNECT must get ERROR message:access refused; returns its text."""
+    """The CONNECT must get ERROR message:Bad CONNECT; returns its text."""
     link.send(connect_frame(login, passcode))
     cmd, headers, body = link.recv()
     if cmd == "CONNECTED":
-        raise Failure("CONNECT was accepted (CONNECTED %r), expected ERROR access refused"
+        raise Failure("CONNECT was accepted (CONNECTED %r), expected ERROR Bad CONNECT"
                       % headers)
-    if cmd != "ERROR" or headers.get("message") != "access refused":
-        raise Failure("CONNECT: expected ERROR message:access refused, got %s %r %r"
-                      % (cmd, headers, body[:200]))
-    return "ERROR message:access refused (%s)" % body.decode("utf-8", "replace").strip()
+    text = body.decode("utf-8", "replace").strip()
+    if (cmd != "ERROR" or headers.get("message") != "Bad CONNECT"
+            or text != "Access refused for user '%s'" % (login or "")):
+        raise Failure("CONNECT: expected ERROR message:Bad CONNECT (Access refused for user "
+                      "'%s'), got %s %r %r" % (login or "", cmd, headers, body[:200]))
+    return "ERROR message:Bad CONNECT (%s)" % text
 
 
 def roundtrip(link, label, login, passcode):

@@ -2,7 +2,7 @@
 # test_docker.sh - builds Stampede's image with docker/Dockerfile and checks it
 # for real: `hash-password`, STOMP round trips from the host as a user of a
 # mounted users file (and one run with STAMPEDE_ALLOW_REMOTE_UNAUTHENTICATED),
-# the refusals (no users: remote clients get ERROR access refused while a
+# the refusals (no users: remote clients get ERROR Bad CONNECT while a
 # loopback client in the container gets in; a wrong passcode), the non-root
 # user, worker count under --cpus, the health check, a graceful `docker stop`,
 # the image size, and docker/compose.yaml with its users-file example.
@@ -260,7 +260,7 @@ roundtrip() { # roundtrip LABEL URL [stomp_roundtrip.py options...]
     check "$label" grep -q ' ok ' <<<"$out"
 }
 
-# The CONNECT must be answered with ERROR message:access refused.
+# The CONNECT must be answered with ERROR message:Bad CONNECT.
 refusal() { # refusal LABEL URL [stomp_roundtrip.py options...]
     local out rc label=$1 url=$2
     shift 2
@@ -331,9 +331,9 @@ check_main_container() {
     roundtrip "STOMP round trip over TCP from the host, as a user of the mounted users file" \
         "stomp://127.0.0.1:$port" "${as_user[@]}" || show_logs "$c"
     check_websocket "$c" "$n"
-    refusal "users file: a wrong passcode gets ERROR access refused" \
+    refusal "users file: a wrong passcode gets ERROR Bad CONNECT" \
         "stomp://127.0.0.1:$port" --login "$login" --passcode "not-$passcode"
-    refusal "users file: a CONNECT without login gets ERROR access refused" \
+    refusal "users file: a CONNECT without login gets ERROR Bad CONNECT" \
         "stomp://127.0.0.1:$port"
 
     local pid uid
@@ -398,7 +398,7 @@ PY
 
 # The secure default (issue 11): with no users configured, only loopback
 # clients may connect, and a client through a published port is not loopback
-# (the container sees the bridge's address): ERROR access refused. A client in
+# (the container sees the bridge's address): ERROR Bad CONNECT. A client in
 # the container itself (bash's /dev/tcp on 127.0.0.1) still gets CONNECTED.
 check_default_refuses() {
     local c=$run_id-nousers port out
@@ -412,11 +412,11 @@ check_default_refuses() {
         return 1
     fi
     port=$(host_port "$c" 61613)
-    refusal "no users: a client from the host gets ERROR access refused" \
+    refusal "no users: a client from the host gets ERROR Bad CONNECT" \
         "stomp://127.0.0.1:${port##*:}" || show_logs "$c"
     if [ -n "$has_ws" ] && wait_log "$c" 'listening on ws://'; then
         port=$(host_port "$c" 15674)
-        refusal "no users: a WebSocket client from the host gets ERROR access refused" \
+        refusal "no users: a WebSocket client from the host gets ERROR Bad CONNECT" \
             "ws://127.0.0.1:${port##*:}/ws"
     fi
     note "broker log: $("$docker" logs "$c" 2>&1 | grep -m1 'login failed' | cut -c1-200)"

@@ -323,7 +323,7 @@ Test(queues_acks, unacked_go_back_ahead_of_queued)
     h_broker_stop_ok(b);
 }
 
-Test(queues_acks, topic_nack_and_disconnect_drop)
+Test(queues_acks, topic_nack_redelivers_and_disconnect_drops)
 {
     struct h_broker *b = H_START0();
     const char *t = h_dest("topic", "tn");
@@ -332,8 +332,12 @@ Test(queues_acks, topic_nack_and_disconnect_drop)
     h_publish(p, t, "t1", true);
     struct h_frame *f = h_expect_msg(s, "t1");
     h_nack(s, f, NULL, true);
+    /* As RabbitMQ's per-subscription queue does: t1 comes back to the same
+     * subscription, marked redelivered, before anything newer. */
     h_publish(p, t, "t2", true);
-    /* t1 is not redelivered. */
+    f = h_expect_msg(s, "t1");
+    cr_assert_str_eq(h_hdr(f, "redelivered"), "true", "%s", h_show(f));
+    h_ack(s, f, NULL, true);
     f = h_expect_msg(s, "t2");
     not_redelivered(f);
     /* Disconnect with t2 unacked: a new subscriber does not get it. */

@@ -45,7 +45,7 @@ Test(hostile_limits, duplicate_subscription_id_among_many)
     for (int i = 0; i < 300; i++)
         h_sendf(c, "SUBSCRIBE\nid:%d\ndestination:%s\n\n", i, h_dest("topic", h_fmt("d%d", i)));
     h_sendf(c, "SUBSCRIBE\nid:150\ndestination:%s\nreceipt:dup\n\n", h_dest("topic", "other"));
-    h_expect_error_msg(c, "dup", "duplicate subscription id");
+    h_expect_error_msg(c, "dup", "Duplicated subscription identifier");
     h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
@@ -206,7 +206,7 @@ Test(hostile_limits, destination_names)
     for (size_t i = 0; i < 3; i++) {
         struct h_conn *x = h_client(b, "1.2");
         h_sendf(x, "SEND\ndestination:%s\nreceipt:ctl\n\nx", bad[i]);
-        h_expect_error_msg(x, "ctl", "invalid destination");
+        h_expect_error_msg(x, "ctl", "Invalid destination");
     }
     h_bystander_ok(b);
     h_publish(c, h_fmt("%.64s", name), "after", true);

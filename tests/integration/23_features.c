@@ -78,7 +78,7 @@ Test(features, a_reply_queue_is_private_and_goes_with_its_connection)
     /* Another connection may send there but not consume it. */
     struct h_conn *thief = h_client(b, "1.2");
     h_sendf(thief, "SUBSCRIBE\ndestination:%s\nid:x\nreceipt:s\n\n", rt);
-    h_expect_error_msg(thief, "s", "invalid destination");
+    h_expect_error_msg(thief, "s", "Invalid destination");
     /* Two requesters get different names. */
     struct h_conn *other = h_client(b, "1.2");
     h_sendf(other, "SEND\ndestination:%s\nreply-to:/temp-queue/a\n\nq", rpc);

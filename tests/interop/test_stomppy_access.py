@@ -9,8 +9,8 @@ bob) and an ACL file giving every user its own queues (`* readwrite
 --acl-file) and, through stomp.py: connects with login and passcode,
 subscribes and sends on allowed destinations and receives; a wrong passcode
 makes stomp.py's connect fail (ConnectFailedException, with the ERROR
-"access refused" on the listener); a denied SUBSCRIBE and a denied SEND get
-on_error "access refused to DEST" and the connection closes, while other
+"Bad CONNECT" on the listener); a denied SUBSCRIBE and a denied SEND get
+on_error "access_refused" (body "access to DEST refused for user 'NAME' ...") and the connection closes, while other
 clients keep working. Run with /usr/bin/python3 (it has python3-stomp).
 """
 import os
@@ -95,7 +95,8 @@ def login(who, version="1.2"):
 def expect_denied(test, conn, col, dest):
     col.wait_for(lambda: col.errors, "ERROR")
     err = col.errors[0]
-    test.assertEqual(err.headers.get("message"), "access refused to %s" % dest, err.headers)
+    test.assertEqual(err.headers.get("message"), "access_refused", err.headers)
+    test.assertTrue(err.body.startswith("access to %s refused for user '" % dest), err.body)
     test.assertEqual(err.headers.get("receipt-id"), "denied", err.headers)
     col.wait_for(lambda: col.disconnected, "close after the ERROR")
 
@@ -125,16 +126,16 @@ class StompPyAccess(unittest.TestCase):
             conn.connect("alice", "wrong-Interop", wait=True)
         col.wait_for(lambda: col.errors, "ERROR")
         err = col.errors[0]
-        self.assertEqual(err.headers.get("message"), "access refused", err.headers)
-        self.assertEqual(err.body, "Login or passcode is not valid.")
+        self.assertEqual(err.headers.get("message"), "Bad CONNECT", err.headers)
+        self.assertEqual(err.body, "Access refused for user 'alice'")
         self.assertIsNone(col.connected)
         # An unknown login gets the very same answer.
         conn, col = open_conn()
         with self.assertRaises(ConnectFailedException):
             conn.connect("mallory", "wrong-Interop", wait=True)
         col.wait_for(lambda: col.errors, "ERROR")
-        self.assertEqual(col.errors[0].headers.get("message"), "access refused")
-        self.assertEqual(col.errors[0].body, "Login or passcode is not valid.")
+        self.assertEqual(col.errors[0].headers.get("message"), "Bad CONNECT")
+        self.assertEqual(col.errors[0].body, "Access refused for user 'mallory'")
 
     def test_denied_subscribe_and_send(self):
         # A bystander reads its own queue throughout.

@@ -74,7 +74,7 @@ class TempQueues(unittest.TestCase):
         thief, tcol = connect()
         thief.subscribe(reply_to, id="steal")
         tcol.wait_for(lambda: tcol.errors, "ERROR for subscribing to a reply queue")
-        self.assertEqual(tcol.errors[0].headers["message"], "invalid destination")
+        self.assertEqual(tcol.errors[0].headers["message"], "Invalid destination")
         send(server, scol, reply_to, "still mine")
         self.assertEqual(ccol.wait_messages(1)[0].body, "still mine")
         close(client, ccol)

@@ -142,7 +142,7 @@ Test(temp, nobody_else_may_subscribe_to_a_reply_queue)
     th_sendf(thief, "SUBSCRIBE\ndestination:%s\nid:steal\n\n", rt);
     th_pump();
     f = th_expect(thief, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&f, "message"), "invalid destination");
+    cr_assert_str_eq(th_header(&f, "message"), "Invalid destination");
     /* The requester still gets its reply. */
     th_sendf(server, "SEND\ndestination:%s\n\nr", rt);
     th_pump();
@@ -391,7 +391,7 @@ Test(dsub, removed_while_away_by_naming_its_destination)
     th_send(admin, "UNSUBSCRIBE\nid:nope\ndurable:true\n\n");
     th_pump();
     struct stp_frame f = th_expect(admin, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&f, "message"), "unknown subscription");
+    cr_assert_str_eq(th_header(&f, "message"), "No subscription found");
 }
 
 Test(dsub, activemq_dialect_needs_a_client_id)
@@ -582,11 +582,11 @@ Test(dsub, clients_cannot_name_a_durable_subscriptions_queue)
     th_sendf(t, "SEND\ndestination:%s\n\nforged", qname);
     th_pump();
     struct stp_frame f = th_expect(t, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&f, "message"), "unknown destination");
+    cr_assert_str_eq(th_header(&f, "message"), "Unknown destination");
     t = th_connect(1);
     th_sendf(t, "SUBSCRIBE\ndestination:%s\nid:x\n\n", qname);
     th_pump();
     f = th_expect(t, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&f, "message"), "unknown destination");
+    cr_assert_str_eq(th_header(&f, "message"), "Unknown destination");
     th_expect_none(sub);
 }

@@ -161,7 +161,7 @@ Test(txn, error_after_pending_receipt)
     th_pump();
     expect_receipt(pub, "r1");
     struct stp_frame e = th_expect(pub, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&e, "message"), "missing destination header");
+    cr_assert_str_eq(th_header(&e, "message"), "Missing destination");
     cr_assert_str_eq(th_header(&e, "receipt-id"), "bad");
     th_expect_none(pub);
     cr_assert(pub->torn_down);
@@ -205,7 +205,9 @@ Test(txn, commit_of_unknown_transaction)
     struct th_conn *c = th_connect(0);
     th_send(c, "COMMIT\ntransaction:nope\nreceipt:r\n\n");
     th_pump();
-    expect_error(c, "unknown transaction", "COMMIT/ABORT names a transaction that was not begun.");
+    expect_error(
+        c, "Bad transaction",
+        "Invalid transaction identifier: 'nope' (COMMIT names a transaction that was not begun).");
 }
 
 Test(txn, abort_of_unknown_transaction)
@@ -214,7 +216,9 @@ Test(txn, abort_of_unknown_transaction)
     struct th_conn *c = th_connect(0);
     th_send(c, "ABORT\ntransaction:nope\n\n");
     th_pump();
-    expect_error(c, "unknown transaction", "COMMIT/ABORT names a transaction that was not begun.");
+    expect_error(
+        c, "Bad transaction",
+        "Invalid transaction identifier: 'nope' (ABORT names a transaction that was not begun).");
 }
 
 /* A committed transaction is gone: COMMIT of it again is an ERROR. */
@@ -228,7 +232,9 @@ Test(txn, commit_twice)
     th_send(c, "COMMIT\ntransaction:t\n\n");
     th_send(c, "COMMIT\ntransaction:t\n\n");
     th_pump();
-    expect_error(c, "unknown transaction", "COMMIT/ABORT names a transaction that was not begun.");
+    expect_error(
+        c, "Bad transaction",
+        "Invalid transaction identifier: 't' (COMMIT names a transaction that was not begun).");
     expect_msg(sub, "once");
     th_expect_none(sub);
 }
@@ -255,7 +261,9 @@ Test(txn, send_in_unknown_transaction)
     th_send(c, "BEGIN\ntransaction:t\n\n");
     th_send(c, "SEND\ndestination:/queue/u\ntransaction:other\n\nlost");
     th_pump();
-    expect_error(c, "unknown transaction", "SEND names a transaction that was not begun.");
+    expect_error(
+        c, "Bad transaction",
+        "Invalid transaction identifier: 'other' (SEND names a transaction that was not begun).");
     th_expect_none(sub);
 }
 
@@ -265,7 +273,9 @@ Test(txn, ack_in_unknown_transaction)
     struct th_conn *c = th_connect(0);
     th_send(c, "ACK\nid:1-1\ntransaction:nope\n\n");
     th_pump();
-    expect_error(c, "unknown transaction", "ACK/NACK names a transaction that was not begun.");
+    expect_error(
+        c, "Bad transaction",
+        "Invalid transaction identifier: 'nope' (ACK names a transaction that was not begun).");
 }
 
 Test(txn, begin_without_transaction_header)
@@ -274,8 +284,7 @@ Test(txn, begin_without_transaction_header)
     struct th_conn *c = th_connect(0);
     th_send(c, "BEGIN\nreceipt:r\n\n");
     th_pump();
-    expect_error(c, "missing transaction header",
-                 "BEGIN, COMMIT and ABORT need a transaction header.");
+    expect_error(c, "Missing transaction", "BEGIN must include a 'transaction' header.");
 }
 
 /* --- bounds --- */
