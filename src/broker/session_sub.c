@@ -10,6 +10,7 @@
  * `ack:<sub number>-<tag>`; 1.0/1.1 clients ack by message-id instead.
  */
 #include "broker/dest.h"
+#include "broker/pattern.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "select/select.h"
@@ -71,6 +72,26 @@ static int parse_ack_mode(const struct stp_slice *ack, enum stp_ack_mode *mode)
     return 0;
 }
 
+/* A pattern's interest goes to every worker (each owns topics it may
+ * match); a receipt then fences them all. 0 or STP_ENOMEM. */
+static int post_pattern_interest(struct stp_conn *c, const struct stp_sub *sub, int delta)
+{
+    struct stp_worker *w = stp_worker_of(c);
+    for (unsigned i = 0; i < w->broker_workers; i++) {
+        struct stp_post cmd = stp_post_pattern_interest(strdup(sub->dest), delta);
+        if (!cmd.u.interest.topic)
+            return STP_ENOMEM;
+        stp_session_post(c, i, &cmd);
+    }
+    return 0;
+}
+
+static void touch_all(struct stp_conn *c)
+{
+    for (unsigned i = 0; i < stp_worker_of(c)->broker_workers; i++)
+        stp_session_touch(c, i);
+}
+
 /* Tell the owner about a new subscription. */
 static int register_sub(struct stp_conn *c, struct stp_sub *sub)
 {
@@ -85,9 +106,14 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
         if (!first) {
             /* This worker's interest was posted before: FIFO rings put it
              * ahead of any later fence, so marking the owner is enough. */
-            stp_session_touch(c, sub->owner);
+            if (sub->is_pattern)
+                touch_all(c);
+            else
+                stp_session_touch(c, sub->owner);
             return 0;
         }
+        if (sub->is_pattern)
+            return post_pattern_interest(c, sub, 1);
         struct stp_post cmd = stp_post_interest(strdup(sub->dest), 1);
         if (!cmd.u.interest.topic)
             return STP_ENOMEM;
@@ -117,6 +143,10 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     if (stp_session_check_dest(c, f, *dest) < 0 ||
         stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
+    size_t words = 0;
+    if (stp_topic_is_pattern((*dest)->p, (*dest)->len, &words) && words > STP_PATTERN_MAX_WORDS)
+        return stp_session_bad(c, f, "pattern too long",
+                               "A topic pattern has at most 128 dot-separated words.");
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_bad(c, f, "duplicate subscription id",
                                "This connection already has a subscription with that id.");
@@ -190,6 +220,7 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     sub->dest = stp_session_strdup(*dest);
     sub->dest_len = dest->len;
     sub->is_queue = stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE;
+    sub->is_pattern = stp_topic_is_pattern(dest->p, dest->len, NULL);
     sub->ack_mode = mode;
     sub->prefetch = (uint32_t)prefetch;
     sub->ua.track_ids = mode != STP_ACK_AUTO && stp_sess(c)->version < STP_V12;
@@ -237,9 +268,15 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
         struct stp_post cmd = stp_post_consumer_del(sub->key, written ? sub->tag_queued : 0);
         stp_session_post(c, sub->owner, &cmd);
     } else if (stp_ltopic_remove(w, sub)) {
-        struct stp_post cmd = stp_post_interest(strdup(sub->dest), -1);
-        if (cmd.u.interest.topic)
-            stp_session_post(c, sub->owner, &cmd);
+        /* The last local subscriber: the owner (every worker, for a
+         * pattern) forgets this worker's interest. */
+        if (sub->is_pattern) {
+            post_pattern_interest(c, sub, -1);
+        } else {
+            struct stp_post cmd = stp_post_interest(strdup(sub->dest), -1);
+            if (cmd.u.interest.topic)
+                stp_session_post(c, sub->owner, &cmd);
+        }
     }
     sub_free(sub);
 }
