@@ -38,7 +38,8 @@ enum stp_wcmd {
     STP_WCMD_NOT_STORED,    /* owner -> conn's worker: a persistent SEND the journal refused */
     STP_WCMD_DEAD_SYNC,     /* queue owner -> DLQ owner: tell me when the dead letter is stored */
     STP_WCMD_DEAD_DONE,     /* DLQ owner -> queue owner: it is (ok) or was lost */
-    STP_WCMD_PATTERN_INTEREST, /* worker -> every worker: first / last local subscriber of a pattern */
+    STP_WCMD_PATTERN_INTEREST, /* worker -> every worker: first / last local subscriber of a pattern
+                                */
 };
 
 /* The worker field of a command that comes from no connection (a dead

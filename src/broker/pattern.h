@@ -46,7 +46,10 @@ struct stp_ptrie {
     size_t words_cap;
 };
 
-#define STP_PTRIE_INIT {0}
+#define STP_PTRIE_INIT                                                                             \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /* Is `name` (a topic name without "/topic/") a pattern: one of its words is
  * exactly `*` or `#`? words: how many words it has. */

@@ -52,38 +52,19 @@ Test(ptrie, rabbitmq_semantics)
         const char *pat, *topic;
         bool match;
     } cases[] = {
-        {"a.*.c", "a.b.c", true},
-        {"a.*.c", "a.c", false},
-        {"a.*.c", "a.b.b.c", false},
+        {"a.*.c", "a.b.c", true},  {"a.*.c", "a.c", false}, {"a.*.c", "a.b.b.c", false},
         {"a.*.c", "a..c", true}, /* `*` takes an empty word */
         {"a.#", "a", true},      /* `#` as zero words */
-        {"a.#", "a.b", true},
-        {"a.#", "a.b.c", true},
-        {"a.#", "ab", false},
-        {"a.#", "b.a", false},
-        {"#", "x", true},
-        {"#", "x.y.z", true},
-        {"#", ".", true},
-        {"#.c", "c", true},
-        {"#.c", "a.b.c", true},
-        {"#.c", "a.b.c.d", false},
-        {"a.#.c", "a.c", true},
-        {"a.#.c", "a.b.d.c", true},
-        {"a.#.c", "a.b", false},
-        {"#.#", "a", true},
-        {"*.#", "a", true},
-        {"*.*.#", "a", false},
-        {"#.*", "a.b.c", true},
-        {"*", "a", true},
-        {"*", "a.b", false},
-        {"a.#b", "a.#b", true}, /* a `#` inside a word is a literal */
-        {"a.#b", "a.xb", false},
-        {"a.#b", "a.b", false},
-        {"a*.b", "ax.b", false},
+        {"a.#", "a.b", true},      {"a.#", "a.b.c", true},  {"a.#", "ab", false},
+        {"a.#", "b.a", false},     {"#", "x", true},        {"#", "x.y.z", true},
+        {"#", ".", true},          {"#.c", "c", true},      {"#.c", "a.b.c", true},
+        {"#.c", "a.b.c.d", false}, {"a.#.c", "a.c", true},  {"a.#.c", "a.b.d.c", true},
+        {"a.#.c", "a.b", false},   {"#.#", "a", true},      {"*.#", "a", true},
+        {"*.*.#", "a", false},     {"#.*", "a.b.c", true},  {"*", "a", true},
+        {"*", "a.b", false},       {"a.#b", "a.#b", true}, /* a `#` inside a word is a literal */
+        {"a.#b", "a.xb", false},   {"a.#b", "a.b", false},  {"a*.b", "ax.b", false},
         {"a.*", "a.*", true}, /* a SEND to a pattern's name is a literal topic */
-        {"a..b", "a..b", true},
-        {"a..b", "a.b", false},
-        {"a.*.#.*", "a.b.c", true},
+        {"a..b", "a..b", true},    {"a..b", "a.b", false},  {"a.*.#.*", "a.b.c", true},
         {"a.*.#.*", "a.b", false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -420,7 +401,7 @@ Test(wildcard, churn_leaves_nothing)
 {
     th_setup(2, NULL);
     enum { NCONN = 24, NPAT = 6, ROUNDS = 300 };
-    const char *pats[NPAT] = {"/topic/c.*",   "/topic/c.#",      "/topic/#",
+    const char *pats[NPAT] = {"/topic/c.*",   "/topic/c.#",     "/topic/#",
                               "/topic/*.*.*", "/topic/c.#.#.z", "/topic/*.x.#"};
     struct th_conn *conns[NCONN];
     bool on[NCONN][NPAT] = {{false}};
@@ -536,8 +517,7 @@ Test(wildcard, max_destinations_counts_a_pattern_once)
 {
     static const char *const two[] = {"--max-destinations", "2", NULL};
     th_setup(2, two);
-    struct th_conn *a = th_connect(0), *b = th_connect(1), *c = th_connect(1),
-                   *pub = th_connect(0);
+    struct th_conn *a = th_connect(0), *b = th_connect(1), *c = th_connect(1), *pub = th_connect(0);
     subscribe(a, "1", "/topic/m.*");
     subscribe(b, "1", "/topic/m.*");
     cr_assert_eq(ndests(), 1);
