@@ -59,6 +59,14 @@ bool stp_pattern_is(const char *name, size_t len, size_t *words)
     return wild;
 }
 
+static unsigned word_bucket(const char *w, size_t len)
+{
+    unsigned h = (unsigned)len * 37;
+    if (len)
+        h += (unsigned char)w[0] * 7u + (unsigned char)w[len - 1];
+    return h & 255;
+}
+
 static struct stp_pnode *node_new(enum pkind kind, const char *word, size_t len)
 {
     struct stp_pnode *n = calloc(1, sizeof(*n) + len + 1);
@@ -70,8 +78,10 @@ static struct stp_pnode *node_new(enum pkind kind, const char *word, size_t len)
     return n;
 }
 
-/* The child of n for one pattern word; made when `make`. */
-static struct stp_pnode *child(struct stp_pnode *n, const char *w, size_t len, bool make)
+/* The child of n for one pattern word; made when `make` (a literal child
+ * of the root is counted in t->first_words). */
+static struct stp_pnode *child(struct stp_ptrie *t, struct stp_pnode *n, const char *w, size_t len,
+                               bool make)
 {
     struct stp_pnode **slot = NULL, *c;
     if (len == 1 && w[0] == '*')
@@ -89,6 +99,8 @@ static struct stp_pnode *child(struct stp_pnode *n, const char *w, size_t len, b
     } else if (stp_map_put(&n->kids, c->word, len, c) < 0) {
         free(c);
         return NULL;
+    } else if (n == t->root) {
+        t->first_words[word_bucket(w, len)]++;
     }
     c->parent = n;
     return c;
@@ -112,6 +124,8 @@ static void prune(struct stp_ptrie *t, struct stp_pnode *n)
             p->hash = NULL;
         else
             stp_map_del(&p->kids, n->word, n->word_len);
+        if (p && p == t->root && n->kind == P_LITERAL)
+            t->first_words[word_bucket(n->word, n->word_len)]--;
         stp_map_free(&n->kids);
         free(n);
         n = p;
@@ -128,7 +142,7 @@ static struct stp_pnode *walk(struct stp_ptrie *t, const char *pat, size_t len, 
     for (size_t i = 0; i <= len; i++) {
         if (i < len && pat[i] != '.')
             continue;
-        struct stp_pnode *c = child(n, pat + start, i - start, make);
+        struct stp_pnode *c = child(t, n, pat + start, i - start, make);
         if (!c) {
             if (make)
                 prune(t, n); /* out of memory: drop what was made */
@@ -183,7 +197,8 @@ static void push(struct match *m, struct stp_pnode *n, size_t pos)
 {
     struct stp_ptrie *t = m->t;
     if (n->epoch != t->epoch) {
-        if (STP_ARRAY_RESERVE(t->marks, t->marks_cap, m->marks_used + m->words_per) < 0) {
+        if (m->marks_used + m->words_per > t->marks_cap &&
+            STP_ARRAY_RESERVE(t->marks, t->marks_cap, m->marks_used + m->words_per) < 0) {
             m->err = STP_ENOMEM;
             return;
         }
@@ -195,7 +210,7 @@ static void push(struct match *m, struct stp_pnode *n, size_t pos)
     uint64_t *bits = t->marks + n->mark + pos / 64, bit = 1ULL << (pos % 64);
     if (*bits & bit)
         return;
-    if (STP_ARRAY_RESERVE(t->stack, t->stack_cap, m->depth + 1) < 0) {
+    if (m->depth == t->stack_cap && STP_ARRAY_RESERVE(t->stack, t->stack_cap, m->depth + 1) < 0) {
         m->err = STP_ENOMEM;
         return;
     }
@@ -209,7 +224,7 @@ static int split_words(struct stp_ptrie *t, const char *topic, size_t len, size_
     for (size_t i = 0; i <= len; i++) {
         if (i < len && topic[i] != '.')
             continue;
-        if (STP_ARRAY_RESERVE(t->words, t->words_cap, n + 1) < 0)
+        if (n == t->words_cap && STP_ARRAY_RESERVE(t->words, t->words_cap, n + 1) < 0)
             return STP_ENOMEM;
         t->words[n++] = (struct stp_pword){topic + start, i - start};
         start = i + 1;
@@ -240,10 +255,23 @@ static bool step(struct match *m, struct stp_pnode *n, size_t pos,
     return false;
 }
 
+/* Can no pattern match: the root has no `*` or `#` child and none for the
+ * topic's first word? The common case of patterns under other prefixes
+ * costs a scan of the first word, and mostly no hash lookup. */
+static bool nothing_under(const struct stp_ptrie *t, const char *topic, size_t len)
+{
+    const struct stp_pnode *root = t->root;
+    if (root->star || root->hash)
+        return false;
+    const char *dot = memchr(topic, '.', len);
+    size_t n = dot ? (size_t)(dot - topic) : len;
+    return t->first_words[word_bucket(topic, n)] == 0 || !stp_map_get(&root->kids, topic, n);
+}
+
 int stp_ptrie_match(struct stp_ptrie *t, const char *topic, size_t len,
                     bool (*fn)(void *ctx, void *payload), void *ctx)
 {
-    if (!t->root)
+    if (!t->root || nothing_under(t, topic, len))
         return 0;
     struct match m = {.t = t};
     if (split_words(t, topic, len, &m.nwords) < 0)

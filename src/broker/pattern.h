@@ -36,6 +36,11 @@ struct stp_pnode;
 struct stp_ptrie {
     struct stp_pnode *root; /* NULL while empty */
     size_t count;           /* terminals (distinct patterns) */
+    /* The root's literal children counted by a small hash of the word
+     * (length, first and last byte): a topic whose first word's bucket is
+     * empty, under a root with no `*` or `#` child, matches nothing, found
+     * without hashing the word. */
+    uint32_t first_words[256];
     /* match scratch, reused */
     uint64_t epoch;
     uint64_t *marks;

@@ -108,6 +108,28 @@ Test(ptrie, each_pattern_once)
     stp_ptrie_free(&t, NULL, NULL);
 }
 
+/* Topics whose first word no pattern starts with are rejected up front;
+ * words that share a bucket still match exactly. */
+Test(ptrie, first_word_filter)
+{
+    struct stp_ptrie t = STP_PTRIE_INIT;
+    add(&t, "ab.*", 1); /* "ab" and "ba" share nothing; "ab" and "ab" do */
+    add(&t, "a.b", 2);
+    struct hits h = {0};
+    cr_assert_eq(stp_ptrie_match(&t, "ab.x", 4, count_hit, &h), 0);
+    cr_assert_eq(stp_ptrie_match(&t, "ab", 2, count_hit, &h), 0);
+    cr_assert_eq(stp_ptrie_match(&t, "aab.x", 5, count_hit, &h), 0);
+    cr_assert_eq(stp_ptrie_match(&t, "a.b", 3, count_hit, &h), 0);
+    cr_assert_eq(stp_ptrie_match(&t, "a.c", 3, count_hit, &h), 0);
+    cr_assert_eq(h.n[1], 1);
+    cr_assert_eq(h.n[2], 1);
+    cr_assert_eq(h.total, 2);
+    add(&t, "*.x", 3); /* a root wildcard: every topic is walked */
+    cr_assert_eq(stp_ptrie_match(&t, "zz.x", 4, count_hit, &h), 0);
+    cr_assert_eq(h.n[3], 1);
+    stp_ptrie_free(&t, NULL, NULL);
+}
+
 /* Twenty `#` against a hundred words: visited at most once per (node,
  * position), this returns at once; tried path by path it would never end. */
 Test(ptrie, many_hashes_not_exponential)
@@ -155,6 +177,8 @@ Test(ptrie, stop_early_and_delete_prunes)
         stp_ptrie_del(&t, pats[i], strlen(pats[i]));
     cr_assert_eq(t.count, 0);
     cr_assert_null(t.root, "every node is freed with the last pattern");
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq(t.first_words[i], 0, "first-word bucket %d still counted", i);
     stp_ptrie_free(&t, NULL, NULL);
 }
 
