@@ -132,7 +132,10 @@ static void prune(struct stp_ptrie *t, struct stp_pnode *n)
     }
 }
 
-/* Walk (and with make, build) the path of pattern words; the last node. */
+/* Walk (and with make, build) the path of pattern words; the last node.
+ * A `#` right after a `#` adds nothing ("a.#.#" matches what "a.#"
+ * matches), so it is skipped: both are one pattern, and a run of `#` costs
+ * one node in a match. */
 static struct stp_pnode *walk(struct stp_ptrie *t, const char *pat, size_t len, bool make)
 {
     if (!t->root && (!make || !(t->root = node_new(P_LITERAL, "", 0))))
@@ -142,6 +145,11 @@ static struct stp_pnode *walk(struct stp_ptrie *t, const char *pat, size_t len, 
     for (size_t i = 0; i <= len; i++) {
         if (i < len && pat[i] != '.')
             continue;
+        bool hash = i - start == 1 && pat[start] == '#';
+        if (hash && n->kind == P_HASH) {
+            start = i + 1;
+            continue;
+        }
         struct stp_pnode *c = child(t, n, pat + start, i - start, make);
         if (!c) {
             if (make)

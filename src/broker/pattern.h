@@ -6,7 +6,9 @@
  * count: "a..b" is three words). In a pattern the word `*` matches exactly
  * one word and `#` zero or more; any other word, `#b` or `a*` too, matches
  * itself only. Each distinct pattern is one terminal node of the trie and
- * holds one opaque payload (the caller's; the trie never looks at it).
+ * holds one opaque payload (the caller's; the trie never looks at it). A
+ * run of `#` words is one `#` ("a.#.#" and "a.#" are the same pattern:
+ * they match the same topics), so they share a terminal.
  *
  * Matching runs the trie as an NFA over (node, word position): each pair is
  * visited at most once per match (a per-match epoch on the node and a bitmap

@@ -94,7 +94,7 @@ Test(ptrie, each_pattern_once)
     add(&t, "#", 1);
     add(&t, "a.#", 2);
     add(&t, "#.c", 3);
-    add(&t, "#.#.#", 4);
+    add(&t, "#.*.#", 4);
     add(&t, "a.b.c", 5);
     add(&t, "*.#.*", 6);
     add(&t, "x.#", 7);
@@ -128,6 +128,26 @@ Test(ptrie, first_word_filter)
     cr_assert_eq(stp_ptrie_match(&t, "zz.x", 4, count_hit, &h), 0);
     cr_assert_eq(h.n[3], 1);
     stp_ptrie_free(&t, NULL, NULL);
+}
+
+/* A run of `#` is one `#`: the same terminal, and the same topics. */
+Test(ptrie, hash_runs_are_one_pattern)
+{
+    struct stp_ptrie t = STP_PTRIE_INIT;
+    void **a = stp_ptrie_add(&t, "a.#.#.#", 7), **b = stp_ptrie_add(&t, "a.#", 3);
+    cr_assert_eq(a, b);
+    cr_assert_eq(t.count, 1);
+    cr_assert_eq(stp_ptrie_find(&t, "a.#.#", 5), a);
+    cr_assert_not_null(stp_ptrie_add(&t, "a.#.*.#", 7));
+    cr_assert_eq(t.count, 2);
+    stp_ptrie_del(&t, "a.#.#", 5);
+    cr_assert_null(stp_ptrie_find(&t, "a.#", 3));
+    cr_assert_eq(t.count, 1);
+    stp_ptrie_free(&t, NULL, NULL);
+    cr_assert(matches("#.#.#", "x"));
+    cr_assert(matches("a.#.#.b", "a.b"));
+    cr_assert(matches("a.#.#.b", "a.x.y.b"));
+    cr_assert(!matches("a.#.#.b", "a.x.y"));
 }
 
 /* Twenty `#` against a hundred words: visited at most once per (node,
