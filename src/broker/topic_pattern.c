@@ -12,8 +12,9 @@
  * once, through one ring, so its subscribers see the owner's order.
  *
  * Destination count (--max-destinations): a pattern is counted once, by its
- * home worker (hash of its name, stp_owner_of), when that worker makes its
- * record; the other workers keep their copy uncounted. When the count is
+ * home worker (the owner of "/topic/" plus its first word: the same for
+ * every spelling of one pattern, "a.#.#" and "a.#"), when that worker makes
+ * its record; the other workers keep their copy uncounted. When the count is
  * full the home worker refuses (REFUSED to the subscriber's worker, which
  * ERRORs its subscribers of the pattern); their -1 then clears the copies.
  *
@@ -56,7 +57,8 @@ static struct stp_opattern *record(struct stp_worker *w, struct stp_post *cmd, c
         return slot ? *slot : NULL;
     if (!w->route_want && !(w->route_want = calloc(w->broker_workers, 1)))
         return NULL;
-    bool home = stp_owner_of(w, name, len) == w->id;
+    const char *dot = memchr(name + TOPIC_PREFIX, '.', len - TOPIC_PREFIX);
+    bool home = stp_owner_of(w, name, dot ? (size_t)(dot - name) : len) == w->id;
     if (home && !stp_dest_count_take(w)) {
         stp_dest_refuse(w, cmd, name);
         return NULL;

@@ -567,6 +567,8 @@ Test(wildcard, max_destinations_counts_a_pattern_once)
     cr_assert_eq(ndests(), 1);
     subscribe(a, "2", "/topic/n.#");
     cr_assert_eq(ndests(), 2);
+    subscribe(b, "2", "/topic/n.#.#"); /* the same pattern, spelled otherwise */
+    cr_assert_eq(ndests(), 2);
     th_send(c, "SUBSCRIBE\nid:3\ndestination:/topic/o.*\nreceipt:r\n\n");
     th_pump();
     expect_error(c, "too many destinations");
