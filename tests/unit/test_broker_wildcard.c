@@ -2,6 +2,7 @@
  * pattern subscriptions through real workers (topic_pattern.c, topic.c,
  * session_sub.c) driven without sockets (broker_harness.h). Two workers at
  * least, so patterns match topics owned by other workers. */
+#include "auth/auth.h"
 #include "broker/pattern.h"
 #include "broker_harness.h"
 #include "stampede/counter.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* --- the trie alone --- */
 
@@ -204,9 +206,16 @@ Test(ptrie, stop_early_and_delete_prunes)
 
 /* --- through the broker --- */
 
+static char users_path[64], acl_path[64];
+
 static void fini(void)
 {
     th_teardown();
+    if (users_path[0])
+        unlink(users_path);
+    if (acl_path[0])
+        unlink(acl_path);
+    users_path[0] = acl_path[0] = '\0';
 }
 
 TestSuite(wildcard, .fini = fini);
@@ -596,4 +605,50 @@ Test(wildcard, unmatched_is_dropped)
     th_pump();
     th_expect_none(s);
     cr_assert_eq(STP_STAT_GET(th_worker(1)->stats.msgs_dropped), before + 1);
+}
+
+/* --- access control: read permission on the pattern string --- */
+
+static void write_temp(char *path, size_t n, const char *text)
+{
+    snprintf(path, n, "/tmp/stampede-wild-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static struct th_conn *login(unsigned worker, const char *user, const char *pass)
+{
+    struct th_conn *t = th_open(worker);
+    th_sendf(t, "CONNECT\naccept-version:1.2\nhost:test\nlogin:%s\npasscode:%s\n\n", user, pass);
+    cr_assert(th_await(t, 5000), "no answer to CONNECT");
+    th_expect(t, STP_CMD_CONNECTED);
+    return t;
+}
+
+Test(wildcard, acl_checks_the_pattern_string)
+{
+    char a[STP_PASSWORD_HASH_MAX], b[STP_PASSWORD_HASH_MAX], text[512];
+    cr_assert_eq(stp_password_hash("wonderland", 10, a), 0);
+    cr_assert_eq(stp_password_hash("builder", 7, b), 0);
+    snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", a, b);
+    write_temp(users_path, sizeof(users_path), text);
+    write_temp(acl_path, sizeof(acl_path), "alice read /topic/alerts.*\nbob write /topic/**\n");
+    const char *flags[] = {"--users-file", users_path, "--acl-file", acl_path, NULL};
+    th_setup(2, flags);
+    struct th_conn *alice = login(0, "alice", "wonderland"), *bob = login(1, "bob", "builder");
+    /* `/topic/alerts.*` (ACL: any bytes but '/') matches the string
+     * `/topic/alerts.#`: allowed, and it gets every word count. */
+    subscribe(alice, "a", "/topic/alerts.#");
+    publish(bob, "/topic/alerts.db.disk", "full");
+    th_pump();
+    expect_msg(alice, "a", "/topic/alerts.db.disk", "full");
+    /* `/topic/#` is not under alerts: refused like any destination. */
+    th_send(alice, "SUBSCRIBE\nid:all\ndestination:/topic/#\n\n");
+    th_pump();
+    th_expect(alice, STP_CMD_ERROR);
+    th_pump();
+    cr_assert(alice->torn_down);
+    assert_no_patterns(2);
 }
