@@ -39,7 +39,10 @@
 #define STP_BENCH_HDR "stampede-bench"
 #define STP_BENCH_HDR_VALUE_LEN (8 + 1 + 8 + 1 + 16 + 1 + 16)
 
-enum stp_bench_role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_IDLE };
+/* ROLE_PATTERNS: holds up to STP_BENCH_PATTERNS_PER_CONN of --idle-patterns
+ * (index i: patterns i * that .. on); never gets a message. */
+enum stp_bench_role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_IDLE, ROLE_PATTERNS };
+#define STP_BENCH_PATTERNS_PER_CONN 1000 /* Stampede's default --max-subscriptions */
 
 enum stp_bench_state {
     CONN_CONNECTING,   /* TCP connect in progress */

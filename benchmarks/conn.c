@@ -33,7 +33,10 @@ static size_t out_first_cap(const struct stp_bench_conn *c)
 
 static const char *role_name(enum stp_bench_role r)
 {
-    return r == ROLE_PRODUCER ? "producer" : r == ROLE_CONSUMER ? "consumer" : "idle";
+    return r == ROLE_PRODUCER   ? "producer"
+           : r == ROLE_CONSUMER ? "consumer"
+           : r == ROLE_IDLE     ? "idle"
+                                : "patterns";
 }
 
 void stp_bench_fail(struct stp_bench_run *r, const char *fmt, ...)
@@ -176,6 +179,34 @@ static void mark_ready(struct stp_bench_conn *c)
     }
 }
 
+/* --idle-patterns: this holder's share, /topic/PREFIX-idle.N.* for even N
+ * and .N.# for odd N; the last SUBSCRIBE asks for the receipt that makes
+ * the connection ready (the broker has every pattern before the load). */
+static int subscribe_patterns(struct stp_bench_conn *c)
+{
+    const struct stp_bench_config *cfg = cfg_of(c);
+    unsigned first = c->index * STP_BENCH_PATTERNS_PER_CONN;
+    unsigned end = first + STP_BENCH_PATTERNS_PER_CONN;
+    if (end > cfg->idle_patterns)
+        end = cfg->idle_patterns;
+    struct stp_buf b = STP_BUF_INIT;
+    int rc = 0;
+    for (unsigned n = first; n < end && rc == 0; n++) {
+        char dest[128];
+        snprintf(dest, sizeof(dest), "/topic/%s-idle.%u.%s", cfg->dest_prefix, n,
+                 n % 2 ? "#" : "*");
+        rc = stp_write_command(&b, STP_CMD_SUBSCRIBE);
+        rc = rc ? rc : stp_write_header_u64(&b, "id", n);
+        rc = rc ? rc : stp_write_header_str(&b, "destination", dest, c->version);
+        if (n + 1 == end)
+            rc = rc ? rc : stp_write_header_str(&b, "receipt", "patterns", c->version);
+        rc = rc ? rc : stp_write_body(&b, (struct stp_slice){"", 0});
+    }
+    rc = rc ? rc : stp_bench_conn_append(c, b.data, b.len);
+    stp_buf_free(&b);
+    return rc;
+}
+
 static void on_connected(struct stp_bench_conn *c, const struct stp_frame *f)
 {
     const struct stp_slice *v = stp_frame_header(f, "version");
@@ -189,8 +220,8 @@ static void on_connected(struct stp_bench_conn *c, const struct stp_frame *f)
         c->hb_send_ns = sy ? (sy > cx ? sy : cx) * UINT64_C(1000000) : 0;
         c->hb_last_sent = uv_hrtime();
     }
-    if (c->role == ROLE_CONSUMER) {
-        int rc = stp_bench_consumer_subscribe(c);
+    if (c->role == ROLE_CONSUMER || c->role == ROLE_PATTERNS) {
+        int rc = c->role == ROLE_CONSUMER ? stp_bench_consumer_subscribe(c) : subscribe_patterns(c);
         if (rc) {
             conn_fail(c, "cannot build SUBSCRIBE", rc);
             return;
@@ -219,7 +250,7 @@ static void on_error_frame(struct stp_bench_conn *c, const struct stp_frame *f)
 
 static void on_receipt(struct stp_bench_conn *c, const struct stp_frame *f, uint64_t now)
 {
-    if (c->role == ROLE_CONSUMER && c->state == CONN_SUBSCRIBING) {
+    if ((c->role == ROLE_CONSUMER || c->role == ROLE_PATTERNS) && c->state == CONN_SUBSCRIBING) {
         mark_ready(c);
         return;
     }

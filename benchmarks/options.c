@@ -225,6 +225,7 @@ UINT_SETTER(set_rate, rate, 1000000000)
 UINT_SETTER(set_prefetch, prefetch, 1000000)
 UINT_SETTER(set_threads, threads, 1024)
 UINT_SETTER(set_idle, idle_connections, 1000000)
+UINT_SETTER(set_idle_patterns, idle_patterns, 10000000)
 UINT_SETTER(set_heartbeat, heartbeat_ms, 3600000)
 UINT_SETTER(set_window, window, 100000000)
 
@@ -405,6 +406,9 @@ static const struct keyword keywords[] = {
     {"idle-connections", ARG_REQUIRED, set_idle,
      "extra connections that only exchange "
      "heart-beats"},
+    {"idle-patterns", ARG_REQUIRED, set_idle_patterns,
+     "topic pattern subscriptions no message matches (/topic/PREFIX-idle.N.* and .N.#), "
+     "1000 per extra connection (default 0)"},
     {"heartbeat", ARG_REQUIRED, set_heartbeat,
      "heart-beat of idle connections in ms (default "
      "10000)"},

@@ -43,7 +43,8 @@ struct stp_bench_config {
     unsigned threads;  /* 0 = the CPUs this process may use */
     char login[128], passcode[128];
     unsigned idle_connections;
-    unsigned heartbeat_ms; /* heart-beat of idle connections */
+    unsigned idle_patterns; /* pattern subscriptions on topics the load never touches */
+    unsigned heartbeat_ms;  /* heart-beat of idle connections */
     char json_path[512];
     char accept_version[16]; /* CONNECT accept-version: "1.0,1.1,1.2" or one of them */
     char tls_ca[512];        /* stomp+ssl://, wss://: verify the broker against these CAs */

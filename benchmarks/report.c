@@ -86,6 +86,8 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
     if (rep->idle_requested)
         fprintf(out, "  idle connections %u, alive at end %u\n", rep->idle_requested,
                 rep->idle_alive);
+    if (c->idle_patterns)
+        fprintf(out, "  idle pattern subscriptions %u\n", c->idle_patterns);
     fprintf(out, "  sustained: %s\n", stp_bench_report_sustained(rep) ? "yes" : "no");
 }
 
@@ -133,12 +135,13 @@ static void json_config(FILE *out, const struct stp_bench_report *rep)
             "\"size\": %zu, \"rate_per_producer\": %llu, \"duration_s\": %.3f, "
             "\"warmup_s\": %.3f, \"drain_timeout_s\": %.3f, \"ack\": \"%s\", "
             "\"prefetch\": %u, \"receipts_every\": %u, \"persistent\": %s, \"window\": %u, "
-            "\"threads\": %u, \"idle_connections\": %u, \"heartbeat_ms\": %u},\n",
+            "\"threads\": %u, \"idle_connections\": %u, \"heartbeat_ms\": %u, "
+            "\"idle_patterns\": %u},\n",
             c->producers, c->consumers, c->destinations, c->topic ? "topic" : "queue", c->size,
             (unsigned long long)c->rate, (double)c->duration_ns / 1e9, (double)c->warmup_ns / 1e9,
             (double)c->drain_ns / 1e9, stp_bench_ack_name(c->ack), c->prefetch, c->receipts,
             c->persistent ? "true" : "false", c->window, rep->threads, c->idle_connections,
-            c->heartbeat_ms);
+            c->heartbeat_ms, c->idle_patterns);
 }
 
 static void json_first_lost(FILE *out, int64_t producer, int64_t seq)

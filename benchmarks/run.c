@@ -104,7 +104,9 @@ static int build(struct stp_bench_run *r)
 {
     const struct stp_bench_config *cfg = &r->cfg;
     r->nthreads = cfg->threads ? cfg->threads : usable_cpus();
-    r->total_conns = cfg->producers + cfg->consumers + cfg->idle_connections;
+    unsigned holders =
+        (cfg->idle_patterns + STP_BENCH_PATTERNS_PER_CONN - 1) / STP_BENCH_PATTERNS_PER_CONN;
+    r->total_conns = cfg->producers + cfg->consumers + cfg->idle_connections + holders;
     if (r->nthreads > r->total_conns)
         r->nthreads = r->total_conns;
     r->threads = calloc(r->nthreads, sizeof(*r->threads));
@@ -143,6 +145,9 @@ static int build(struct stp_bench_run *r)
     }
     for (unsigned i = 0; i < cfg->idle_connections; i++)
         if (!(r->idles[i] = new_conn(r, ROLE_IDLE, i, &next)))
+            return STP_ENOMEM;
+    for (unsigned i = 0; i < holders; i++) /* freed with their thread's connections */
+        if (!new_conn(r, ROLE_PATTERNS, i, &next))
             return STP_ENOMEM;
     return 0;
 }

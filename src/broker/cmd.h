@@ -39,6 +39,8 @@ enum stp_wcmd {
     STP_WCMD_DEAD_SYNC,     /* queue owner -> DLQ owner: tell me when the dead letter is stored */
     STP_WCMD_DEAD_DONE,     /* DLQ owner -> queue owner: it is (ok) or was lost */
     STP_WCMD_DSUB_DEL,      /* conn's worker -> owner: remove a durable subscription */
+    STP_WCMD_PATTERN_INTEREST, /* worker -> every worker: first / last local subscriber of a pattern
+                                */
 };
 
 /* The worker field of a command that comes from no connection (a dead
@@ -54,7 +56,8 @@ struct stp_post {
         struct {
             struct stp_msg *msg;
         } route, topic_deliver;
-        /* INTEREST: owns the topic name (heap). delta is +1 or -1. */
+        /* INTEREST, PATTERN_INTEREST: owns the topic name or pattern
+         * ("/topic/a.*", heap). delta is +1 or -1. */
         struct {
             char *topic;
             int delta;
@@ -139,6 +142,11 @@ static inline struct stp_post stp_post_topic_deliver(struct stp_msg *msg)
 static inline struct stp_post stp_post_interest(char *topic, int delta)
 {
     return (struct stp_post){.type = STP_WCMD_INTEREST, .u.interest = {topic, delta}};
+}
+
+static inline struct stp_post stp_post_pattern_interest(char *pattern, int delta)
+{
+    return (struct stp_post){.type = STP_WCMD_PATTERN_INTEREST, .u.interest = {pattern, delta}};
 }
 
 static inline struct stp_post stp_post_consumer_add(char *queue, uint64_t sub_key,

@@ -56,6 +56,14 @@ int stp_topic_bind(struct stp_worker *w, const char *name, size_t len, struct st
 void stp_topic_unbind(struct stp_worker *w, const char *name, size_t len, struct stp_queue *q);
 void stp_topic_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 void stp_topics_free(struct stp_worker *w);
+/* Patterns (topic_pattern.c). dest "/topic/NAME": is NAME a pattern (a word
+ * is exactly `*` or `#`); words: how many words NAME has (may be NULL). */
+bool stp_topic_is_pattern(const char *dest, size_t len, size_t *words);
+void stp_topic_pattern_interest(struct stp_worker *w, unsigned from, struct stp_post *cmd);
+/* Mark in w->route_want the workers of every pattern that matches m's
+ * topic; nwant: how many are marked already. Returns how many are marked. */
+unsigned stp_topic_pattern_mark(struct stp_worker *w, const struct stp_msg *m, unsigned nwant);
+void stp_topic_patterns_free(struct stp_worker *w);
 
 void stp_queue_route(struct stp_worker *w, struct stp_post *cmd);
 /* A copy (m, taken over) of a topic message for durable subscription queue
@@ -103,7 +111,12 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd);
 int stp_ltopic_add(struct stp_worker *w, struct stp_sub *sub, bool *first);
 /* Remove; true when it was the last. */
 bool stp_ltopic_remove(struct stp_worker *w, struct stp_sub *sub);
-/* Give m to every local subscriber of its topic; takes over the reference. */
+/* Give m to every local subscriber of its topic and of each pattern that
+ * matches it; takes over the reference. */
 void stp_ltopic_deliver(struct stp_worker *w, struct stp_msg *m);
+/* The local record of a topic or pattern ("/topic/..."), or NULL. */
+struct stp_ltopic *stp_ltopic_find(struct stp_worker *w, const char *dest, size_t len);
+/* At the worker's end: free the local records. */
+void stp_ltopics_free(struct stp_worker *w);
 
 #endif

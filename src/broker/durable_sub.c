@@ -99,20 +99,6 @@ static int make_name(struct stp_conn *c, enum dialect d, struct stp_slice name,
     return 0;
 }
 
-/* A topic name with a `*` or `#` word is a pattern. */
-static bool is_pattern(struct stp_slice topic)
-{
-    size_t start = sizeof("/topic/") - 1;
-    for (size_t i = start; i <= topic.len; i++) {
-        if (i < topic.len && topic.p[i] != '.')
-            continue;
-        if (i - start == 1 && (topic.p[start] == '*' || topic.p[start] == '#'))
-            return true;
-        start = i + 1;
-    }
-    return false;
-}
-
 int stp_session_dsub_target(struct stp_conn *c, const struct stp_frame *f, struct stp_slice topic,
                             char **qname)
 {
@@ -128,7 +114,7 @@ int stp_session_dsub_target(struct stp_conn *c, const struct stp_frame *f, struc
     if (d == DIALECT_RABBITMQ && !name.p)
         return stp_session_bad(c, f, "durable subscription needs an id",
                                "A durable subscription (durable:true) is named by its id header.");
-    if (is_pattern(topic))
+    if (stp_topic_is_pattern(topic.p, topic.len, NULL))
         return stp_session_bad(c, f, "durable wildcard subscriptions are not supported",
                                "A durable subscription names one topic, without * or # words.");
     if (stp_frame_header(f, "selector"))

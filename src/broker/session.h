@@ -46,6 +46,7 @@ struct stp_sub {
     char *dest;
     size_t dest_len;
     bool is_queue;
+    bool is_pattern; /* a topic pattern (a word is `*` or `#`): owner is its home worker */
     enum stp_ack_mode ack_mode;
     uint32_t prefetch;
     unsigned owner;
@@ -79,7 +80,7 @@ struct stp_sub {
     bool durable;
 };
 
-/* The worker's local subscribers of one topic. */
+/* The worker's local subscribers of one topic or one pattern. */
 struct stp_ltopic {
     char *name;
     size_t name_len;

@@ -10,6 +10,7 @@
  * `ack:<sub number>-<tag>`; 1.0/1.1 clients ack by message-id instead.
  */
 #include "broker/dest.h"
+#include "broker/pattern.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
 #include "select/select.h"
@@ -77,6 +78,26 @@ static int parse_ack_mode(const struct stp_slice *ack, enum stp_ack_mode *mode)
     return 0;
 }
 
+/* A pattern's interest goes to every worker (each owns topics it may
+ * match); a receipt then fences them all. 0 or STP_ENOMEM. */
+static int post_pattern_interest(struct stp_conn *c, const struct stp_sub *sub, int delta)
+{
+    struct stp_worker *w = stp_worker_of(c);
+    for (unsigned i = 0; i < w->broker_workers; i++) {
+        struct stp_post cmd = stp_post_pattern_interest(strdup(sub->dest), delta);
+        if (!cmd.u.interest.topic)
+            return STP_ENOMEM;
+        stp_session_post(c, i, &cmd);
+    }
+    return 0;
+}
+
+static void touch_all(struct stp_conn *c)
+{
+    for (unsigned i = 0; i < stp_worker_of(c)->broker_workers; i++)
+        stp_session_touch(c, i);
+}
+
 /* Tell the owner about a new subscription. */
 static int register_sub(struct stp_conn *c, struct stp_sub *sub)
 {
@@ -89,9 +110,14 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
         if (!first) {
             /* This worker's interest was posted before: FIFO rings put it
              * ahead of any later fence, so marking the owner is enough. */
-            stp_session_touch(c, sub->owner);
+            if (sub->is_pattern)
+                touch_all(c);
+            else
+                stp_session_touch(c, sub->owner);
             return 0;
         }
+        if (sub->is_pattern)
+            return post_pattern_interest(c, sub, 1);
         struct stp_post cmd = stp_post_interest(strdup(sub->dest), 1);
         if (!cmd.u.interest.topic)
             return STP_ENOMEM;
@@ -129,6 +155,10 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
     /* A temp queue is the connection's own: no ACL applies. */
     if (kind != STP_DEST_TEMP && stp_session_check_perm(c, f, *dest, STP_ACL_READ) < 0)
         return -1;
+    size_t words = 0;
+    if (stp_topic_is_pattern((*dest)->p, (*dest)->len, &words) && words > STP_PATTERN_MAX_WORDS)
+        return stp_session_bad(c, f, "pattern too long",
+                               "A topic pattern has at most 128 dot-separated words.");
     if (find_sub_by_id(c, id->p, id->len))
         return stp_session_badf(c, f, "Duplicated subscription identifier",
                                 "A subscription identified by '%.*s' already exists.",
@@ -195,6 +225,7 @@ struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, st
     sub->dest = stp_session_strdup(dest);
     sub->dest_len = dest.len;
     sub->is_queue = stp_dest_is_queue(dest.p, dest.len);
+    sub->is_pattern = !sub->is_queue && stp_topic_is_pattern(dest.p, dest.len, NULL);
     sub->ack_mode = mode;
     sub->prefetch = prefetch;
     /* 1.0/1.1 ack by message-id; a topic subscription also keeps its
@@ -291,9 +322,15 @@ static void sub_remove(struct stp_conn *c, struct stp_sub *sub)
         struct stp_post cmd = stp_post_consumer_del(sub->key, written ? sub->tag_queued : 0);
         stp_session_post(c, sub->owner, &cmd);
     } else if (stp_ltopic_remove(w, sub)) {
-        struct stp_post cmd = stp_post_interest(strdup(sub->dest), -1);
-        if (cmd.u.interest.topic)
-            stp_session_post(c, sub->owner, &cmd);
+        /* The last local subscriber: the owner (every worker, for a
+         * pattern) forgets this worker's interest. */
+        if (sub->is_pattern) {
+            post_pattern_interest(c, sub, -1);
+        } else {
+            struct stp_post cmd = stp_post_interest(strdup(sub->dest), -1);
+            if (cmd.u.interest.topic)
+                stp_session_post(c, sub->owner, &cmd);
+        }
     }
     sub_free(sub);
 }

@@ -8,8 +8,16 @@
  * a worker walks its own subscribers of the topic and queues each a small
  * header block plus the shared tail. A message for a topic nobody subscribes
  * to is dropped.
+ *
+ * Pattern subscriptions (topic_pattern.c) add to both sides: the owner also
+ * marks the workers of every matching pattern (still one TOPIC_DELIVER per
+ * worker), and a worker also gives the message to its subscribers of every
+ * matching pattern (w->local_patterns, a trie whose terminals are the same
+ * struct stp_ltopic lists). With no pattern in the broker each side costs
+ * one more branch than without the feature.
  */
 #include "broker/dest.h"
+#include "broker/pattern.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "stampede/array.h"
@@ -47,6 +55,27 @@ enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
     return STP_DEST_BAD;
 }
 
+/* With patterns: the workers with exact interest or a matching pattern,
+ * each once (w->route_want is all zero between calls). bound: durable
+ * subscriptions take it too (not dropped). */
+static void route_with_patterns(struct stp_worker *w, struct stp_topic *t, struct stp_msg *m,
+                                bool bound)
+{
+    uint8_t *want = w->route_want;
+    unsigned n = 0;
+    for (unsigned i = 0; t && i < w->broker_workers; i++)
+        n += want[i] = t->counts[i] != 0;
+    if (stp_topic_pattern_mark(w, m, n) == 0 && !bound)
+        STP_STAT_INC(w->stats.msgs_dropped);
+    for (unsigned i = 0; i < w->broker_workers; i++) {
+        if (!want[i])
+            continue;
+        want[i] = 0;
+        struct stp_post cmd = stp_post_topic_deliver(stp_msg_ref(m));
+        stp_worker_post(w, i, &cmd);
+    }
+}
+
 bool stp_dest_is_queue(const char *name, size_t len)
 {
     enum stp_dest_kind k = stp_dest_kind(name, len);
@@ -75,18 +104,22 @@ void stp_topic_route(struct stp_worker *w, struct stp_post *cmd)
     struct stp_msg *m = cmd->u.route.msg;
     cmd->u.route.msg = NULL;
     struct stp_topic *t = stp_map_get(&w->topics, m->dest, m->dest_len);
-    if (!t || (t->nworkers == 0 && t->nbinds == 0))
-        STP_STAT_INC(w->stats.msgs_dropped);
-    if (t) {
+    bool bound = t && t->nbinds;
+    if (w->patterns.count) {
+        route_with_patterns(w, t, m, bound);
+    } else if (!t || t->nworkers == 0) {
+        if (!bound)
+            STP_STAT_INC(w->stats.msgs_dropped);
+    } else {
         for (unsigned i = 0; i < w->broker_workers && t->nworkers; i++) {
             if (!t->counts[i])
                 continue;
             struct stp_post d = stp_post_topic_deliver(stp_msg_ref(m));
             stp_worker_post(w, i, &d);
         }
-        if (t->nbinds)
-            route_bound(w, t, m, cmd);
     }
+    if (bound)
+        route_bound(w, t, m, cmd);
     stp_msg_unref(&m);
 }
 
@@ -202,24 +235,47 @@ void stp_topics_free(struct stp_worker *w)
 
 /* --- local side --- */
 
+/* The worker's record of sub's topic or pattern, made when missing (*first). */
+static struct stp_ltopic *ltopic_get(struct stp_worker *w, struct stp_sub *sub, bool *first)
+{
+    void **slot = NULL;
+    struct stp_ltopic *lt;
+    if (sub->is_pattern) {
+        slot = stp_ptrie_add(&w->local_patterns, sub->dest + 7, sub->dest_len - 7);
+        if (!slot)
+            return NULL;
+        lt = *slot;
+    } else {
+        lt = stp_map_get(&w->local_topics, sub->dest, sub->dest_len);
+    }
+    if (lt)
+        return lt;
+    lt = calloc(1, sizeof(*lt));
+    if (lt && (lt->name = strdup(sub->dest))) {
+        lt->name_len = sub->dest_len;
+        if (slot) {
+            *slot = lt;
+            *first = true;
+            return lt;
+        }
+        if (stp_map_put(&w->local_topics, lt->name, lt->name_len, lt) == 0) {
+            *first = true;
+            return lt;
+        }
+        free(lt->name);
+    }
+    free(lt);
+    if (slot)
+        stp_ptrie_del(&w->local_patterns, sub->dest + 7, sub->dest_len - 7);
+    return NULL;
+}
+
 int stp_ltopic_add(struct stp_worker *w, struct stp_sub *sub, bool *first)
 {
-    struct stp_ltopic *lt = stp_map_get(&w->local_topics, sub->dest, sub->dest_len);
     *first = false;
-    if (!lt) {
-        lt = calloc(1, sizeof(*lt));
-        if (!lt || !(lt->name = strdup(sub->dest))) {
-            free(lt);
-            return STP_ENOMEM;
-        }
-        lt->name_len = sub->dest_len;
-        if (stp_map_put(&w->local_topics, lt->name, lt->name_len, lt) < 0) {
-            free(lt->name);
-            free(lt);
-            return STP_ENOMEM;
-        }
-        *first = true;
-    }
+    struct stp_ltopic *lt = ltopic_get(w, sub, first);
+    if (!lt)
+        return STP_ENOMEM;
     /* Append at the tail so deliveries keep subscription order. */
     sub->lt = lt;
     sub->tnext = NULL;
@@ -256,10 +312,21 @@ bool stp_ltopic_remove(struct stp_worker *w, struct stp_sub *sub)
     sub->lt = NULL;
     if (--lt->count > 0)
         return false;
-    stp_map_del(&w->local_topics, lt->name, lt->name_len);
+    if (sub->is_pattern)
+        stp_ptrie_del(&w->local_patterns, lt->name + 7, lt->name_len - 7);
+    else
+        stp_map_del(&w->local_topics, lt->name, lt->name_len);
     free(lt->name);
     free(lt);
     return true;
+}
+
+static bool deliver_lt(void *ctx, void *payload)
+{
+    const struct stp_ltopic *lt = payload;
+    for (struct stp_sub *s = lt->head; s; s = s->tnext)
+        stp_session_deliver_topic(s, ctx);
+    return false;
 }
 
 void stp_ltopic_deliver(struct stp_worker *w, struct stp_msg *m)
@@ -267,5 +334,33 @@ void stp_ltopic_deliver(struct stp_worker *w, struct stp_msg *m)
     struct stp_ltopic *lt = stp_map_get(&w->local_topics, m->dest, m->dest_len);
     for (struct stp_sub *s = lt ? lt->head : NULL; s; s = s->tnext)
         stp_session_deliver_topic(s, m);
+    /* Each local pattern that matches is reported once: a subscription gets
+     * a message once, whichever of its words matched how. */
+    if (w->local_patterns.count &&
+        stp_ptrie_match(&w->local_patterns, m->dest + 7, m->dest_len - 7, deliver_lt, m) < 0)
+        stp_error("topic %s: out of memory matching local patterns", m->dest);
     stp_msg_unref(&m);
+}
+
+struct stp_ltopic *stp_ltopic_find(struct stp_worker *w, const char *dest, size_t len)
+{
+    if (stp_topic_is_pattern(dest, len, NULL)) {
+        void **slot = stp_ptrie_find(&w->local_patterns, dest + 7, len - 7);
+        return slot ? *slot : NULL;
+    }
+    return stp_map_get(&w->local_topics, dest, len);
+}
+
+static void free_lpattern(void *ctx, void *payload)
+{
+    struct stp_ltopic *lt = payload;
+    (void)ctx;
+    free(lt->name);
+    free(lt);
+}
+
+void stp_ltopics_free(struct stp_worker *w)
+{
+    stp_map_free(&w->local_topics);
+    stp_ptrie_free(&w->local_patterns, free_lpattern, NULL);
 }

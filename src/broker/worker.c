@@ -72,6 +72,7 @@ void stp_post_release(struct stp_post *cmd)
         stp_msg_unref(&cmd->u.dead.msg);
         break;
     case STP_WCMD_INTEREST:
+    case STP_WCMD_PATTERN_INTEREST:
         free(cmd->u.interest.topic);
         cmd->u.interest.topic = NULL;
         break;
@@ -225,7 +226,7 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
     }
     /* The owner has no record of this topic, so none of this worker's
      * subscribers of it would ever get a message: refuse them all. */
-    struct stp_ltopic *lt = stp_map_get(&w->local_topics, topic, strlen(topic));
+    struct stp_ltopic *lt = stp_ltopic_find(w, topic, strlen(topic));
     for (struct stp_sub *s = lt ? lt->head : NULL; s; s = s->tnext)
         refuse_conn(s->conn);
     stp_post_release(cmd);
@@ -252,6 +253,9 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
         break;
     case STP_WCMD_INTEREST:
         stp_topic_interest(w, from, cmd);
+        break;
+    case STP_WCMD_PATTERN_INTEREST:
+        stp_topic_pattern_interest(w, from, cmd);
         break;
     case STP_WCMD_CONSUMER_ADD:
         stp_queue_consumer_add(w, from, cmd);
@@ -456,7 +460,8 @@ void stp_worker_fini(struct stp_worker *w)
     stp_queues_free(w);
     stp_durable_free(w);
     stp_topics_free(w);
-    stp_map_free(&w->local_topics);
+    stp_topic_patterns_free(w);
+    stp_ltopics_free(w);
     stp_map_free(&w->subs_by_key);
     stp_buf_free(&w->scratch);
     stp_net_free(&w->net);

@@ -16,6 +16,7 @@
 
 #include "broker/cmd.h"
 #include "broker/durable.h"
+#include "broker/pattern.h"
 #include "broker/recover.h"
 #include "broker/stats.h"
 #include "net/conn.h"
@@ -66,12 +67,18 @@ struct stp_worker {
     struct stp_net net;
 
     /* Local subscription records. */
-    struct stp_map local_topics; /* topic name -> struct stp_ltopic */
-    struct stp_map subs_by_key;  /* sub key (8 bytes) -> struct stp_sub */
+    struct stp_map local_topics;     /* topic name -> struct stp_ltopic */
+    struct stp_ptrie local_patterns; /* pattern -> struct stp_ltopic (topic.c) */
+    struct stp_map subs_by_key;      /* sub key (8 bytes) -> struct stp_sub */
     uint64_t sub_counter;
 
     /* Destinations owned by this worker. */
-    struct stp_map topics;    /* name -> struct stp_topic */
+    struct stp_map topics; /* name -> struct stp_topic */
+    /* Every pattern any worker subscribes (topic_pattern.c): pattern ->
+     * per-worker counts; route_want: workers a message goes to, all zero
+     * between two routes (made with the first pattern). */
+    struct stp_ptrie patterns;
+    uint8_t *route_want;
     struct stp_map queues;    /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
 

@@ -221,3 +221,16 @@ Test(bench_options, websocket_urls_take_an_http_path)
     cr_assert_str_eq(cfg.tls_ca, "/ca.pem");
     expect_error((const char *[]){"--url", "stomp://h:1", "--tls-ca", "/ca.pem", NULL}, "--tls-ca");
 }
+
+Test(bench_options, idle_patterns)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--preset", "fanout", "--idle-patterns", "10000", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert_eq(cfg.idle_patterns, 10000);
+    cr_assert_eq(cfg.consumers, 10, "the preset's load is unchanged");
+    const char *bad[] = {"--idle-patterns", "-1", NULL};
+    cr_assert_eq(parse(&cfg, err, bad), STP_EINVAL);
+    cr_assert(strstr(err, "--idle-patterns") != NULL, "%s", err);
+}

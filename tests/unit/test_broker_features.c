@@ -590,3 +590,23 @@ Test(dsub, clients_cannot_name_a_durable_subscriptions_queue)
     cr_assert_str_eq(th_header(&f, "message"), "Unknown destination");
     th_expect_none(sub);
 }
+
+Test(dsub, a_pattern_subscriber_and_a_durable_one_both_get_the_message)
+{
+    start_with(2, NULL, NULL);
+    const char *topic = th_owned_by(1, "/topic/mix.", 0);
+    struct th_conn *pat = th_connect(0);
+    th_send(pat, "SUBSCRIBE\ndestination:/topic/mix.#\nid:p\nreceipt:s\n\n");
+    th_pump();
+    th_expect(pat, STP_CMD_RECEIPT);
+    struct th_conn *dur = th_connect(0);
+    rabbit_sub(dur, topic, "d", NULL);
+    disconnect(dur);
+    struct th_conn *pub = th_connect(1);
+    publish(pub, topic, 0, 3, false);
+    expect_msgs(pat, "p", 0, 3);
+    dur = th_connect(1);
+    rabbit_sub(dur, topic, "d", NULL);
+    expect_msgs(dur, "d", 0, 3);
+    th_expect_none(pat);
+}
