@@ -34,12 +34,16 @@ struct stp_msg {
     bool needs_escape;   /* a forwarded header differs between 1.0 and 1.1/1.2 */
     atomic_uchar utf8;   /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
     bool persistent;     /* SENT with persistent:true (set before it is shared) */
+    uint16_t dedup_len;  /* dedup-id value in the tail, escaped (0: none); see dedup_off */
     uint64_t expires_ms; /* epoch ms from which it is never delivered; 0: never */
     /* Queue owner's state, read and written only by the worker that owns
      * the message's queue (a queue message is in one queue): how many times
      * it was handed to a consumer, and for a journaled message its durable
      * key and the lsn of its current MSG record (0: not journaled). */
     uint32_t deliveries;
+    /* Set before it is shared: the dedup-id value is tail[dedup_off, +dedup_len)
+     * (placed here, it fills a hole). */
+    uint32_t dedup_off;
     uint64_t jkey, jlsn;
     /* Set by the publisher's worker before it is shared: the first receipt
      * fence of the sending connection that covers this SEND (told back if
