@@ -13,7 +13,6 @@
 #include "broker/durable.h"
 #include "broker/worker.h"
 #include "stampede/clock.h"
-#include "stampede/deque.h"
 #include "stampede/log.h"
 #include "stampede/map.h"
 #include "stampede/msg.h"
@@ -24,28 +23,15 @@
 
 /* Bytes an id costs besides its own: the entry, a FIFO slot and a hash
  * slot at the map's load (a 32-byte slot at up to 70%). */
-#define ID_OVERHEAD (sizeof(struct did) + sizeof(void *) + 48)
+#define ID_OVERHEAD (sizeof(struct stp_dedup_id) + sizeof(void *) + 48)
 #define WIN_OVERHEAD (sizeof(struct win) + 64)
-
-struct did {
-    uint64_t seen_ms; /* epoch ms it was first seen */
-    uint64_t jlsn;    /* its DEDUP record; 0: none */
-    uint16_t len;
-    char id[]; /* the hash set's key (not NUL-terminated) */
-};
-
-/* A FIFO slot (the deque macro wants a type that `const` can prefix). */
-struct did_slot {
-    struct did *d;
-};
-STP_DEQUE_DEFINE(did_fifo, struct did_slot)
 
 struct win {
     char *name; /* the worker's map key */
     size_t name_len;
-    struct stp_map ids;   /* id -> struct did */
-    struct did_fifo fifo; /* oldest first */
-    size_t bytes;         /* counted in the broker's dedup_bytes */
+    struct stp_map ids;         /* id -> struct stp_dedup_id */
+    struct stp_dedup_fifo fifo; /* oldest first */
+    size_t bytes;               /* counted in the broker's dedup_bytes */
 };
 
 static atomic_size_t *total(struct stp_worker *w)
@@ -74,7 +60,7 @@ static void refund(struct stp_worker *w, struct win *v, size_t n)
  * goes too. */
 static void pop_oldest(struct stp_worker *w, struct win *v)
 {
-    struct did *d = did_fifo_pop_front(&v->fifo).d;
+    struct stp_dedup_id *d = stp_dedup_fifo_pop_front(&v->fifo).d;
     stp_map_del(&v->ids, d->id, d->len);
     if (d->jlsn && w->dur.j)
         stp_journal_release(w->dur.j, d->jlsn);
@@ -86,21 +72,21 @@ static void win_free(struct stp_worker *w, struct win *v)
 {
     while (v->fifo.count)
         pop_oldest(w, v);
-    did_fifo_free(&v->fifo);
+    stp_dedup_fifo_free(&v->fifo);
     stp_map_free(&v->ids);
     refund(w, v, v->bytes);
     free(v->name);
     free(v);
 }
 
-static bool expired(const struct stp_worker *w, const struct did *d, uint64_t now)
+static bool expired(const struct stp_worker *w, const struct stp_dedup_id *d, uint64_t now)
 {
     return d->seen_ms + w->cfg->dedup_window_ms <= now;
 }
 
 static void expire_win(struct stp_worker *w, struct win *v, uint64_t now)
 {
-    while (v->fifo.count && expired(w, did_fifo_at(&v->fifo, 0)->d, now))
+    while (v->fifo.count && expired(w, stp_dedup_fifo_at(&v->fifo, 0)->d, now))
         pop_oldest(w, v);
 }
 
@@ -164,20 +150,20 @@ static bool make_room(struct stp_worker *w, struct win *v, size_t len)
 
 /* Remember id in dest's window (made when missing); false when it could
  * not be (no room, out of memory: counted as forgotten early). */
-static struct did *insert(struct stp_worker *w, const char *dest, size_t dest_len, const char *id,
-                          size_t len, uint64_t seen_ms)
+static struct stp_dedup_id *insert(struct stp_worker *w, const char *dest, size_t dest_len,
+                                   const char *id, size_t len, uint64_t seen_ms)
 {
     struct win *v = stp_map_get(&w->dedup, dest, dest_len);
     if (!v && !(v = win_make(w, dest, dest_len)))
         return NULL;
-    struct did *d = NULL;
+    struct stp_dedup_id *d = NULL;
     if (make_room(w, v, len) && (d = malloc(sizeof(*d) + len)) != NULL) {
-        *d = (struct did){.seen_ms = seen_ms, .len = (uint16_t)len};
+        *d = (struct stp_dedup_id){.seen_ms = seen_ms, .len = (uint16_t)len};
         memcpy(d->id, id, len);
         if (stp_map_put(&v->ids, d->id, len, d) < 0) {
             free(d);
             d = NULL;
-        } else if (did_fifo_push_back(&v->fifo, (struct did_slot){d}) < 0) {
+        } else if (stp_dedup_fifo_push_back(&v->fifo, (struct stp_dedup_slot){d}) < 0) {
             stp_map_del(&v->ids, d->id, len);
             free(d);
             d = NULL;
@@ -209,7 +195,7 @@ void stp_dedup_remember(struct stp_worker *w, const struct stp_msg *m)
 {
     const char *id = m->tail + m->dedup_off;
     uint64_t now = stp_epoch_ms();
-    struct did *d = insert(w, m->dest, m->dest_len, id, m->dedup_len, now);
+    struct stp_dedup_id *d = insert(w, m->dest, m->dest_len, id, m->dedup_len, now);
     if (d && m->jkey)
         d->jlsn = stp_durable_dedup(w, m->dest, m->dest_len, id, m->dedup_len, now);
 }
@@ -223,7 +209,7 @@ void stp_dedup_restore(struct stp_worker *w, const char *dest, size_t dest_len, 
     struct win *v = stp_map_get(&w->dedup, dest, dest_len);
     if (v && stp_map_get(&v->ids, id, id_len))
         return; /* the same id twice: the first one counts */
-    struct did *d = insert(w, dest, dest_len, id, id_len, seen_ms);
+    struct stp_dedup_id *d = insert(w, dest, dest_len, id, id_len, seen_ms);
     if (d && lsn && w->dur.j) {
         stp_journal_adopt(w->dur.j, lsn);
         d->jlsn = lsn;

@@ -27,6 +27,8 @@
 #ifndef STP_BROKER_DEDUP_H
 #define STP_BROKER_DEDUP_H
 
+#include "stampede/deque.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +38,20 @@ struct stp_msg;
 
 /* Longest dedup-id a SEND may carry, in bytes as sent. */
 #define STP_DEDUP_ID_MAX 256
+
+/* dedup.c's own types: one remembered id, and a window's FIFO of them (defined
+ * here because clang warns about unused static inline functions that a
+ * .c file defines). */
+struct stp_dedup_id {
+    uint64_t seen_ms; /* epoch ms it was first seen */
+    uint64_t jlsn;    /* its DEDUP record; 0: none */
+    uint16_t len;
+    char id[]; /* the hash set's key (not NUL-terminated) */
+};
+struct stp_dedup_slot {
+    struct stp_dedup_id *d;
+};
+STP_DEQUE_DEFINE(stp_dedup_fifo, struct stp_dedup_slot)
 
 /* True when m's dedup-id was seen on m->dest within the window: the caller
  * drops m (counted here). Only for m with a dedup_len. */
