@@ -21,9 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes an id costs besides its own: the entry, a FIFO slot and a hash
- * slot at the map's load (a 32-byte slot at up to 70%). */
-#define ID_OVERHEAD (sizeof(struct stp_dedup_id) + sizeof(void *) + 48)
+/* What a window costs, counted toward --dedup-max-memory as it really is:
+ * the window and its name, each id's allocation (malloc's header and
+ * rounding included), and the hash table's and the FIFO's capacity (they
+ * grow by doubling and shrink only when the window is freed). */
 #define WIN_OVERHEAD (sizeof(struct win) + 64)
 
 struct win {
@@ -31,6 +32,7 @@ struct win {
     size_t name_len;
     struct stp_map ids;         /* id -> struct stp_dedup_id */
     struct stp_dedup_fifo fifo; /* oldest first */
+    size_t id_bytes;            /* the ids' allocations */
     size_t bytes;               /* counted in the broker's dedup_bytes */
 };
 
@@ -39,21 +41,39 @@ static atomic_size_t *total(struct stp_worker *w)
     return &w->broker->dedup_bytes;
 }
 
+/* One id's allocation: glibc rounds to 16 bytes after an 8-byte header. */
 static size_t id_cost(size_t len)
 {
-    return ID_OVERHEAD + len;
+    size_t n = (sizeof(struct stp_dedup_id) + len + 8 + 15) & ~(size_t)15;
+    return n < 32 ? 32 : n;
 }
 
-static void charge(struct stp_worker *w, struct win *v, size_t n)
+static size_t tables(const struct win *v)
 {
-    v->bytes += n;
-    atomic_fetch_add_explicit(total(w), n, memory_order_relaxed);
+    return v->ids.cap * sizeof(struct stp_map_slot) + v->fifo.cap * sizeof(struct stp_dedup_slot);
 }
 
-static void refund(struct stp_worker *w, struct win *v, size_t n)
+/* Count v's bytes again (after ids came or went) in the broker's total. */
+static void recount(struct stp_worker *w, struct win *v)
 {
-    v->bytes -= n;
-    atomic_fetch_sub_explicit(total(w), n, memory_order_relaxed);
+    size_t now = WIN_OVERHEAD + v->name_len + v->id_bytes + tables(v);
+    if (now >= v->bytes)
+        atomic_fetch_add_explicit(total(w), now - v->bytes, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(total(w), v->bytes - now, memory_order_relaxed);
+    v->bytes = now;
+}
+
+/* What one more id of len bytes adds to v: its allocation, and the tables
+ * when that id makes them double. */
+static size_t growth(const struct win *v, size_t len)
+{
+    size_t n = id_cost(len);
+    if ((v->ids.count + 1) * 10 > v->ids.cap * 7)
+        n += (v->ids.cap ? v->ids.cap : 16) * sizeof(struct stp_map_slot);
+    if (v->fifo.count == v->fifo.cap)
+        n += (v->fifo.cap ? v->fifo.cap : STP_DEQUE_MIN_CAP) * sizeof(struct stp_dedup_slot);
+    return n;
 }
 
 /* The oldest id of v leaves (expired or evicted early): its journal record
@@ -64,7 +84,7 @@ static void pop_oldest(struct stp_worker *w, struct win *v)
     stp_map_del(&v->ids, d->id, d->len);
     if (d->jlsn && w->dur.j)
         stp_journal_release(w->dur.j, d->jlsn);
-    refund(w, v, id_cost(d->len));
+    v->id_bytes -= id_cost(d->len);
     free(d);
 }
 
@@ -74,7 +94,7 @@ static void win_free(struct stp_worker *w, struct win *v)
         pop_oldest(w, v);
     stp_dedup_fifo_free(&v->fifo);
     stp_map_free(&v->ids);
-    refund(w, v, v->bytes);
+    atomic_fetch_sub_explicit(total(w), v->bytes, memory_order_relaxed);
     free(v->name);
     free(v);
 }
@@ -86,8 +106,11 @@ static bool expired(const struct stp_worker *w, const struct stp_dedup_id *d, ui
 
 static void expire_win(struct stp_worker *w, struct win *v, uint64_t now)
 {
+    size_t before = v->fifo.count;
     while (v->fifo.count && expired(w, stp_dedup_fifo_at(&v->fifo, 0)->d, now))
         pop_oldest(w, v);
+    if (v->fifo.count != before)
+        recount(w, v);
 }
 
 /* v is empty: forget it. */
@@ -112,7 +135,7 @@ static struct win *win_make(struct stp_worker *w, const char *name, size_t len)
         free(v);
         return NULL;
     }
-    charge(w, v, WIN_OVERHEAD + len);
+    recount(w, v);
     return v;
 }
 
@@ -137,15 +160,20 @@ static bool make_room(struct stp_worker *w, struct win *v, size_t len)
     while (v->fifo.count && v->fifo.count >= cfg->dedup_max_ids) {
         pop_oldest(w, v);
         evicted(w);
+        recount(w, v);
     }
-    size_t need = id_cost(len);
-    while (atomic_load_explicit(total(w), memory_order_relaxed) + need > cfg->dedup_max_memory) {
-        if (!v->fifo.count)
-            return false;
+    bool room = true;
+    while (atomic_load_explicit(total(w), memory_order_relaxed) + growth(v, len) >
+           cfg->dedup_max_memory) {
+        if (!v->fifo.count) {
+            room = false;
+            break;
+        }
         pop_oldest(w, v);
         evicted(w);
+        recount(w, v);
     }
-    return true;
+    return room;
 }
 
 /* Remember id in dest's window (made when missing); false when it could
@@ -175,7 +203,8 @@ static struct stp_dedup_id *insert(struct stp_worker *w, const char *dest, size_
             drop_win(w, v);
         return NULL;
     }
-    charge(w, v, id_cost(len));
+    v->id_bytes += id_cost(len);
+    recount(w, v);
     return d;
 }
 
