@@ -334,6 +334,21 @@ static int set_receipts(struct stp_bench_config *c, const char *o, const char *a
     return rc;
 }
 
+static int set_dedup(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
+{
+    if (!a) {
+        c->dedup = 1;
+        return 0;
+    }
+    unsigned long long v = 0;
+    int rc = parse_uint(o, a, 1000000000, &v, e, n);
+    if (rc == 0 && v == 0)
+        return errf(e, n, "%s: N must be at least 1", o);
+    if (rc == 0)
+        c->dedup = (unsigned)v;
+    return rc;
+}
+
 /* Presets are applied in a first pass; here the option is only validated. */
 static int set_preset(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
 {
@@ -396,6 +411,9 @@ static const struct keyword keywords[] = {
     {"persistent", ARG_NONE, set_persistent,
      "add persistent:true to every SEND (durable messages in RabbitMQ, and in Stampede with "
      "--data-dir)"},
+    {"dedup-id", ARG_OPTIONAL, set_dedup,
+     "a unique dedup-id on every SEND (=N: each id on N SENDs in a row, so the broker drops "
+     "N-1 of every N; they count as lost)"},
     {"threads", ARG_REQUIRED, set_threads,
      "generator threads, each with its own loop (default: "
      "usable CPUs)"},

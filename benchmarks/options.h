@@ -40,6 +40,7 @@ struct stp_bench_config {
     unsigned window;   /* unpaced: most messages per producer not yet delivered (and, with
                           receipts, not yet receipted); 0 = no limit */
     bool persistent;   /* SENDs carry persistent:true */
+    unsigned dedup;    /* 0: no dedup-id; N: each dedup-id on N SENDs in a row (1: unique) */
     unsigned threads;  /* 0 = the CPUs this process may use */
     char login[128], passcode[128];
     unsigned idle_connections;

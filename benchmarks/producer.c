@@ -35,6 +35,14 @@ static int build_template(struct stp_bench_conn *c, struct stp_bench_run *r, int
     rc = rc ? rc : stp_buf_append_str(&b, "\n");
     if (r->cfg.persistent)
         rc = rc ? rc : stp_buf_append_str(&b, "persistent:true\n");
+    p->dedup_off[with_receipt] = 0;
+    if (r->cfg.dedup) {
+        /* dedup-id:RUN-PRODUCER-N, N (16 hex digits) patched in per SEND */
+        snprintf(value, sizeof(value), "dedup-id:%08x-%08x-", r->run_id, p->id);
+        rc = rc ? rc : stp_buf_append_str(&b, value);
+        p->dedup_off[with_receipt] = b.len;
+        rc = rc ? rc : stp_buf_append_str(&b, "0000000000000000\n");
+    }
     if (with_receipt) {
         rc = rc ? rc : stp_buf_append_str(&b, "receipt:");
         p->receipt_off = b.len;
@@ -94,6 +102,8 @@ static bool emit(struct stp_bench_conn *c, uint64_t intended, unsigned every)
     memcpy(dst, p->tmpl[k], p->tmpl_len[k]);
     stp_bench_hex(dst + p->hdr_off[k] + SEQ_OFF, p->seq, 16);
     stp_bench_hex(dst + p->hdr_off[k] + TIME_OFF, intended, 16);
+    if (p->dedup_off[k])
+        stp_bench_hex(dst + p->dedup_off[k], p->seq / c->t->run->cfg.dedup, 16);
     if (k) {
         stp_bench_hex(dst + p->receipt_off, p->seq, 16);
         p->rcpt_ring[p->rcpt_tail++ % RCPT_RING] = intended;

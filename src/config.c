@@ -545,6 +545,16 @@ static const struct kw keywords[] = {
      .help = "Queue messages that expire or are rejected (NACK requeue:false,\n"
              "--max-redeliveries) move to /queue/DLQ.<queue name> with x-death-reason\n"
              "and x-original-destination headers (no: they are dropped)."},
+    DURATION_KW("dedup-window", "STAMPEDE_DEDUP_WINDOW", dedup_window_ms, "2m", 0,
+                DAY_MS,
+                "A SEND whose dedup-id header was already seen on its destination this\n"
+                "long ago or less is receipted but not delivered again (0: off)."),
+    COUNT_KW("dedup-max-ids", "STAMPEDE_DEDUP_MAX_IDS", dedup_max_ids, "100000", 1, 100000000,
+             "Most dedup-ids one destination remembers; past it the oldest is\n"
+             "forgotten early (counted in /metrics)."),
+    SIZE_KW("dedup-max-memory", "STAMPEDE_DEDUP_MAX_MEMORY", dedup_max_memory, "256MiB", 1, TIB,
+            "Bytes all de-duplication windows may hold; past it a destination\n"
+            "forgets its oldest ids early (counted in /metrics)."),
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},

@@ -80,6 +80,11 @@ struct stp_config {
     char *data_dir;          /* journal directory; NULL: messages in memory only */
     size_t max_redeliveries; /* dead-letter after this many redeliveries; 0: off */
     bool dead_letter;        /* expired/rejected queue messages go to DLQ.<name> */
+    /* Publish de-duplication (issue 13): SENDs with a dedup-id seen on the
+     * same destination within the window are dropped (still receipted). */
+    uint64_t dedup_window_ms; /* 0: off; default 2 min */
+    size_t dedup_max_ids;     /* ids remembered per destination; default 100,000 */
+    size_t dedup_max_memory;  /* bytes of every window in the broker; default 256 MiB */
 };
 
 enum stp_config_result {

@@ -27,13 +27,14 @@
 struct stp_msg {
     atomic_uint refs;
     uint32_t dest_len;
-    uint64_t id;       /* unique in this broker process */
-    size_t tail_len;   /* bytes of the shared tail */
-    size_t tail_cap;   /* bytes allocated for the tail */
-    size_t body_len;   /* bytes of the body inside the tail */
-    bool needs_escape; /* a forwarded header differs between 1.0 and 1.1/1.2 */
-    atomic_uchar utf8; /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
-    bool persistent;   /* SENT with persistent:true (set before it is shared) */
+    uint64_t id;        /* unique in this broker process */
+    size_t tail_len;    /* bytes of the shared tail */
+    size_t tail_cap;    /* bytes allocated for the tail */
+    size_t body_len;    /* bytes of the body inside the tail */
+    bool needs_escape;  /* a forwarded header differs between 1.0 and 1.1/1.2 */
+    atomic_uchar utf8;  /* WebSocket: 0 not checked yet, 1 valid UTF-8, 2 not */
+    bool persistent;    /* SENT with persistent:true (set before it is shared) */
+    uint16_t dedup_len; /* dedup-id value in the tail, escaped (0: none); see dedup_off */
     /* Not a message: the record of a durable topic subscription, kept by
      * its queue's owner so the journal holds it like a message (its tail is
      * the topic's name and a NUL; src/broker/durable_sub.c). */
@@ -44,6 +45,9 @@ struct stp_msg {
      * it was handed to a consumer, and for a journaled message its durable
      * key and the lsn of its current MSG record (0: not journaled). */
     uint32_t deliveries;
+    /* Set before it is shared: the dedup-id value is tail[dedup_off, +dedup_len)
+     * (placed here, it fills a hole). */
+    uint32_t dedup_off;
     uint64_t jkey, jlsn;
     /* Set by the publisher's worker before it is shared: the first receipt
      * fence of the sending connection that covers this SEND (told back if

@@ -39,6 +39,9 @@ struct stp_broker {
     /* Queues and topics alive in the whole broker (--max-destinations):
      * owners on every worker add and remove (stp_dest_count_take/give). */
     atomic_size_t ndests;
+    /* Bytes of every de-duplication window (--dedup-max-memory): owners on
+     * every worker add and remove (dedup.c). */
+    atomic_size_t dedup_bytes;
     /* Access control (src/auth), loaded by stp_broker_prepare, read-only
      * while the workers run; NULL when not configured. */
     struct stp_users *users;

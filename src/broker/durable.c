@@ -256,6 +256,21 @@ void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m)
     m->jkey = m->jlsn = 0;
 }
 
+uint64_t stp_durable_dedup(struct stp_worker *w, const char *dest, size_t dest_len, const char *id,
+                           size_t id_len, uint64_t seen_ms)
+{
+    struct stp_durable *d = dur(w);
+    if (!d->j)
+        return 0;
+    struct stp_jrec r = {.type = STP_JREC_DEDUP,
+                         .seen_ms = seen_ms,
+                         .queue = dest,
+                         .queue_len = (uint32_t)dest_len,
+                         .id = id,
+                         .id_len = (uint32_t)id_len};
+    return append(d, &r);
+}
+
 /* Copy m's record forward (compaction): a new MSG with the same key. */
 static void copy_forward(struct stp_worker *w, struct stp_msg *m)
 {

@@ -109,6 +109,11 @@ void stp_durable_settled_(struct stp_worker *w, struct stp_msg *m);
  * recovery writes re-homed messages with it too. */
 struct stp_jrec;
 void stp_durable_msg_record(struct stp_jrec *r, const struct stp_msg *m);
+/* A DEDUP record (dedup.c): the id of a message just journaled, first seen
+ * at seen_ms on queue dest. Its lsn (0: not journaled), which counts as
+ * live in its segment until stp_journal_release. */
+uint64_t stp_durable_dedup(struct stp_worker *w, const char *dest, size_t dest_len, const char *id,
+                           size_t id_len, uint64_t seen_ms);
 /* Once a second: copy forward the live messages pinning old segments. */
 void stp_durable_compact(struct stp_worker *w);
 

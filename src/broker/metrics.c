@@ -152,6 +152,16 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
     rc |= counter(o, "stampede_messages_dead_lettered_total",
                   "Expired or rejected queue messages moved to a DLQ queue (--dead-letter).",
                   "counter", BSUM(b, msgs_dead_lettered));
+    rc |= counter(o, "stampede_messages_deduplicated_total",
+                  "SENDs dropped: their dedup-id was seen on the destination within "
+                  "--dedup-window.",
+                  "counter", BSUM(b, msgs_deduplicated));
+    rc |= counter(o, "stampede_dedup_ids_evicted_total",
+                  "dedup-ids forgotten before --dedup-window ended (--dedup-max-ids, "
+                  "--dedup-max-memory).",
+                  "counter", BSUM(b, dedup_evicted));
+    rc |= counter(o, "stampede_dedup_bytes", "Bytes held by de-duplication windows.", "gauge",
+                  atomic_load_explicit(&b->dedup_bytes, memory_order_relaxed));
     rc |= counter(o, "stampede_bytes_received_total", "Bytes read from clients.", "counter",
                   NSUM(b, bytes_in));
     rc |= counter(o, "stampede_bytes_sent_total", "Bytes written to clients.", "counter",

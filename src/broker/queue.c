@@ -12,6 +12,7 @@
  * to it until it drains below 90% of the bound.
  */
 #include "broker/deadletter.h"
+#include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/durable.h"
 #include "broker/worker.h"
@@ -374,6 +375,8 @@ static void enqueue(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m
         return;
     }
     q->bytes += m->tail_len;
+    if (m->dedup_len)
+        stp_dedup_remember(w, m); /* after the MSG record: a DEDUP record joins it */
     if (conn && !q->binding && over_bound(w, q))
         throttle(w, q, cmd);
     dispatch(w, q);

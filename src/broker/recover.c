@@ -8,6 +8,7 @@
 #include "broker/dest.h"
 #include "broker/durable.h"
 #include "broker/worker.h"
+#include "stampede/clock.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/map.h"
@@ -224,7 +225,9 @@ struct replay {
     struct keyindex map;
     struct stp_msg **order; /* by first appearance; NULL once settled */
     size_t n, cap;
-    struct stp_recovery_segs segs; /* MSG records per segment (for the journal's open) */
+    struct stp_recovery_segs segs;      /* MSG records per segment (for the journal's open) */
+    struct stp_recovered_dedups dedups; /* DEDUP records newer than dedup_from */
+    uint64_t dedup_from;                /* epoch ms; 0: de-duplication is off */
     struct stp_journal_replay_stats st;
     uint64_t bad; /* records that check but make no sense (skipped) */
     int rc;
@@ -317,6 +320,48 @@ static int on_msg(struct replay *rp, const struct stp_jrec *r)
     return 0;
 }
 
+static int dedups_push(struct stp_recovered_dedups *l, struct stp_recovered_dedup *d)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct stp_recovered_dedup **v = reallocarray(l->v, cap, sizeof(*v));
+        if (!v)
+            return STP_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = d;
+    return 0;
+}
+
+void stp_recovered_dedups_free(struct stp_recovered_dedups *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    *l = (struct stp_recovered_dedups){0};
+}
+
+/* A DEDUP record: kept while its id is still within the window. */
+static int on_dedup(struct replay *rp, const struct stp_jrec *r)
+{
+    if (!rp->dedup_from || r->seen_ms < rp->dedup_from ||
+        stp_dest_kind(r->queue, r->queue_len) != STP_DEST_QUEUE)
+        return 0;
+    struct stp_recovered_dedup *d = malloc(sizeof(*d) + r->queue_len + r->id_len);
+    if (!d)
+        return STP_ENOMEM;
+    *d = (struct stp_recovered_dedup){r->seen_ms, r->lsn, (uint16_t)r->queue_len,
+                                      (uint16_t)r->id_len};
+    memcpy(d->data, r->queue, r->queue_len);
+    memcpy(d->data + r->queue_len, r->id, r->id_len);
+    if (dedups_push(&rp->dedups, d) < 0) {
+        free(d);
+        return STP_ENOMEM;
+    }
+    return 0;
+}
+
 static int on_record(void *ctx, const struct stp_jrec *r)
 {
     struct replay *rp = ctx;
@@ -332,6 +377,8 @@ static int on_record(void *ctx, const struct stp_jrec *r)
         if (ki_get(&rp->map, r->key, &i))
             rp->order[i]->deliveries++;
         return 0;
+    case STP_JREC_DEDUP:
+        return on_dedup(rp, r);
     case STP_JREC_SEGMENT_DONE:
         return segs_push(&rp->segs, r->lsn, r->key);
     default:
@@ -379,6 +426,7 @@ static void replay_free(struct replay *rp)
     free(rp->order);
     ki_free(&rp->map);
     segs_free(&rp->segs);
+    stp_recovered_dedups_free(&rp->dedups);
 }
 
 /* --- files --- */
@@ -525,14 +573,32 @@ static void sw_append(struct seg_writer *sw, struct stp_msg *m)
     m->jkey = m->jlsn = r.lsn;
 }
 
-/* Write worker w's messages (in order) as the first segment of its new
- * journal. */
-static int write_rehomed(const char *jdir, struct stp_msg **msgs, size_t n, uint64_t *last)
+static void sw_append_dedup(struct seg_writer *sw, struct stp_recovered_dedup *d)
+{
+    struct stp_jrec r = {.type = STP_JREC_DEDUP,
+                         .lsn = ++sw->lsn,
+                         .seen_ms = d->seen_ms,
+                         .queue = d->data,
+                         .queue_len = d->queue_len,
+                         .id = d->data + d->queue_len,
+                         .id_len = d->id_len};
+    size_t size = stp_jrec_size(&r);
+    if (size > sw->cap - sw->len)
+        sw_flush(sw); /* a DEDUP record is small: it fits an empty buffer */
+    stp_jrec_encode(&r, sw->buf + sw->len);
+    sw->len += size;
+    d->lsn = r.lsn;
+}
+
+/* Write worker w's messages (in order), then its DEDUP records, as the
+ * first segment of its new journal. */
+static int write_rehomed(const char *jdir, struct stp_msg **msgs, size_t n,
+                         struct stp_recovered_dedups *dd, uint64_t *last)
 {
     char path[PATH_MAX_LEN + 32];
     int rc = mkdir_p(jdir);
     *last = 0;
-    if (rc < 0 || n == 0)
+    if (rc < 0 || n + dd->n == 0)
         return rc; /* no segment: the journal opens its first one */
     snprintf(path, sizeof(path), "%s/%016llx.seg", jdir, 1ULL);
     struct seg_writer sw = {.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
@@ -544,6 +610,8 @@ static int write_rehomed(const char *jdir, struct stp_msg **msgs, size_t n, uint
         sw.rc = STP_ENOMEM;
     for (size_t i = 0; i < n && sw.rc == 0; i++)
         sw_append(&sw, msgs[i]);
+    for (size_t i = 0; i < dd->n && sw.rc == 0; i++)
+        sw_append_dedup(&sw, dd->v[i]);
     sw_flush(&sw);
     if (sw.rc == 0 && fdatasync(sw.fd) < 0)
         sw.rc = -errno;
@@ -588,15 +656,19 @@ static int alloc_hand_over(struct stp_recovery *r, unsigned n)
     r->msgs = calloc(n, sizeof(*r->msgs));
     r->nmsgs = calloc(n, sizeof(*r->nmsgs));
     r->segs = calloc(n, sizeof(*r->segs));
-    return r->dirs && r->next_lsn && r->msgs && r->nmsgs && r->segs ? 0 : STP_ENOMEM;
+    r->dedups = calloc(n, sizeof(*r->dedups));
+    return r->dirs && r->next_lsn && r->msgs && r->nmsgs && r->segs && r->dedups ? 0 : STP_ENOMEM;
 }
 
-/* Replay the old generation's journals, one thread each. */
-static int replay_all(const char *dir, unsigned gen, struct replay *rps, unsigned n)
+/* Replay the old generation's journals, one thread each; DEDUP records
+ * first seen from dedup_from on are kept (0: none). */
+static int replay_all(const char *dir, unsigned gen, struct replay *rps, unsigned n,
+                      uint64_t dedup_from)
 {
     for (unsigned i = 0; i < n; i++) {
         journal_dir(rps[i].dir, sizeof(rps[i].dir), dir, gen, i);
         rps[i].index = i;
+        rps[i].dedup_from = dedup_from;
         if (uv_thread_create(&rps[i].thread, replay_main, &rps[i]) < 0)
             replay_main(&rps[i]); /* no thread: in this one */
         else
@@ -621,11 +693,34 @@ static bool in_place(struct stp_broker *b, struct replay *rps, unsigned nold)
     if (nold != b->nworkers)
         return false;
     struct stp_worker probe = {.broker_workers = b->nworkers};
-    for (unsigned i = 0; i < nold; i++)
+    for (unsigned i = 0; i < nold; i++) {
         for (size_t k = 0; k < rps[i].n; k++)
             if (stp_owner_of(&probe, rps[i].order[k]->dest, rps[i].order[k]->dest_len) != i)
                 return false;
+        for (size_t k = 0; k < rps[i].dedups.n; k++)
+            if (stp_owner_of(&probe, rps[i].dedups.v[k]->data, rps[i].dedups.v[k]->queue_len) != i)
+                return false;
+    }
     return true;
+}
+
+/* Move every old journal's DEDUP records to their queue's owner (a queue's
+ * records come from one journal, in order). */
+static int distribute_dedups(struct stp_broker *b, struct replay *rps, unsigned nold)
+{
+    struct stp_recovery *r = &b->recovery;
+    struct stp_worker probe = {.broker_workers = b->nworkers};
+    for (unsigned i = 0; i < nold; i++) {
+        struct stp_recovered_dedups *l = &rps[i].dedups;
+        for (size_t k = 0; k < l->n; k++) {
+            unsigned o = stp_owner_of(&probe, l->v[k]->data, l->v[k]->queue_len);
+            if (dedups_push(&r->dedups[o], l->v[k]) < 0)
+                return STP_ENOMEM; /* the rest are freed with the replay */
+            l->v[k] = NULL;
+        }
+        stp_recovered_dedups_free(l);
+    }
+    return 0;
 }
 
 /* Move every old journal's messages to their owner under this run's count
@@ -656,7 +751,7 @@ static int distribute(struct stp_broker *b, struct replay *rps, unsigned nold)
         rps[i].n = 0;
     }
     free(cap);
-    return 0;
+    return distribute_dedups(b, rps, nold);
 }
 
 static int rehome(struct stp_broker *b, const char *dir, unsigned oldgen)
@@ -669,14 +764,14 @@ static int rehome(struct stp_broker *b, const char *dir, unsigned oldgen)
     for (unsigned w = 0; w < b->nworkers; w++) {
         uint64_t last = 0;
         journal_dir(path, sizeof(path), dir, gen, w);
-        int rc = write_rehomed(path, r->msgs[w], r->nmsgs[w], &last);
+        int rc = write_rehomed(path, r->msgs[w], r->nmsgs[w], &r->dedups[w], &last);
         if (rc < 0) {
             fprintf(stderr, "stampede: --data-dir: cannot write %s: %s\n", path, strerror(-rc));
             return STP_EIO;
         }
         r->next_lsn[w] = last + 1;
         segs_free(&r->segs[w]);
-        if (last && segs_push(&r->segs[w], 1, r->nmsgs[w]) < 0)
+        if (last && segs_push(&r->segs[w], 1, r->nmsgs[w] + r->dedups[w].n) < 0)
             return STP_ENOMEM;
     }
     snprintf(path, sizeof(path), "%s/g%u", dir, gen);
@@ -715,7 +810,8 @@ static int recover_from(struct stp_broker *b, const char *dir, unsigned gen, uns
     if (!rps)
         return STP_ENOMEM;
     uint64_t t0 = uv_hrtime();
-    int rc = replay_all(dir, gen, rps, nold);
+    uint64_t window = b->cfg->dedup_window_ms, now = stp_epoch_ms();
+    int rc = replay_all(dir, gen, rps, nold, window ? (now > window ? now - window : 1) : 0);
     stp_debug("recovery: replay of %u journals took %llu ms", nold,
               (unsigned long long)((uv_hrtime() - t0) / 1000000));
     if (rc == 0) {
@@ -800,6 +896,8 @@ void stp_recover_hand_over(struct stp_broker *b, struct stp_worker *w)
     w->nrestore = r->nmsgs[w->id];
     w->journal_segs = r->segs[w->id];
     r->segs[w->id] = (struct stp_recovery_segs){0};
+    w->restore_dedup = r->dedups[w->id];
+    r->dedups[w->id] = (struct stp_recovered_dedups){0};
     r->msgs[w->id] = NULL;
     r->nmsgs[w->id] = 0;
 }
@@ -815,8 +913,11 @@ void stp_recover_release(struct stp_broker *b)
             free(r->msgs[w]);
         if (r->segs)
             segs_free(&r->segs[w]);
+        if (r->dedups)
+            stp_recovered_dedups_free(&r->dedups[w]);
     }
     free(r->segs);
+    free(r->dedups);
     free(r->dirs);
     free(r->next_lsn);
     free(r->msgs);

@@ -31,6 +31,21 @@ struct stp_recovery_segs {
     size_t n, cap;
 };
 
+/* A DEDUP record the replay found still within --dedup-window (one
+ * allocation: the queue name, then the id). */
+struct stp_recovered_dedup {
+    uint64_t seen_ms;
+    uint64_t lsn; /* its record in the journal the worker opens */
+    uint16_t queue_len, id_len;
+    char data[];
+};
+
+/* A list of them, in journal order. */
+struct stp_recovered_dedups {
+    struct stp_recovered_dedup **v;
+    size_t n, cap;
+};
+
 /* What recovery found and hands over, per worker of this run. */
 struct stp_recovery {
     int lock_fd; /* -1: no data dir */
@@ -40,6 +55,7 @@ struct stp_recovery {
     struct stp_msg ***msgs; /* references, queue order within each queue */
     size_t *nmsgs;
     struct stp_recovery_segs *segs;
+    struct stp_recovered_dedups *dedups; /* de-duplication ids, per worker */
     /* Figures for the log and /metrics. */
     uint64_t messages, queues_hint, damaged_records, damaged_bytes, truncated_bytes, bad_records;
     uint64_t bytes_read, elapsed_ms;
@@ -51,6 +67,8 @@ struct stp_recovery {
 int stp_recover(struct stp_broker *b);
 /* Give worker w its journal directory, next lsn and messages (moved). */
 void stp_recover_hand_over(struct stp_broker *b, struct stp_worker *w);
+/* Free a list of recovered DEDUP records. */
+void stp_recovered_dedups_free(struct stp_recovered_dedups *l);
 /* Free what is left and release the lock. */
 void stp_recover_release(struct stp_broker *b);
 

@@ -8,6 +8,7 @@
  * to since the last fence; the RECEIPT is written when all answered, in the
  * order the receipts were asked for.
  */
+#include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
@@ -260,6 +261,9 @@ struct send_headers {
     /* reply-to:/temp-queue/NAME is forwarded as the private /reply-queue/
      * name behind it (session_temp.c); len 0: forwarded as sent. */
     struct stp_slice reply_to_real;
+    /* dedup-id (forwarded too): with --dedup-window, a SEND whose id its
+     * destination saw within the window is dropped at the owner. */
+    const struct stp_slice *dedup_id;
 };
 
 enum hdr_kind { HDR_USER, HDR_DEST, HDR_CTYPE, HDR_RECEIPT, HDR_TXN, HDR_CONTROL };
@@ -302,6 +306,8 @@ static void find_user_header(struct send_headers *h, struct stp_slice n, const s
         slot = &h->expires;
     else if (n.len == 8 && NAME_IS(n, "reply-to"))
         slot = &h->reply_to;
+    else if (n.len == 8 && NAME_IS(n, "dedup-id"))
+        slot = &h->dedup_id;
     else if (n.len == 10 && NAME_IS(n, "persistent"))
         slot = &h->persistent;
     else if (n.len == 10 && NAME_IS(n, "expiration"))
@@ -360,11 +366,19 @@ static int header_line(struct stp_buf *b, struct stp_slice name, struct stp_slic
 
 #define LIT(s) ((struct stp_slice){s, sizeof(s) - 1})
 
-/* Serialize the shared tail's headers (everything before the blank line). */
+/* Where the dedup-id's value landed in the tail (escaped), when it is kept. */
+struct dedup_span {
+    size_t off, len;
+};
+
+/* Serialize the shared tail's headers (everything before the blank line);
+ * *dd gets where sh->dedup_id's value went (len 0: not kept). */
 static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
-                              const struct send_headers *sh, bool *needs_escape)
+                              const struct send_headers *sh, bool *needs_escape,
+                              struct dedup_span *dd)
 {
     *needs_escape = false;
+    *dd = (struct dedup_span){0};
     int rc = header_line(b, LIT("destination"), *sh->dest, needs_escape);
     if (sh->content_type)
         rc |= header_line(b, LIT("content-type"), *sh->content_type, needs_escape);
@@ -376,6 +390,12 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
          * cost however many headers a frame has. */
         if (classify(h->name) != HDR_USER)
             continue;
+        if (&h->value == sh->dedup_id) {
+            size_t at = b->len + h->name.len + 1; /* "dedup-id:" never escapes */
+            rc |= header_line(b, h->name, h->value, needs_escape);
+            *dd = (struct dedup_span){at, b->len - 1 - at};
+            continue;
+        }
         bool rewrite = &h->value == sh->reply_to && sh->reply_to_real.len;
         rc |= header_line(b, h->name, rewrite ? sh->reply_to_real : h->value, needs_escape);
     }
@@ -388,8 +408,9 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
     struct stp_buf *hdrs = &stp_worker_of(c)->scratch;
     struct stp_slice dest = *sh->dest;
     bool needs_escape;
+    struct dedup_span dd;
     stp_buf_reset(hdrs);
-    if (build_tail_headers(hdrs, f, sh, &needs_escape) < 0)
+    if (build_tail_headers(hdrs, f, sh, &needs_escape, &dd) < 0)
         return NULL;
     size_t tail_len = hdrs->len + 1 + f->body.len + 1;
     struct stp_msg *m = stp_msg_alloc(dest.p, dest.len, tail_len);
@@ -403,6 +424,8 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
     m->tail_len = tail_len;
     m->body_len = f->body.len;
     m->needs_escape = needs_escape;
+    m->dedup_off = (uint32_t)dd.off;
+    m->dedup_len = (uint16_t)dd.len;
     stp_msg_set_id(m, stp_msg_next_id(stp_worker_of(c)->id));
     return m;
 }
@@ -669,6 +692,27 @@ static int send_expiry(struct stp_conn *c, const struct stp_frame *f, const stru
     return 0;
 }
 
+/* --- de-duplication --- */
+
+/* With --dedup-window, a dedup-id must be 1..STP_DEDUP_ID_MAX bytes; off,
+ * it is an ordinary header (forwarded, never read). 0, or -1 after an
+ * ERROR. sh->dedup_id is cleared when it is not to be used. */
+static int check_dedup_id(struct stp_conn *c, const struct stp_frame *f, struct send_headers *sh)
+{
+    if (!sh->dedup_id)
+        return 0;
+    if (!stp_worker_of(c)->cfg->dedup_window_ms) {
+        sh->dedup_id = NULL;
+        return 0;
+    }
+    if (sh->dedup_id->len == 0)
+        return stp_session_bad(c, f, "invalid dedup-id", "dedup-id must not be empty.");
+    if (sh->dedup_id->len > STP_DEDUP_ID_MAX)
+        return stp_session_bad(c, f, "dedup-id too long",
+                               "dedup-id is at most 256 bytes; the message was not sent.");
+    return 0;
+}
+
 /* --- SEND --- */
 
 /* May this connection send to dest? Its own temp queues and reply queues
@@ -708,7 +752,7 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (sh.transaction && !(t = txn_find(c, sh.transaction)))
         return bad_txn(c, f, sh.transaction);
     uint64_t expires_ms;
-    if (send_expiry(c, f, &sh, &expires_ms) < 0)
+    if (send_expiry(c, f, &sh, &expires_ms) < 0 || check_dedup_id(c, f, &sh) < 0)
         return -1;
     struct stp_msg *m = build_message(c, f, &sh);
     if (!m)

@@ -21,6 +21,8 @@ struct stp_worker_stats {
     stp_counter msgs_expired;       /* queue messages past their expiry */
     stp_counter msgs_rejected;      /* NACK requeue:false, or over --max-redeliveries */
     stp_counter msgs_dead_lettered; /* expired or rejected, moved to a DLQ */
+    stp_counter msgs_deduplicated;  /* SENDs dropped: their dedup-id was seen */
+    stp_counter dedup_evicted;      /* dedup-ids forgotten before their window ended */
     stp_counter failed_logins;
     stp_counter loop_lag_us; /* last measured timer lateness */
 };

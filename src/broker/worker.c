@@ -13,6 +13,7 @@
 #include "broker/worker.h"
 
 #include "broker/broker.h"
+#include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/session.h"
 #include "stampede/buf.h"
@@ -235,10 +236,19 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 static void on_route(struct stp_worker *w, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->u.route.msg;
-    if (stp_dest_is_queue(m->dest, m->dest_len))
-        stp_queue_route(w, cmd);
-    else
+    if (m->dedup_len && stp_dedup_seen(w, m)) {
+        /* Seen within --dedup-window: dropped. A receipt the publisher
+         * asked for is a fence behind this command: it still comes. */
+        stp_post_release(cmd);
+        return;
+    }
+    if (stp_dest_is_queue(m->dest, m->dest_len)) {
+        stp_queue_route(w, cmd); /* remembers the id once the queue took it */
+    } else {
+        if (m->dedup_len)
+            stp_dedup_remember(w, m);
         stp_topic_route(w, cmd);
+    }
 }
 
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd)
@@ -423,6 +433,7 @@ static void on_stats_timer(uv_timer_t *t)
     if (w->id == 0)
         maybe_trim(w);
     stp_queue_expire(w);
+    stp_dedup_expire(w);
     stp_durable_compact(w);
     uint64_t now = uv_hrtime();
     uint64_t lag = now > w->stats_due_ns ? (now - w->stats_due_ns) / 1000 : 0;
@@ -459,6 +470,7 @@ void stp_worker_fini(struct stp_worker *w)
 {
     stp_queues_free(w);
     stp_durable_free(w);
+    stp_dedup_free(w); /* after the journal: its records stay for the next start */
     stp_topics_free(w);
     stp_topic_patterns_free(w);
     stp_ltopics_free(w);
@@ -491,6 +503,12 @@ static int restore_queues(struct stp_worker *w)
     free(w->restore);
     w->restore = NULL;
     w->nrestore = 0;
+    for (size_t i = 0; i < w->restore_dedup.n; i++) {
+        const struct stp_recovered_dedup *d = w->restore_dedup.v[i];
+        stp_dedup_restore(w, d->data, d->queue_len, d->data + d->queue_len, d->id_len, d->seen_ms,
+                          rc == 0 ? d->lsn : 0);
+    }
+    stp_recovered_dedups_free(&w->restore_dedup);
     free(w->journal_segs.lsns);
     free(w->journal_segs.msgs);
     w->journal_segs = (struct stp_recovery_segs){0};

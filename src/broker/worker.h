@@ -81,6 +81,7 @@ struct stp_worker {
     uint8_t *route_want;
     struct stp_map queues;    /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
+    struct stp_map dedup;     /* destination -> its de-duplication window (dedup.c) */
 
     /* The journal of this worker's queues (--data-dir), and what the
      * recovery found for them: handed over by the broker before the worker
@@ -91,7 +92,8 @@ struct stp_worker {
     uint64_t journal_next_lsn;
     struct stp_msg **restore; /* references, in queue order per queue */
     size_t nrestore;
-    struct stp_recovery_segs journal_segs; /* MSG counts of its segments (freed at init) */
+    struct stp_recovery_segs journal_segs;     /* MSG counts of its segments (freed at init) */
+    struct stp_recovered_dedups restore_dedup; /* its queues' dedup-ids (freed at init) */
 
     struct stp_buf scratch; /* reused for building frames on this thread */
     /* Published once a second by the stats timer, read by /metrics on any

@@ -29,6 +29,8 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->body_len = 0;
     m->needs_escape = false;
     m->persistent = false;
+    m->dedup_len = 0;
+    m->dedup_off = 0;
     m->binding = false;
     m->expires_ms = 0;
     m->deliveries = 0;

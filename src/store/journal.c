@@ -126,9 +126,9 @@ uint64_t stp_journal_append(struct stp_journal *j, struct stp_jrec *r)
         return 0;
     struct jseg *s = &j->segs[j->nsegs - 1];
     r->lsn = lsn;
-    if (r->type == STP_JREC_MSG) {
-        if (r->key == 0)
-            r->key = lsn;
+    if (r->type == STP_JREC_MSG && r->key == 0)
+        r->key = lsn;
+    if (stp_jrec_pins(r->type)) {
         s->live++;
         s->msgs++;
     }

@@ -18,6 +18,8 @@
  *   u32 payload length | u8 type | u8 flags | u16 0 | u64 lsn | u64 key
  * MSG payload: u64 expires_ms | u32 deliveries | u32 body_len |
  *   u16 queue_len | u16 0 | u32 tail_len | queue bytes | tail bytes
+ * DEDUP payload: u64 seen_ms | u16 queue_len | u16 id_len | u32 0 |
+ *   queue bytes | id bytes
  * SETTLE, DELIVER, NOOP: no payload.
  *
  * Group commit: appends go into the open batch (memory). At the loop's
@@ -41,6 +43,8 @@ enum stp_jrec_type {
     STP_JREC_SETTLE = 2,  /* the message is gone from its queue for good */
     STP_JREC_DELIVER = 3, /* the message was handed to a consumer once more */
     STP_JREC_NOOP = 4,    /* written to probe a failed journal; carries nothing */
+    STP_JREC_DEDUP = 5,   /* a queue saw a dedup-id (live until its window ends) */
+    /* 6 is taken by durable subscriptions */
 };
 
 #define STP_JMSG_NEEDS_ESCAPE 0x01 /* flags: the broker's stp_msg needs_escape */
@@ -49,6 +53,8 @@ enum stp_jrec_type {
 #define STP_JREC_HEADER 32u
 #define STP_JREC_MSG_FIXED 24u           /* MSG payload bytes before queue and tail */
 #define STP_JREC_MAX_PAYLOAD (64u << 20) /* decoding refuses larger lengths */
+#define STP_JREC_DEDUP_FIXED 16u         /* DEDUP payload bytes before queue and id */
+#define STP_JREC_DEDUP_MAX_ID 1024u      /* longest id a DEDUP record carries */
 
 /* One record. In a decoded record queue and tail point into the buffer it
  * was decoded from. */
@@ -68,15 +74,21 @@ struct stp_jrec {
     uint32_t queue_len; /* 1..65535 (wider, so that a longer one is refused) */
     const char *tail;
     uint32_t tail_len;
+    /* DEDUP only (with queue, queue_len): the id, 1..STP_JREC_DEDUP_MAX_ID
+     * bytes, first seen at seen_ms (epoch milliseconds). */
+    uint64_t seen_ms;
+    const char *id;
+    uint32_t id_len;
 };
 
 /* CRC-32C (Castagnoli), as iSCSI and ext4 use it: crc 0 to start. Uses
  * SSE4.2's crc32 instruction where the CPU has it. */
 uint32_t stp_crc32c(uint32_t crc, const void *p, size_t n);
 
-/* Encoded size of r; 0 when a length is out of bounds (MSG with a queue
- * of 0 or over 65535 bytes, payload over STP_JREC_MAX_PAYLOAD) or the type
- * is unknown. */
+/* Encoded size of r; 0 when a length is out of bounds (MSG or DEDUP with
+ * a queue of 0 or over 65535 bytes, DEDUP with an id of 0 or over
+ * STP_JREC_DEDUP_MAX_ID bytes, payload over STP_JREC_MAX_PAYLOAD) or the
+ * type is unknown. */
 size_t stp_jrec_size(const struct stp_jrec *r);
 /* Write r's encoding (exactly stp_jrec_size(r) bytes) at out. */
 void stp_jrec_encode(const struct stp_jrec *r, uint8_t *out);
@@ -87,7 +99,7 @@ enum stp_jdec {
     STP_JDEC_BAD = 2,   /* no valid record starts here */
 };
 /* Decode the record at buf[0, len): checks magic, length bounds, type,
- * the MSG layout and the checksum. Never reads past len. */
+ * the MSG and DEDUP layouts and the checksum. Never reads past len. */
 enum stp_jdec stp_jrec_decode(const uint8_t *buf, size_t len, struct stp_jrec *r, size_t *used);
 
 /* --- replay (recovery) --- */
@@ -104,7 +116,7 @@ struct stp_journal_replay_stats {
 
 /* Not a record: after each segment the replay calls back once with this
  * type, lsn = the segment's name (its first lsn) and key = how many MSG
- * records it held, for stp_journal_opts.seg_msgs. */
+ * and DEDUP records it held, for stp_journal_opts.seg_msgs. */
 #define STP_JREC_SEGMENT_DONE 0x80
 
 /* Called once per valid record in lsn order (segment by segment, in file
@@ -181,10 +193,10 @@ void stp_journal_adopt(struct stp_journal *j, uint64_t lsn);
 /* Append a copy of r to the open batch: sets r->lsn (and r->key when a
  * new MSG has key 0) and returns the lsn; 0 (nothing appended) while the
  * journal is failed, on a bad length or out of memory. A MSG counts as
- * live in the current segment until released. */
+ * (or a DEDUP) counts as live in the current segment until released. */
 uint64_t stp_journal_append(struct stp_journal *j, struct stp_jrec *r);
 
-/* The MSG record at lsn is no longer needed (its message was settled, or
+/* The MSG (or DEDUP) record at lsn is no longer needed (its message was settled, or
  * copied forward by a later MSG). Segments are deleted oldest first: a
  * segment's SETTLE records may name messages of older segments, so a
  * segment goes once it holds no live MSG record and every older segment is

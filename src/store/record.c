@@ -16,17 +16,22 @@
 
 static bool type_known(uint8_t t)
 {
-    return t >= STP_JREC_MSG && t <= STP_JREC_NOOP;
+    return t >= STP_JREC_MSG && t <= STP_JREC_DEDUP;
 }
 
 size_t stp_jrec_size(const struct stp_jrec *r)
 {
     if (!type_known(r->type))
         return 0;
-    if (r->type != STP_JREC_MSG)
+    if (r->type != STP_JREC_MSG && r->type != STP_JREC_DEDUP)
         return STP_JREC_HEADER;
     if (r->queue_len == 0 || r->queue_len > UINT16_MAX)
         return 0;
+    if (r->type == STP_JREC_DEDUP) {
+        if (r->id_len == 0 || r->id_len > STP_JREC_DEDUP_MAX_ID)
+            return 0;
+        return STP_JREC_HEADER + STP_JREC_DEDUP_FIXED + r->queue_len + r->id_len;
+    }
     uint64_t payload = (uint64_t)STP_JREC_MSG_FIXED + r->queue_len + r->tail_len;
     if (payload > STP_JREC_MAX_PAYLOAD)
         return 0;
@@ -46,6 +51,16 @@ static void encode_msg(const struct stp_jrec *r, uint8_t *out)
         memcpy(out + STP_JOFF_QUEUE + r->queue_len, r->tail, r->tail_len);
 }
 
+static void encode_dedup(const struct stp_jrec *r, uint8_t *out)
+{
+    stp_wr64(out + STP_JOFF_SEEN, r->seen_ms);
+    stp_wr16(out + STP_JOFF_DQUEUE_LEN, (uint16_t)r->queue_len);
+    stp_wr16(out + STP_JOFF_DID_LEN, (uint16_t)r->id_len);
+    stp_wr32(out + STP_JOFF_DRSV, 0);
+    memcpy(out + STP_JOFF_DQUEUE, r->queue, r->queue_len);
+    memcpy(out + STP_JOFF_DQUEUE + r->queue_len, r->id, r->id_len);
+}
+
 void stp_jrec_encode(const struct stp_jrec *r, uint8_t *out)
 {
     size_t size = stp_jrec_size(r);
@@ -58,6 +73,8 @@ void stp_jrec_encode(const struct stp_jrec *r, uint8_t *out)
     stp_wr64(out + STP_JOFF_KEY, r->key);
     if (r->type == STP_JREC_MSG)
         encode_msg(r, out);
+    else if (r->type == STP_JREC_DEDUP)
+        encode_dedup(r, out);
     stp_wr32(out + STP_JOFF_CRC, stp_crc32c(0, out + STP_JOFF_LEN, size - STP_JOFF_LEN));
 }
 
@@ -72,9 +89,13 @@ static bool header_bad(const uint8_t *b, size_t len)
         uint8_t t = b[STP_JOFF_TYPE];
         if (!type_known(t))
             return true;
-        if (t != STP_JREC_MSG && plen != 0)
+        if (t != STP_JREC_MSG && t != STP_JREC_DEDUP && plen != 0)
             return true;
         if (t == STP_JREC_MSG && plen < STP_JREC_MSG_FIXED + 1)
+            return true;
+        if (t == STP_JREC_DEDUP &&
+            (plen < STP_JREC_DEDUP_FIXED + 2 ||
+             plen > STP_JREC_DEDUP_FIXED + UINT16_MAX + STP_JREC_DEDUP_MAX_ID))
             return true;
     }
     return len >= STP_JOFF_LSN && stp_rd16(b + STP_JOFF_RSV) != 0;
@@ -95,6 +116,35 @@ static bool msg_layout_bad(const uint8_t *b, size_t len)
     return want != stp_rd32(b + STP_JOFF_LEN);
 }
 
+/* The DEDUP layout fields present in b[0, len) (a whole header) break a
+ * rule: a queue, an id within bounds, the reserved bytes, the lengths
+ * adding up. */
+static bool dedup_layout_bad(const uint8_t *b, size_t len)
+{
+    if (len >= STP_JOFF_DID_LEN && stp_rd16(b + STP_JOFF_DQUEUE_LEN) == 0)
+        return true;
+    if (len < STP_JOFF_DRSV)
+        return false;
+    uint32_t ilen = stp_rd16(b + STP_JOFF_DID_LEN);
+    if (ilen == 0 || ilen > STP_JREC_DEDUP_MAX_ID)
+        return true;
+    if (len < STP_JOFF_DQUEUE)
+        return false;
+    if (stp_rd32(b + STP_JOFF_DRSV) != 0)
+        return true;
+    uint64_t want = (uint64_t)STP_JREC_DEDUP_FIXED + stp_rd16(b + STP_JOFF_DQUEUE_LEN) + ilen;
+    return want != stp_rd32(b + STP_JOFF_LEN);
+}
+
+static void fill_dedup(const uint8_t *b, struct stp_jrec *r)
+{
+    r->seen_ms = stp_rd64(b + STP_JOFF_SEEN);
+    r->queue_len = stp_rd16(b + STP_JOFF_DQUEUE_LEN);
+    r->id_len = stp_rd16(b + STP_JOFF_DID_LEN);
+    r->queue = (const char *)b + STP_JOFF_DQUEUE;
+    r->id = r->queue + r->queue_len;
+}
+
 static void fill(const uint8_t *b, struct stp_jrec *r)
 {
     memset(r, 0, sizeof(*r));
@@ -102,6 +152,8 @@ static void fill(const uint8_t *b, struct stp_jrec *r)
     r->flags = b[STP_JOFF_FLAGS];
     r->lsn = stp_rd64(b + STP_JOFF_LSN);
     r->key = stp_rd64(b + STP_JOFF_KEY);
+    if (r->type == STP_JREC_DEDUP)
+        fill_dedup(b, r);
     if (r->type != STP_JREC_MSG)
         return;
     r->expires_ms = stp_rd64(b + STP_JOFF_EXPIRES);
@@ -122,6 +174,8 @@ enum stp_jdec stp_jrec_decode(const uint8_t *buf, size_t len, struct stp_jrec *r
     if (len < STP_JREC_HEADER)
         return STP_JDEC_SHORT;
     if (buf[STP_JOFF_TYPE] == STP_JREC_MSG && msg_layout_bad(buf, len))
+        return STP_JDEC_BAD;
+    if (buf[STP_JOFF_TYPE] == STP_JREC_DEDUP && dedup_layout_bad(buf, len))
         return STP_JDEC_BAD;
     size_t total = STP_JREC_HEADER + (size_t)stp_rd32(buf + STP_JOFF_LEN);
     if (len < total)

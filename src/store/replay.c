@@ -81,7 +81,7 @@ static int scan(const struct replay *rp, uint64_t seg_lsn, const char *name, con
         if (next_ok(rp, base + off, size - off, &r, &used)) {
             st->records++;
             st->last_lsn = r.lsn;
-            msgs += r.type == STP_JREC_MSG;
+            msgs += stp_jrec_pins(r.type);
             int rc = rp->cb ? rp->cb(rp->ctx, &r) : 0;
             if (rc != 0)
                 return rc;

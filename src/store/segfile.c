@@ -124,7 +124,7 @@ static uint64_t count_in(const uint8_t *b, size_t size)
         uint32_t plen = stp_rd32(b + off + STP_JOFF_LEN);
         if (plen > STP_JREC_MAX_PAYLOAD || plen > size - off - STP_JREC_HEADER)
             break;
-        if (b[off + STP_JOFF_TYPE] == STP_JREC_MSG)
+        if (stp_jrec_pins(b[off + STP_JOFF_TYPE]))
             msgs++;
         off += STP_JREC_HEADER + plen;
     }

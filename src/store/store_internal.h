@@ -31,6 +31,17 @@
 #define STP_JOFF_QUEUE_RSV 50u
 #define STP_JOFF_TAIL_LEN 52u
 #define STP_JOFF_QUEUE 56u
+#define STP_JOFF_SEEN 32u /* DEDUP payload from here */
+#define STP_JOFF_DQUEUE_LEN 40u
+#define STP_JOFF_DID_LEN 42u
+#define STP_JOFF_DRSV 44u
+#define STP_JOFF_DQUEUE 48u
+
+/* Records that count as live in their segment until released. */
+static inline bool stp_jrec_pins(uint8_t type)
+{
+    return type == STP_JREC_MSG || type == STP_JREC_DEDUP;
+}
 
 static inline uint16_t stp_rd16(const uint8_t *p)
 {
@@ -91,7 +102,7 @@ struct stp_seg_file {
  * 0 or a negative STP_E* code. */
 int stp_seg_list(int dirfd, struct stp_seg_file **out, size_t *n);
 
-/* MSG records counted by hopping from header to header of the segment
+/* MSG and DEDUP records counted by hopping from header to header of the segment
  * (no checksums; stops at the first header that does not look right):
  * how many messages the segment held, for compaction. Reads the file. */
 uint64_t stp_seg_count_msgs(int dirfd, uint64_t lsn);

@@ -13,6 +13,7 @@
 #include "store/journal.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +43,13 @@ static int on_record(void *ctx, const struct stp_jrec *r)
     (void)ctx;
     /* Touch every byte the record points at (ASan checks the bounds). */
     volatile unsigned sum = 0;
-    for (uint32_t i = 0; r->type == STP_JREC_MSG && i < r->queue_len; i++)
+    bool named = r->type == STP_JREC_MSG || r->type == STP_JREC_DEDUP;
+    for (uint32_t i = 0; named && i < r->queue_len; i++)
         sum += (unsigned char)r->queue[i];
     for (uint32_t i = 0; r->type == STP_JREC_MSG && i < r->tail_len; i++)
         sum += (unsigned char)r->tail[i];
+    for (uint32_t i = 0; r->type == STP_JREC_DEDUP && i < r->id_len; i++)
+        sum += (unsigned char)r->id[i];
     (void)sum;
     return 0;
 }

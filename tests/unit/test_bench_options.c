@@ -92,6 +92,24 @@ Test(bench_options, durations_urls_and_flags)
     cr_assert_eq(cfg.receipts, 1, "--receipts alone: every SEND");
 }
 
+Test(bench_options, dedup_id)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *none[] = {NULL};
+    cr_assert_eq(parse(&cfg, err, none), 0, "%s", err);
+    cr_assert_eq(cfg.dedup, 0, "no dedup-id by default");
+    const char *unique[] = {"--dedup-id", NULL};
+    cr_assert_eq(parse(&cfg, err, unique), 0, "%s", err);
+    cr_assert_eq(cfg.dedup, 1, "--dedup-id alone: a unique id on every SEND");
+    const char *rep[] = {"--dedup-id=4", NULL};
+    cr_assert_eq(parse(&cfg, err, rep), 0, "%s", err);
+    cr_assert_eq(cfg.dedup, 4);
+    const char *zero[] = {"--dedup-id=0", NULL};
+    cr_assert_neq(parse(&cfg, err, zero), 0);
+    cr_assert(strstr(err, "--dedup-id"), "%s", err);
+}
+
 Test(bench_options, persistent_flag)
 {
     struct stp_bench_config cfg;

@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 41);
+    cr_assert_eq(flags, 44);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -1183,6 +1183,39 @@ Test(config, durable_flags)
     cr_assert_str_eq(cfg.data_dir, "/tmp/d");
     cr_assert_eq(cfg.dead_letter, false);
     stp_config_free(&cfg);
+}
+
+/* Publish de-duplication (issue 13). */
+Test(config, dedup_flags)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.dedup_window_ms, 120000, "two minutes by default");
+    cr_assert_eq(cfg.dedup_max_ids, 100000);
+    cr_assert_eq(cfg.dedup_max_memory, (size_t)256 << 20);
+    stp_config_free(&cfg);
+    char *env[] = {"STAMPEDE_DEDUP_WINDOW=10s", "STAMPEDE_DEDUP_MAX_IDS=7",
+                   "STAMPEDE_DEDUP_MAX_MEMORY=1MiB", NULL};
+    cr_assert_eq(parse_env(&cfg, env, "--dedup-max-ids", "5", NULL), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.dedup_window_ms, 10000);
+    cr_assert_eq(cfg.dedup_max_ids, 5); /* the flag beats its variable */
+    cr_assert_eq(cfg.dedup_max_memory, (size_t)1 << 20);
+    stp_config_free(&cfg);
+    cr_assert_eq(parse(&cfg, "--dedup-window", "0"), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.dedup_window_ms, 0, "0 turns de-duplication off");
+    stp_config_free(&cfg);
+}
+
+Test(config_errors, dedup_window_bound)
+{
+    EXPECT_ERROR("--dedup-window: '2d' is not a duration between 0ms and 24h", "--dedup-window",
+                 "2d");
+}
+
+Test(config_errors, dedup_max_ids_bound)
+{
+    EXPECT_ERROR("--dedup-max-ids: '0' is not a number between 1 and 100000000", "--dedup-max-ids",
+                 "0");
 }
 
 Test(config_errors, max_redeliveries_not_a_number)

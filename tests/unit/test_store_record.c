@@ -401,7 +401,7 @@ Test(record, oversized_lengths)
     cr_assert_eq(stp_jrec_size(&r), 0);
     struct stp_jrec t = {.type = 0};
     cr_assert_eq(stp_jrec_size(&t), 0);
-    t.type = 5;
+    t.type = 0x7f;
     cr_assert_eq(stp_jrec_size(&t), 0);
 }
 
@@ -423,4 +423,144 @@ Test(record, largest_record_round_trips)
     cr_assert_eq(stp_jrec_decode(b, size - 1, &out, &used), STP_JDEC_SHORT);
     free(b);
     free(tail);
+}
+
+/* --- DEDUP records (issue 13) --- */
+
+static const char DID[] = "order-7f3a-0001";
+
+static struct stp_jrec dedup_rec(void)
+{
+    return (struct stp_jrec){
+        .type = STP_JREC_DEDUP,
+        .lsn = 4242,
+        .seen_ms = 1767225600123ull,
+        .queue = QUEUE,
+        .queue_len = sizeof(QUEUE) - 1,
+        .id = DID,
+        .id_len = sizeof(DID) - 1,
+    };
+}
+
+Test(record, dedup_round_trip_and_layout)
+{
+    struct stp_jrec r = dedup_rec();
+    size_t size;
+    uint8_t *b = encode(&r, &size);
+    cr_assert_eq(size, STP_JREC_HEADER + STP_JREC_DEDUP_FIXED + r.queue_len + r.id_len);
+    cr_assert_eq(b[12], STP_JREC_DEDUP);
+    cr_assert_eq(stp_rd64(b + 32), r.seen_ms);
+    cr_assert_eq(stp_rd16(b + 40), r.queue_len);
+    cr_assert_eq(stp_rd16(b + 42), r.id_len);
+    cr_assert_eq(stp_rd32(b + 44), 0);
+    cr_assert_eq(memcmp(b + 48, QUEUE, r.queue_len), 0);
+    cr_assert_eq(memcmp(b + 48 + r.queue_len, DID, r.id_len), 0);
+    struct stp_jrec out;
+    size_t used = 0;
+    cr_assert_eq(stp_jrec_decode(b, size, &out, &used), STP_JDEC_OK);
+    cr_assert_eq(used, size);
+    cr_assert_eq(out.type, STP_JREC_DEDUP);
+    cr_assert_eq(out.lsn, r.lsn);
+    cr_assert_eq(out.seen_ms, r.seen_ms);
+    cr_assert_eq(out.queue_len, r.queue_len);
+    cr_assert_eq(out.id_len, r.id_len);
+    cr_assert_eq(memcmp(out.queue, QUEUE, r.queue_len), 0);
+    cr_assert_eq(memcmp(out.id, DID, r.id_len), 0);
+    cr_assert_eq(out.tail_len, 0, "a DEDUP record has no tail");
+    free(b);
+}
+
+Test(record, dedup_sizes_are_bounded)
+{
+    struct stp_jrec r = dedup_rec();
+    r.id_len = 0;
+    cr_assert_eq(stp_jrec_size(&r), 0, "an empty id");
+    r.id_len = STP_JREC_DEDUP_MAX_ID + 1;
+    cr_assert_eq(stp_jrec_size(&r), 0, "an id over the bound");
+    r.id_len = 1;
+    r.queue_len = 0;
+    cr_assert_eq(stp_jrec_size(&r), 0, "no queue");
+    r.queue_len = 65536;
+    cr_assert_eq(stp_jrec_size(&r), 0, "a queue over 65535 bytes");
+}
+
+Test(record, dedup_every_bit_flip_and_truncation)
+{
+    struct stp_jrec r = dedup_rec();
+    size_t size;
+    uint8_t *b = encode(&r, &size);
+    for (size_t k = 0; k < size; k++)
+        cr_assert_eq(decode_copy(b, k), STP_JDEC_SHORT, "cut at %zu", k);
+    for (size_t bit = 0; bit < size * 8; bit++) {
+        b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        struct stp_jrec out;
+        size_t used;
+        enum stp_jdec d = stp_jrec_decode(b, size, &out, &used);
+        bool in_len = bit / 8 >= STP_JOFF_LEN && bit / 8 < STP_JOFF_LEN + 4;
+        bool grew = stp_rd32(b + STP_JOFF_LEN) > size - STP_JREC_HEADER;
+        if (d == STP_JDEC_SHORT)
+            cr_assert(in_len && grew, "bit %zu: SHORT without a longer length", bit);
+        else
+            cr_assert_eq(d, STP_JDEC_BAD, "bit %zu decodes", bit);
+        b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    free(b);
+}
+
+/* A DEDUP record with one field changed and a good checksum is refused,
+ * and so is the prefix that already shows the bad field. */
+static void assert_dedup_refused(void (*change)(uint8_t *b), size_t prefix, const char *what)
+{
+    struct stp_jrec r = dedup_rec();
+    size_t size;
+    uint8_t *b = encode(&r, &size);
+    change(b);
+    recrc(b, size);
+    cr_assert_eq(decode_copy(b, size), STP_JDEC_BAD, "%s", what);
+    cr_assert_eq(decode_copy(b, prefix), STP_JDEC_BAD, "%s (prefix of %zu)", what, prefix);
+    free(b);
+}
+
+static void dedup_queue_zero(uint8_t *b)
+{
+    stp_wr16(b + STP_JOFF_DID_LEN,
+             (uint16_t)(stp_rd16(b + STP_JOFF_DID_LEN) + stp_rd16(b + STP_JOFF_DQUEUE_LEN)));
+    stp_wr16(b + STP_JOFF_DQUEUE_LEN, 0);
+}
+
+static void dedup_id_zero(uint8_t *b)
+{
+    stp_wr16(b + STP_JOFF_DQUEUE_LEN,
+             (uint16_t)(stp_rd16(b + STP_JOFF_DQUEUE_LEN) + stp_rd16(b + STP_JOFF_DID_LEN)));
+    stp_wr16(b + STP_JOFF_DID_LEN, 0);
+}
+
+static void dedup_id_too_long(uint8_t *b)
+{
+    stp_wr16(b + STP_JOFF_DID_LEN, STP_JREC_DEDUP_MAX_ID + 1);
+}
+
+static void dedup_reserved(uint8_t *b)
+{
+    b[STP_JOFF_DRSV + 2] = 1;
+}
+
+static void dedup_lengths_disagree(uint8_t *b)
+{
+    stp_wr16(b + STP_JOFF_DID_LEN, (uint16_t)(stp_rd16(b + STP_JOFF_DID_LEN) - 1));
+}
+
+static void dedup_payload_short(uint8_t *b)
+{
+    stp_wr32(b + STP_JOFF_LEN, STP_JREC_DEDUP_FIXED + 1);
+}
+
+Test(record, dedup_bad_fields_are_refused_even_with_a_good_checksum)
+{
+    assert_dedup_refused(dedup_queue_zero, STP_JOFF_DID_LEN, "queue_len 0");
+    assert_dedup_refused(dedup_id_zero, STP_JOFF_DRSV, "id_len 0");
+    assert_dedup_refused(dedup_id_too_long, STP_JOFF_DRSV, "id over the bound");
+    assert_dedup_refused(dedup_reserved, STP_JOFF_DQUEUE, "reserved bytes");
+    assert_dedup_refused(dedup_lengths_disagree, STP_JOFF_DQUEUE, "lengths disagree");
+    assert_dedup_refused(dedup_payload_short, STP_JOFF_TYPE + 1, "payload under fixed + 2");
 }
