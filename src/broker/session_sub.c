@@ -71,8 +71,10 @@ static int parse_ack_mode(const struct stp_slice *ack, enum stp_ack_mode *mode)
     return 0;
 }
 
-/* Tell the owner about a new subscription. */
-static int register_sub(struct stp_conn *c, struct stp_sub *sub)
+/* Tell the owner about a new subscription. A queue's selector text
+ * (sel_text, NUL-terminated heap string or NULL) is taken over: the queue's
+ * owner matches it, not this worker. */
+static int register_sub(struct stp_conn *c, struct stp_sub *sub, char *sel_text)
 {
     struct stp_worker *w = stp_worker_of(c);
     sub->owner = stp_owner_of(w, sub->dest, sub->dest_len);
@@ -94,10 +96,12 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
         stp_session_post(c, sub->owner, &cmd);
         return 0;
     }
-    struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sub->key, sub->prefetch,
-                                                sub->ack_mode != STP_ACK_AUTO);
-    if (!cmd.u.consumer_add.queue)
+    struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sel_text, sub->key,
+                                                sub->prefetch, sub->ack_mode != STP_ACK_AUTO);
+    if (!cmd.u.consumer_add.queue) {
+        free(sel_text);
         return STP_ENOMEM;
+    }
     stp_session_post(c, sub->owner, &cmd);
     return 0;
 }
@@ -140,27 +144,33 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
 }
 
 /* ActiveMQ's selector header: 0 and *sel (NULL when there is none or it is
- * blank), or -1 after an ERROR naming what and where. */
+ * blank), or -1 after an ERROR naming what and where. A topic's selector is
+ * matched here; a queue's is matched by the queue's owner, which gets the
+ * text (*text, heap, when is_queue) and compiles it again: compiling here
+ * still gives the ERROR with the position. */
 static int compile_selector(struct stp_conn *c, const struct stp_frame *f, bool is_queue,
-                            struct stp_selector **sel)
+                            struct stp_selector **sel, char **text)
 {
     const struct stp_slice *h = stp_frame_header(f, "selector");
     *sel = NULL;
+    *text = NULL;
     size_t blank = 0;
     while (h && blank < h->len && (h->p[blank] == ' ' || h->p[blank] == '\t'))
         blank++;
     if (!h || blank == h->len)
         return 0;
-    if (is_queue)
-        return stp_session_bad(c, f, "selectors on queues are not supported",
-                               "This broker filters topic subscriptions only, so far.");
     char err[160];
     int rc = stp_selector_compile(sel, h->p, h->len, err, sizeof(err));
     if (rc == STP_ENOMEM)
         return STP_ENOMEM;
     if (rc < 0)
         return stp_session_bad(c, f, "invalid selector", err);
-    return 0;
+    if (!is_queue)
+        return 0;
+    stp_selector_free(*sel);
+    *sel = NULL;
+    *text = stp_session_strdup(*h);
+    return *text ? 0 : STP_ENOMEM;
 }
 
 int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
@@ -172,13 +182,16 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     if (validate_subscribe(c, f, &dest, &id, &mode, &prefetch) < 0)
         return -1;
     struct stp_selector *sel;
-    int rc = compile_selector(c, f, stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE, &sel);
+    char *sel_text;
+    int rc = compile_selector(c, f, stp_dest_kind(dest->p, dest->len) == STP_DEST_QUEUE, &sel,
+                              &sel_text);
     if (rc < 0)
         return rc;
     struct stp_worker *w = stp_worker_of(c);
     struct stp_sub *sub = calloc(1, sizeof(*sub));
     if (!sub) {
         stp_selector_free(sel);
+        free(sel_text);
         return STP_ENOMEM;
     }
     sub->sel = sel;
@@ -196,6 +209,7 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     if (!sub->id || !sub->dest || build_sub_header(sub, stp_sess(c)->version) < 0 ||
         stp_map_put(&w->subs_by_key, &sub->key, sizeof(sub->key), sub) < 0) {
         sub_free(sub);
+        free(sel_text);
         return STP_ENOMEM;
     }
     if (stp_map_put(&stp_sess(c)->subs_by_id, sub->id, sub->id_len, sub) < 0 ||
@@ -203,6 +217,7 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
         stp_map_del(&stp_sess(c)->subs_by_id, sub->id, sub->id_len);
         stp_map_del(&w->subs_by_key, &sub->key, sizeof(sub->key));
         sub_free(sub);
+        free(sel_text);
         return STP_ENOMEM;
     }
     sub->next = stp_sess(c)->subs;
@@ -210,7 +225,7 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     stp_sess(c)->nsubs++;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
-    if (register_sub(c, sub) < 0)
+    if (register_sub(c, sub, sel_text) < 0)
         return STP_ENOMEM;
     return stp_session_receipt_fence_sub(c, receipt, sub->key);
 }
