@@ -120,21 +120,33 @@ struct qentry stp_q_remove_at(struct stp_queue *q, size_t i)
     return e;
 }
 
-/* Append e (its message taken over) at the back, or put it back at the
- * front; it gets its position here. STP_ENOMEM: nothing changed. */
-static int ready_push(struct stp_queue *q, struct qentry e, bool front)
+/* Append e (its message taken over) at the back; it gets its position
+ * here. STP_ENOMEM: nothing changed. */
+static inline int ready_push_back(struct stp_queue *q, struct qentry e)
 {
-    e.tag = front ? q->front_pos - 1 : q->back_pos;
-    if ((front ? qdeque_push_front(&q->ready, e) : qdeque_push_back(&q->ready, e)) < 0)
+    e.tag = q->back_pos;
+    if (qdeque_push_back(&q->ready, e) < 0)
         return STP_ENOMEM;
-    if (front)
-        q->front_pos--;
-    else
-        q->back_pos++;
+    q->back_pos++;
     q->count++;
     q->bytes += e.msg->tail_len;
     if (q->ngroups)
-        stp_qsel_index(q, &e, front);
+        stp_qsel_index(q, &e, false);
+    return 0;
+}
+
+/* Put e (its message taken over) back at the front, below every position
+ * given so far. STP_ENOMEM: nothing changed. */
+static int ready_push_front(struct stp_queue *q, struct qentry e)
+{
+    e.tag = q->front_pos - 1;
+    if (qdeque_push_front(&q->ready, e) < 0)
+        return STP_ENOMEM;
+    q->front_pos--;
+    q->count++;
+    q->bytes += e.msg->tail_len;
+    if (q->ngroups)
+        stp_qsel_index(q, &e, true);
     return 0;
 }
 
@@ -256,12 +268,17 @@ void stp_q_expire(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m)
  * expired messages when they reach its head, so none is ever delivered;
  * with selectors, a message is also checked when a consumer takes it, and
  * swept wherever it waits). */
-void stp_q_drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
+static void drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
 {
     while (q->count > 0 && stp_q_expired(qdeque_at(&q->ready, 0)->msg, now)) {
         struct qentry e = ready_pop_front(q);
         dead_letter(w, q, e.msg, DEATH_EXPIRED);
     }
+}
+
+void stp_q_drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
+{
+    drop_expired_head(w, q, now);
 }
 
 /* A message coming back (NACK, consumer gone): false when that was one
@@ -275,7 +292,10 @@ static bool may_return(struct stp_worker *w, struct stp_queue *q, struct stp_msg
     return false;
 }
 
-static inline void deliver(struct stp_worker *w, struct stp_consumer *c, struct qentry e)
+/* Inlined into the plain dispatch loop (the common case), called by
+ * qselect.c through stp_q_deliver. */
+__attribute__((always_inline)) static inline void deliver(struct stp_worker *w,
+                                                          struct stp_consumer *c, struct qentry e)
 {
     e.tag = ++c->next_tag;
     e.msg->deliveries++;
@@ -309,7 +329,7 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
     struct stp_consumer *c;
     uint64_t now = 0;
     while (q->count > 0) {
-        stp_q_drop_expired_head(w, q, &now);
+        drop_expired_head(w, q, &now);
         if (q->count == 0 || (c = next_consumer(q)) == NULL)
             break;
         deliver(w, c, ready_pop_front(q));
@@ -401,7 +421,7 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
         forget_if_idle(w, q);
         return;
     }
-    if (!q || ready_push(q, (struct qentry){.msg = m}, false) < 0) {
+    if (!q || ready_push_back(q, (struct qentry){.msg = m}) < 0) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
         settle(w, &m);
         return;
@@ -469,7 +489,7 @@ static void put_back(struct stp_worker *w, struct stp_queue *q, struct qentry e)
 {
     if (!may_return(w, q, e.msg))
         return;
-    if (ready_push(q, e, true) < 0)
+    if (ready_push_front(q, e) < 0)
         stp_msg_unref(&e.msg);
 }
 
@@ -678,7 +698,7 @@ void stp_queue_expire(struct stp_worker *w)
     size_t budget = SWEEP_BUDGET;
     for (size_t i = 0; i < n; i++) {
         struct stp_queue *q = due[i];
-        stp_q_drop_expired_head(w, q, &now);
+        drop_expired_head(w, q, &now);
         if (q->ngroups && budget > 0) {
             budget -=
                 stp_qsel_sweep(w, q, &now, budget < SWEEP_QUEUE_MAX ? budget : SWEEP_QUEUE_MAX);
@@ -714,7 +734,7 @@ int stp_queue_restore(struct stp_worker *w, struct stp_msg *m)
     if (!q)
         return refused ? STP_EFULL : STP_ENOMEM;
     struct qentry e = {.msg = m, .redelivered = m->deliveries > 0};
-    return ready_push(q, e, false);
+    return ready_push_back(q, e);
 }
 
 void stp_queues_free(struct stp_worker *w)
