@@ -52,7 +52,11 @@
 
 static bool matches(const struct stp_qgroup *g, const struct stp_msg *m)
 {
-    struct stp_selector_headers h = {.block = m->tail, .len = m->tail_len - m->body_len - 1};
+    /* Fields set one by one: an initializer would zero the 1 KiB scratch
+     * on every match. */
+    struct stp_selector_headers h;
+    h.block = m->tail;
+    h.len = m->tail_len - m->body_len - 1;
     return stp_selector_match(g->sel, stp_selector_header_lookup, &h);
 }
 
