@@ -6,6 +6,7 @@
  * working. */
 #include "broker_harness.h"
 #include "broker/dest.h"
+#include "broker/queue_int.h"
 #include "broker/worker.h"
 
 #include <criterion/criterion.h>
@@ -96,6 +97,14 @@ static size_t depth(unsigned w, const char *name)
         if (strcmp(snap[i].name, name) == 0)
             return snap[i].depth;
     return 0;
+}
+
+/* The queue's own state (queue_int.h), to check the bounds it promises. */
+static struct stp_queue *queue_of(unsigned w, const char *name)
+{
+    struct stp_queue *q = stp_map_get(&th_worker(w)->queues, name, strlen(name));
+    cr_assert_not_null(q, "no queue %s", name);
+    return q;
 }
 
 /* --- matching and waiting --- */
@@ -413,6 +422,78 @@ Test(qselect, requeue_while_a_new_group_scans)
     expect_body(late, "red-last", NULL, 0);
     th_expect_none(late);
     cr_assert_eq(depth(0, "/queue/q"), N);
+}
+
+/* Messages taken from behind one that waits leave tombstones, compacted
+ * away as they pile up; positions stay valid across the compaction. */
+Test(qselect, takes_behind_a_waiting_message_compact_the_queue)
+{
+    setup(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0), *red = th_connect(0);
+    char ack[64];
+    sub_sel(red, "r", "/queue/t", "color = 'red'", "client-individual", "1");
+    th_pump();
+    send_c(pub, "/queue/t", "green", "green");
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "r%d", i);
+        send_c(pub, "/queue/t", "red", body);
+    }
+    th_pump();
+    for (int i = 0; i < N; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "r%d", i);
+        th_pump();
+        expect_body(red, body, ack, sizeof(ack));
+        th_sendf(red, "ACK\nid:%s\n\n", ack);
+    }
+    th_pump();
+    th_expect_none(red);
+    cr_assert_eq(depth(0, "/queue/t"), 1);
+    struct stp_queue *q = queue_of(0, "/queue/t");
+    cr_assert_lt(q->ready.count, 64, "%zu entries for 1 message: tombstones compacted",
+                 q->ready.count);
+    struct th_conn *green = th_connect(0);
+    sub_sel(green, "g", "/queue/t", "color = 'green'", NULL, NULL);
+    th_pump();
+    expect_body(green, "green", NULL, 0);
+    cr_assert_eq(depth(0, "/queue/t"), 0);
+}
+
+/* Two groups match every message; one never has credit, so the other takes
+ * everything and the first's list fills with stale positions, compacted
+ * away; when its credit comes back it gets the next message, once. */
+Test(qselect, a_stalled_group_list_of_stale_positions_is_compacted)
+{
+    setup(1, NULL, NULL);
+    struct th_conn *pub = th_connect(0), *slow = th_connect(0), *fast = th_connect(0);
+    char ack[64];
+    sub_sel(slow, "s", "/queue/c", "n >= 0", "client-individual", "1");
+    th_pump();
+    th_send(pub, "SEND\ndestination:/queue/c\nn:0\n\nfirst");
+    th_pump();
+    expect_body(slow, "first", ack, sizeof(ack)); /* now at its prefetch */
+    sub_sel(fast, "f", "/queue/c", "n < 1000000", NULL, NULL);
+    th_pump();
+    enum { N = 2000 };
+    for (int i = 1; i <= N; i++)
+        th_sendf(pub, "SEND\ndestination:/queue/c\nn:%d\n\nm%d", i, i);
+    th_pump();
+    cr_assert_eq(th_pending_frames(fast), N);
+    cr_assert_eq(depth(0, "/queue/c"), 0);
+    struct stp_queue *q = queue_of(0, "/queue/c");
+    for (size_t i = 0; i < q->ngroups; i++)
+        cr_assert_lt(q->groups[i]->list.count, 200, "a list of %zu stale positions",
+                     q->groups[i]->list.count);
+    th_expect_none(slow);
+    th_sendf(slow, "ACK\nid:%s\n\n", ack);
+    th_pump();
+    th_expect_none(slow); /* nothing is waiting: no stale position is delivered */
+    th_send(pub, "SEND\ndestination:/queue/c\nn:5\n\nlast");
+    th_pump();
+    size_t got = th_pending_frames(slow) + th_pending_frames(fast);
+    cr_assert_eq(got, N + 1, "'last' delivered once");
 }
 
 /* --- expiry, dead letters, bounds --- */
