@@ -79,6 +79,8 @@ struct stp_bench_producer {
     size_t hdr_off[2];   /* offset of the stampede-bench value */
     size_t receipt_off;  /* offset of the receipt value in tmpl[1] */
     size_t dedup_off[2]; /* --dedup-id: offset of the id's 16 hex digits (0: none) */
+    size_t part_off[2];  /* --selector-split: offset of the part value (0: none) */
+    unsigned parts;      /* --selector-split: consumers of the destination */
     uint64_t *rcpt_ring; /* intended times of outstanding receipts, in order */
     uint64_t rcpt_head, rcpt_tail;
     uint64_t receipted;              /* SENDs up to this seq (excluded) are covered by a RECEIPT */

@@ -52,6 +52,11 @@ int stp_bench_consumer_subscribe(struct stp_bench_conn *c)
     rc = rc ? rc : stp_write_header_str(&b, "ack", stp_bench_ack_name(r->cfg.ack), c->version);
     if (r->cfg.prefetch)
         rc = rc ? rc : stp_write_header_u64(&b, "prefetch-count", r->cfg.prefetch);
+    if (r->cfg.selector_split && !r->cfg.topic && r->dests[k->dest].nconsumers > 1) {
+        char sel[32]; /* consumer k->id is the (id / destinations)th of its queue */
+        snprintf(sel, sizeof(sel), "part = %u", k->id / r->cfg.destinations);
+        rc = rc ? rc : stp_write_header_str(&b, "selector", sel, c->version);
+    }
     rc = rc ? rc : stp_write_header_str(&b, "receipt", rcpt, c->version);
     rc = rc ? rc : stp_write_body(&b, (struct stp_slice){"", 0});
     rc = rc ? rc : stp_bench_conn_append(c, b.data, b.len);

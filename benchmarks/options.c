@@ -302,6 +302,13 @@ static int set_persistent(struct stp_bench_config *c, const char *o, const char 
     return 0;
 }
 
+static int set_selector_split(struct stp_bench_config *c, const char *o, const char *a, char *e,
+                              size_t n)
+{
+    c->selector_split = true;
+    return 0;
+}
+
 static int set_quiet(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
 {
     c->quiet = true;
@@ -414,6 +421,9 @@ static const struct keyword keywords[] = {
     {"dedup-id", ARG_OPTIONAL, set_dedup,
      "a unique dedup-id on every SEND (=N: each id on N SENDs in a row, so the broker drops "
      "N-1 of every N; they count as lost)"},
+    {"selector-split", ARG_NONE, set_selector_split,
+     "queues: each SEND carries part:<its seq mod the queue's consumers> and consumer k of a "
+     "queue subscribes with selector 'part = k', so selectors split the traffic"},
     {"threads", ARG_REQUIRED, set_threads,
      "generator threads, each with its own loop (default: "
      "usable CPUs)"},

@@ -35,13 +35,15 @@ struct stp_bench_config {
     uint64_t duration_ns, warmup_ns, drain_ns, connect_timeout_ns;
     uint64_t tick_ns; /* pacing timer period; 0 = the producers' interval in [100 us, 1 ms] */
     enum stp_bench_ack ack;
-    unsigned prefetch; /* 0 = no prefetch-count header */
-    unsigned receipts; /* ask a RECEIPT for every Nth SEND; 0 = never */
-    unsigned window;   /* unpaced: most messages per producer not yet delivered (and, with
-                          receipts, not yet receipted); 0 = no limit */
-    bool persistent;   /* SENDs carry persistent:true */
-    unsigned dedup;    /* 0: no dedup-id; N: each dedup-id on N SENDs in a row (1: unique) */
-    unsigned threads;  /* 0 = the CPUs this process may use */
+    unsigned prefetch;   /* 0 = no prefetch-count header */
+    unsigned receipts;   /* ask a RECEIPT for every Nth SEND; 0 = never */
+    unsigned window;     /* unpaced: most messages per producer not yet delivered (and, with
+                            receipts, not yet receipted); 0 = no limit */
+    bool persistent;     /* SENDs carry persistent:true */
+    unsigned dedup;      /* 0: no dedup-id; N: each dedup-id on N SENDs in a row (1: unique) */
+    bool selector_split; /* queues: SENDs carry part:<seq mod consumers of the queue>, and
+                            consumer k of a queue subscribes with selector "part = k" */
+    unsigned threads;    /* 0 = the CPUs this process may use */
     char login[128], passcode[128];
     unsigned idle_connections;
     unsigned idle_patterns; /* pattern subscriptions on topics the load never touches */

@@ -43,6 +43,11 @@ static int build_template(struct stp_bench_conn *c, struct stp_bench_run *r, int
         p->dedup_off[with_receipt] = b.len;
         rc = rc ? rc : stp_buf_append_str(&b, "0000000000000000\n");
     }
+    if (p->parts) {
+        rc = rc ? rc : stp_buf_append_str(&b, "part:");
+        p->part_off[with_receipt] = b.len;
+        rc = rc ? rc : stp_buf_append_str(&b, "000000\n");
+    }
     if (with_receipt) {
         rc = rc ? rc : stp_buf_append_str(&b, "receipt:");
         p->receipt_off = b.len;
@@ -68,6 +73,8 @@ int stp_bench_producer_init(struct stp_bench_conn *c, struct stp_bench_run *r)
     struct stp_bench_producer *p = &c->u.p;
     p->id = c->index;
     p->dest = c->index % r->cfg.destinations;
+    if (r->cfg.selector_split && !r->cfg.topic && r->dests[p->dest].nconsumers > 1)
+        p->parts = r->dests[p->dest].nconsumers;
     int rc = build_template(c, r, 0);
     rc = rc ? rc : build_template(c, r, 1);
     if (rc == 0 && r->cfg.receipts) {
@@ -91,6 +98,13 @@ static bool wants_receipt(const struct stp_bench_producer *p, unsigned every)
     return every && p->seq % every == every - 1 && p->rcpt_tail - p->rcpt_head < RCPT_RING;
 }
 
+/* Six decimal digits of v (< 10^6) at dst. */
+static void put_dec6(char *dst, unsigned v)
+{
+    for (int i = 5; i >= 0; i--, v /= 10)
+        dst[i] = (char)('0' + v % 10);
+}
+
 /* Copy one SEND into the output buffer; false when out of memory. */
 static bool emit(struct stp_bench_conn *c, uint64_t intended, unsigned every)
 {
@@ -104,6 +118,8 @@ static bool emit(struct stp_bench_conn *c, uint64_t intended, unsigned every)
     stp_bench_hex(dst + p->hdr_off[k] + TIME_OFF, intended, 16);
     if (p->dedup_off[k])
         stp_bench_hex(dst + p->dedup_off[k], p->seq / c->t->run->cfg.dedup, 16);
+    if (p->parts)
+        put_dec6(dst + p->part_off[k], (unsigned)(p->seq % p->parts));
     if (k) {
         stp_bench_hex(dst + p->receipt_off, p->seq, 16);
         p->rcpt_ring[p->rcpt_tail++ % RCPT_RING] = intended;

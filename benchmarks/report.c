@@ -136,12 +136,12 @@ static void json_config(FILE *out, const struct stp_bench_report *rep)
             "\"warmup_s\": %.3f, \"drain_timeout_s\": %.3f, \"ack\": \"%s\", "
             "\"prefetch\": %u, \"receipts_every\": %u, \"persistent\": %s, \"window\": %u, "
             "\"threads\": %u, \"idle_connections\": %u, \"heartbeat_ms\": %u, "
-            "\"idle_patterns\": %u, \"dedup_id_repeat\": %u},\n",
+            "\"idle_patterns\": %u, \"dedup_id_repeat\": %u, \"selector_split\": %s},\n",
             c->producers, c->consumers, c->destinations, c->topic ? "topic" : "queue", c->size,
             (unsigned long long)c->rate, (double)c->duration_ns / 1e9, (double)c->warmup_ns / 1e9,
             (double)c->drain_ns / 1e9, stp_bench_ack_name(c->ack), c->prefetch, c->receipts,
             c->persistent ? "true" : "false", c->window, rep->threads, c->idle_connections,
-            c->heartbeat_ms, c->idle_patterns, c->dedup);
+            c->heartbeat_ms, c->idle_patterns, c->dedup, c->selector_split ? "true" : "false");
 }
 
 static void json_first_lost(FILE *out, int64_t producer, int64_t seq)

@@ -62,11 +62,13 @@ struct stp_post {
             char *topic;
             int delta;
         } interest;
-        /* CONSUMER_ADD: owns the queue name (heap). prefetch 0: none.
-         * durable: the queue is a durable topic subscription's (made and
-         * bound to its topic when missing; one consumer at a time). */
+        /* CONSUMER_ADD: owns the queue name and the selector text (heap;
+         * selector NULL: none; the owner compiles it again). prefetch 0:
+         * none. durable: the queue is a durable topic subscription's (made
+         * and bound to its topic when missing; one consumer at a time). */
         struct {
             char *queue;
+            char *selector;
             uint64_t sub_key;
             uint32_t prefetch;
             bool client_ack;
@@ -129,6 +131,12 @@ struct stp_post {
     } u;
 };
 
+/* A selector's text rides in CONSUMER_ADD as a pointer: the command stays
+ * the size of its largest payload, QDELIVER's. */
+_Static_assert(sizeof(((struct stp_post *)0)->u.consumer_add) <=
+                   sizeof(((struct stp_post *)0)->u.qdeliver),
+               "CONSUMER_ADD must not make every command bigger");
+
 static inline struct stp_post stp_post_route(struct stp_msg *msg)
 {
     return (struct stp_post){.type = STP_WCMD_ROUTE, .u.route = {msg}};
@@ -149,11 +157,12 @@ static inline struct stp_post stp_post_pattern_interest(char *pattern, int delta
     return (struct stp_post){.type = STP_WCMD_PATTERN_INTEREST, .u.interest = {pattern, delta}};
 }
 
-static inline struct stp_post stp_post_consumer_add(char *queue, uint64_t sub_key,
+static inline struct stp_post stp_post_consumer_add(char *queue, char *selector, uint64_t sub_key,
                                                     uint32_t prefetch, bool client_ack)
 {
-    return (struct stp_post){.type = STP_WCMD_CONSUMER_ADD,
-                             .u.consumer_add = {queue, sub_key, prefetch, client_ack, false}};
+    return (struct stp_post){
+        .type = STP_WCMD_CONSUMER_ADD,
+        .u.consumer_add = {queue, selector, sub_key, prefetch, client_ack, false}};
 }
 
 static inline struct stp_post stp_post_consumer_del(uint64_t sub_key, uint64_t written_upto)

@@ -3,11 +3,15 @@
  *
  * A queue holds messages until a consumer with credit takes them, round-robin
  * among its consumers. Credit has two parts: deliveries not yet written to the
- * consumer's socket (bounded by OUT_WINDOW, so a slow socket simply gets no
- * more) and, with client acks and a prefetch-count, deliveries not yet acked.
+ * consumer's socket (bounded by STP_QUEUE_OUT_WINDOW, so a slow socket simply
+ * gets no more) and, with client acks and a prefetch-count, deliveries not yet
+ * acked.
  * Every delivery stays in the consumer's in-flight list until it is settled:
  * written (auto ack) or acked (client acks). NACK and a consumer leaving put
  * in-flight messages back at the head, in order, marked redelivered.
+ * When some consumers have a selector, qselect.c dispatches instead (each
+ * consumer takes the first message it matches); the queue's state is in
+ * queue_int.h.
  * A queue over its bound (messages or bytes) pauses the publishers that send
  * to it until it drains below 90% of the bound.
  */
@@ -15,7 +19,9 @@
 #include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/durable.h"
+#include "broker/queue_int.h"
 #include "broker/worker.h"
+#include "select/select.h"
 #include "stampede/array.h"
 #include "stampede/clock.h"
 #include "stampede/deque.h"
@@ -27,60 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define OUT_WINDOW 2048
-
-struct qentry {
-    struct stp_msg *msg;
-    uint64_t tag; /* in-flight lists: the delivery tag */
-    bool redelivered;
-};
-
-/* A FIFO of entries that can also grow at the head (for requeues). */
-STP_DEQUE_DEFINE(qdeque, struct qentry)
-
-struct stp_consumer {
-    uint64_t key;
-    struct stp_queue *q;
-    uint16_t worker;
-    uint32_t slot, gen;
-    bool client_ack;
-    uint32_t prefetch;
-    uint64_t next_tag;
-    uint64_t written; /* highest tag known written to the socket */
-    /* Deliveries not settled yet, in tag order. One acked out of order
-     * (client-individual) becomes a tombstone (msg NULL), dropped when it
-     * reaches the head or when tombstones outnumber the live entries. */
-    struct qdeque inflight;
-    size_t live; /* entries of inflight that are not tombstones */
-};
-
-/* A publisher's connection; 12 bytes without padding (a hash map key). */
-struct connref {
-    uint32_t worker;
-    uint32_t slot, gen;
-};
-
-struct stp_queue {
-    char *name;
-    size_t name_len;
-    struct qdeque ready;
-    size_t bytes;
-    struct stp_consumer **consumers;
-    size_t nconsumers, cap_consumers;
-    size_t rr;
-    struct connref *throttled;
-    size_t nthrottled, cap_throttled;
-    struct stp_map throttled_set; /* keys point into throttled[] */
-    /* A temp queue (/reply-queue/): made only by its connection's
-     * subscription, never journaled or dead-lettered, gone with its last
-     * consumer (messages and all). */
-    bool temp;
-    /* A durable topic subscription's queue (durable_sub.c): the record that
-     * binds it to its topic (its tail is the topic's name), journaled like a
-     * message; NULL for other queues. A bound queue is never forgotten. */
-    struct stp_msg *binding;
-};
 
 const char *stp_queue_name(const struct stp_queue *q)
 {
@@ -102,7 +54,7 @@ static void settle(struct stp_worker *w, struct stp_msg **m)
 }
 
 /* Drop every entry's message reference and the storage (shutdown: the
- * journal keeps what it holds). */
+ * journal keeps what it holds). Tombstones hold none. */
 static void dq_free(struct qdeque *d)
 {
     while (d->count) {
@@ -110,6 +62,98 @@ static void dq_free(struct qdeque *d)
         stp_msg_unref(&e.msg);
     }
     qdeque_free(d);
+}
+
+/* --- the ready deque (positions and tombstones: queue_int.h) --- */
+
+static uint64_t ready_pos_at(const void *d, size_t i)
+{
+    return qdeque_at(d, i)->tag;
+}
+
+size_t stp_q_lower_bound(const struct stp_queue *q, uint64_t pos)
+{
+    return stp_lower_bound(q->ready.count, pos, ready_pos_at, &q->ready);
+}
+
+ssize_t stp_q_find(const struct stp_queue *q, uint64_t pos)
+{
+    if (q->ready.count == 0)
+        return -1;
+    /* Without tombstones compacted away before it, a position is its
+     * distance from the front's. */
+    uint64_t guess = pos - qdeque_at(&q->ready, 0)->tag;
+    size_t i = guess < q->ready.count && qdeque_at(&q->ready, guess)->tag == pos
+                   ? (size_t)guess
+                   : stp_q_lower_bound(q, pos);
+    if (i == q->ready.count || qdeque_at(&q->ready, i)->tag != pos || !qdeque_at(&q->ready, i)->msg)
+        return -1;
+    return (ssize_t)i;
+}
+
+/* Tombstones that reached the front go. */
+static void trim_front(struct stp_queue *q)
+{
+    while (q->ready.count && !qdeque_at(&q->ready, 0)->msg) {
+        qdeque_pop_front(&q->ready);
+        q->tombs--;
+    }
+}
+
+/* The front entry (live), taken out. */
+static inline struct qentry ready_pop_front(struct stp_queue *q)
+{
+    struct qentry e = qdeque_pop_front(&q->ready);
+    q->count--;
+    q->bytes -= e.msg->tail_len;
+    if (q->tombs)
+        trim_front(q);
+    return e;
+}
+
+struct qentry stp_q_remove_at(struct stp_queue *q, size_t i)
+{
+    if (i == 0)
+        return ready_pop_front(q);
+    struct qentry *x = qdeque_at(&q->ready, i);
+    struct qentry e = *x;
+    x->msg = NULL;
+    q->count--;
+    q->bytes -= e.msg->tail_len;
+    /* Compacted when tombstones outnumber live entries: amortized O(1). */
+    if (++q->tombs > q->count + 32 && qdeque_filter(&q->ready, has_msg) == 0)
+        q->tombs = 0; /* on ENOMEM they stay */
+    return e;
+}
+
+/* Append e (its message taken over) at the back; it gets its position
+ * here. STP_ENOMEM: nothing changed. */
+static inline int ready_push_back(struct stp_queue *q, struct qentry e)
+{
+    e.tag = q->back_pos;
+    if (qdeque_push_back(&q->ready, e) < 0)
+        return STP_ENOMEM;
+    q->back_pos++;
+    q->count++;
+    q->bytes += e.msg->tail_len;
+    if (q->ngroups)
+        stp_qsel_index(q, &e, false);
+    return 0;
+}
+
+/* Put e (its message taken over) back at the front, below every position
+ * given so far. STP_ENOMEM: nothing changed. */
+static int ready_push_front(struct stp_queue *q, struct qentry e)
+{
+    e.tag = q->front_pos - 1;
+    if (qdeque_push_front(&q->ready, e) < 0)
+        return STP_ENOMEM;
+    q->front_pos--;
+    q->count++;
+    q->bytes += e.msg->tail_len;
+    if (q->ngroups)
+        stp_qsel_index(q, &e, true);
+    return 0;
 }
 
 /* --- queues --- */
@@ -137,6 +181,7 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     q->name[len] = '\0';
     q->name_len = len;
     q->temp = stp_dest_is_reply(name, len);
+    q->front_pos = q->back_pos = UINT64_C(1) << 63; /* room both ways */
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
         free(q);
@@ -146,28 +191,21 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     return q;
 }
 
-static bool has_credit(const struct stp_consumer *c)
-{
-    if (c->next_tag - c->written >= OUT_WINDOW)
-        return false;
-    return !c->client_ack || c->prefetch == 0 || c->live < c->prefetch;
-}
-
 static struct stp_consumer *next_consumer(struct stp_queue *q)
 {
     for (size_t n = 0; n < q->nconsumers; n++) {
         struct stp_consumer *c = q->consumers[q->rr % q->nconsumers];
         q->rr = (q->rr + 1) % q->nconsumers;
-        if (has_credit(c))
+        if (stp_q_has_credit(c))
             return c;
     }
     return NULL;
 }
 
-static void unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
+void stp_q_unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
 {
     const struct stp_config *cfg = w->cfg;
-    if (q->nthrottled == 0 || q->ready.count * 10 > cfg->queue_max_messages * 9 ||
+    if (q->nthrottled == 0 || q->count * 10 > cfg->queue_max_messages * 9 ||
         q->bytes * 10 > cfg->queue_max_bytes * 9)
         return;
     for (size_t i = 0; i < q->nthrottled; i++) {
@@ -231,24 +269,26 @@ void stp_queue_dead_done(struct stp_worker *w, struct stp_post *cmd)
         stp_msg_unref(&m); /* the copy was lost: the original stays journaled */
 }
 
-static bool expired(const struct stp_msg *m, uint64_t *now)
+void stp_q_expire(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m)
 {
-    if (!m->expires_ms)
-        return false;
-    if (!*now)
-        *now = stp_epoch_ms();
-    return m->expires_ms <= *now;
+    dead_letter(w, q, m, DEATH_EXPIRED);
 }
 
 /* Expired messages at the head of q go (RabbitMQ's rule: a queue drops
- * expired messages when they reach its head, so none is ever delivered). */
+ * expired messages when they reach its head, so none is ever delivered;
+ * with selectors, a message is also checked when a consumer takes it, and
+ * swept wherever it waits). */
 static void drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
 {
-    while (q->ready.count > 0 && expired(qdeque_at(&q->ready, 0)->msg, now)) {
-        struct qentry e = qdeque_pop_front(&q->ready);
-        q->bytes -= e.msg->tail_len;
+    while (q->count > 0 && stp_q_expired(qdeque_at(&q->ready, 0)->msg, now)) {
+        struct qentry e = ready_pop_front(q);
         dead_letter(w, q, e.msg, DEATH_EXPIRED);
     }
+}
+
+void stp_q_drop_expired_head(struct stp_worker *w, struct stp_queue *q, uint64_t *now)
+{
+    drop_expired_head(w, q, now);
 }
 
 /* A message coming back (NACK, consumer gone): false when that was one
@@ -262,32 +302,49 @@ static bool may_return(struct stp_worker *w, struct stp_queue *q, struct stp_msg
     return false;
 }
 
+/* Inlined into the plain dispatch loop (the common case), called by
+ * qselect.c through stp_q_deliver. */
+__attribute__((always_inline)) static inline void deliver(struct stp_worker *w,
+                                                          struct stp_consumer *c, struct qentry e)
+{
+    e.tag = ++c->next_tag;
+    e.msg->deliveries++;
+    /* A journaled message reaches its consumer once its DELIVER record
+     * is on disk: after a crash it comes back marked redelivered. */
+    bool wait = stp_durable_delivered(w, e.msg);
+    struct stp_post cmd = stp_post_qdeliver(stp_msg_ref(e.msg), c->key, e.tag, e.redelivered);
+    stp_post_to_conn(&cmd, c->worker, c->slot, c->gen);
+    if (e.redelivered)
+        STP_STAT_INC(w->stats.msgs_redelivered);
+    if (qdeque_push_back(&c->inflight, e) < 0)
+        stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
+    else
+        c->live++;
+    stp_durable_post(w, &w->dur, c->worker, &cmd, wait);
+}
+
+void stp_q_deliver(struct stp_worker *w, struct stp_consumer *c, struct qentry e)
+{
+    deliver(w, c, e);
+}
+
+/* Round-robin: the head message to the next consumer with credit. With
+ * selector groups, qselect.c decides instead. */
 static void dispatch(struct stp_worker *w, struct stp_queue *q)
 {
+    if (q->ngroups) {
+        stp_qsel_dispatch(w, q);
+        return;
+    }
     struct stp_consumer *c;
     uint64_t now = 0;
-    while (q->ready.count > 0) {
+    while (q->count > 0) {
         drop_expired_head(w, q, &now);
-        if (q->ready.count == 0 || (c = next_consumer(q)) == NULL)
+        if (q->count == 0 || (c = next_consumer(q)) == NULL)
             break;
-        struct qentry e = qdeque_pop_front(&q->ready);
-        q->bytes -= e.msg->tail_len;
-        e.tag = ++c->next_tag;
-        e.msg->deliveries++;
-        /* A journaled message reaches its consumer once its DELIVER record
-         * is on disk: after a crash it comes back marked redelivered. */
-        bool wait = stp_durable_delivered(w, e.msg);
-        struct stp_post cmd = stp_post_qdeliver(stp_msg_ref(e.msg), c->key, e.tag, e.redelivered);
-        stp_post_to_conn(&cmd, c->worker, c->slot, c->gen);
-        if (e.redelivered)
-            STP_STAT_INC(w->stats.msgs_redelivered);
-        if (qdeque_push_back(&c->inflight, e) < 0)
-            stp_msg_unref(&e.msg); /* out of memory: the delivery stands unsettled */
-        else
-            c->live++;
-        stp_durable_post(w, &w->dur, c->worker, &cmd, wait);
+        deliver(w, c, ready_pop_front(q));
     }
-    unthrottle_if_drained(w, q);
+    stp_q_unthrottle_if_drained(w, q);
 }
 
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q);
@@ -326,7 +383,7 @@ static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp
 
 static bool over_bound(const struct stp_worker *w, const struct stp_queue *q)
 {
-    return q->ready.count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes;
+    return q->count > w->cfg->queue_max_messages || q->bytes > w->cfg->queue_max_bytes;
 }
 
 /* A message with no publisher to pause (a dead letter) or for a durable
@@ -346,7 +403,7 @@ static void drop_full(struct stp_worker *w, struct stp_queue *q, struct stp_msg 
 
 static bool full_for(const struct stp_worker *w, const struct stp_queue *q, const struct stp_msg *m)
 {
-    return q->ready.count >= w->cfg->queue_max_messages ||
+    return q->count >= w->cfg->queue_max_messages ||
            q->bytes + m->tail_len > w->cfg->queue_max_bytes;
 }
 
@@ -369,12 +426,11 @@ static void enqueue(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m
         forget_if_idle(w, q);
         return;
     }
-    if (qdeque_push_back(&q->ready, (struct qentry){.msg = m}) < 0) {
+    if (ready_push_back(q, (struct qentry){.msg = m}) < 0) {
         stp_error("queue %s: out of memory, message dropped", q->name);
         settle(w, &m);
         return;
     }
-    q->bytes += m->tail_len;
     if (m->dedup_len)
         stp_dedup_remember(w, m); /* after the MSG record: a DEDUP record joins it */
     if (conn && !q->binding && over_bound(w, q))
@@ -508,9 +564,8 @@ void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd)
     size_t len;
     if (dsub_topic(q, &topic, &len))
         stp_topic_unbind(w, topic, len, q);
-    while (q->ready.count > 0) {
-        struct qentry e = qdeque_pop_front(&q->ready);
-        q->bytes -= e.msg->tail_len;
+    while (q->count > 0) {
+        struct qentry e = ready_pop_front(q);
         settle(w, &e.msg);
     }
     settle(w, &q->binding);
@@ -519,19 +574,41 @@ void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd)
 
 /* --- consumers --- */
 
+/* A consumer with a selector joins the group of consumers with the same
+ * text (made when it is the first); false when that failed. */
+static bool join_group(struct stp_queue *q, struct stp_consumer *c, const char *text)
+{
+    if (!text)
+        return true;
+    c->group = stp_qsel_join(q, text);
+    if (c->group)
+        return true;
+    stp_error("queue %s: a consumer's selector could not be set up; it gets nothing", q->name);
+    return false;
+}
+
 void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
     bool refused;
     const char *name = cmd->u.consumer_add.queue;
     struct stp_queue *q = queue_get(w, name, strlen(name), true, &refused);
-    stp_post_release(cmd);
     if (refused)
         stp_dest_refuse(w, cmd, NULL);
-    if (q && cmd->u.consumer_add.durable && dsub_claim(w, q, cmd) < 0)
+    if (q && cmd->u.consumer_add.durable && dsub_claim(w, q, cmd) < 0) {
+        stp_post_release(cmd);
         return;
+    }
     struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
-    if (!c)
+    if (c && !join_group(q, c, cmd->u.consumer_add.selector)) {
+        free(c);
+        c = NULL;
+    }
+    stp_post_release(cmd);
+    if (!c) {
+        if (q)
+            forget_if_idle(w, q);
         return;
+    }
     c->key = cmd->u.consumer_add.sub_key;
     c->q = q;
     c->worker = (uint16_t)from;
@@ -539,12 +616,12 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
     c->gen = cmd->gen;
     c->client_ack = cmd->u.consumer_add.client_ack;
     c->prefetch = cmd->u.consumer_add.prefetch;
-    if (STP_ARRAY_RESERVE(q->consumers, q->cap_consumers, q->nconsumers + 1) < 0) {
+    if (STP_ARRAY_RESERVE(q->consumers, q->cap_consumers, q->nconsumers + 1) < 0 ||
+        stp_map_put(&w->consumers, &c->key, sizeof(c->key), c) < 0) {
+        if (c->group)
+            stp_qsel_leave(q, c->group);
         free(c);
-        return;
-    }
-    if (stp_map_put(&w->consumers, &c->key, sizeof(c->key), c) < 0) {
-        free(c);
+        forget_if_idle(w, q);
         return;
     }
     q->consumers[q->nconsumers++] = c;
@@ -557,10 +634,8 @@ static void put_back(struct stp_worker *w, struct stp_queue *q, struct qentry e)
 {
     if (!may_return(w, q, e.msg))
         return;
-    if (qdeque_push_front(&q->ready, e) < 0)
+    if (ready_push_front(q, e) < 0)
         stp_msg_unref(&e.msg);
-    else
-        q->bytes += e.msg->tail_len;
 }
 
 /* Put entries [0, n) of the consumer's in-flight list back at the queue's
@@ -640,6 +715,7 @@ static void queue_free(struct stp_queue *q)
 {
     stp_msg_unref(&q->binding);
     dq_free(&q->ready);
+    stp_qsel_free(q);
     free(q->consumers);
     free(q->throttled);
     stp_map_free(&q->throttled_set);
@@ -652,17 +728,17 @@ static void queue_free(struct stp_queue *q)
  * or SUBSCRIBE makes it again. */
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
 {
-    if (q->nconsumers > 0 || q->binding || (q->ready.count > 0 && !q->temp))
+    if (q->nconsumers > 0 || q->binding || (q->count > 0 && !q->temp))
         return;
     /* A temp queue's connection is gone (or unsubscribed): nobody else may
      * consume what it still holds. */
-    while (q->ready.count > 0) {
-        struct qentry e = qdeque_pop_front(&q->ready);
-        q->bytes -= e.msg->tail_len;
+    while (q->count > 0) {
+        struct qentry e = ready_pop_front(q);
         STP_STAT_INC(w->stats.msgs_dropped);
         settle(w, &e.msg);
     }
-    unthrottle_if_drained(w, q);
+    stp_q_unthrottle_if_drained(w, q);
+    stp_qsel_unschedule(w, q);
     stp_map_del(&w->queues, q->name, q->name_len);
     queue_free(q);
     stp_dest_count_give(w);
@@ -680,13 +756,17 @@ void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)
      * back, or a client that unsubscribes would get them twice. */
     if (!c->client_ack && cmd->u.consumer_del.written_upto)
         settle_front(w, c, count_upto(c, cmd->u.consumer_del.written_upto));
-    requeue_front(w, q, c, c->inflight.count);
     for (size_t i = 0; i < q->nconsumers; i++) {
         if (q->consumers[i] == c) {
             q->consumers[i] = q->consumers[--q->nconsumers];
             break;
         }
     }
+    /* Its group first (gone with its last member), so what comes back is
+     * noted only for the consumers that remain. */
+    if (c->group)
+        stp_qsel_leave(q, c->group);
+    requeue_front(w, q, c, c->inflight.count);
     dq_free(&c->inflight);
     free(c);
     dispatch(w, q);
@@ -746,6 +826,12 @@ void stp_queue_ack(struct stp_worker *w, struct stp_post *cmd)
     dispatch(w, c->q);
 }
 
+/* Entries a second's expiry sweep looks at (queues with selectors) on one
+ * worker, and at most per queue: a deep queue is swept in several seconds,
+ * and no single callback runs long. */
+#define SWEEP_BUDGET 65536
+#define SWEEP_QUEUE_MAX 16384
+
 void stp_queue_expire(struct stp_worker *w)
 {
     /* Collected first: a dead letter may make a DLQ on this worker, and
@@ -755,14 +841,23 @@ void stp_queue_expire(struct stp_worker *w)
     size_t n = 0, cap = 0;
     for (size_t i = 0; i < w->queues.cap; i++) {
         struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
-        if (!q || q->ready.count == 0 || !expired(qdeque_at(&q->ready, 0)->msg, &now))
+        if (!q || q->count == 0 ||
+            (!q->ngroups && !stp_q_expired(qdeque_at(&q->ready, 0)->msg, &now)))
             continue;
         if (STP_ARRAY_RESERVE(due, cap, n + 1) < 0)
             break;
         due[n++] = q;
     }
-    for (size_t i = 0; i < n; i++)
-        drop_expired_head(w, due[i], &now);
+    size_t budget = SWEEP_BUDGET;
+    for (size_t i = 0; i < n; i++) {
+        struct stp_queue *q = due[i];
+        drop_expired_head(w, q, &now);
+        if (q->ngroups && budget > 0) {
+            budget -=
+                stp_qsel_sweep(w, q, &now, budget < SWEEP_QUEUE_MAX ? budget : SWEEP_QUEUE_MAX);
+            stp_q_unthrottle_if_drained(w, q);
+        }
+    }
     free(due);
 }
 
@@ -774,7 +869,8 @@ void stp_queue_foreach_msg(struct stp_worker *w, void (*fn)(void *ctx, struct st
         if (q && q->binding)
             fn(ctx, q->binding);
         for (size_t k = 0; q && k < q->ready.count; k++)
-            fn(ctx, qdeque_at(&q->ready, k)->msg);
+            if (qdeque_at(&q->ready, k)->msg)
+                fn(ctx, qdeque_at(&q->ready, k)->msg);
     }
     for (size_t i = 0; i < w->consumers.cap; i++) {
         struct stp_consumer *c = w->consumers.slots[i].hash ? w->consumers.slots[i].value : NULL;
@@ -806,14 +902,14 @@ int stp_queue_restore(struct stp_worker *w, struct stp_msg *m)
         return 0;
     }
     struct qentry e = {.msg = m, .redelivered = m->deliveries > 0};
-    if (qdeque_push_back(&q->ready, e) < 0)
-        return STP_ENOMEM;
-    q->bytes += m->tail_len;
-    return 0;
+    return ready_push_back(q, e);
 }
 
 void stp_queues_free(struct stp_worker *w)
 {
+    free(w->qwork);
+    w->qwork = NULL;
+    w->nqwork = w->cap_qwork = 0;
     for (size_t i = 0; i < w->consumers.cap; i++) {
         struct stp_consumer *c = w->consumers.slots[i].hash ? w->consumers.slots[i].value : NULL;
         if (c) {
@@ -838,7 +934,7 @@ size_t stp_queue_snapshot(struct stp_worker *w, struct stp_qsnap *out, size_t ma
         struct stp_queue *q = w->queues.slots[i].hash ? w->queues.slots[i].value : NULL;
         if (!q)
             continue;
-        size_t depth = q->ready.count;
+        size_t depth = q->count;
         if (n == max && depth <= out[n - 1].depth)
             continue;
         size_t at = n < max ? n++ : n - 1;

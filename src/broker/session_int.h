@@ -61,13 +61,13 @@ bool stp_session_has_sub_id(struct stp_conn *c, struct stp_slice id);
  * connection's /temp-queue/NAME (made on first use: an unguessable
  * /reply-queue/ name owned by this connection's worker); *real points into
  * the session's table. 0, or -1 after an ERROR, or STP_ENOMEM. */
-int stp_session_temp_resolve(struct stp_conn *c, const struct stp_frame *f,
-                             struct stp_slice temp, struct stp_slice *real);
+int stp_session_temp_resolve(struct stp_conn *c, const struct stp_frame *f, struct stp_slice temp,
+                             struct stp_slice *real);
 /* reply-to:/temp-queue/NAME on a SEND: resolve it and make sure the
  * connection consumes the reply queue (RabbitMQ's automatic subscription,
  * id "/temp-queue/NAME", ack auto). Same returns. */
-int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f,
-                              struct stp_slice temp, struct stp_slice *real);
+int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f, struct stp_slice temp,
+                              struct stp_slice *real);
 void stp_session_temps_free(struct stp_conn *c);
 
 /* Durable topic subscriptions (durable_sub.c). Does SUBSCRIBE f to topic

@@ -98,8 +98,10 @@ static void touch_all(struct stp_conn *c)
         stp_session_touch(c, i);
 }
 
-/* Tell the owner about a new subscription. */
-static int register_sub(struct stp_conn *c, struct stp_sub *sub)
+/* Tell the owner about a new subscription. A queue's selector text
+ * (sel_text, NUL-terminated heap string or NULL) is taken over: the queue's
+ * owner matches it, not this worker. */
+static int register_sub(struct stp_conn *c, struct stp_sub *sub, char *sel_text)
 {
     struct stp_worker *w = stp_worker_of(c);
     sub->owner = stp_owner_of(w, sub->dest, sub->dest_len);
@@ -124,11 +126,13 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub)
         stp_session_post(c, sub->owner, &cmd);
         return 0;
     }
-    struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sub->key, sub->prefetch,
-                                                sub->ack_mode != STP_ACK_AUTO);
+    struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sel_text, sub->key,
+                                                sub->prefetch, sub->ack_mode != STP_ACK_AUTO);
     cmd.u.consumer_add.durable = sub->durable;
-    if (!cmd.u.consumer_add.queue)
+    if (!cmd.u.consumer_add.queue) {
+        free(sel_text);
         return STP_ENOMEM;
+    }
     stp_session_post(c, sub->owner, &cmd);
     return 0;
 }
@@ -183,27 +187,33 @@ static int validate_subscribe(struct stp_conn *c, const struct stp_frame *f,
 }
 
 /* ActiveMQ's selector header: 0 and *sel (NULL when there is none or it is
- * blank), or -1 after an ERROR naming what and where. */
+ * blank), or -1 after an ERROR naming what and where. A topic's selector is
+ * matched here; a queue's is matched by the queue's owner, which gets the
+ * text (*text, heap, when is_queue) and compiles it again: compiling here
+ * still gives the ERROR with the position. */
 static int compile_selector(struct stp_conn *c, const struct stp_frame *f, bool is_queue,
-                            struct stp_selector **sel)
+                            struct stp_selector **sel, char **text)
 {
     const struct stp_slice *h = stp_frame_header(f, "selector");
     *sel = NULL;
+    *text = NULL;
     size_t blank = 0;
     while (h && blank < h->len && (h->p[blank] == ' ' || h->p[blank] == '\t'))
         blank++;
     if (!h || blank == h->len)
         return 0;
-    if (is_queue)
-        return stp_session_bad(c, f, "selectors on queues are not supported",
-                               "This broker filters topic subscriptions only, so far.");
     char err[160];
     int rc = stp_selector_compile(sel, h->p, h->len, err, sizeof(err));
     if (rc == STP_ENOMEM)
         return STP_ENOMEM;
     if (rc < 0)
         return stp_session_bad(c, f, "invalid selector", err);
-    return 0;
+    if (!is_queue)
+        return 0;
+    stp_selector_free(*sel);
+    *sel = NULL;
+    *text = stp_session_strdup(*h);
+    return *text ? 0 : STP_ENOMEM;
 }
 
 struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, struct stp_slice dest,
@@ -251,7 +261,7 @@ struct stp_sub *stp_session_sub_make(struct stp_conn *c, struct stp_slice id, st
 
 int stp_session_sub_start(struct stp_conn *c, struct stp_sub *sub)
 {
-    return register_sub(c, sub);
+    return register_sub(c, sub, NULL);
 }
 
 bool stp_session_has_sub_id(struct stp_conn *c, struct stp_slice id)
@@ -284,18 +294,19 @@ int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f)
     if (durable)
         target = (struct stp_slice){dsub, strlen(dsub)};
     struct stp_selector *sel = NULL;
-    rc = compile_selector(c, f, stp_dest_is_queue(target.p, target.len), &sel);
+    char *sel_text = NULL;
+    rc = compile_selector(c, f, stp_dest_is_queue(target.p, target.len), &sel, &sel_text);
     struct stp_sub *sub =
         rc < 0 ? NULL : stp_session_sub_make(c, id, target, mode, (uint32_t)prefetch, sel);
     free(dsub);
-    if (rc < 0)
-        return rc;
-    if (!sub)
-        return STP_ENOMEM;
+    if (rc < 0 || !sub) {
+        free(sel_text);
+        return rc < 0 ? rc : STP_ENOMEM;
+    }
     sub->durable = durable;
     const struct stp_slice *receipt = stp_session_receipt(f);
     sub->holding = receipt != NULL;
-    if (register_sub(c, sub) < 0)
+    if (register_sub(c, sub, sel_text) < 0)
         return STP_ENOMEM;
     return stp_session_receipt_fence_sub(c, receipt, sub->key);
 }
@@ -538,7 +549,9 @@ void stp_session_release_held(struct stp_conn *c, uint64_t sub_key)
  * blank line (escaped the 1.2 way, which the lookup decodes). */
 static bool selected(const struct stp_sub *sub, const struct stp_msg *m)
 {
-    struct stp_selector_headers h = {.block = m->tail, .len = m->tail_len - m->body_len - 1};
+    struct stp_selector_headers h; /* not an initializer: it would zero the 1 KiB scratch */
+    h.block = m->tail;
+    h.len = m->tail_len - m->body_len - 1;
     return stp_selector_match(sub->sel, stp_selector_header_lookup, &h);
 }
 

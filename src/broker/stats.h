@@ -17,8 +17,8 @@ struct stp_worker_stats {
     stp_counter msgs_acked;
     stp_counter msgs_nacked;
     stp_counter msgs_redelivered;
-    stp_counter msgs_dropped;       /* topic messages nobody subscribed to, replies to gone temp queues */
-    stp_counter msgs_expired;       /* queue messages past their expiry */
+    stp_counter msgs_dropped; /* topic messages nobody subscribed to, replies to gone temp queues */
+    stp_counter msgs_expired; /* queue messages past their expiry */
     stp_counter msgs_rejected;      /* NACK requeue:false, or over --max-redeliveries */
     stp_counter msgs_dead_lettered; /* expired or rejected, moved to a DLQ */
     stp_counter msgs_deduplicated;  /* SENDs dropped: their dedup-id was seen */

@@ -80,6 +80,8 @@ void stp_post_release(struct stp_post *cmd)
     case STP_WCMD_CONSUMER_ADD:
         free(cmd->u.consumer_add.queue);
         cmd->u.consumer_add.queue = NULL;
+        free(cmd->u.consumer_add.selector);
+        cmd->u.consumer_add.selector = NULL;
         break;
     case STP_WCMD_REFUSED:
         free(cmd->u.refused.topic);
@@ -385,6 +387,7 @@ void stp_worker_close(struct stp_worker *w)
     uv_close((uv_handle_t *)&w->flush_check, NULL);
     uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->budget_timer, NULL);
+    uv_close((uv_handle_t *)&w->qwork_idle, NULL);
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
     stp_mailbox_detach(w->mb, w->id);
@@ -525,6 +528,8 @@ int stp_worker_init(struct stp_worker *w)
     w->stop_async.data = w;
     uv_timer_init(&w->loop, &w->budget_timer);
     w->budget_timer.data = w;
+    uv_idle_init(&w->loop, &w->qwork_idle);
+    w->qwork_idle.data = w;
     uv_timer_init(&w->loop, &w->stats_timer);
     w->stats_timer.data = w;
     w->stats_due_ns = uv_hrtime() + 1000000000ULL;

@@ -82,6 +82,12 @@ struct stp_worker {
     struct stp_map queues;    /* name -> struct stp_queue */
     struct stp_map consumers; /* sub key -> struct stp_consumer */
     struct stp_map dedup;     /* destination -> its de-duplication window (dedup.c) */
+    /* Queues whose dispatch stopped at its work bound (selectors: see
+     * qselect.c), resumed from this idle handle, which runs only while the
+     * list is not empty. */
+    uv_idle_t qwork_idle;
+    struct stp_queue **qwork;
+    size_t nqwork, cap_qwork;
 
     /* The journal of this worker's queues (--data-dir), and what the
      * recovery found for them: handed over by the broker before the worker

@@ -279,6 +279,8 @@ void th_pump(void)
         for (unsigned i = 0; i < nworkers; i++)
             th_turn(i);
         bool moved = complete_writes();
+        for (unsigned i = 0; i < nworkers; i++)
+            moved |= workers[i].nqwork > 0; /* a queue's dispatch resumes next turn */
         if (moved || output_total() != before || !mailboxes_empty())
             quiet = 0;
         else

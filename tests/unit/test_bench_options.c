@@ -126,6 +126,21 @@ Test(bench_options, persistent_flag)
     cr_assert_not_null(strstr(stp_bench_usage(), "--persistent"), "--help lists it");
 }
 
+/* Issue 13: selectors split a queue's traffic among its consumers. */
+Test(bench_options, selector_split_flag)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *none[] = {NULL};
+    cr_assert_eq(parse(&cfg, err, none), 0);
+    cr_assert(!cfg.selector_split);
+    const char *args[] = {"--queue", "--consumers", "2", "--selector-split", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert(cfg.selector_split);
+    cr_assert_not_null(strstr(stp_bench_usage(), "--selector-split"), "--help lists it");
+    cr_assert_neq(parse(&cfg, err, (const char *[]){"--selector-split=yes", NULL}), 0);
+}
+
 Test(bench_options, durable_preset)
 {
     struct stp_bench_config cfg;

@@ -144,7 +144,7 @@ Test(bench_report, json_of_a_durable_run_has_receipt_latency)
     char *j = json_of(&r);
     assert_well_formed(j);
     cr_assert(strstr(j, "\"persistent\": true, \"window\": 200"), "%s", j);
-    cr_assert(strstr(j, "\"dedup_id_repeat\": 0}"), "%s", j);
+    cr_assert(strstr(j, "\"dedup_id_repeat\": 0, \"selector_split\": false}"), "%s", j);
     cr_assert(strstr(j, "\"receipts_every\": 1"));
     const char *rl = strstr(j, "\"receipt_latency_us\": {");
     cr_assert_not_null(rl, "%s", j);

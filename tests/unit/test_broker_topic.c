@@ -458,16 +458,6 @@ Test(topic, a_bad_selector_is_an_error_with_its_position)
     cr_assert_not_null(strstr(th_body(&f), "at "), "%s", th_body(&f));
 }
 
-Test(topic, a_queue_selector_is_refused_for_now)
-{
-    th_setup(1, NULL);
-    struct th_conn *c = th_connect(0);
-    th_send(c, "SUBSCRIBE\nid:s\ndestination:/queue/x\nselector:a = 1\n\n");
-    th_pump();
-    struct stp_frame f = th_expect(c, STP_CMD_ERROR);
-    cr_assert_str_eq(th_header(&f, "message"), "selectors on queues are not supported");
-}
-
 /* Issue 13: a burst that takes a healthy subscriber's output over
  * --max-pending-output (two large messages at once) does not cut it; only
  * staying over for --slow-consumer-grace, or 4x the bound, does. */
