@@ -74,6 +74,9 @@ void stp_queue_route_bound(struct stp_worker *w, struct stp_queue *q, struct stp
 /* Remove a durable subscription (cmd's queue): its messages and record go. */
 void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd);
 const char *stp_queue_name(const struct stp_queue *q);
+/* A durable subscription's selector (NULL: it takes every message). */
+struct stp_selector;
+const struct stp_selector *stp_queue_binding_selector(const struct stp_queue *q);
 void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post *cmd);
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd);
 void stp_queue_written(struct stp_worker *w, struct stp_post *cmd);

@@ -117,9 +117,6 @@ int stp_session_dsub_target(struct stp_conn *c, const struct stp_frame *f, struc
     if (stp_topic_is_pattern(topic.p, topic.len, NULL))
         return stp_session_bad(c, f, "durable wildcard subscriptions are not supported",
                                "A durable subscription names one topic, without * or # words.");
-    if (stp_frame_header(f, "selector"))
-        return stp_session_bad(c, f, "selectors on durable subscriptions are not supported",
-                               "Subscribe without a selector, or without durable.");
     *qname = malloc(sizeof(STP_DSUB_PREFIX) - 1 + HASH_HEX + topic.len + 1);
     if (!*qname || make_name(c, d, name, topic, *qname) < 0) {
         free(*qname);

@@ -35,6 +35,7 @@
  * waiting, spread over passes.
  */
 #include "broker/dest.h"
+#include "broker/msgsel.h"
 #include "broker/queue_int.h"
 #include "broker/worker.h"
 #include "select/select.h"
@@ -52,12 +53,7 @@
 
 static bool matches(const struct stp_qgroup *g, const struct stp_msg *m)
 {
-    /* Fields set one by one: an initializer would zero the 1 KiB scratch
-     * on every match. */
-    struct stp_selector_headers h;
-    h.block = m->tail;
-    h.len = m->tail_len - m->body_len - 1;
-    return stp_selector_match(g->sel, stp_selector_header_lookup, &h);
+    return stp_msg_selected(g->sel, m);
 }
 
 static void group_free(struct stp_qgroup *g)

@@ -496,30 +496,60 @@ static bool dsub_topic(const struct stp_queue *q, const char **topic, size_t *le
     return stp_dest_kind(t, *len) == STP_DEST_TOPIC;
 }
 
-/* Bind q to its topic: the binding record first (journaled with a data
- * dir, before the SUBSCRIBE's receipt), then the topic's table. */
-static int dsub_bind(struct stp_worker *w, struct stp_queue *q)
+/* The selector text a binding record carries after its topic's NUL
+ * (tail: "TOPIC\0" or "TOPIC\0SELECTOR\0"), or NULL. */
+static const char *binding_selector(const struct stp_msg *b)
+{
+    size_t tlen = strnlen(b->tail, b->tail_len);
+    return tlen + 2 < b->tail_len ? b->tail + tlen + 1 : NULL;
+}
+
+/* Compile the selector of binding b into q (none: every message). */
+static int bind_selector(struct stp_queue *q, const struct stp_msg *b)
+{
+    const char *text = binding_selector(b);
+    char err[160];
+    q->bind_sel = NULL;
+    if (!text)
+        return 0;
+    return stp_selector_compile(&q->bind_sel, text, strlen(text), err, sizeof(err)) < 0 ? STP_EINVAL
+                                                                                        : 0;
+}
+
+/* Bind q to its topic with selector text (NULL: none): the binding record
+ * first (journaled with a data dir, before the SUBSCRIBE's receipt), then
+ * the topic's table. */
+static int dsub_bind(struct stp_worker *w, struct stp_queue *q, const char *sel)
 {
     const char *topic;
     size_t len;
     if (!dsub_topic(q, &topic, &len))
         return STP_EINVAL;
-    struct stp_msg *b = stp_msg_alloc(q->name, q->name_len, len + 1);
+    size_t slen = sel ? strlen(sel) + 1 : 0;
+    struct stp_msg *b = stp_msg_alloc(q->name, q->name_len, len + 1 + slen);
     if (!b)
         return STP_ENOMEM;
     memcpy((char *)b->tail, topic, len);
     ((char *)b->tail)[len] = '\0';
-    b->tail_len = len + 1;
+    if (sel)
+        memcpy((char *)b->tail + len + 1, sel, slen);
+    b->tail_len = len + 1 + slen;
     b->persistent = true;
     b->binding = true;
     stp_msg_set_id(b, stp_msg_next_id(w->id));
-    int rc = stp_durable_store(w, b, NULL);
+    int rc = bind_selector(q, b);
+    if (rc == 0)
+        rc = stp_durable_store(w, b, NULL);
     if (rc < 0) {
+        stp_selector_free(q->bind_sel);
+        q->bind_sel = NULL;
         stp_msg_unref(&b);
         return rc;
     }
     rc = stp_topic_bind(w, topic, len, q);
     if (rc < 0) {
+        stp_selector_free(q->bind_sel);
+        q->bind_sel = NULL;
         settle(w, &b);
         return rc;
     }
@@ -527,14 +557,47 @@ static int dsub_bind(struct stp_worker *w, struct stp_queue *q)
     return 0;
 }
 
+/* Undo the binding: off its topic, its kept messages and its record gone
+ * (the queue stays for the caller to forget or bind again). */
+static void dsub_unbind(struct stp_worker *w, struct stp_queue *q)
+{
+    const char *topic;
+    size_t len;
+    if (dsub_topic(q, &topic, &len))
+        stp_topic_unbind(w, topic, len, q);
+    while (q->count > 0) {
+        struct qentry e = ready_pop_front(q);
+        settle(w, &e.msg);
+    }
+    settle(w, &q->binding);
+    stp_selector_free(q->bind_sel);
+    q->bind_sel = NULL;
+}
+
+static bool same_selector(const struct stp_msg *b, const char *sel)
+{
+    const char *old = binding_selector(b);
+    return (!old && !sel) || (old && sel && strcmp(old, sel) == 0);
+}
+
+const struct stp_selector *stp_queue_binding_selector(const struct stp_queue *q)
+{
+    return q->bind_sel;
+}
+
 /* A subscriber for durable subscription queue q: at most one at a time;
  * the queue is bound on first use. 0, or -1 when refused (the connection
  * was told). */
 static int dsub_claim(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
 {
+    const char *sel = cmd->u.consumer_add.selector;
     int rc = q->nconsumers > 0 ? STP_EEXISTS : 0;
+    /* Another selector makes it another subscription (ActiveMQ): what was
+     * kept under the old one goes. */
+    if (rc == 0 && q->binding && !same_selector(q->binding, sel))
+        dsub_unbind(w, q);
     if (rc == 0 && !q->binding)
-        rc = dsub_bind(w, q);
+        rc = dsub_bind(w, q, sel);
     if (rc == 0)
         return 0;
     if (rc == STP_EFULL) {
@@ -560,15 +623,7 @@ void stp_queue_dsub_del(struct stp_worker *w, struct stp_post *cmd)
      * subscriber; here the holder keeps it). */
     if (!q || !q->binding || q->nconsumers > 0)
         return;
-    const char *topic;
-    size_t len;
-    if (dsub_topic(q, &topic, &len))
-        stp_topic_unbind(w, topic, len, q);
-    while (q->count > 0) {
-        struct qentry e = ready_pop_front(q);
-        settle(w, &e.msg);
-    }
-    settle(w, &q->binding);
+    dsub_unbind(w, q);
     forget_if_idle(w, q);
 }
 
@@ -599,7 +654,10 @@ void stp_queue_consumer_add(struct stp_worker *w, unsigned from, struct stp_post
         return;
     }
     struct stp_consumer *c = q ? calloc(1, sizeof(*c)) : NULL;
-    if (c && !join_group(q, c, cmd->u.consumer_add.selector)) {
+    /* A durable subscription's selector filters at its binding (above):
+     * everything in its queue matches. */
+    const char *sel = cmd->u.consumer_add.durable ? NULL : cmd->u.consumer_add.selector;
+    if (c && !join_group(q, c, sel)) {
         free(c);
         c = NULL;
     }
@@ -714,6 +772,7 @@ static void inflight_trim(struct stp_consumer *c)
 static void queue_free(struct stp_queue *q)
 {
     stp_msg_unref(&q->binding);
+    stp_selector_free(q->bind_sel);
     dq_free(&q->ready);
     stp_qsel_free(q);
     free(q->consumers);
@@ -895,9 +954,16 @@ int stp_queue_restore(struct stp_worker *w, struct stp_msg *m)
             settle(w, &m); /* a second record of the same subscription */
             return 0;
         }
+        if (bind_selector(q, m) < 0)
+            stp_warn("%s: the durable subscription's selector does not compile; it takes "
+                     "every message",
+                     q->name);
         int rc = stp_topic_bind(w, topic, len, q);
-        if (rc < 0)
+        if (rc < 0) {
+            stp_selector_free(q->bind_sel);
+            q->bind_sel = NULL;
             return rc;
+        }
         q->binding = m;
         return 0;
     }

@@ -112,6 +112,7 @@ struct stp_queue {
      * binds it to its topic (its tail is the topic's name), journaled like a
      * message; NULL for other queues. A bound queue is never forgotten. */
     struct stp_msg *binding;
+    struct stp_selector *bind_sel; /* its selector, compiled (NULL: every message) */
 };
 
 static inline bool stp_q_has_credit(const struct stp_consumer *c)

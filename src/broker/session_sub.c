@@ -10,6 +10,7 @@
  * `ack:<sub number>-<tag>`; 1.0/1.1 clients ack by message-id instead.
  */
 #include "broker/dest.h"
+#include "broker/msgsel.h"
 #include "broker/pattern.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
@@ -549,10 +550,7 @@ void stp_session_release_held(struct stp_conn *c, uint64_t sub_key)
  * blank line (escaped the 1.2 way, which the lookup decodes). */
 static bool selected(const struct stp_sub *sub, const struct stp_msg *m)
 {
-    struct stp_selector_headers h; /* not an initializer: it would zero the 1 KiB scratch */
-    h.block = m->tail;
-    h.len = m->tail_len - m->body_len - 1;
-    return stp_selector_match(sub->sel, stp_selector_header_lookup, &h);
+    return stp_msg_selected(sub->sel, m);
 }
 
 /* --- topic subscriptions with client acks ---

@@ -17,6 +17,7 @@
  * one more branch than without the feature.
  */
 #include "broker/dest.h"
+#include "broker/msgsel.h"
 #include "broker/pattern.h"
 #include "broker/session.h"
 #include "broker/worker.h"
@@ -88,6 +89,9 @@ static void route_bound(struct stp_worker *w, struct stp_topic *t, const struct 
                         const struct stp_post *cmd)
 {
     for (size_t i = 0; i < t->nbinds; i++) {
+        const struct stp_selector *sel = stp_queue_binding_selector(t->binds[i]);
+        if (sel && !stp_msg_selected(sel, m))
+            continue;
         const char *qname = stp_queue_name(t->binds[i]);
         struct stp_msg *c = stp_msg_copy(m, qname, strlen(qname));
         if (!c) {

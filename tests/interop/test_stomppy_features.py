@@ -132,6 +132,23 @@ class DurableSubscriptions(unittest.TestCase):
         close(sub, col)
         close(pub, pcol)
 
+    def test_selector_filters_what_is_kept(self):
+        topic = name("topic", "sel")
+        amq = {"activemq.subscriptionName": "eu", "selector": "region = 'eu'"}
+        sub, col = connect(client_id="sel-client")
+        subscribe(sub, col, topic, "s", **amq)
+        close(sub, col)
+        pub, pcol = connect()
+        for i, region in enumerate(["eu", "us", "eu", "apac"]):
+            send(pub, pcol, topic, "o%d" % i, region=region)
+        sub, col = connect(client_id="sel-client")
+        subscribe(sub, col, topic, "s", **amq)
+        self.assertEqual([m.body for m in col.wait_messages(2)], ["o0", "o2"])
+        time.sleep(0.2)
+        self.assertEqual(len(col.messages), 2)
+        close(sub, col)
+        close(pub, pcol)
+
     def test_survives_kill9_with_a_data_dir(self):
         data = tempfile.mkdtemp(prefix="stampede-interop-dsub-")
         try:
