@@ -11,6 +11,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const { startBroker, killAll } = require('./lib/broker');
+const { withBroker } = require('./lib/with_broker');
 const { need } = require('./lib/deps');
 const { connect, subscribe, receipt, uniq, close } = require('./lib/stompjs');
 
@@ -20,18 +21,6 @@ test.after(killAll);
 
 const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function withBroker(opts, fn) {
-  const b = await startBroker(opts);
-  const clients = [];
-  try {
-    await fn(b, clients);
-  } finally {
-    for (const c of clients) await close(c);
-    const code = await b.stop();
-    assert.equal(code, 0, `broker exit status ${code}; log:\n${b.log()}`);
-  }
-}
 
 // Publish with a receipt and wait for it.
 async function publishR(c, dest, body, headers = {}) {

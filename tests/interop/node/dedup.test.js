@@ -12,24 +12,13 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { startBroker, killAll } = require('./lib/broker');
+const { withBroker } = require('./lib/with_broker');
 const { connect, subscribe, receipt, uniq, close } = require('./lib/stompjs');
 
 test.after(killAll);
 
 const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function withBroker(opts, fn) {
-  const b = await startBroker(opts);
-  const clients = [];
-  try {
-    await fn(b, clients);
-  } finally {
-    for (const c of clients) await close(c);
-    const code = await b.stop();
-    assert.equal(code, 0, `broker exit status ${code}; log:\n${b.log()}`);
-  }
-}
 
 let rseq = 0;
 // Publish with a receipt and wait for it (it comes for a duplicate too).

@@ -9,6 +9,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const { startBroker, killAll } = require('./lib/broker');
+const { withBroker } = require('./lib/with_broker');
 const { connect, subscribe, receipt, uniq, close } = require('./lib/stompjs');
 
 test.after(killAll);
@@ -16,18 +17,6 @@ test.after(killAll);
 const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const RABBIT = { durable: 'true', 'auto-delete': 'false' };
-
-async function withBroker(fn) {
-  const b = await startBroker({});
-  const clients = [];
-  try {
-    await fn(b, clients);
-  } finally {
-    for (const c of clients) await close(c);
-    const code = await b.stop();
-    assert.equal(code, 0, `broker exit status ${code}; log:\n${b.log()}`);
-  }
-}
 
 // Wait until pred() holds, for at most ms.
 async function until(pred, what, ms = 5000) {
@@ -39,7 +28,7 @@ async function until(pred, what, ms = 5000) {
 }
 
 test('RPC through a temp queue: the reply comes back on /temp-queue/NAME', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const server = await connect(b.url('ws'));
     const caller = await connect(b.url('ws'));
     clients.push(server, caller);
@@ -62,7 +51,7 @@ test('RPC through a temp queue: the reply comes back on /temp-queue/NAME', T, ()
   }));
 
 test('RabbitMQ durable subscription: kept while away, delivered in order on return', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const topic = uniq('topic', 'dsub');
     let sub = await connect(b.url('ws'));
     const pub = await connect(b.url('ws'));
@@ -88,7 +77,7 @@ test('RabbitMQ durable subscription: kept while away, delivered in order on retu
   }));
 
 test('ActiveMQ durable subscription: client-id plus activemq.subscriptionName', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const topic = uniq('topic', 'amq');
     const amq = { 'activemq.subscriptionName': 'ledger' };
     let sub = await connect(b.url('ws'), { headers: { 'client-id': 'books' } });

@@ -14,6 +14,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
 const { startBroker, killAll } = require('./lib/broker');
+const { withBroker } = require('./lib/with_broker');
 const { TcpStomp } = require('./lib/stomp_tcp');
 const { connect, subscribe, receipt, uniq, close, WebSocket } = require('./lib/stompjs');
 
@@ -22,19 +23,6 @@ test.after(killAll);
 
 const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Run fn(broker) with a fresh broker; stop it (exit status 0) afterwards.
-async function withBroker(opts, fn) {
-  const b = await startBroker(opts);
-  const clients = [];
-  try {
-    await fn(b, clients);
-  } finally {
-    for (const c of clients) await close(c);
-    const code = await b.stop();
-    assert.equal(code, 0, `broker exit status ${code}; log:\n${b.log()}`);
-  }
-}
 
 test('pub/sub: two stompjs subscribers get every message in order with its headers', T, () =>
   withBroker({}, async (b, clients) => {

@@ -10,6 +10,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const { startBroker, killAll } = require('./lib/broker');
+const { withBroker } = require('./lib/with_broker');
 const { connect, subscribe, receipt, close } = require('./lib/stompjs');
 
 test.after(killAll);
@@ -18,18 +19,6 @@ const T = { timeout: 30000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 const prefix = () => `wc${process.pid}x${++seq}`;
-
-async function withBroker(fn) {
-  const b = await startBroker({});
-  const clients = [];
-  try {
-    await fn(b, clients);
-  } finally {
-    for (const c of clients) await close(c);
-    const code = await b.stop();
-    assert.equal(code, 0, `broker exit status ${code}; log:\n${b.log()}`);
-  }
-}
 
 // Publish with a receipt and wait for it: everything before it took effect.
 async function publish(client, destination, body, headers = {}) {
@@ -40,7 +29,7 @@ async function publish(client, destination, body, headers = {}) {
 }
 
 test('`*` and `#` get the matching topics of every owner, with the real destination', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const url = b.url('ws');
     const s = await connect(url);
     const p = await connect(url);
@@ -68,7 +57,7 @@ test('`*` and `#` get the matching topics of every owner, with the real destinat
   }));
 
 test('one MESSAGE per matching subscription, each in publish order', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const url = b.url('ws');
     const s = await connect(url);
     const p = await connect(url);
@@ -91,7 +80,7 @@ test('one MESSAGE per matching subscription, each in publish order', T, () =>
   }));
 
 test('selectors filter a pattern subscription; unsubscribe stops it', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const url = b.url('ws');
     const s = await connect(url);
     const p = await connect(url);
@@ -111,7 +100,7 @@ test('selectors filter a pattern subscription; unsubscribe stops it', T, () =>
   }));
 
 test('a pattern of 129 words gets an ERROR', T, () =>
-  withBroker(async (b, clients) => {
+  withBroker({}, async (b, clients) => {
     const s = await connect(b.url('ws'));
     clients.push(s);
     const err = new Promise((resolve) => { s.client.onStompError = resolve; });
