@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct stp_worker;
 struct stp_msg;
@@ -32,13 +33,39 @@ enum stp_dest_kind {
     STP_DEST_TEMP,
     STP_DEST_REPLY
 };
-enum stp_dest_kind stp_dest_kind(const char *name, size_t len);
 /* The names of the broker's own queues behind durable topic subscriptions
  * (durable_sub.c): never valid in a client frame. */
 #define STP_DSUB_PREFIX "/dsub/"
+
+#define STP_DEST_PREFIX(name, len, lit)                                                            \
+    ((len) > sizeof(lit) - 1 && memcmp((name), (lit), sizeof(lit) - 1) == 0)
+
+/* Every SEND asks this several times: one branch on the second byte picks
+ * the one prefix to compare. */
+static inline enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
+{
+    switch (len > 1 ? name[1] : 0) {
+    case 't':
+        if (STP_DEST_PREFIX(name, len, "/topic/"))
+            return STP_DEST_TOPIC;
+        return STP_DEST_PREFIX(name, len, "/temp-queue/") ? STP_DEST_TEMP : STP_DEST_BAD;
+    case 'q':
+        return STP_DEST_PREFIX(name, len, "/queue/") ? STP_DEST_QUEUE : STP_DEST_BAD;
+    case 'r':
+        return STP_DEST_PREFIX(name, len, "/reply-queue/") ? STP_DEST_REPLY : STP_DEST_BAD;
+    default:
+        return STP_DEST_BAD;
+    }
+}
+
 /* Is this name a queue at its owner: /queue/, /reply-queue/ or a durable
  * subscription's queue? */
-bool stp_dest_is_queue(const char *name, size_t len);
+static inline bool stp_dest_is_queue(const char *name, size_t len)
+{
+    enum stp_dest_kind k = stp_dest_kind(name, len);
+    return k == STP_DEST_QUEUE || k == STP_DEST_REPLY ||
+           STP_DEST_PREFIX(name, len, STP_DSUB_PREFIX);
+}
 /* A temp queue's messages are never journaled and its queue goes with its
  * last consumer. */
 static inline bool stp_dest_is_reply(const char *name, size_t len)

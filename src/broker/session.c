@@ -159,7 +159,8 @@ int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
                                    "Destination names may not contain control characters.");
     }
     int n = stp_quote_len(dest->len);
-    if (stp_dest_kind(dest->p, dest->len) == STP_DEST_BAD) {
+    enum stp_dest_kind kind = stp_dest_kind(dest->p, dest->len);
+    if (kind == STP_DEST_BAD) {
         /* RabbitMQ's texts: a known prefix with nothing after it is an
          * invalid destination, anything else an unknown one. */
         if (dest->len == 7 &&
@@ -176,7 +177,7 @@ int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
     if (dest->len > stp_worker_of(c)->cfg->max_destination_length)
         return stp_session_bad(c, f, "destination too long",
                                "The destination name is longer than --max-destination-length.");
-    return 0;
+    return (int)kind;
 }
 
 char *stp_session_strdup(struct stp_slice s)

@@ -145,8 +145,9 @@ void stp_session_free_txns(struct stp_conn *c);
 
 /* Write one whole frame of n bytes (counted for /metrics). */
 int stp_session_write_frame(struct stp_conn *c, enum stp_cmd cmd, const void *p, size_t n);
-/* A SEND's or SUBSCRIBE's destination: /topic/ or /queue/, within
- * --max-destination-length, no control bytes. 0, or -1 after an ERROR. */
+/* A SEND's or SUBSCRIBE's destination: a known kind (dest.h), within
+ * --max-destination-length, no control bytes. Its kind (> 0), or -1 after
+ * an ERROR. */
 int stp_session_check_dest(struct stp_conn *c, const struct stp_frame *f,
                            const struct stp_slice *dest);
 /* Copy a slice into a new NUL-terminated string (NULL on ENOMEM). */

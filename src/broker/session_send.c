@@ -718,9 +718,9 @@ static int check_dedup_id(struct stp_conn *c, const struct stp_frame *f, struct 
 /* May this connection send to dest? Its own temp queues and reply queues
  * (whose unguessable name is the capability, as a reply-to hands it out)
  * are outside the ACL. */
-static int send_perm(struct stp_conn *c, const struct stp_frame *f, const struct stp_slice *dest)
+static int send_perm(struct stp_conn *c, const struct stp_frame *f, const struct stp_slice *dest,
+                     enum stp_dest_kind k)
 {
-    enum stp_dest_kind k = stp_dest_kind(dest->p, dest->len);
     if (k == STP_DEST_TEMP || k == STP_DEST_REPLY)
         return 0;
     return stp_session_check_perm(c, f, dest, STP_ACL_WRITE);
@@ -733,11 +733,12 @@ int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f)
     if (!sh.dest)
         return stp_session_bad(c, f, "Missing destination",
                                "SEND must include a 'destination' header.");
-    if (stp_session_check_dest(c, f, sh.dest) < 0 || send_perm(c, f, sh.dest) < 0 ||
+    int kind = stp_session_check_dest(c, f, sh.dest);
+    if (kind < 0 || send_perm(c, f, sh.dest, (enum stp_dest_kind)kind) < 0 ||
         stp_session_check_reply_to(c, f, sh.reply_to) < 0)
         return -1;
     struct stp_slice temp_dest;
-    if (stp_dest_kind(sh.dest->p, sh.dest->len) == STP_DEST_TEMP) {
+    if (kind == STP_DEST_TEMP) {
         int rc = stp_session_temp_resolve(c, f, *sh.dest, &temp_dest);
         if (rc < 0)
             return rc;

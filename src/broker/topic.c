@@ -40,22 +40,6 @@ struct stp_topic {
     uint32_t counts[]; /* per worker: 1 while it has local subscribers */
 };
 
-#define HAS_PREFIX(name, len, lit)                                                                 \
-    ((len) > sizeof(lit) - 1 && memcmp((name), (lit), sizeof(lit) - 1) == 0)
-
-enum stp_dest_kind stp_dest_kind(const char *name, size_t len)
-{
-    if (HAS_PREFIX(name, len, "/topic/"))
-        return STP_DEST_TOPIC;
-    if (HAS_PREFIX(name, len, "/queue/"))
-        return STP_DEST_QUEUE;
-    if (HAS_PREFIX(name, len, "/temp-queue/"))
-        return STP_DEST_TEMP;
-    if (HAS_PREFIX(name, len, "/reply-queue/"))
-        return STP_DEST_REPLY;
-    return STP_DEST_BAD;
-}
-
 /* With patterns: the workers with exact interest or a matching pattern,
  * each once (w->route_want is all zero between calls). bound: durable
  * subscriptions take it too (not dropped). */
@@ -75,12 +59,6 @@ static void route_with_patterns(struct stp_worker *w, struct stp_topic *t, struc
         struct stp_post cmd = stp_post_topic_deliver(stp_msg_ref(m));
         stp_worker_post(w, i, &cmd);
     }
-}
-
-bool stp_dest_is_queue(const char *name, size_t len)
-{
-    enum stp_dest_kind k = stp_dest_kind(name, len);
-    return k == STP_DEST_QUEUE || k == STP_DEST_REPLY || HAS_PREFIX(name, len, STP_DSUB_PREFIX);
 }
 
 /* Each durable subscription bound to t gets its own copy of m (its own
