@@ -499,7 +499,7 @@ static const char *const dests[] = {
 static const char *const sub_ids[] = {"0", "1", "s", "0\\c1"};
 static const char *const txns[] = {"t", "u", "", "v\\n"};
 static const char *const hnames[] = {
-    "x",          "reply-to",     "priority", "persistent",  "content-type", "receipt",
+    "x",          "reply-to",     "dedup-id", "persistent",  "content-type", "receipt",
     "message-id", "subscription", "ack",      "redelivered", "transaction",  "destination",
     "x\\cy",      "\\n",          "a b",      "expires",
 };
