@@ -99,7 +99,10 @@ test('ActiveMQ durable subscription: client-id plus activemq.subscriptionName', 
     const u = receipt(sub.client, 'gone');
     c.sub.unsubscribe({ ...amq, receipt: 'gone' });
     await u;
-    pub.client.publish({ destination: topic, body: 'lost' });
+    // Receipted: it reaches the topic before the subscription is made again.
+    const l = receipt(pub.client, 'lost');
+    pub.client.publish({ destination: topic, body: 'lost', headers: { receipt: 'lost' } });
+    await l;
     const c2 = await subscribe(sub.client, topic, { ack: 'auto', ...amq });
     await sleep(200);
     assert.equal(c2.msgs.length, 0);
