@@ -62,6 +62,17 @@ class Collector(stomp.ConnectionListener):
         self.wait_for(lambda: rid in self.receipts, "receipt %s" % rid)
 
 
+def open_conn(port, version="1.2", headers=None):
+    """A stomp.py connection of `version` to 127.0.0.1:port, CONNECTED (as
+    guest, with the extra CONNECT headers given), with a Collector."""
+    conn = CLASSES[version]([("127.0.0.1", port)])
+    col = Collector()
+    conn.set_listener("collector", col)
+    conn.connect("guest", "guest", wait=True, headers=headers or {})
+    col.wait_for(lambda: col.connected is not None, "CONNECTED")
+    return conn, col
+
+
 def name(kind, tag="interop"):
     return "/%s/%s-%s" % (kind, tag, uuid.uuid4().hex[:10])
 

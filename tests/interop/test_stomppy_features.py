@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from stomppy_common import CLASSES, Collector, close, name, send, subscribe
+from stomppy_common import CLASSES, Collector, close, name, open_conn, send, subscribe
 from test_stomppy import start_broker, stop_broker
 
 WAIT = 5.0
@@ -31,13 +31,7 @@ def tearDownModule():
 
 
 def connect(version="1.2", port=None, client_id=None):
-    conn = CLASSES[version]([("127.0.0.1", port or PORT)])
-    col = Collector()
-    conn.set_listener("collector", col)
-    headers = {"client-id": client_id} if client_id else {}
-    conn.connect("guest", "guest", wait=True, headers=headers)
-    col.wait_for(lambda: col.connected is not None, "CONNECTED")
-    return conn, col
+    return open_conn(port or PORT, version, {"client-id": client_id} if client_id else None)
 
 
 RABBIT = {"durable": "true", "auto-delete": "false"}

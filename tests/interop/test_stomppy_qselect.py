@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stomp  # noqa: E402
-from stomppy_common import CLASSES, Collector, close, name, send, subscribe  # noqa: E402
+from stomppy_common import CLASSES, Collector, close, name, open_conn, send, subscribe  # noqa: E402
 from test_stomppy import start_broker, stop_broker  # noqa: E402
 
 BROKER = None
@@ -34,12 +34,7 @@ def tearDownModule():
 
 
 def connect(version="1.2"):
-    conn = CLASSES[version]([("127.0.0.1", PORT)])
-    col = Collector()
-    conn.set_listener("collector", col)
-    conn.connect("guest", "guest", wait=True)
-    col.wait_for(lambda: col.connected is not None, "CONNECTED")
-    return conn, col
+    return open_conn(PORT, version)
 
 
 def settle(col, seconds=0.3):

@@ -14,7 +14,7 @@ connection closes. Run with /usr/bin/python3 (it has python3-stomp).
 import unittest
 import uuid
 
-from stomppy_common import CLASSES, Collector, close, send, subscribe
+from stomppy_common import CLASSES, Collector, close, open_conn, send, subscribe
 from test_stomppy import start_broker, stop_broker
 
 BROKER = None
@@ -33,12 +33,7 @@ def tearDownModule():
 
 
 def connect(version="1.2"):
-    conn = CLASSES[version]([("127.0.0.1", PORT)])
-    col = Collector()
-    conn.set_listener("collector", col)
-    conn.connect("guest", "guest", wait=True)
-    col.wait_for(lambda: col.connected is not None, "CONNECTED")
-    return conn, col
+    return open_conn(PORT, version)
 
 
 def prefix():
