@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -361,6 +362,84 @@ nomem:
     return STP_ENOMEM;
 }
 
+static void reset_cluster(struct stp_config *cfg)
+{
+    for (size_t i = 0; i < cfg->ncluster_urls; i++)
+        free(cfg->cluster_urls[i]);
+    free(cfg->cluster_urls);
+    cfg->cluster_urls = NULL;
+    cfg->ncluster_urls = 0;
+}
+
+/* A NATS URL as libnats takes it: nats:// or tls://, then [USER[:PASS]@]HOST[:PORT].
+ * Only the shape is checked here (libnats parses the rest when it connects);
+ * bytes that could break a log line or the comma-separated list are refused. */
+static int parse_cluster(const struct kw *kw, struct stp_config *cfg, const char *val, char *err,
+                         size_t n)
+{
+    (void)kw;
+    char q[64];
+    size_t len = strlen(val);
+    if (strncmp(val, "nats://", 7) != 0 && strncmp(val, "tls://", 6) != 0) {
+        snprintf(err, n, "'%s' is not a nats:// or tls:// URL", quote(val, q, sizeof(q)));
+        return STP_EINVAL;
+    }
+    const char *host = strchr(val, '/') + 2;
+    if (*host == '\0' || *host == '/' || len > 1024) {
+        snprintf(err, n, "'%s' has no host or is longer than 1024 bytes", quote(val, q, sizeof(q)));
+        return STP_EINVAL;
+    }
+    for (const char *p = val; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == ',' || (unsigned char)*p >= 0x7f) {
+            snprintf(err, n, "'%s' contains a space, a comma or a control byte",
+                     quote(val, q, sizeof(q)));
+            return STP_EINVAL;
+        }
+    }
+    if (cfg->ncluster_urls >= STP_MAX_LISTENERS) {
+        snprintf(err, n, "at most %d NATS URLs", STP_MAX_LISTENERS);
+        return STP_EINVAL;
+    }
+    char **list = realloc(cfg->cluster_urls, (cfg->ncluster_urls + 1) * sizeof(*list));
+    if (!list)
+        goto nomem;
+    cfg->cluster_urls = list;
+    list[cfg->ncluster_urls] = strdup(val);
+    if (!list[cfg->ncluster_urls])
+        goto nomem;
+    cfg->ncluster_urls++;
+    return 0;
+nomem:
+    snprintf(err, n, "out of memory");
+    return STP_ENOMEM;
+}
+
+/* 1-64 bytes of [A-Za-z0-9_-] and '.': it names the node in logs, /metrics
+ * labels and the NATS connection, so nothing that needs quoting. */
+static int parse_node_name(const struct kw *kw, struct stp_config *cfg, const char *val, char *err,
+                           size_t n)
+{
+    (void)kw;
+    char q[64];
+    size_t len = strlen(val);
+    bool ok = len >= 1 && len <= 64;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)val[i]) || val[i] == '_' || val[i] == '-' || val[i] == '.';
+    if (!ok) {
+        snprintf(err, n, "'%s' is not 1-64 letters, digits, '_', '-' or '.'",
+                 quote(val, q, sizeof(q)));
+        return STP_EINVAL;
+    }
+    char *copy = strdup(val);
+    if (!copy) {
+        snprintf(err, n, "out of memory");
+        return STP_ENOMEM;
+    }
+    free(cfg->node_name);
+    cfg->node_name = copy;
+    return 0;
+}
+
 /* ---- the table ---- */
 
 static unsigned default_workers(void)
@@ -555,6 +634,16 @@ static const struct kw keywords[] = {
     SIZE_KW("dedup-max-memory", "STAMPEDE_DEDUP_MAX_MEMORY", dedup_max_memory, "256MiB", 1, TIB,
             "Bytes all de-duplication windows may hold; past it a destination\n"
             "forgets its oldest ids early (counted in /metrics)."),
+    {.name = "cluster", .env = "STAMPEDE_CLUSTER", .metavar = "URL", .parse = parse_cluster,
+     .reset = reset_cluster, .flags = KW_REPEAT,
+     .def_note = "none: a single node (nothing of NATS is loaded)",
+     .help = "Join the nodes that share this NATS server (nats://[USER:PASS@]HOST:PORT\n"
+             "or tls://...): topics and queues span every node. Repeatable (servers\n"
+             "of one NATS cluster); the variable takes a comma-separated list."},
+    {.name = "node-name", .env = "STAMPEDE_NODE_NAME", .metavar = "NAME",
+     .parse = parse_node_name, .def_note = "the host name",
+     .help = "This node's name in the cluster (logs, /metrics, the NATS connection):\n"
+             "1-64 letters, digits, '_', '-' or '.'."},
     {.name = "log-level", .env = "STAMPEDE_LOG_LEVEL", .metavar = "debug|info|warn|error",
      .def = "info", .parse = parse_choice, .choices = log_levels, FIELD(log_level),
      .help = "Least severe log records written to stderr."},
@@ -805,6 +894,23 @@ static int check_access(const struct stp_config *cfg)
 }
 
 /* Checks that span several keywords. */
+/* --node-name's default: the host name, with bytes a node name may not hold
+ * made '-' and cut at 64 ("stampede" when there is none). */
+static int default_node_name(struct stp_config *cfg)
+{
+    if (cfg->node_name)
+        return 0;
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        strcpy(host, "stampede");
+    host[64] = '\0';
+    for (char *p = host; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+            *p = '-';
+    cfg->node_name = strdup(host);
+    return cfg->node_name ? 0 : -1;
+}
+
 static int check(const struct stp_config *cfg)
 {
     char a[32], b[32], url[600];
@@ -840,7 +946,7 @@ enum stp_config_result stp_config_parse(struct stp_config *cfg, int argc, char *
     if (r != STP_CONFIG_RUN)
         return r;
     if (apply_defaults(cfg) != 0 || apply_env(cfg, envp, on_cmdline) != 0 ||
-        apply_argv(cfg, argc, argv) != 0 || check(cfg) != 0) {
+        apply_argv(cfg, argc, argv) != 0 || check(cfg) != 0 || default_node_name(cfg) != 0) {
         stp_config_free(cfg);
         return STP_CONFIG_ERROR;
     }
@@ -861,5 +967,7 @@ void stp_config_free(struct stp_config *cfg)
     free(cfg->anonymous_user);
     free(cfg->metrics_auth);
     free(cfg->data_dir);
+    reset_cluster(cfg);
+    free(cfg->node_name);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -85,6 +85,12 @@ struct stp_config {
     uint64_t dedup_window_ms; /* 0: off; default 2 min */
     size_t dedup_max_ids;     /* ids remembered per destination; default 100,000 */
     size_t dedup_max_memory;  /* bytes of every window in the broker; default 256 MiB */
+    /* Clustering on NATS (issue 14): the NATS servers to join, as NATS URLs
+     * (nats://[USER:PASS@]HOST:PORT, tls://...); none: a single node, and
+     * nothing of NATS is loaded. */
+    char **cluster_urls;
+    size_t ncluster_urls;
+    char *node_name; /* this node's name in the cluster; default: the host name */
 };
 
 enum stp_config_result {

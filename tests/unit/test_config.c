@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 44);
+    cr_assert_eq(flags, 46);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
@@ -1222,4 +1222,65 @@ Test(config_errors, max_redeliveries_not_a_number)
 {
     EXPECT_ERROR("--max-redeliveries: '-1' is not a number between 0 and 1000000",
                  "--max-redeliveries", "-1");
+}
+
+/* Clustering on NATS (issue 14). */
+Test(config, cluster_flags)
+{
+    struct stp_config cfg;
+    cr_assert_eq(parse_none(&cfg), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.ncluster_urls, 0, "a single node by default");
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    cr_assert_not_null(cfg.node_name);
+    if (strlen(host) <= 64 &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789_-.") == strlen(host) &&
+        host[0])
+        cr_assert_str_eq(cfg.node_name, host, "the host name by default");
+    stp_config_free(&cfg);
+    char *env[] = {"STAMPEDE_CLUSTER=nats://a:4222,tls://u:p@b:4443", "STAMPEDE_NODE_NAME=from-env",
+                   NULL};
+    cr_assert_eq(parse_env(&cfg, env, "--node-name", "n1.zone-a", NULL), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.ncluster_urls, 2);
+    cr_assert_str_eq(cfg.cluster_urls[0], "nats://a:4222");
+    cr_assert_str_eq(cfg.cluster_urls[1], "tls://u:p@b:4443");
+    cr_assert_str_eq(cfg.node_name, "n1.zone-a"); /* the flag beats its variable */
+    stp_config_free(&cfg);
+    cr_assert_eq(parse_env(&cfg, env, "--cluster", "nats://c:1", NULL), STP_CONFIG_RUN);
+    cr_assert_eq(cfg.ncluster_urls, 1, "a repeatable flag replaces its variable's list");
+    cr_assert_str_eq(cfg.cluster_urls[0], "nats://c:1");
+    cr_assert_str_eq(cfg.node_name, "from-env");
+    stp_config_free(&cfg);
+}
+
+Test(config_errors, cluster_url_scheme)
+{
+    EXPECT_ERROR("--cluster: 'http://h:4222' is not a nats:// or tls:// URL", "--cluster",
+                 "http://h:4222");
+}
+
+Test(config_errors, cluster_url_no_host)
+{
+    EXPECT_ERROR("--cluster: 'nats://' has no host or is longer than 1024 bytes", "--cluster",
+                 "nats://");
+}
+
+Test(config_errors, cluster_url_control_byte)
+{
+    EXPECT_ERROR("--cluster: 'nats://a?b:1' contains a space, a comma or a control byte",
+                 "--cluster",
+                 "nats://a\x01"
+                 "b:1");
+}
+
+Test(config_errors, node_name_bad)
+{
+    EXPECT_ERROR("--node-name: 'a/b' is not 1-64 letters, digits, '_', '-' or '.'", "--node-name",
+                 "a/b");
+}
+
+Test(config_errors, node_name_empty)
+{
+    EXPECT_ERROR("--node-name: '' is not 1-64 letters, digits, '_', '-' or '.'", "--node-name", "");
 }
