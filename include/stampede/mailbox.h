@@ -64,6 +64,11 @@ void stp_mailbox_detach(struct stp_mailboxes *mb, unsigned self);
 /* On worker `from`'s thread. Returns 0, or 1 when the command went to the
  * overflow list (accepted all the same), or STP_ENOMEM. */
 int stp_mailbox_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const void *cmd);
+/* For a sender that never attaches (a thread with no loop, e.g. a library's
+ * delivery thread; one thread per `from`): push cmd into the ring and wake
+ * `to`, or return STP_EAGAIN when the ring is full (nothing queued: the
+ * caller waits and tries again). 0 or STP_EAGAIN. */
+int stp_mailbox_try_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const void *cmd);
 /* On worker `from`'s thread: true while any overflow list of `from` is non-empty. */
 bool stp_mailbox_backlogged(struct stp_mailboxes *mb, unsigned from);
 /* Commands waiting in rings addressed to `to` (approximate; for metrics). */

@@ -8,6 +8,7 @@
  */
 #include "broker/broker.h"
 
+#include "broker/cluster.h"
 #include "broker/login_cache.h"
 
 #include "broker/cmd.h"
@@ -246,8 +247,13 @@ int stp_broker_start(struct stp_broker *b)
         return STP_ENOMEM;
     for (size_t i = 0; i < cfg->nlisten * b->nworkers; i++)
         b->fds[i] = -1;
-    rc = stp_mailboxes_init(&b->mb, b->nworkers, RING_CAPACITY, sizeof(struct stp_post));
+    /* --cluster adds the cluster thread's and NATS delivery thread's
+     * endpoints after the workers' (cluster.h). */
+    unsigned endpoints = b->nworkers + (cfg->ncluster_urls ? STP_CLUSTER_ENDPOINTS : 0);
+    rc = stp_mailboxes_init(&b->mb, endpoints, RING_CAPACITY, sizeof(struct stp_post));
     if (rc < 0)
+        return rc;
+    if (cfg->ncluster_urls && (rc = stp_cluster_start(b)) < 0)
         return rc;
     for (unsigned l = 0; l < cfg->nlisten; l++) {
         if ((rc = open_listener(b, l)) < 0)
@@ -279,6 +285,7 @@ static void sleep_ms(unsigned ms)
 
 void stp_broker_stop(struct stp_broker *b)
 {
+    stp_cluster_closing(b); /* nothing more from other nodes */
     for (unsigned i = 0; i < b->nworkers; i++)
         stp_worker_request_stop(&b->workers[i], 1);
     for (unsigned waited = 0; waited < STOP_DRAIN_MS; waited += 10) {
@@ -290,6 +297,7 @@ void stp_broker_stop(struct stp_broker *b)
         stp_worker_request_stop(&b->workers[i], 2);
     for (unsigned i = 0; i < b->nworkers; i++)
         uv_thread_join(&b->workers[i].thread);
+    stp_cluster_stop(b); /* after the workers: they may still tell it of interest */
     stp_mailboxes_drain(b->mb, stp_post_drop, NULL);
     stp_mailboxes_free(b->mb);
     free(b->workers);

@@ -21,6 +21,7 @@
 
 struct stp_worker;
 struct stp_mailboxes;
+struct stp_cluster;
 
 struct stp_broker {
     const struct stp_config *cfg;
@@ -51,6 +52,9 @@ struct stp_broker {
     /* --data-dir: the lock, and what the journals held at start (handed to
      * the workers by stp_broker_start). */
     struct stp_recovery recovery;
+    /* --cluster: this node's part of the cluster (src/broker/cluster.c);
+     * NULL on a single node. */
+    struct stp_cluster *cluster;
 };
 
 struct stp_tls_config;

@@ -41,6 +41,8 @@ enum stp_wcmd {
     STP_WCMD_DSUB_DEL,      /* conn's worker -> owner: remove a durable subscription */
     STP_WCMD_PATTERN_INTEREST, /* worker -> every worker: first / last local subscriber of a pattern
                                 */
+    STP_WCMD_CLUSTER_PUBLISH,  /* topic owner -> cluster thread: publish to the other nodes */
+    STP_WCMD_CLUSTER_INTEREST, /* owner -> cluster thread: the node's first / last interest */
 };
 
 /* The worker field of a command that comes from no connection (a dead
@@ -52,11 +54,11 @@ struct stp_post {
     uint16_t worker; /* the connection's worker */
     uint32_t slot, gen;
     union {
-        /* ROUTE, TOPIC_DELIVER: owns one reference to msg. */
+        /* ROUTE, TOPIC_DELIVER, CLUSTER_PUBLISH: owns one reference to msg. */
         struct {
             struct stp_msg *msg;
         } route, topic_deliver;
-        /* INTEREST, PATTERN_INTEREST: owns the topic name or pattern
+        /* INTEREST, PATTERN_INTEREST, CLUSTER_INTEREST: owns the topic name or pattern
          * ("/topic/a.*", heap). delta is +1 or -1. */
         struct {
             char *topic;

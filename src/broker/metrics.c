@@ -8,6 +8,7 @@
 #include "broker/metrics.h"
 
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/worker.h"
 #include "stampede/mailbox.h"
 #include "stampede/msg.h"
@@ -65,11 +66,17 @@ int stp_metrics_healthz(struct stp_broker *b, struct stp_buf *out)
     /* Still 200 while a disk is full: the broker serves everything but
      * persistent messages, and a restart would not help. */
     unsigned failing = journals_failing(b);
+    /* Still 200 while NATS is away: local clients are served, and the
+     * node rejoins by itself. */
+    bool apart = stp_cluster_degraded(b);
+    const char *cluster = !b->cluster ? ""
+                          : apart     ? ",\"cluster\":\"disconnected\""
+                                      : ",\"cluster\":\"connected\"";
     return appendf(out,
                    "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%" PRIu64
-                   ",\"workers\":%u,\"connections\":%" PRIu64 "%s}\n",
-                   failing ? "degraded" : "ok", STP_VERSION, up, b->nworkers, total_open(b),
-                   failing ? ",\"journal\":\"failing\"" : "");
+                   ",\"workers\":%u,\"connections\":%" PRIu64 "%s%s}\n",
+                   failing || apart ? "degraded" : "ok", STP_VERSION, up, b->nworkers,
+                   total_open(b), failing ? ",\"journal\":\"failing\"" : "", cluster);
 }
 
 /* Sum of one counter over the workers: the broker's (BSUM) or the net's (NSUM). */
@@ -338,5 +345,6 @@ int stp_metrics_text(struct stp_broker *b, struct stp_buf *out)
     rc |= journal(out, b);
     rc |= workers(out, b);
     rc |= queues(out, b);
+    rc |= stp_cluster_metrics(b, out);
     return rc ? -1 : 0;
 }

@@ -136,6 +136,13 @@ int stp_session_check_reply_to(struct stp_conn *c, const struct stp_frame *f,
 void stp_session_perms_free(struct stp_conn *c);
 
 int stp_session_on_send(struct stp_conn *c, const struct stp_frame *f);
+/* The message a SEND frame f makes when no client connection sent it (a
+ * cluster peer's, src/broker/cluster_in.c): the same tail, headers and
+ * persistence a local SEND gets, its id drawn from id_src's counter (the
+ * calling thread's own index). scratch: the caller thread's buffer. NULL
+ * when f has no destination or memory ran out. */
+struct stp_msg *stp_msg_from_send(struct stp_buf *scratch, const struct stp_frame *f,
+                                  unsigned id_src);
 int stp_session_on_subscribe(struct stp_conn *c, const struct stp_frame *f);
 int stp_session_on_unsubscribe(struct stp_conn *c, const struct stp_frame *f);
 int stp_session_on_ack(struct stp_conn *c, const struct stp_frame *f, bool nack);

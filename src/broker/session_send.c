@@ -402,10 +402,9 @@ static int build_tail_headers(struct stp_buf *b, const struct stp_frame *f,
     return rc ? STP_ENOMEM : 0;
 }
 
-static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
-                                     const struct send_headers *sh)
+static struct stp_msg *build_into(struct stp_buf *hdrs, const struct stp_frame *f,
+                                  const struct send_headers *sh, unsigned id_src)
 {
-    struct stp_buf *hdrs = &stp_worker_of(c)->scratch;
     struct stp_slice dest = *sh->dest;
     bool needs_escape;
     struct dedup_span dd;
@@ -426,7 +425,26 @@ static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame 
     m->needs_escape = needs_escape;
     m->dedup_off = (uint32_t)dd.off;
     m->dedup_len = (uint16_t)dd.len;
-    stp_msg_set_id(m, stp_msg_next_id(stp_worker_of(c)->id));
+    stp_msg_set_id(m, stp_msg_next_id(id_src));
+    return m;
+}
+
+static struct stp_msg *build_message(struct stp_conn *c, const struct stp_frame *f,
+                                     const struct send_headers *sh)
+{
+    return build_into(&stp_worker_of(c)->scratch, f, sh, stp_worker_of(c)->id);
+}
+
+struct stp_msg *stp_msg_from_send(struct stp_buf *scratch, const struct stp_frame *f,
+                                  unsigned id_src)
+{
+    struct send_headers sh;
+    find_send_headers(f, &sh);
+    if (!sh.dest)
+        return NULL;
+    struct stp_msg *m = build_into(scratch, f, &sh, id_src);
+    if (m && sh.persistent && stp_slice_eq(*sh.persistent, "true"))
+        m->persistent = true;
     return m;
 }
 

@@ -16,6 +16,8 @@
  * struct stp_ltopic lists). With no pattern in the broker each side costs
  * one more branch than without the feature.
  */
+#include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/dest.h"
 #include "broker/msgsel.h"
 #include "broker/pattern.h"
@@ -37,8 +39,21 @@ struct stp_topic {
     struct stp_queue **binds;
     size_t nbinds, cap_binds;
     unsigned nworkers; /* workers with a non-zero count */
+    bool in_cluster;   /* --cluster: the cluster thread was told of this interest */
     uint32_t counts[]; /* per worker: 1 while it has local subscribers */
 };
+
+/* --cluster: tell the cluster thread when this node starts or stops
+ * wanting t's messages from other nodes (local subscribers or durable
+ * subscriptions). Called after every change, before t may be forgotten. */
+static void cluster_track(struct stp_worker *w, struct stp_topic *t)
+{
+    bool want = t->nworkers || t->nbinds;
+    if (!w->broker->cluster || want == t->in_cluster)
+        return;
+    t->in_cluster = want;
+    stp_cluster_interest(w, t->name, t->name_len, want ? 1 : -1);
+}
 
 /* With patterns: the workers with exact interest or a matching pattern,
  * each once (w->route_want is all zero between calls). bound: durable
@@ -143,6 +158,7 @@ static void topic_free(struct stp_topic *t)
  * subscription. */
 static void forget_if_unused(struct stp_worker *w, struct stp_topic *t)
 {
+    cluster_track(w, t);
     if (t->nworkers || t->nbinds)
         return;
     stp_map_del(&w->topics, t->name, t->name_len);
@@ -164,6 +180,7 @@ int stp_topic_bind(struct stp_worker *w, const char *name, size_t len, struct st
         return STP_ENOMEM;
     }
     t->binds[t->nbinds++] = q;
+    cluster_track(w, t);
     return 0;
 }
 

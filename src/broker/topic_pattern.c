@@ -21,6 +21,8 @@
  * Runs on the owning worker only. The local side (each worker's subscribers
  * of a pattern, found through w->local_patterns) is in topic.c.
  */
+#include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/dest.h"
 #include "broker/pattern.h"
 #include "broker/worker.h"
@@ -82,11 +84,14 @@ void stp_topic_pattern_interest(struct stp_worker *w, unsigned from, struct stp_
     const char *name = cmd->u.interest.topic;
     size_t len = strlen(name);
     struct stp_opattern *p = record(w, cmd, name, len);
-    if (p && cmd->u.interest.delta > 0 && p->counts[from]++ == 0)
-        p->nworkers++;
+    if (p && cmd->u.interest.delta > 0 && p->counts[from]++ == 0 && p->nworkers++ == 0 &&
+        p->counted && w->broker->cluster)
+        stp_cluster_interest(w, name, len, 1); /* the home worker tells the node's interest */
     else if (p && cmd->u.interest.delta < 0 && p->counts[from] > 0 && --p->counts[from] == 0)
         p->nworkers--;
     if (p && p->nworkers == 0) {
+        if (p->counted && w->broker->cluster)
+            stp_cluster_interest(w, name, len, -1);
         stp_ptrie_del(&w->patterns, name + TOPIC_PREFIX, len - TOPIC_PREFIX);
         if (p->counted)
             stp_dest_count_give(w);

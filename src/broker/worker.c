@@ -13,6 +13,7 @@
 #include "broker/worker.h"
 
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/session.h"
@@ -60,6 +61,7 @@ void stp_post_release(struct stp_post *cmd)
 {
     switch (cmd->type) {
     case STP_WCMD_ROUTE:
+    case STP_WCMD_CLUSTER_PUBLISH:
         stp_msg_unref(&cmd->u.route.msg);
         break;
     case STP_WCMD_TOPIC_DELIVER:
@@ -74,6 +76,7 @@ void stp_post_release(struct stp_post *cmd)
         break;
     case STP_WCMD_INTEREST:
     case STP_WCMD_PATTERN_INTEREST:
+    case STP_WCMD_CLUSTER_INTEREST:
         free(cmd->u.interest.topic);
         cmd->u.interest.topic = NULL;
         break;
@@ -235,7 +238,7 @@ void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
     stp_post_release(cmd);
 }
 
-static void on_route(struct stp_worker *w, struct stp_post *cmd)
+static void on_route(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
     struct stp_msg *m = cmd->u.route.msg;
     if (m->dedup_len && stp_dedup_seen(w, m)) {
@@ -249,6 +252,10 @@ static void on_route(struct stp_worker *w, struct stp_post *cmd)
     } else {
         if (m->dedup_len)
             stp_dedup_remember(w, m);
+        /* A local client's message goes to the other nodes too (one from
+         * the cluster, from >= broker_workers, came from there). */
+        if (w->broker->cluster && from < w->broker_workers)
+            stp_cluster_publish(w, m);
         stp_topic_route(w, cmd);
     }
 }
@@ -257,7 +264,7 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
 {
     switch (cmd->type) {
     case STP_WCMD_ROUTE:
-        on_route(w, cmd);
+        on_route(w, from, cmd);
         break;
     case STP_WCMD_TOPIC_DELIVER:
         stp_ltopic_deliver(w, cmd->u.topic_deliver.msg);

@@ -400,6 +400,15 @@ int stp_mailbox_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const
     return 1;
 }
 
+int stp_mailbox_try_post(struct stp_mailboxes *mb, unsigned from, unsigned to, const void *cmd)
+{
+    assert(from < mb->n && to < mb->n && from != to && !mb->worker[from].attached);
+    if (!stp_ring_push(ring_at(mb, from, to), cmd))
+        return STP_EAGAIN;
+    wake(&mb->worker[to]);
+    return 0;
+}
+
 bool stp_mailbox_backlogged(struct stp_mailboxes *mb, unsigned from)
 {
     assert(from < mb->n);

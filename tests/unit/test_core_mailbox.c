@@ -684,3 +684,88 @@ Test(core_mailbox, free_discards_leftovers)
     cr_assert_eq(uv_loop_close(&loop), 0);
     stp_mailboxes_free(mb); /* receiver 1 never attached */
 }
+
+/* --- stp_mailbox_try_post: a sender with no loop (issue 14's NATS delivery
+ * thread) --- */
+
+struct tp_receiver {
+    struct stp_mailboxes *mb;
+    uv_loop_t loop;
+    uv_timer_t poll;
+    uint64_t expect, total, errors;
+    atomic_bool attached;
+};
+
+static void tp_on_cmd(void *ctx, unsigned from, const void *p)
+{
+    struct tp_receiver *r = ctx;
+    struct cmd c;
+    memcpy(&c, p, sizeof(c));
+    if (from != 1 || c.from != 1 || c.seq != r->expect)
+        r->errors++;
+    r->expect = c.seq + 1;
+}
+
+static void tp_on_poll(uv_timer_t *t)
+{
+    struct tp_receiver *r = t->data;
+    if (r->expect == r->total) {
+        stp_mailbox_detach(r->mb, 0);
+        uv_close((uv_handle_t *)t, NULL);
+    }
+}
+
+static void tp_unblocked(void *ctx)
+{
+    (void)ctx;
+}
+
+static void *tp_receiver_main(void *arg)
+{
+    struct tp_receiver *r = arg;
+    uv_loop_init(&r->loop);
+    uv_timer_init(&r->loop, &r->poll);
+    r->poll.data = r;
+    uv_timer_start(&r->poll, tp_on_poll, 1, 1);
+    cr_assert_eq(stp_mailbox_attach(r->mb, 0, &r->loop, tp_on_cmd, tp_unblocked, r), 0);
+    atomic_store(&r->attached, true);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+    return NULL;
+}
+
+Test(core_mailbox, try_post_from_a_thread_without_loop)
+{
+    struct tp_receiver r = {.total = 200000 / SCALE};
+    cr_assert_eq(stp_mailboxes_init(&r.mb, 2, 64, sizeof(struct cmd)), 0);
+    /* Nobody drains yet: the ring takes its capacity, then says EAGAIN and
+     * queues nothing. */
+    uint64_t seq = 0;
+    struct cmd c = {.from = 1, .to = 0};
+    for (;;) {
+        c.seq = seq;
+        if (stp_mailbox_try_post(r.mb, 1, 0, &c) == STP_EAGAIN)
+            break;
+        seq++;
+        cr_assert(seq <= 64, "the ring took more than its capacity");
+    }
+    cr_assert_eq(seq, 64);
+    cr_assert_eq(stp_mailbox_depth(r.mb, 0), 64);
+    pthread_t th;
+    pthread_create(&th, NULL, tp_receiver_main, &r);
+    double deadline = now_s() + DEADLINE_MS / 1000.0;
+    while (seq < r.total && now_s() < deadline) {
+        c.seq = seq;
+        int rc = stp_mailbox_try_post(r.mb, 1, 0, &c);
+        if (rc == 0)
+            seq++;
+        else
+            cr_assert_eq(rc, STP_EAGAIN);
+    }
+    pthread_join(th, NULL);
+    cr_assert_eq(seq, r.total, "timed out after %llu of %llu", (unsigned long long)seq,
+                 (unsigned long long)r.total);
+    cr_assert_eq(r.expect, r.total, "every command arrived");
+    cr_assert_eq(r.errors, 0, "in order, from the right sender");
+    stp_mailboxes_free(r.mb);
+}

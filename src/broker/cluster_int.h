@@ -1,0 +1,63 @@
+/*
+ * cluster_int.h - the cluster's state, shared by cluster.c (the cluster
+ * thread, start and stop) and cluster_in.c (the delivery thread).
+ */
+#ifndef STP_BROKER_CLUSTER_INT_H
+#define STP_BROKER_CLUSTER_INT_H
+
+#include "broker/cluster.h"
+#include "cluster/nats_api.h"
+#include "stampede/buf.h"
+#include "stampede/map.h"
+#include "stampede/stomp.h"
+
+#include <stdatomic.h>
+#include <uv.h>
+
+/* Every subject this project puts in NATS starts so (src/cluster/subject.h). */
+#define STP_CLUSTER_PREFIX "stp"
+/* Publishing nodes whose last sequence number the delivery thread keeps. */
+#define STP_CLUSTER_ORIGINS 64
+
+struct stp_cluster_origin {
+    uint64_t origin, last_seq, used;
+};
+
+/* Delivery thread only. */
+struct stp_cluster_in {
+    struct stp_parser parser;
+    struct stp_buf frame, dest, scratch;
+    struct stp_cluster_origin origins[STP_CLUSTER_ORIGINS];
+    uint64_t clock; /* ticks of `used` */
+};
+
+struct stp_cluster {
+    struct stp_broker *b;
+    const struct stp_nats_api *api;
+    struct stp_nats *nats;
+    unsigned self, ingress; /* mailbox endpoints: N and N+1 */
+    uint64_t origin;        /* this node's random id in the wire format */
+    /* The cluster thread's. */
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop_async;
+    bool loop_ready;     /* loop and stop_async initialized */
+    struct stp_map subs; /* topic name or pattern -> struct stp_cluster_sub */
+    struct stp_buf subject, payload;
+    uint64_t seq;
+    /* The delivery thread's. */
+    struct stp_cluster_in in;
+    /* Any thread: state and counters (relaxed; read by /metrics). */
+    atomic_int state; /* enum stp_nats_state; 0 while the first connect is pending */
+    atomic_bool closing;
+    atomic_uint_fast64_t published, publish_dropped, delivered_in, duplicates, rejected,
+        nats_errors, disconnects;
+    atomic_uint_fast64_t subscriptions;
+};
+
+/* The delivery thread's hook (cluster_in.c). */
+void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t len);
+int stp_cluster_in_init(struct stp_cluster *c);
+void stp_cluster_in_free(struct stp_cluster *c);
+
+#endif

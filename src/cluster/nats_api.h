@@ -1,0 +1,77 @@
+/*
+ * nats_api.h - the boundary between the broker and its NATS module.
+ *
+ * Everything that touches libnats lives in the shared module
+ * stampede-nats.so (src/cluster/nats_module.c), which the broker loads with
+ * dlopen only when --cluster is given: a single node neither starts nor
+ * links anything of NATS. The module exports one symbol,
+ * STP_NATS_API_SYMBOL, a table of the functions below; the broker checks
+ * its version before it uses anything else.
+ *
+ * Threads (libnats runs its own: a reader and flusher per connection, a
+ * timer thread, and one message-delivery thread for every subscription,
+ * so messages reach on_msg in the order the server sent them):
+ *   - open, publish, subscribe, unsubscribe, close: the broker's cluster
+ *     thread only (one caller at a time; libnats locks internally anyway);
+ *   - counts: any thread;
+ *   - hooks->on_msg: the delivery thread, one message at a time; data is
+ *     valid only during the call;
+ *   - hooks->on_state: libnats's callback thread; url has no credentials.
+ * Nothing here ever blocks for a server that is away: open connects in the
+ * background and reconnects forever; publish buffers up to the
+ * reconnect buffer while disconnected and then fails (the caller counts
+ * the drop); a publish while connected may wait for the socket when the
+ * connection's buffer is full (back-pressure on the cluster thread only).
+ */
+#ifndef STP_CLUSTER_NATS_API_H
+#define STP_CLUSTER_NATS_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STP_NATS_API_VERSION 1
+#define STP_NATS_API_SYMBOL "stp_nats_api_v1"
+#define STP_NATS_MODULE "stampede-nats.so"
+
+struct stp_nats; /* one NATS connection, opaque */
+
+enum stp_nats_state {
+    STP_NATS_CONNECTED = 1,    /* first connection made */
+    STP_NATS_DISCONNECTED = 2, /* lost; reconnecting in the background */
+    STP_NATS_RECONNECTED = 3,  /* back; subscriptions were re-sent */
+    STP_NATS_CLOSED = 4,       /* gone for good (only after close) */
+};
+
+struct stp_nats_hooks {
+    void *ctx;
+    void (*on_msg)(void *ctx, const char *subject, const void *data, size_t len);
+    void (*on_state)(void *ctx, enum stp_nats_state state, const char *url);
+    /* libnats reported an asynchronous error (a slow consumer: the server
+     * or the library dropped messages for us). */
+    void (*on_error)(void *ctx, const char *text);
+};
+
+struct stp_nats_counts {
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes, reconnects;
+};
+
+struct stp_nats_api {
+    int version; /* STP_NATS_API_VERSION */
+    /* Start connecting to urls[0..n) (NATS URLs, credentials inside them
+     * allowed) as client `name`. 0, or -1 with a one-line reason in err. */
+    int (*open)(struct stp_nats **out, const char *const *urls, size_t n, const char *name,
+                const struct stp_nats_hooks *hooks, char *err, size_t errlen);
+    /* Publish data[0, len) on subject. 0, or -1 (not buffered: dropped). */
+    int (*publish)(struct stp_nats *n, const char *subject, const void *data, size_t len);
+    /* Subscribe to subject (NATS wildcards allowed); *sub is the handle for
+     * unsubscribe. 0 or -1. */
+    int (*subscribe)(struct stp_nats *n, const char *subject, void **sub);
+    void (*unsubscribe)(struct stp_nats *n, void *sub);
+    void (*counts)(struct stp_nats *n, struct stp_nats_counts *out);
+    /* Close the connection and wait (bounded) until no libnats thread will
+     * call a hook again; frees n. */
+    void (*close)(struct stp_nats *n);
+};
+
+#endif

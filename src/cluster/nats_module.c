@@ -1,0 +1,220 @@
+/*
+ * nats_module.c - stampede-nats.so: the broker's one NATS connection,
+ * through libnats in its threaded mode (see nats_api.h for the contract).
+ *
+ * Options, and why:
+ *   - no echo: a node never gets back what it published (it delivered
+ *     those itself);
+ *   - reconnect forever, 250 ms apart plus jitter, also when the first
+ *     connect fails (the broker serves its local clients meanwhile);
+ *   - 8 MiB reconnect buffer: what is published while NATS is away waits
+ *     there, and a publish past it fails (the broker counts the drop);
+ *   - one global delivery thread: every subscription's messages reach
+ *     on_msg from the same thread, in the order they arrived;
+ *   - pings every 5 s, 2 unanswered = dead: a server that vanished without
+ *     closing the socket is noticed in about 10 s, not minutes.
+ */
+#include "cluster/nats_api.h"
+
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECONNECT_WAIT_MS 250
+#define RECONNECT_BUF_BYTES (8 * 1024 * 1024)
+#define PING_INTERVAL_MS 5000
+#define CLOSE_WAIT_MS 5000
+
+struct stp_nats {
+    natsConnection *nc;
+    natsOptions *opts;
+    struct stp_nats_hooks hooks;
+};
+
+/* url without "user:pass@" (what may be logged). */
+static void url_for_log(char *out, size_t n, const char *url)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end ? scheme_end + 3 : url;
+    const char *at = strrchr(host, '@');
+    if (!at) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    snprintf(out, n, "%.*s%s", (int)(host - url), url, at + 1);
+}
+
+static void tell_state(natsConnection *nc, struct stp_nats *n, enum stp_nats_state s)
+{
+    char url[512] = "", shown[512];
+    if (nc)
+        natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    url_for_log(shown, sizeof(shown), url);
+    n->hooks.on_state(n->hooks.ctx, s, shown);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    tell_state(nc, closure, STP_NATS_CONNECTED);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    tell_state(nc, closure, STP_NATS_DISCONNECTED);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    tell_state(nc, closure, STP_NATS_RECONNECTED);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    tell_state(NULL, closure, STP_NATS_CLOSED);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    struct stp_nats *n = closure;
+    n->hooks.on_error(n->hooks.ctx, natsStatus_GetText(err));
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    struct stp_nats *n = closure;
+    n->hooks.on_msg(n->hooks.ctx, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
+                    (size_t)natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
+static natsStatus set_options(struct stp_nats *n, const char *const *urls, size_t count,
+                              const char *name)
+{
+    natsOptions *o = n->opts;
+    natsStatus s = natsOptions_SetServers(o, (const char **)urls, (int)count);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetNoEcho(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectJitter(o, 100, 1000);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(o, RECONNECT_BUF_BYTES);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(o, PING_INTERVAL_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(o, 2);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_error, n);
+    return s;
+}
+
+static int nats_open(struct stp_nats **out, const char *const *urls, size_t count, const char *name,
+                     const struct stp_nats_hooks *hooks, char *err, size_t errlen)
+{
+    *out = NULL;
+    natsStatus s = nats_Open(-1);
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(1);
+    struct stp_nats *n = s == NATS_OK ? calloc(1, sizeof(*n)) : NULL;
+    if (!n) {
+        snprintf(err, errlen, "could not start the NATS library: %s",
+                 s == NATS_OK ? "out of memory" : natsStatus_GetText(s));
+        return -1;
+    }
+    n->hooks = *hooks;
+    s = natsOptions_Create(&n->opts);
+    if (s == NATS_OK)
+        s = set_options(n, urls, count, name);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&n->nc, n->opts);
+        if (s == NATS_OK)
+            on_connected(n->nc, n); /* the callback is only for a late connect */
+        else if (s == NATS_NOT_YET_CONNECTED)
+            s = NATS_OK;
+    }
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "%s", natsStatus_GetText(s));
+        natsOptions_Destroy(n->opts);
+        free(n);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int nats_publish(struct stp_nats *n, const char *subject, const void *data, size_t len)
+{
+    if (len > (size_t)INT32_MAX)
+        return -1;
+    return natsConnection_Publish(n->nc, subject, data, (int)len) == NATS_OK ? 0 : -1;
+}
+
+static int nats_subscribe(struct stp_nats *n, const char *subject, void **sub)
+{
+    natsSubscription *s = NULL;
+    if (natsConnection_Subscribe(&s, n->nc, subject, on_msg, n) != NATS_OK)
+        return -1;
+    *sub = s;
+    return 0;
+}
+
+static void nats_unsubscribe(struct stp_nats *n, void *sub)
+{
+    (void)n;
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+}
+
+static void nats_counts(struct stp_nats *n, struct stp_nats_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    natsStatistics *st = NULL;
+    if (natsStatistics_Create(&st) != NATS_OK)
+        return;
+    if (natsConnection_GetStats(n->nc, st) == NATS_OK)
+        natsStatistics_GetCounts(st, &out->in_msgs, &out->in_bytes, &out->out_msgs, &out->out_bytes,
+                                 &out->reconnects);
+    natsStatistics_Destroy(st);
+}
+
+static void nats_close(struct stp_nats *n)
+{
+    natsConnection_Close(n->nc);
+    natsConnection_Destroy(n->nc);
+    natsOptions_Destroy(n->opts);
+    /* Waits for the library's threads (delivery included): no hook runs
+     * after this returns. */
+    nats_CloseAndWait(CLOSE_WAIT_MS);
+    free(n);
+}
+
+__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v1 = {
+    .version = STP_NATS_API_VERSION,
+    .open = nats_open,
+    .publish = nats_publish,
+    .subscribe = nats_subscribe,
+    .unsubscribe = nats_unsubscribe,
+    .counts = nats_counts,
+    .close = nats_close,
+};
