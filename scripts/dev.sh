@@ -17,19 +17,22 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-# What `meson setup -Dtests=false && meson compile` needs.
+# What `meson setup -Dtests=false && meson compile` needs (libnats-dev: the
+# NATS C client 3.4, which the clustering module builds against, issue 14).
 BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev node-llhttp
-    libwslay-dev libmbedtls-dev libargon2-dev)
+    libwslay-dev libmbedtls-dev libargon2-dev libnats-dev)
 # What the test suites need on top of a new Debian 12 machine: sanitizers and
 # libFuzzer (clang, libclang-rt-14-dev: also ThreadSanitizer's runtime),
 # criterion, stomp.py (interop), openssl (test certificates, s_client), Chromium
 # (browser test), docker, debootstrap and docker-compose (image test), the
 # Python module websockets (the image test's WebSocket round trip,
-# tests/docker/stomp_roundtrip.py). Everything else the tests run (python3 and
-# its standard library, coreutils, mawk, util-linux, git, tar) is on a new
-# machine already; node and npm come below.
+# tests/docker/stomp_roundtrip.py), nats-server 2.9 (the NATS server the
+# cluster suites start on loopback, tests/integration/nats_harness.c).
+# Everything else the tests run (python3 and its standard library, coreutils,
+# mawk, util-linux, git, tar) is on a new machine already; node and npm come
+# below.
 TEST_PACKAGES=(clang clang-format libcriterion-dev libclang-rt-14-dev python3-stomp python3-websockets openssl
-    chromium docker.io debootstrap docker-compose)
+    chromium docker.io debootstrap docker-compose nats-server)
 
 # What the RabbitMQ comparison needs on top of the build (benchmarks/compare.py
 # starts its own RabbitMQ node with the STOMP plugin on free loopback ports).

@@ -2,14 +2,19 @@
 """stomp_roundtrip.py - one STOMP round trip against a broker, for the Docker test.
 
     stomp_roundtrip.py URL [--timeout SECONDS] [--login LOGIN --passcode PASSCODE]
-                           [--expect-refused]
+                           [--send-url URL2] [--expect-refused]
 
 URL is stomp://HOST:PORT, stomp+ssl://HOST:PORT, ws://HOST:PORT/PATH or
 wss://HOST:PORT/PATH (TLS certificates are not verified: the test made them). The script CONNECTs (1.2,
 with login and passcode headers when given), SUBSCRIBEs to a fresh
 /topic/docker-test-N with a receipt, waits for the RECEIPT, SENDs one message,
 and expects exactly that MESSAGE back on its subscription, then DISCONNECTs
-with a receipt. Exit 0 and one line saying what happened, or exit 1 and a line
+with a receipt.
+
+--send-url URL2 makes it a round trip across two brokers (a cluster's nodes):
+the subscription stays on URL, and the SEND goes out on a second connection
+to URL2 (same login), with a receipt that must come before the MESSAGE is
+awaited on URL; both connections DISCONNECT with a receipt. Exit 0 and one line saying what happened, or exit 1 and a line
 saying which step failed and what arrived.
 
 --send-persistent QUEUE:BODY sends one persistent:true message to /queue/QUEUE
@@ -192,7 +197,9 @@ def refused(link, login, passcode):
     return "ERROR message:Bad CONNECT (%s)" % text
 
 
-def roundtrip(link, label, login, passcode):
+def roundtrip(link, label, login, passcode, send_link=None):
+    """Subscribe on link, SEND on send_link (another broker) or link itself,
+    expect the MESSAGE on link."""
     tag = "%d-%d" % (os.getpid(), int(time.time() * 1000))
     dest = "/topic/docker-test-" + tag
     text = ("hello from the host over %s, %s" % (label, tag)).encode()
@@ -201,13 +208,23 @@ def roundtrip(link, label, login, passcode):
     link.send(encode("SUBSCRIBE", [("id", "0"), ("destination", dest), ("ack", "auto"),
                                    ("receipt", "sub-1")]))
     expect(link, "RECEIPT", "SUBSCRIBE", receipt_id="sub-1")
-    link.send(encode("SEND", [("destination", dest), ("content-type", "text/plain"),
-                              ("content-length", str(len(text)))], text))
+    send = [("destination", dest), ("content-type", "text/plain"),
+            ("content-length", str(len(text)))]
+    if send_link is None:
+        link.send(encode("SEND", send, text))
+    else:
+        send_link.send(connect_frame(login, passcode))
+        expect(send_link, "CONNECTED", "CONNECT (--send-url)", version="1.2")
+        send_link.send(encode("SEND", send + [("receipt", "send-1")], text))
+        expect(send_link, "RECEIPT", "SEND (--send-url)", receipt_id="send-1")
     _, body = expect(link, "MESSAGE", "SEND", destination=dest, subscription="0")
     if body != text:
         raise Failure("MESSAGE body is %r, expected %r" % (body, text))
     link.send(encode("DISCONNECT", [("receipt", "bye")]))
     expect(link, "RECEIPT", "DISCONNECT", receipt_id="bye")
+    if send_link is not None:
+        send_link.send(encode("DISCONNECT", [("receipt", "bye")]))
+        expect(send_link, "RECEIPT", "DISCONNECT (--send-url)", receipt_id="bye")
     return headers.get("server", "?")
 
 
@@ -231,6 +248,12 @@ def receive(link, login, passcode, queue, text):
     expect(link, "RECEIPT", "ACK", receipt_id="a-1")
 
 
+def open_link(url, deadline):
+    if url.scheme in ("stomp", "stomp+ssl"):
+        return SocketLink(url, deadline)
+    return WebSocketLink(url, deadline)
+
+
 def main():
     ap = argparse.ArgumentParser(description="One STOMP round trip (or refusal) against a broker.")
     ap.add_argument("url")
@@ -241,21 +264,24 @@ def main():
                     help="send one persistent message, wait for its RECEIPT")
     ap.add_argument("--receive", metavar="QUEUE:BODY",
                     help="expect that message on /queue/QUEUE (and ACK it)")
+    ap.add_argument("--send-url", metavar="URL2",
+                    help="SEND on a second connection to this broker (a cluster's other node)")
     ap.add_argument("--expect-refused", action="store_true",
                     help="succeed only when CONNECT gets ERROR message:access refused")
     args = ap.parse_args()
     url = urllib.parse.urlparse(args.url)
     deadline = time.monotonic() + args.timeout
     what = "refusal" if args.expect_refused else "round trip"
-    link = None
-    try:
-        if url.scheme in ("stomp", "stomp+ssl"):
-            link = SocketLink(url, deadline)
-        elif url.scheme in ("ws", "wss"):
-            link = WebSocketLink(url, deadline)
-        else:
-            print("unsupported URL scheme %r" % url.scheme, file=sys.stderr)
+    link = send_link = None
+    send_url = urllib.parse.urlparse(args.send_url) if args.send_url else None
+    for u in (url, send_url):
+        if u is not None and u.scheme not in ("stomp", "stomp+ssl", "ws", "wss"):
+            print("unsupported URL scheme %r" % u.scheme, file=sys.stderr)
             return 2
+    try:
+        link = open_link(url, deadline)
+        if send_url is not None:
+            send_link = open_link(send_url, deadline)
         for mode, fn in (("send-persistent", send_persistent), ("receive", receive)):
             arg = getattr(args, mode.replace("-", "_"))
             if arg:
@@ -268,20 +294,22 @@ def main():
             why = refused(link, args.login, args.passcode)
             print("refusal over %s ok: %s" % (url.scheme, why))
             return 0
-        server = roundtrip(link, url.scheme, args.login, args.passcode)
-        print("round trip over %s ok (server %s%s)"
-              % (url.scheme, server, ", login %s" % args.login if args.login else ""))
+        server = roundtrip(link, url.scheme, args.login, args.passcode, send_link)
+        print("%sround trip over %s ok (server %s%s)"
+              % ("SEND on %s, MESSAGE on %s: " % (args.send_url, args.url) if send_link else "",
+                 url.scheme, server, ", login %s" % args.login if args.login else ""))
         return 0
     except Exception as e:  # Failure, socket and TLS errors, a refused upgrade
         why = str(e) if isinstance(e, Failure) else "%s: %s" % (type(e).__name__, e)
         print("%s over %s failed: %s" % (what, url.scheme, why))
         return 1
     finally:
-        if link:
-            try:
-                link.close()
-            except Exception:
-                pass
+        for lk in (link, send_link):
+            if lk:
+                try:
+                    lk.close()
+                except Exception:
+                    pass
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 # the refusals (no users: remote clients get ERROR Bad CONNECT while a
 # loopback client in the container gets in; a wrong passcode), the non-root
 # user, worker count under --cpus, the health check, a graceful `docker stop`,
-# the image size, and docker/compose.yaml with its users-file example.
+# the image size, and docker/compose.yaml with its users-file example; then
+# the cluster (issue 14): docker/Dockerfile.nats and docker/compose.cluster.yaml
+# (three nodes on one NATS server) with a STOMP round trip across nodes.
 #
 #   tests/docker/test_docker.sh [SOURCE_ROOT]
 #
@@ -22,6 +24,8 @@
 #                           git does not ignore) or head (`git archive HEAD`)
 #   STAMPEDE_DOCKER_KEEP=1  keep the image, tagged stampede:test
 #   STAMPEDE_DOCKER_BUILD_CPUS=N  limit the build's RUN steps to N CPUs (classic builder)
+#   STAMPEDE_DOCKER_ONLY=cluster  only the image build, hash-password (the users
+#                           file) and the cluster checks (check_cluster)
 # Every step runs under `timeout`; the whole run is bounded by about 25 minutes
 # in the worst case, 1-2 minutes when the build is cached.
 set -uo pipefail
@@ -32,7 +36,8 @@ docker=${DOCKER:-docker}
 py=/usr/bin/python3
 run_id=stampede-test-$$
 image=stampede:test-$$
-[ "${STAMPEDE_DOCKER_KEEP:-0}" = 1 ] && image=stampede:test
+nats_image=stampede-nats:test-$$
+[ "${STAMPEDE_DOCKER_KEEP:-0}" = 1 ] && image=stampede:test && nats_image=stampede-nats:test
 work=$(mktemp -d /tmp/stampede-docker-test.XXXXXX)
 passed=0 failed=0
 started_dockerd=
@@ -66,8 +71,13 @@ finish() {
     if [ -f "$work/compose.up" ]; then
         timeout 60 "${compose[@]}" -p "$run_id" -f "$work/compose.yaml" down -v >/dev/null 2>&1
     fi
+    if [ -f "$work/cluster.up" ]; then
+        timeout 90 "${compose[@]}" -p "$run_id-cluster" -f "$work/compose.cluster.yaml" down -v \
+            >/dev/null 2>&1
+    fi
     if [ "${STAMPEDE_DOCKER_KEEP:-0}" != 1 ] && docker_ok; then
         remove_built_images
+        timeout 30 "$docker" rmi --no-prune "$nats_image" >/dev/null 2>&1
     fi
     if [ -n "$started_dockerd" ]; then
         kill "$started_dockerd" 2>/dev/null
@@ -172,16 +182,19 @@ check_size() {
 }
 
 check_libraries() {
-    local out missing
+    local out missing nmods
+    # The binaries and any loadable module (issue 14's NATS module, once the
+    # image installs it under /usr/local/lib/stampede/).
     out=$(timeout 30 "$docker" run --rm --entrypoint /bin/sh "$image" -c \
-        'for b in /usr/local/bin/stampede /usr/local/bin/stampede-bench; do
-             [ -x "$b" ] && { echo "== $b"; ldd "$b"; }; done' 2>&1)
+        'for b in /usr/local/bin/stampede /usr/local/bin/stampede-bench /usr/local/lib/stampede/*.so; do
+             [ -f "$b" ] && { echo "== $b"; ldd "$b"; }; done; true' 2>&1)
     missing=$(grep -c 'not found' <<<"$out")
+    nmods=$(grep -c '^== /usr/local/lib/stampede/' <<<"$out")
     if grep -q '== /usr/local/bin/stampede$' <<<"$out" && [ "$missing" -eq 0 ]; then
-        pass "the runtime image has every shared library stampede links"
+        pass "the runtime image has every shared library stampede links ($nmods modules)"
     else
         echo "$out" | sed 's/^/  | /'
-        fail "the runtime image has every shared library stampede links"
+        fail "the runtime image has every shared library stampede links ($nmods modules)"
     fi
     if grep -q 'stampede-bench' <<<"$out"; then
         pass "stampede-bench is in the image"
@@ -516,13 +529,19 @@ check_workers_env() {
 }
 
 # ------------------------------------------------------------------ compose
-check_compose() {
-    local dc
+find_compose() { # sets compose=(...); false when there is none
     if command -v docker-compose >/dev/null; then
         compose=(docker-compose)
     elif "$docker" compose version >/dev/null 2>&1; then
         compose=("$docker" compose)
     else
+        return 1
+    fi
+}
+
+check_compose() {
+    local dc
+    if ! find_compose; then
         skip "docker/compose.yaml (neither docker-compose nor docker compose is installed)"
         return 0
     fi
@@ -605,6 +624,126 @@ check_persistence() {
         grep -q ' ok ' <<<"$out" || show_logs "$c2"
 }
 
+# ------------------------------------------------------------------ cluster
+# Issue 14: docker/Dockerfile.nats (Debian's nats-server, non-root, JetStream
+# in a volume) and docker/compose.cluster.yaml (node1..node3 on one NATS
+# server), with the users-file example uncommented and this run's images and
+# free host ports. Each node must turn healthy and log that it joined NATS,
+# and a SEND on one node must reach a subscriber on another. Runs alone with
+# STAMPEDE_DOCKER_ONLY=cluster. Needs the broker's cluster code (until it is
+# merged, the "connected to NATS" and cross-node checks fail).
+build_nats_image() {
+    local t0=$SECONDS
+    if ! timeout 600 "$docker" build --force-rm -t "$nats_image" - <"$top/docker/Dockerfile.nats" \
+        >"$work/nats-build.log" 2>&1; then
+        tail -n 25 "$work/nats-build.log" | sed 's/^/  | /'
+        fail "docker build docker/Dockerfile.nats"
+        return 1
+    fi
+    pass "docker build docker/Dockerfile.nats ($((SECONDS - t0)) s)"
+}
+
+# Container id of a service of the cluster project.
+cluster_id() { timeout 30 "${dc_cluster[@]}" ps -q "$1" 2>/dev/null | head -n 1; }
+
+wait_healthy() { # wait_healthy CONTAINER SECONDS: prints the last status
+    local health='' end=$((SECONDS + $2))
+    while [ $SECONDS -lt $end ]; do
+        health=$("$docker" inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" \
+            2>/dev/null)
+        [ "$health" = healthy ] && break
+        sleep 0.5
+    done
+    echo "${health:-none}"
+}
+
+wait_log_for() { # wait_log_for CONTAINER FIXED-STRING SECONDS
+    local end=$((SECONDS + $3))
+    while [ $SECONDS -lt $end ]; do
+        "$docker" logs "$1" 2>&1 | grep -qF -- "$2" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+dc_cluster=()
+check_cluster() {
+    local t0=$SECONDS f=$work/compose.cluster.yaml
+    if ! find_compose; then
+        skip "docker/compose.cluster.yaml (neither docker-compose nor docker compose is installed)"
+        return 0
+    fi
+    build_nats_image || return 1
+    dc_cluster=("${compose[@]}" -p "$run_id-cluster" -f "$f")
+    sed -e "s|image: stampede:latest|image: $image|" \
+        -e "s|image: stampede-nats:latest|image: $nats_image|" \
+        -e 's|"127.0.0.1:[^"]*:61613"|"127.0.0.1::61613"|' \
+        -e "s|context: \.\.\$|context: $top|" \
+        -e "s|context: \.\$|context: $top/docker|" \
+        -e 's|^\( *\)# \(STAMPEDE_USERS_FILE: \)|\1\2|' \
+        -e 's|^\( *\)# \(STAMPEDE_ACL_FILE: \)|\1\2|' \
+        -e 's|^\( *\)# \(- \./auth/\)|\1\2|' \
+        "$top/docker/compose.cluster.yaml" >"$f"
+    if [ "$(grep -cE '^ *(STAMPEDE_USERS_FILE|STAMPEDE_ACL_FILE): |^ *- \./auth/(users|acl):' "$f")" -ne 8 ]; then
+        fail "docker/compose.cluster.yaml has the users-file example for every node"
+        return 1
+    fi
+    if ! timeout 30 "${dc_cluster[@]}" config -q 2>"$work/cluster.err"; then
+        sed 's/^/  | /' "$work/cluster.err"
+        fail "docker/compose.cluster.yaml is valid"
+        return 1
+    fi
+    pass "docker/compose.cluster.yaml is valid"
+    touch "$work/cluster.up"
+    if ! timeout 180 "${dc_cluster[@]}" up -d >"$work/cluster.up.log" 2>&1; then
+        tail -n 20 "$work/cluster.up.log" | sed 's/^/  | /'
+        fail "docker compose -f docker/compose.cluster.yaml up -d"
+        timeout 30 "${dc_cluster[@]}" logs --tail 20 2>&1 | sed 's/^/  | /'
+        return 1
+    fi
+    local nats_c uid health
+    nats_c=$(cluster_id nats)
+    health=$(wait_healthy "$nats_c" 30)
+    check "cluster: the NATS server is healthy ($health)" [ "$health" = healthy ] ||
+        show_logs "$nats_c"
+    uid=$(timeout 10 "$docker" exec "$nats_c" id -u 2>/dev/null)
+    check "cluster: the NATS server runs as a non-root user (uid ${uid:-?})" [ "${uid:-0}" != 0 ]
+    check "cluster: NATS publishes no port on the host" \
+        [ -z "$(timeout 10 "$docker" port "$nats_c" 2>/dev/null)" ]
+    check "cluster: JetStream keeps its store in the volume (/data/jetstream)" \
+        wait_log_for "$nats_c" 'Store Directory: "/data/jetstream"' 10
+    # One deadline for all three nodes: 60 s to turn healthy (the image's
+    # HEALTHCHECK runs every 10 s), 30 s more to join NATS.
+    local node c ports=() until_healthy=$((SECONDS + 60)) until_joined
+    for node in node1 node2 node3; do
+        c=$(cluster_id "$node")
+        health=$(wait_healthy "$c" $((until_healthy > SECONDS ? until_healthy - SECONDS : 1)))
+        check "cluster: $node is healthy ($health)" [ "$health" = healthy ] || show_logs "$c"
+        ports+=("$(host_port "$c" 61613)")
+    done
+    note "nodes healthy $((SECONDS - t0)) s into the check, STOMP on ${ports[*]}"
+    until_joined=$((SECONDS + 30))
+    for node in node1 node2 node3; do
+        c=$(cluster_id "$node")
+        if ! check "cluster: $node logs 'cluster: connected to NATS at nats://nats:4222 as node $node'" \
+            wait_log_for "$c" "cluster: connected to NATS at nats://nats:4222 as node $node" \
+            $((until_joined > SECONDS ? until_joined - SECONDS : 1)); then
+            show_logs "$c"
+        fi
+    done
+    roundtrip "cluster: a SEND (with receipt) on node1 reaches a /topic subscriber on node2" \
+        "stomp://${ports[1]}" --send-url "stomp://${ports[0]}" "${as_user[@]}"
+    roundtrip "cluster: a SEND (with receipt) on node3 reaches a /topic subscriber on node1" \
+        "stomp://${ports[0]}" --send-url "stomp://${ports[2]}" "${as_user[@]}"
+    if timeout 90 "${dc_cluster[@]}" down -v >/dev/null 2>&1; then
+        rm -f "$work/cluster.up"
+        pass "cluster: docker compose down -v"
+    else
+        fail "cluster: docker compose down -v (within 90 s)"
+    fi
+    note "the cluster check took $((SECONDS - t0)) s"
+}
+
 # ------------------------------------------------------------------- main
 main() {
     echo "Docker image test ($(date -u +%H:%M:%S) UTC, source: ${STAMPEDE_DOCKER_SOURCE:-worktree})"
@@ -617,6 +756,18 @@ main() {
         return
     fi
     build_image || return
+    case "${STAMPEDE_DOCKER_ONLY:-}" in
+    "") ;;
+    cluster)
+        check_hash_password
+        check_cluster
+        return
+        ;;
+    *)
+        fail "STAMPEDE_DOCKER_ONLY=$STAMPEDE_DOCKER_ONLY: only 'cluster' is known"
+        return
+        ;;
+    esac
     check_size
     check_libraries
     check_hash_password
@@ -628,6 +779,7 @@ main() {
     check_cpus_one
     check_persistence
     check_compose
+    check_cluster
 }
 
 main

@@ -123,8 +123,23 @@ void h_init(void)
 
 static void frame_free(struct h_frame *f);
 
+/* Cleanups other harness files registered (h_at_fini), run first by h_fini. */
+static void (*fini_hooks[8])(void);
+static size_t nfini_hooks;
+
+void h_at_fini(void (*fn)(void))
+{
+    for (size_t i = 0; i < nfini_hooks; i++)
+        if (fini_hooks[i] == fn)
+            return;
+    cr_assert(nfini_hooks < 8, "harness: too many h_at_fini hooks");
+    fini_hooks[nfini_hooks++] = fn;
+}
+
 void h_fini(void)
 {
+    while (nfini_hooks > 0)
+        fini_hooks[--nfini_hooks]();
     for (size_t i = 0; i < reg_nbrokers; i++) {
         struct h_broker *b = reg_brokers[i];
         if (!b->exited && b->pid > 0) {

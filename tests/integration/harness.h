@@ -68,6 +68,10 @@ struct h_conn {
  * .fini = h_fini (kills leftover brokers, frees everything). */
 void h_init(void);
 void h_fini(void);
+/* Register a cleanup that h_fini runs first (latest registered first), once;
+ * registering the same function again does nothing. At most 8. Used by the
+ * harness's other files (nats_harness.c) to end their processes. */
+void h_at_fini(void (*fn)(void));
 
 uint64_t h_now_ms(void);
 void h_sleep_ms(unsigned ms);
