@@ -132,7 +132,7 @@ tsan_pass() {
         CC=clang meson setup build-tsan -Dtests=false -Db_sanitize=thread -Db_lundef=false ||
             return 1
     fi
-    meson compile -C build-tsan stampede || return 1
+    meson compile -C build-tsan stampede stampede-nats || return 1
     rm -rf "$reports"
     mkdir -p "$reports"
     STAMPEDE_TEST_BROKER=$top/build-tsan/stampede \
