@@ -335,7 +335,7 @@ int stp_cluster_start(struct stp_broker *b)
     if (getrandom(&c->origin, sizeof(c->origin), 0) != (ssize_t)sizeof(c->origin))
         c->origin = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     b->cluster = c;
-    if (!(c->api = load_module()) || stp_cluster_in_init(c) < 0)
+    if (!(c->api = load_module()) || stp_cluster_in_init(&c->in, b->cfg) < 0)
         return -1;
     if (uv_loop_init(&c->loop) != 0)
         return -1;
@@ -385,7 +385,7 @@ void stp_cluster_stop(struct stp_broker *b)
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
     }
-    stp_cluster_in_free(c);
+    stp_cluster_in_free(&c->in);
     stp_buf_free(&c->subject);
     stp_buf_free(&c->payload);
     free(c);

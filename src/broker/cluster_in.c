@@ -31,25 +31,24 @@
 /* How long the delivery thread sleeps while an owner's ring is full. */
 #define RING_FULL_WAIT_NS 50000L
 
-int stp_cluster_in_init(struct stp_cluster *c)
+int stp_cluster_in_init(struct stp_cluster_in *in, const struct stp_config *cfg)
 {
-    const struct stp_config *cfg = c->b->cfg;
     /* "SEND\n" comes on top of the peer's tail: room for it. */
     struct stp_limits lim = {.max_frame = cfg->max_frame_size + 64,
                              .max_headers = cfg->max_headers + 3,
                              .max_header_len = cfg->max_header_length + 32};
-    if (stp_parser_init(&c->in.parser, &lim) < 0)
+    if (stp_parser_init(&in->parser, &lim) < 0)
         return STP_ENOMEM;
-    c->in.parser.version = STP_V12; /* tails are escaped the 1.2 way */
+    in->parser.version = STP_V12; /* tails are escaped the 1.2 way */
     return 0;
 }
 
-void stp_cluster_in_free(struct stp_cluster *c)
+void stp_cluster_in_free(struct stp_cluster_in *in)
 {
-    stp_parser_free(&c->in.parser);
-    stp_buf_free(&c->in.frame);
-    stp_buf_free(&c->in.dest);
-    stp_buf_free(&c->in.scratch);
+    stp_parser_free(&in->parser);
+    stp_buf_free(&in->frame);
+    stp_buf_free(&in->dest);
+    stp_buf_free(&in->scratch);
 }
 
 /* True when seq is new from origin (and remembers it). Per origin the
@@ -137,6 +136,26 @@ static bool post_wait(struct stp_cluster *c, unsigned to, struct stp_post *cmd)
     return true;
 }
 
+const char *stp_cluster_in_check(struct stp_cluster_in *in, const char *subject, const void *data,
+                                 size_t len, struct stp_wire_msg *wm, struct stp_frame *f,
+                                 const char **why)
+{
+    if (stp_wire_decode(data, len, wm) < 0) {
+        *why = "not a Stampede cluster message";
+        return NULL;
+    }
+    const char *dest = topic_of(in, subject);
+    if (!dest) {
+        *why = "the subject names no topic";
+        return NULL;
+    }
+    if (!parse_send(in, wm, dest, f)) {
+        *why = "not a SEND frame to that topic within this node's frame limits";
+        return NULL;
+    }
+    return dest;
+}
+
 void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t len)
 {
     struct stp_cluster *c = ctx;
@@ -144,22 +163,15 @@ void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t
     if (atomic_load_explicit(&c->closing, memory_order_relaxed))
         return;
     struct stp_wire_msg wm;
-    if (stp_wire_decode(data, len, &wm) < 0) {
-        reject(c, subject, "not a Stampede cluster message");
+    struct stp_frame f;
+    const char *why;
+    const char *dest = stp_cluster_in_check(in, subject, data, len, &wm, &f, &why);
+    if (!dest) {
+        reject(c, subject, why);
         return;
     }
     if (wm.origin == c->origin)
         return; /* our own (NATS does not echo; a second node with our id would be odd) */
-    const char *dest = topic_of(in, subject);
-    if (!dest) {
-        reject(c, subject, "the subject names no topic");
-        return;
-    }
-    struct stp_frame f;
-    if (!parse_send(in, &wm, dest, &f)) {
-        reject(c, subject, "not a SEND frame to that topic within this node's frame limits");
-        return;
-    }
     if (!fresh(in, wm.origin, wm.seq)) {
         atomic_fetch_add_explicit(&c->duplicates, 1, memory_order_relaxed);
         return;

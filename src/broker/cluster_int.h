@@ -55,9 +55,19 @@ struct stp_cluster {
     atomic_uint_fast64_t subscriptions;
 };
 
+struct stp_config;
+struct stp_wire_msg;
+
 /* The delivery thread's hook (cluster_in.c). */
 void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t len);
-int stp_cluster_in_init(struct stp_cluster *c);
-void stp_cluster_in_free(struct stp_cluster *c);
+/* The checks of one arrival, without side effects but on in's buffers:
+ * the topic it is for (NUL-terminated, in in's buffer), with *wm decoded
+ * and *f the parsed SEND (slices into in's buffer); or NULL and *why. The
+ * fuzz target fuzz_cluster drives this directly. */
+const char *stp_cluster_in_check(struct stp_cluster_in *in, const char *subject, const void *data,
+                                 size_t len, struct stp_wire_msg *wm, struct stp_frame *f,
+                                 const char **why);
+int stp_cluster_in_init(struct stp_cluster_in *in, const struct stp_config *cfg);
+void stp_cluster_in_free(struct stp_cluster_in *in);
 
 #endif
