@@ -108,8 +108,18 @@ struct stp_bench_consumer {
     size_t ack_id_len;
 };
 
+/* Where connections dial: --url, or --sub-url for subscribers (see
+ * stp_bench_endpoint_of). Filled by the main thread before the workers start,
+ * read-only while they run. */
+struct stp_bench_endpoint {
+    const struct stp_bench_url *url;   /* into the run's cfg */
+    struct sockaddr_storage addr;      /* resolved once */
+    struct stp_tls_config *tls_config; /* TLS transports: the client profile (owned) */
+};
+
 struct stp_bench_conn {
     struct stp_bench_thread *t;
+    const struct stp_bench_endpoint *ep; /* the run's: what this connection dials */
     enum stp_bench_role role;
     enum stp_bench_state state;
     unsigned index; /* within its role */
@@ -168,8 +178,11 @@ struct stp_bench_thread {
 struct stp_bench_run {
     struct stp_bench_config cfg;
     uint32_t run_id;
-    struct sockaddr_storage addr;      /* the broker, resolved once */
-    struct stp_tls_config *tls_config; /* TLS transports: the client profile */
+    /* ep[0]: --url (producers, idle connections); ep[1]: --sub-url
+     * (consumers, pattern holders) when given, else unused (nep == 1) */
+    struct stp_bench_endpoint ep[2];
+    unsigned nep;
+    bool any_tls; /* some endpoint is TLS: the threads need a random generator */
     unsigned nthreads;
     struct stp_bench_thread *threads;
     struct stp_bench_dest *dests;

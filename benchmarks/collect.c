@@ -183,8 +183,9 @@ void stp_bench_run_free(struct stp_bench_run *r, struct stp_bench_report *rep)
         free(r->dests[d].cconns);
     }
     free(r->threads);
-    if (r->tls_config)
-        stp_tls_config_unref(&r->tls_config);
+    for (unsigned i = 0; i < 2; i++)
+        if (r->ep[i].tls_config)
+            stp_tls_config_unref(&r->ep[i].tls_config);
     free(r->dests);
     free(r->producers);
     free(r->consumers);

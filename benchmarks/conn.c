@@ -59,11 +59,10 @@ static const struct stp_bench_config *cfg_of(struct stp_bench_conn *c)
 
 static void conn_fail(struct stp_bench_conn *c, const char *what, int err)
 {
-    const struct stp_bench_config *cfg = cfg_of(c);
+    const struct stp_bench_url *u = c->ep->url;
     if (!c->t->stopping)
         stp_bench_fail(c->t->run, "%s connection %u to %s:%u: %s%s%s", role_name(c->role), c->index,
-                       cfg->url.host, cfg->url.port, what, err ? ": " : "",
-                       err ? stp_strerror(err) : "");
+                       u->host, u->port, what, err ? ": " : "", err ? stp_strerror(err) : "");
     stp_bench_conn_close(c);
 }
 
@@ -129,7 +128,7 @@ void stp_bench_conn_flush(struct stp_bench_conn *c)
         c->u.p.fill_msgs = 0;
     }
     c->wreq.data = c;
-    int rc = c->t->run->cfg.url.transport->ops->write(c, &c->wreq, &b, 1, on_write);
+    int rc = c->ep->url->transport->ops->write(c, &c->wreq, &b, 1, on_write);
     if (rc) {
         c->writing = false;
         conn_fail(c, "write failed", rc);
@@ -147,7 +146,7 @@ static int write_connect(struct stp_bench_conn *c)
     snprintf(hb, sizeof(hb), "%u,%u", hb_ms, hb_ms);
     int rc = stp_write_command(&b, STP_CMD_CONNECT);
     rc = rc ? rc : stp_write_header_str(&b, "accept-version", cfg->accept_version, STP_V10);
-    rc = rc ? rc : stp_write_header_str(&b, "host", cfg->url.vhost, STP_V10);
+    rc = rc ? rc : stp_write_header_str(&b, "host", c->ep->url->vhost, STP_V10);
     if (cfg->login[0])
         rc = rc ? rc : stp_write_header_str(&b, "login", cfg->login, STP_V10);
     if (cfg->passcode[0])
@@ -351,7 +350,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         buf->len = 0;
         return;
     }
-    c->t->run->cfg.url.transport->ops->alloc(c, suggested, buf);
+    c->ep->url->transport->ops->alloc(c, suggested, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -371,7 +370,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                   nread == UV_EOF ? 0 : stp_err_from_uv((int)nread));
         return;
     }
-    int rc = c->t->run->cfg.url.transport->ops->read(c, buf, (size_t)nread);
+    int rc = c->ep->url->transport->ops->read(c, buf, (size_t)nread);
     if (rc && c->state < CONN_CLOSING)
         conn_fail(c, "transport error", rc);
 }
@@ -394,7 +393,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->state = CONN_HANDSHAKE;
-    rc = c->t->run->cfg.url.transport->ops->start(c);
+    rc = c->ep->url->transport->ops->start(c);
     if (rc)
         conn_fail(c, "transport handshake failed", rc);
 }
@@ -413,7 +412,7 @@ int stp_bench_conn_start(struct stp_bench_conn *c)
     c->tcp.data = c;
     c->creq.data = c;
     c->state = CONN_CONNECTING;
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->t->run->addr, on_connect);
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->ep->addr, on_connect);
     if (rc) {
         conn_fail(c, "cannot connect", stp_err_from_uv(rc));
         return stp_err_from_uv(rc);
@@ -446,8 +445,8 @@ void stp_bench_conn_free(struct stp_bench_conn *c)
         return;
     if (c->parser_ok)
         stp_parser_free(&c->parser);
-    if (c->t && c->t->run->cfg.url.transport->ops)
-        c->t->run->cfg.url.transport->ops->release(c); /* engines: never from their callbacks */
+    if (c->ep && c->ep->url->transport->ops)
+        c->ep->url->transport->ops->release(c); /* engines: never from their callbacks */
     if (c->role == ROLE_PRODUCER)
         stp_bench_producer_free(c);
     else if (c->role == ROLE_CONSUMER)

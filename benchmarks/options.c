@@ -143,23 +143,26 @@ int stp_bench_parse_duration(const char *s, uint64_t *ns)
     return 0;
 }
 
-int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, size_t errlen)
+/* stp_bench_parse_url for the option `opt` ("--url", "--sub-url"), which the
+ * error messages name. */
+static int parse_url_as(struct stp_bench_url *u, const char *opt, const char *text, char *err,
+                        size_t errlen)
 {
     const char *sep = strstr(text, "://");
     if (!sep)
-        return errf(err, errlen, "--url: expected SCHEME://HOST:PORT, got '%s'", text);
+        return errf(err, errlen, "%s: expected SCHEME://HOST:PORT, got '%s'", opt, text);
     u->transport = stp_bench_transport_find(text, (size_t)(sep - text));
     if (!u->transport)
-        return errf(err, errlen, "--url: unknown scheme '%.*s' (stomp, stomp+ssl, ws, wss)",
+        return errf(err, errlen, "%s: unknown scheme '%.*s' (stomp, stomp+ssl, ws, wss)", opt,
                     (int)(sep - text), text);
     const char *host = sep + 3, *path = strchr(host, '/');
     size_t hostport_len = path ? (size_t)(path - host) : strlen(host);
     const char *colon = memchr(host, ':', hostport_len);
     if (host[0] == '[')
-        return errf(err, errlen, "--url: IPv6 literals are not supported yet");
+        return errf(err, errlen, "%s: IPv6 literals are not supported yet", opt);
     size_t hlen = colon ? (size_t)(colon - host) : hostport_len;
     if (hlen == 0 || hlen >= sizeof(u->host))
-        return errf(err, errlen, "--url: missing or too long host in '%s'", text);
+        return errf(err, errlen, "%s: missing or too long host in '%s'", opt, text);
     memcpy(u->host, host, hlen);
     u->host[hlen] = '\0';
     u->port = u->transport->default_port;
@@ -167,7 +170,7 @@ int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, si
         char *end;
         unsigned long port = strtoul(colon + 1, &end, 10);
         if (end != host + hostport_len || end == colon + 1 || port == 0 || port > 65535)
-            return errf(err, errlen, "--url: bad port in '%s'", text);
+            return errf(err, errlen, "%s: bad port in '%s'", opt, text);
         u->port = (uint16_t)port;
     }
     /* WebSocket: the path is the HTTP path (default /ws) and the STOMP host
@@ -175,10 +178,20 @@ int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, si
     const char *vh = path && path[1] ? path + 1 : "/";
     const char *wp = path && path[1] ? path : "/ws";
     if (strlen(vh) >= sizeof(u->vhost) || strlen(wp) >= sizeof(u->path))
-        return errf(err, errlen, "--url: path too long");
+        return errf(err, errlen, "%s: path too long", opt);
     snprintf(u->vhost, sizeof(u->vhost), "%s", u->transport->websocket ? "/" : vh);
     snprintf(u->path, sizeof(u->path), "%s", u->transport->websocket ? wp : "");
     return 0;
+}
+
+int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, size_t errlen)
+{
+    return parse_url_as(u, "--url", text, err, errlen);
+}
+
+const struct stp_bench_url *stp_bench_sub_url(const struct stp_bench_config *cfg)
+{
+    return cfg->sub_url_text[0] ? &cfg->sub_url : &cfg->url;
 }
 
 const char *stp_bench_ack_name(enum stp_bench_ack a)
@@ -272,7 +285,18 @@ static int set_url(struct stp_bench_config *c, const char *o, const char *a, cha
     if (strlen(a) >= sizeof(c->url_text))
         return errf(e, n, "%s: value too long", o);
     snprintf(c->url_text, sizeof(c->url_text), "%s", a);
-    return stp_bench_parse_url(&c->url, a, e, n);
+    return parse_url_as(&c->url, o, a, e, n);
+}
+
+static int set_sub_url(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
+{
+    if (strlen(a) >= sizeof(c->sub_url_text))
+        return errf(e, n, "%s: value too long", o);
+    int rc = parse_url_as(&c->sub_url, o, a, e, n);
+    /* the text only once the URL parsed: a refused --sub-url leaves none */
+    if (rc == 0)
+        snprintf(c->sub_url_text, sizeof(c->sub_url_text), "%s", a);
+    return rc;
 }
 
 static int set_version(struct stp_bench_config *c, const char *o, const char *a, char *e, size_t n)
@@ -382,6 +406,9 @@ static const struct keyword keywords[] = {
     {"url", ARG_REQUIRED, set_url,
      "broker URL: stomp://HOST:PORT[/VHOST] (default "
      "stomp://127.0.0.1:61613)"},
+    {"sub-url", ARG_REQUIRED, set_sub_url,
+     "where consumers and pattern subscribers connect, e.g. another node of a cluster "
+     "(default: --url); producers and idle connections use --url"},
     {"preset", ARG_REQUIRED, set_preset,
      "fanout|fanout-100|queue-pairs|work-queue|durable|latency|"
      "connections (options after it override)"},
@@ -530,9 +557,14 @@ static int check_config(const struct stp_bench_config *c, char *err, size_t errl
                     "--url: the %s:// transport is not built into this "
                     "stampede-bench yet",
                     c->url.transport->scheme);
+    if (!stp_bench_sub_url(c)->transport->ops)
+        return errf(err, errlen,
+                    "--sub-url: the %s:// transport is not built into this "
+                    "stampede-bench yet",
+                    c->sub_url.transport->scheme);
     if (c->tick_ns && (c->tick_ns < 10000 || c->tick_ns > 1000000000))
         return errf(err, errlen, "--tick: between 10us and 1s");
-    if (c->tls_ca[0] && !c->url.transport->tls)
+    if (c->tls_ca[0] && !c->url.transport->tls && !stp_bench_sub_url(c)->transport->tls)
         return errf(err, errlen, "--tls-ca: only for stomp+ssl:// and wss:// URLs");
     return 0;
 }

@@ -27,6 +27,11 @@ struct stp_bench_url {
 struct stp_bench_config {
     char url_text[512];
     struct stp_bench_url url;
+    /* --sub-url: where consumers and pattern subscribers connect (another
+     * node of a cluster); "" = the same broker as --url (then sub_url is
+     * unset: use stp_bench_sub_url). Producers and idle connections use url. */
+    char sub_url_text[512];
+    struct stp_bench_url sub_url;
     const char *preset; /* NULL or the preset's name */
     unsigned producers, consumers, destinations;
     bool topic;
@@ -63,6 +68,8 @@ int stp_bench_parse_args(struct stp_bench_config *cfg, int argc, char **argv, ch
                          size_t errlen);
 /* Parse "stomp://host:port[/vhost]" and the other schemes. */
 int stp_bench_parse_url(struct stp_bench_url *u, const char *text, char *err, size_t errlen);
+/* The URL subscribers dial: --sub-url when given, else --url. */
+const struct stp_bench_url *stp_bench_sub_url(const struct stp_bench_config *cfg);
 /* "10", "10s", "250ms", "2m" -> nanoseconds. 0 or STP_EINVAL. */
 int stp_bench_parse_duration(const char *s, uint64_t *ns);
 const char *stp_bench_ack_name(enum stp_bench_ack a);

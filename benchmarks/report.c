@@ -47,11 +47,13 @@ void stp_bench_report_print(const struct stp_bench_report *rep, FILE *out)
 {
     const struct stp_bench_config *c = rep->cfg;
     fprintf(out,
-            "\n== stampede-bench %s%s%s: %u producers -> %u %s%s -> %u consumers, %zu B%s, "
+            "\n== stampede-bench %s%s%s%s%s%s: %u producers -> %u %s%s -> %u consumers, %zu B%s, "
             "ack %s ==\n",
-            c->url_text, c->preset ? " preset " : "", c->preset ? c->preset : "", c->producers,
-            c->destinations, c->topic ? "topic" : "queue", c->destinations == 1 ? "" : "s",
-            c->consumers, c->size, c->persistent ? " persistent" : "", stp_bench_ack_name(c->ack));
+            c->url_text, c->sub_url_text[0] ? " (subscribers " : "", c->sub_url_text,
+            c->sub_url_text[0] ? ")" : "", c->preset ? " preset " : "", c->preset ? c->preset : "",
+            c->producers, c->destinations, c->topic ? "topic" : "queue",
+            c->destinations == 1 ? "" : "s", c->consumers, c->size,
+            c->persistent ? " persistent" : "", stp_bench_ack_name(c->ack));
     if (rep->failed)
         fprintf(out, "  FAILED: %s\n", rep->error);
     if (rep->offered_rate > 0)
@@ -125,6 +127,8 @@ static void json_config(FILE *out, const struct stp_bench_report *rep)
     const struct stp_bench_config *c = rep->cfg;
     fprintf(out, "  \"config\": {\"url\": ");
     json_str(out, c->url_text);
+    fprintf(out, ", \"sub_url\": ");
+    json_str(out, c->sub_url_text[0] ? c->sub_url_text : c->url_text);
     fprintf(out, ", \"preset\": ");
     if (c->preset)
         json_str(out, c->preset);

@@ -46,19 +46,47 @@ static void raise_fd_limit(void)
     }
 }
 
-static int resolve(struct stp_bench_run *r, char *err, size_t errlen)
+/* Resolve the endpoint's host and make its TLS profile (TLS transports). */
+static int endpoint_init(struct stp_bench_run *r, struct stp_bench_endpoint *ep,
+                         const struct stp_bench_url *u, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     char port[8];
-    snprintf(port, sizeof(port), "%u", r->cfg.url.port);
-    int rc = getaddrinfo(r->cfg.url.host, port, &hints, &ai);
+    ep->url = u;
+    snprintf(port, sizeof(port), "%u", u->port);
+    int rc = getaddrinfo(u->host, port, &hints, &ai);
     if (rc || !ai) {
-        snprintf(err, errlen, "cannot resolve %s: %s", r->cfg.url.host, gai_strerror(rc));
+        snprintf(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(rc));
         return STP_EINVAL;
     }
-    memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
+    memcpy(&ep->addr, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
-    return 0;
+    if (!u->transport->tls)
+        return 0;
+    r->any_tls = true;
+    struct stp_tls_client_opts o = {
+        .server_name = u->host,
+        .ca_path = r->cfg.tls_ca[0] ? r->cfg.tls_ca : NULL,
+    };
+    return stp_tls_client_config_new(&ep->tls_config, &o, err, errlen) ? STP_EINVAL : 0;
+}
+
+/* ep[0] for --url; ep[1] for --sub-url when one was given. */
+static int endpoints_init(struct stp_bench_run *r, char *err, size_t errlen)
+{
+    r->nep = r->cfg.sub_url_text[0] ? 2 : 1;
+    int rc = endpoint_init(r, &r->ep[0], &r->cfg.url, err, errlen);
+    if (rc == 0 && r->nep == 2)
+        rc = endpoint_init(r, &r->ep[1], &r->cfg.sub_url, err, errlen);
+    return rc;
+}
+
+/* Subscribers (consumers, pattern holders) dial --sub-url; the others --url. */
+static const struct stp_bench_endpoint *endpoint_for(const struct stp_bench_run *r,
+                                                     enum stp_bench_role role)
+{
+    bool sub = role == ROLE_CONSUMER || role == ROLE_PATTERNS;
+    return sub && r->nep == 2 ? &r->ep[1] : &r->ep[0];
 }
 
 static struct stp_bench_conn *new_conn(struct stp_bench_run *r, enum stp_bench_role role,
@@ -69,6 +97,7 @@ static struct stp_bench_conn *new_conn(struct stp_bench_run *r, enum stp_bench_r
         return NULL;
     c->role = role;
     c->index = index;
+    c->ep = endpoint_for(r, role);
     struct stp_bench_thread *t = &r->threads[(*next_thread)++ % r->nthreads];
     c->t = t;
     t->conns[t->nconns++] = c;
@@ -302,20 +331,10 @@ int stp_bench_run(struct stp_bench_run *r, const struct stp_bench_config *cfg,
     rep->cfg = &r->cfg;
     r->run_id = (uint32_t)(uv_hrtime() ^ ((uint64_t)getpid() << 16));
     raise_fd_limit();
-    int rc = resolve(r, rep->error, sizeof(rep->error));
+    int rc = endpoints_init(r, rep->error, sizeof(rep->error));
     if (rc) {
         rep->failed = true;
         return 0;
-    }
-    if (r->cfg.url.transport->tls) {
-        struct stp_tls_client_opts o = {
-            .server_name = r->cfg.url.host,
-            .ca_path = r->cfg.tls_ca[0] ? r->cfg.tls_ca : NULL,
-        };
-        if (stp_tls_client_config_new(&r->tls_config, &o, rep->error, sizeof(rep->error))) {
-            rep->failed = true;
-            return 0;
-        }
     }
     rc = build(r);
     if (rc)

@@ -160,7 +160,7 @@ static const struct stp_ws_ops ws_ops = {
 static int start_upper(struct stack *s)
 {
     struct stp_bench_conn *c = s->c;
-    const struct stp_bench_url *u = &c->t->run->cfg.url;
+    const struct stp_bench_url *u = c->ep->url;
     s->upper_started = true;
     if (!u->transport->websocket) {
         stp_bench_conn_ready(c);
@@ -195,10 +195,9 @@ static int stack_start(struct stp_bench_conn *c)
     if (!s->raw || !s->plain)
         return STP_ENOMEM;
     s->rnd = (uint32_t)(uv_hrtime() ^ ((uintptr_t)s >> 4)) | 1;
-    const struct stp_bench_run *r = c->t->run;
-    if (!r->cfg.url.transport->tls)
+    if (!c->ep->url->transport->tls)
         return start_upper(s);
-    int rc = stp_tls_new(&s->tls, r->tls_config, c->t->tls_rng);
+    int rc = stp_tls_new(&s->tls, c->ep->tls_config, c->t->tls_rng);
     rc = rc ? rc : stp_tls_handshake(s->tls);
     flush(s);
     return rc;

@@ -178,7 +178,7 @@ int stp_bench_thread_init(struct stp_bench_thread *t)
     uv_timer_init(&t->loop, &t->house);
     t->house.data = t;
     t->pace_fd = -1;
-    if (t->run->cfg.url.transport->tls && stp_tls_rng_new(&t->tls_rng) != 0)
+    if (t->run->any_tls && stp_tls_rng_new(&t->tls_rng) != 0)
         return STP_ENOMEM;
     stp_lathist_init(&t->lat);
     stp_lathist_init(&t->rcpt_lat);

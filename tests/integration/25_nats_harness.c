@@ -276,6 +276,16 @@ Test(nats_harness, cluster_node_gets_its_flags_and_serves_stomp)
     h_broker_stop_ok(c);
 }
 
+Test(nats_harness, cluster_node_with_a_ws_listener_for_healthz)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *b = h_cluster_node(n, "node-ws", "--listen", "ws://127.0.0.1:0/ws", NULL);
+    cr_assert_eq(b->nports, 2, "log:\n%s", h_broker_log(b));
+    const char *body = h_http_get(h_listener_port(b, "ws"), "/healthz");
+    cr_assert(strstr(body, "\"status\":") != NULL, "/healthz: %s", body);
+    h_bystander_ok(b);
+}
+
 Test(nats_harness, cluster_node_ex_takes_any_url)
 {
     const char *url = "nats://127.0.0.1:1";
@@ -288,8 +298,13 @@ Test(nats_harness, cluster_node_ex_takes_any_url)
 Test(nats_harness, broker_log_wait)
 {
     struct h_broker *b = H_START0();
+    uint64_t t0;
     cr_assert(h_broker_log_wait(b, "listening on stomp://127.0.0.1:", 1000));
-    uint64_t t0 = h_now_ms();
+    cr_assert(h_broker_log_wait_n(b, "listening on stomp://", 1, 1000));
+    t0 = h_now_ms();
+    cr_assert(!h_broker_log_wait_n(b, "listening on stomp://", 2, 200), "one listener, one line");
+    cr_assert_geq(h_now_ms() - t0, 200);
+    t0 = h_now_ms();
     cr_assert(!h_broker_log_wait(b, "a line no broker writes", 300));
     uint64_t took = h_now_ms() - t0;
     cr_assert(took >= 300 && took < 3000, "waited %llu ms for 300", (unsigned long long)took);

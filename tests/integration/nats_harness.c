@@ -376,24 +376,29 @@ struct h_broker *h_cluster_node(struct h_nats *n, const char *name, ...)
     return h_cluster_node_ex(h_nats_url(n), name, workers, args, NULL);
 }
 
-bool h_broker_log_wait(struct h_broker *b, const char *needle, int timeout_ms)
+static bool log_has(struct h_broker *b, const char *needle, size_t n)
+{
+    char *log = slurp(b->log_path, 0);
+    bool found = h_count(log, needle) >= n;
+    free(log);
+    return found;
+}
+
+bool h_broker_log_wait_n(struct h_broker *b, const char *needle, size_t n, int timeout_ms)
 {
     uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
-        char *log = slurp(b->log_path, 0);
-        bool found = strstr(log, needle) != NULL;
-        free(log);
-        if (found)
+        if (log_has(b, needle, n))
             return true;
-        if (!h_broker_alive(b)) {
-            /* It may have logged the line just before exiting. */
-            log = slurp(b->log_path, 0);
-            found = strstr(log, needle) != NULL;
-            free(log);
-            return found;
-        }
+        if (!h_broker_alive(b))
+            return log_has(b, needle, n); /* it may have logged just before exiting */
         if (h_now_ms() >= deadline)
             return false;
         h_sleep_ms(10);
     }
+}
+
+bool h_broker_log_wait(struct h_broker *b, const char *needle, int timeout_ms)
+{
+    return h_broker_log_wait_n(b, needle, 1, timeout_ms);
 }

@@ -84,6 +84,9 @@ struct h_broker *h_cluster_node_ex(const char *url, const char *name, int worker
  * every 10 ms); false on timeout, or at once when the broker exited and its
  * log does not contain it. Does not assert. */
 bool h_broker_log_wait(struct h_broker *b, const char *needle, int timeout_ms);
+/* The same, until `needle` occurs at least n times (e.g. the second
+ * "connected" line after h_nats_restart). */
+bool h_broker_log_wait_n(struct h_broker *b, const char *needle, size_t n, int timeout_ms);
 /* How many times `needle` occurs in `text` (e.g. in h_broker_log). */
 size_t h_count(const char *text, const char *needle);
 

@@ -255,6 +255,76 @@ Test(bench_options, websocket_urls_take_an_http_path)
     expect_error((const char *[]){"--url", "stomp://h:1", "--tls-ca", "/ca.pem", NULL}, "--tls-ca");
 }
 
+Test(bench_options, sub_url_defaults_to_url)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--url", "stomp://10.0.0.1:7000/vh", NULL};
+    cr_assert_eq(parse(&cfg, err, args), 0, "%s", err);
+    cr_assert_str_eq(cfg.sub_url_text, "", "no --sub-url given");
+    cr_assert_eq(stp_bench_sub_url(&cfg), &cfg.url, "subscribers dial --url by default");
+}
+
+Test(bench_options, sub_url_is_parsed_like_url)
+{
+    struct stp_bench_config cfg;
+    char err[512];
+    const char *args[] = {"--url",     "stomp://node1:61613",
+                          "--sub-url", "ws://node2:15674/stomp",
+                          "--tls-ca",  "/ca.pem",
+                          NULL};
+    /* --tls-ca needs a TLS URL: neither is one */
+    cr_assert_eq(parse(&cfg, err, args), STP_EINVAL);
+    cr_assert(strstr(err, "--tls-ca"), "%s", err);
+    const char *a2[] = {
+        "--url", "stomp://node1:61613", "--sub-url=wss://node2:9/stomp", "--tls-ca", "/ca.pem",
+        NULL};
+    cr_assert_eq(parse(&cfg, err, a2), 0, "%s", err);
+    cr_assert_str_eq(cfg.url.host, "node1");
+    cr_assert_eq(cfg.url.port, 61613);
+    cr_assert_str_eq(cfg.sub_url_text, "wss://node2:9/stomp");
+    const struct stp_bench_url *s = stp_bench_sub_url(&cfg);
+    cr_assert_eq(s, &cfg.sub_url);
+    cr_assert_str_eq(s->host, "node2");
+    cr_assert_eq(s->port, 9);
+    cr_assert_str_eq(s->path, "/stomp");
+    cr_assert(s->transport->tls && s->transport->websocket);
+    const char *a3[] = {"--sub-url", "stomp://b:2/vhost", "--url", "stomp://a:1", NULL};
+    cr_assert_eq(parse(&cfg, err, a3), 0, "%s", err);
+    cr_assert_str_eq(stp_bench_sub_url(&cfg)->vhost, "vhost");
+    cr_assert_eq(stp_bench_sub_url(&cfg)->port, 2);
+    cr_assert_eq(cfg.url.port, 1, "order does not matter");
+}
+
+Test(bench_options, bad_sub_url_errors_name_the_flag)
+{
+    expect_error((const char *[]){"--sub-url", "http://x:1", NULL}, "--sub-url: unknown scheme");
+    expect_error((const char *[]){"--sub-url", "stomp://h:99999", NULL}, "--sub-url: bad port");
+    expect_error((const char *[]){"--sub-url", "stomp://h:0", NULL}, "--sub-url: bad port");
+    expect_error((const char *[]){"--sub-url", "stomp://:5", NULL}, "--sub-url: missing");
+    expect_error((const char *[]){"--sub-url", "node2:61613", NULL}, "--sub-url: expected");
+    expect_error((const char *[]){"--sub-url", "stomp://[::1]:5", NULL}, "--sub-url: IPv6");
+    expect_error((const char *[]){"--sub-url", NULL}, "--sub-url needs a value");
+    char longurl[700];
+    memset(longurl, 'a', sizeof(longurl) - 1);
+    longurl[sizeof(longurl) - 1] = '\0';
+    memcpy(longurl, "stomp://", 8);
+    expect_error((const char *[]){"--sub-url", longurl, NULL}, "--sub-url: value too long");
+    /* the --url errors still name --url */
+    expect_error((const char *[]){"--url", "http://x:1", NULL}, "--url: unknown scheme");
+    /* a refused --sub-url leaves none behind */
+    struct stp_bench_config cfg;
+    char err[512];
+    cr_assert_eq(parse(&cfg, err, (const char *[]){"--sub-url", "stomp://h:99999", NULL}),
+                 STP_EINVAL);
+    cr_assert_str_eq(cfg.sub_url_text, "");
+}
+
+Test(bench_options, help_documents_sub_url)
+{
+    cr_assert(strstr(stp_bench_usage(), "--sub-url X\n"), "%s", stp_bench_usage());
+}
+
 Test(bench_options, idle_patterns)
 {
     struct stp_bench_config cfg;
