@@ -11,6 +11,7 @@
 #include "broker/worker.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
+#include "stampede/array.h"
 #include "stampede/error.h"
 #include "stampede/log.h"
 #include "stampede/mailbox.h"
@@ -23,6 +24,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+/* Longest wait for NATS's answer to a flush (a held receipt waits that long
+ * at most, and the cluster thread with it). */
+#define FLUSH_TIMEOUT_MS 1000
 
 #ifndef STP_MODULE_DIR
 #define STP_MODULE_DIR "/usr/local/lib/stampede"
@@ -254,6 +259,17 @@ void stp_cluster_handle(void *ctx, unsigned from, const void *p)
     case STP_WCMD_CLUSTER_INTEREST:
         interest(c, cmd.u.interest.topic, cmd.u.interest.delta);
         break;
+    case STP_WCMD_CLUSTER_FLUSH: {
+        /* The subscriptions before this command are in the connection; one
+         * round trip makes sure the server has processed them. Not while
+         * NATS is away (the answer comes at once: nothing to wait for). */
+        if (!stp_cluster_degraded(c->b) && c->api->flush(c->nats, FLUSH_TIMEOUT_MS) < 0)
+            stp_warn("cluster: NATS did not answer a flush within %d ms", FLUSH_TIMEOUT_MS);
+        struct stp_post done = {.type = STP_WCMD_CLUSTER_FLUSHED, .worker = STP_NO_CONN};
+        if (stp_mailbox_post(c->b->mb, c->self, from, &done) < 0)
+            stp_error("cluster: out of memory: receipts of worker %u wait", from);
+        break;
+    }
     default:
         stp_post_release(&cmd);
         break;
@@ -273,6 +289,7 @@ void stp_cluster_publish(struct stp_worker *w, struct stp_msg *m)
 void stp_cluster_interest(struct stp_worker *w, const char *name, size_t len, int delta)
 {
     struct stp_cluster *c = w->broker->cluster;
+    w->cluster_unflushed = true;
     char *copy = malloc(len + 1);
     if (!copy) {
         stp_error("cluster: out of memory: %.*s's interest not told to NATS", (int)len, name);
@@ -285,11 +302,37 @@ void stp_cluster_interest(struct stp_worker *w, const char *name, size_t len, in
     stp_worker_post(w, c->self, &cmd);
 }
 
+bool stp_cluster_hold_fence(struct stp_worker *w, const struct stp_post *fence)
+{
+    if (!w->cluster_unflushed && w->nheld_fences == 0)
+        return false;
+    if (STP_ARRAY_RESERVE(w->held_fences, w->cap_held_fences, w->nheld_fences + 1) < 0)
+        return false; /* out of memory: answered now, a weaker receipt */
+    w->held_fences[w->nheld_fences++] = *fence;
+    if (w->cluster_unflushed) {
+        w->cluster_unflushed = false;
+        w->cluster_flushes++;
+        struct stp_post flush = {.type = STP_WCMD_CLUSTER_FLUSH, .worker = STP_NO_CONN};
+        stp_worker_post(w, w->broker->cluster->self, &flush);
+    }
+    return true;
+}
+
+void stp_cluster_flushed(struct stp_worker *w)
+{
+    if (w->cluster_flushes == 0 || --w->cluster_flushes > 0)
+        return; /* a later flush covers the fences held since */
+    size_t n = w->nheld_fences;
+    w->nheld_fences = 0;
+    for (size_t i = 0; i < n; i++)
+        stp_worker_answer_fence(w, &w->held_fences[i]);
+}
+
 /* ---- the thread, start and stop (main thread) ---- */
 
 static void on_unblocked(void *ctx)
 {
-    (void)ctx; /* the cluster thread posts nothing */
+    (void)ctx; /* FLUSHED answers wait in its overflow at worst; nothing to resume */
 }
 
 static void on_stop(uv_async_t *a)

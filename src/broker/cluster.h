@@ -11,11 +11,11 @@
  * topic's owner like a local SEND, except that it is not published again.
  *
  * Threads and mailbox indexes: workers are 0..N-1; the cluster thread is
- * mailbox endpoint N (it receives CLUSTER_PUBLISH and CLUSTER_INTEREST from
- * owners and sends nothing); the delivery thread is endpoint N+1 (it only
- * sends ROUTE to owners, and waits while a ring is full: back-pressure
- * that ends at libnats's per-subscription pending limit, past which NATS
- * drops for us and on_error counts it).
+ * mailbox endpoint N (it receives CLUSTER_PUBLISH, CLUSTER_INTEREST and
+ * CLUSTER_FLUSH from owners and answers the last with CLUSTER_FLUSHED); the delivery thread is
+ * endpoint N+1 (it only sends ROUTE to owners, and waits while a ring is full: back-pressure that
+ * ends at libnats's per-subscription pending limit, past which NATS drops for us and on_error
+ * counts it).
  *
  * Without --cluster none of this exists: b->cluster is NULL, the mailboxes
  * have N endpoints, and the module is never loaded.
@@ -54,6 +54,17 @@ void stp_cluster_publish(struct stp_worker *w, struct stp_msg *m);
 /* An owner's thread: the node's interest in a topic name or pattern
  * changed (+1 first, -1 last; each name has one owner, so these alternate). */
 void stp_cluster_interest(struct stp_worker *w, const char *name, size_t len, int delta);
+
+/* An owner's thread, on a receipt FENCE: when the owner told the cluster
+ * thread of new interest since its last flush (or holds fences already),
+ * keep the fence (and ask the cluster thread for a NATS round trip) and
+ * return true: a SUBSCRIBE's RECEIPT then means NATS has the subscription,
+ * so what any node publishes after it reaches the subscriber. false: answer
+ * it now. */
+bool stp_cluster_hold_fence(struct stp_worker *w, const struct stp_post *fence);
+/* An owner's thread: the cluster thread's answer to a flush; when it was
+ * the last one asked, the held fences are answered, in order. */
+void stp_cluster_flushed(struct stp_worker *w);
 
 /* Cluster thread: a command from an owner (mailbox handler). */
 void stp_cluster_handle(void *ctx, unsigned from, const void *cmd);

@@ -43,6 +43,8 @@ enum stp_wcmd {
                                 */
     STP_WCMD_CLUSTER_PUBLISH,  /* topic owner -> cluster thread: publish to the other nodes */
     STP_WCMD_CLUSTER_INTEREST, /* owner -> cluster thread: the node's first / last interest */
+    STP_WCMD_CLUSTER_FLUSH,    /* owner -> cluster thread: tell me when NATS has my interest */
+    STP_WCMD_CLUSTER_FLUSHED,  /* cluster thread -> owner: it has (or NATS is away) */
 };
 
 /* The worker field of a command that comes from no connection (a dead

@@ -8,6 +8,7 @@
  * to since the last fence; the RECEIPT is written when all answered, in the
  * order the receipts were asked for.
  */
+#include "broker/broker.h"
 #include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/session_int.h"
@@ -29,9 +30,11 @@ static void fail_fence(struct stp_conn *c, struct stp_fence_wait *f, int err);
 void stp_session_touch(struct stp_conn *c, unsigned owner)
 {
     /* With a journal, this worker's own queues may hold records a receipt
-     * must wait for: it is fenced like any other owner. */
+     * must wait for; with --cluster, its own topics may hold a receipt
+     * until NATS has their new interest (cluster.c): then it is fenced
+     * like any other owner (a post to itself is a direct call). */
     struct stp_worker *w = stp_worker_of(c);
-    if (owner != w->id || stp_durable_on(&w->dur)) {
+    if (owner != w->id || stp_durable_on(&w->dur) || w->broker->cluster) {
         stp_sess(c)->touched[owner / 64] |= 1ULL << (owner % 64);
         stp_sess(c)->touched_any = true;
     }

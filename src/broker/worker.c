@@ -260,6 +260,15 @@ static void on_route(struct stp_worker *w, unsigned from, struct stp_post *cmd)
     }
 }
 
+void stp_worker_answer_fence(struct stp_worker *w, const struct stp_post *fence)
+{
+    /* Everything this connection sent before the fence is done here; with a
+     * journal, answered once it is on disk too. */
+    struct stp_post ok = *fence;
+    ok.type = STP_WCMD_FENCE_OK;
+    stp_durable_post(w, &w->dur, fence->worker, &ok, true);
+}
+
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd)
 {
     switch (cmd->type) {
@@ -291,14 +300,15 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
     case STP_WCMD_QACK:
         stp_queue_ack(w, cmd);
         break;
-    case STP_WCMD_FENCE: {
-        /* Everything this connection sent before the fence is done here;
-         * with a journal, answered once it is on disk too. */
-        struct stp_post ok = *cmd;
-        ok.type = STP_WCMD_FENCE_OK;
-        stp_durable_post(w, &w->dur, cmd->worker, &ok, true);
+    case STP_WCMD_FENCE:
+        /* With --cluster, a fence behind new interest waits until NATS has
+         * it (cluster.c), then comes back through stp_worker_answer_fence. */
+        if (!w->broker->cluster || !stp_cluster_hold_fence(w, cmd))
+            stp_worker_answer_fence(w, cmd);
         break;
-    }
+    case STP_WCMD_CLUSTER_FLUSHED:
+        stp_cluster_flushed(w);
+        break;
     case STP_WCMD_FENCE_FAIL: {
         struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
         if (c && c->closing == STP_OPEN)
@@ -482,6 +492,8 @@ void stp_worker_fini(struct stp_worker *w)
     stp_durable_free(w);
     stp_dedup_free(w); /* after the journal: its records stay for the next start */
     stp_topics_free(w);
+    free(w->held_fences); /* fences own nothing */
+    w->held_fences = NULL;
     stp_topic_patterns_free(w);
     stp_ltopics_free(w);
     stp_map_free(&w->subs_by_key);

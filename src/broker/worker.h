@@ -117,6 +117,13 @@ struct stp_worker {
     uint64_t stats_due_ns;
     size_t trim_peak; /* worker 0: peak message bytes since the last malloc_trim */
     struct stp_worker_stats stats;
+    /* --cluster (cluster.c): this owner told the cluster thread of new
+     * interest since its last flush; flushes asked and not answered; the
+     * receipt fences held back until NATS has that interest (in order). */
+    bool cluster_unflushed;
+    unsigned cluster_flushes;
+    struct stp_post *held_fences;
+    size_t nheld_fences, cap_held_fences;
 };
 
 /* The owner of a destination: hash(name) % workers. */
@@ -146,6 +153,9 @@ static inline struct stp_worker *stp_worker_of(const struct stp_conn *c)
 
 /* Called on the worker's thread for each command from another worker. */
 void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd);
+/* Answer a receipt fence that reached this owner: FENCE_OK to the
+ * connection's worker (after the journal when it has one). */
+void stp_worker_answer_fence(struct stp_worker *w, const struct stp_post *fence);
 
 /* Set the worker's loop and handles up, open its listeners and start its
  * thread. Before: the fields the broker fills (id, broker_workers, broker,

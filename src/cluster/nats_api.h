@@ -11,7 +11,7 @@
  * Threads (libnats runs its own: a reader and flusher per connection, a
  * timer thread, and one message-delivery thread for every subscription,
  * so messages reach on_msg in the order the server sent them):
- *   - open, publish, subscribe, unsubscribe, close: the broker's cluster
+ *   - open, publish, subscribe, unsubscribe, flush, close: the broker's cluster
  *     thread only (one caller at a time; libnats locks internally anyway);
  *   - counts: any thread;
  *   - hooks->on_msg: the delivery thread, one message at a time; data is
@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STP_NATS_API_VERSION 1
-#define STP_NATS_API_SYMBOL "stp_nats_api_v1"
+#define STP_NATS_API_VERSION 2
+#define STP_NATS_API_SYMBOL "stp_nats_api_v2"
 #define STP_NATS_MODULE "stampede-nats.so"
 
 struct stp_nats; /* one NATS connection, opaque */
@@ -68,6 +68,10 @@ struct stp_nats_api {
      * unsubscribe. 0 or -1. */
     int (*subscribe)(struct stp_nats *n, const char *subject, void **sub);
     void (*unsubscribe)(struct stp_nats *n, void *sub);
+    /* A round trip to the server (PING/PONG): everything sent before,
+     * subscriptions included, has been processed by it. Waits at most
+     * timeout_ms; returns at once with -1 while disconnected. 0 or -1. */
+    int (*flush)(struct stp_nats *n, int timeout_ms);
     void (*counts)(struct stp_nats *n, struct stp_nats_counts *out);
     /* Close the connection and wait (bounded) until no libnats thread will
      * call a hook again; frees n. */

@@ -186,6 +186,13 @@ static void nats_unsubscribe(struct stp_nats *n, void *sub)
     natsSubscription_Destroy(sub);
 }
 
+static int nats_flush(struct stp_nats *n, int timeout_ms)
+{
+    if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
+        return -1;
+    return natsConnection_FlushTimeout(n->nc, timeout_ms) == NATS_OK ? 0 : -1;
+}
+
 static void nats_counts(struct stp_nats *n, struct stp_nats_counts *out)
 {
     memset(out, 0, sizeof(*out));
@@ -209,12 +216,13 @@ static void nats_close(struct stp_nats *n)
     free(n);
 }
 
-__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v1 = {
+__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v2 = {
     .version = STP_NATS_API_VERSION,
     .open = nats_open,
     .publish = nats_publish,
     .subscribe = nats_subscribe,
     .unsubscribe = nats_unsubscribe,
+    .flush = nats_flush,
     .counts = nats_counts,
     .close = nats_close,
 };
