@@ -640,6 +640,10 @@ static const struct kw keywords[] = {
      .help = "Join the nodes that share this NATS server (nats://[USER:PASS@]HOST:PORT\n"
              "or tls://...): topics and queues span every node. Repeatable (servers\n"
              "of one NATS cluster); the variable takes a comma-separated list."},
+    FILE_KW("cluster-tls-ca", "STAMPEDE_CLUSTER_TLS_CA", cluster_tls_ca,
+            "PEM CA certificates a tls:// --cluster server's certificate must chain\n"
+            "to (default: the system's); with one --cluster URL the certificate must\n"
+            "also name its host."),
     {.name = "node-name", .env = "STAMPEDE_NODE_NAME", .metavar = "NAME",
      .parse = parse_node_name, .def_note = "the host name",
      .help = "This node's name in the cluster (logs, /metrics, the NATS connection):\n"
@@ -969,5 +973,6 @@ void stp_config_free(struct stp_config *cfg)
     free(cfg->data_dir);
     reset_cluster(cfg);
     free(cfg->node_name);
+    free(cfg->cluster_tls_ca);
     memset(cfg, 0, sizeof(*cfg));
 }

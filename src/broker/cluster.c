@@ -358,7 +358,7 @@ static int connect_nats(struct stp_cluster *c)
     char err[256], name[96];
     snprintf(name, sizeof(name), "stampede %s", cfg->node_name);
     if (c->api->open(&c->nats, (const char *const *)cfg->cluster_urls, cfg->ncluster_urls, name,
-                     &hooks, err, sizeof(err)) < 0) {
+                     cfg->cluster_tls_ca, &hooks, err, sizeof(err)) < 0) {
         stp_error("--cluster: %s", err);
         return -1;
     }

@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STP_NATS_API_VERSION 2
-#define STP_NATS_API_SYMBOL "stp_nats_api_v2"
+#define STP_NATS_API_VERSION 3
+#define STP_NATS_API_SYMBOL "stp_nats_api_v3"
 #define STP_NATS_MODULE "stampede-nats.so"
 
 struct stp_nats; /* one NATS connection, opaque */
@@ -59,9 +59,11 @@ struct stp_nats_counts {
 struct stp_nats_api {
     int version; /* STP_NATS_API_VERSION */
     /* Start connecting to urls[0..n) (NATS URLs, credentials inside them
-     * allowed) as client `name`. 0, or -1 with a one-line reason in err. */
+     * allowed) as client `name`; tls_ca: PEM CAs for tls:// servers (NULL:
+     * the system's), and with one URL its host must match the server's
+     * certificate. 0, or -1 with a one-line reason in err. */
     int (*open)(struct stp_nats **out, const char *const *urls, size_t n, const char *name,
-                const struct stp_nats_hooks *hooks, char *err, size_t errlen);
+                const char *tls_ca, const struct stp_nats_hooks *hooks, char *err, size_t errlen);
     /* Publish data[0, len) on subject. 0, or -1 (not buffered: dropped). */
     int (*publish)(struct stp_nats *n, const char *subject, const void *data, size_t len);
     /* Subscribe to subject (NATS wildcards allowed); *sub is the handle for

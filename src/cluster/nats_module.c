@@ -129,8 +129,37 @@ static natsStatus set_options(struct stp_nats *n, const char *const *urls, size_
     return s;
 }
 
+/* The host of a NATS URL ("tls://user:pass@host:port" -> "host") into out. */
+static void url_host(char *out, size_t n, const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *at = strrchr(p, '@');
+    if (at)
+        p = at + 1;
+    size_t len = p[0] == '[' ? strcspn(p + 1, "]") : strcspn(p, ":/");
+    if (p[0] == '[')
+        p++;
+    snprintf(out, n, "%.*s", (int)len, p);
+}
+
+/* --cluster-tls-ca: verify tls:// servers against these CAs; with one URL
+ * the certificate must also name its host (libnats checks the name only
+ * when told which). */
+static natsStatus set_tls(natsOptions *o, const char *ca, const char *const *urls, size_t count)
+{
+    natsStatus s = natsOptions_LoadCATrustedCertificates(o, ca);
+    if (s == NATS_OK && count == 1) {
+        char host[256];
+        url_host(host, sizeof(host), urls[0]);
+        s = natsOptions_SetExpectedHostname(o, host);
+    }
+    return s;
+}
+
 static int nats_open(struct stp_nats **out, const char *const *urls, size_t count, const char *name,
-                     const struct stp_nats_hooks *hooks, char *err, size_t errlen)
+                     const char *tls_ca, const struct stp_nats_hooks *hooks, char *err,
+                     size_t errlen)
 {
     *out = NULL;
     natsStatus s = nats_Open(-1);
@@ -146,6 +175,8 @@ static int nats_open(struct stp_nats **out, const char *const *urls, size_t coun
     s = natsOptions_Create(&n->opts);
     if (s == NATS_OK)
         s = set_options(n, urls, count, name);
+    if (s == NATS_OK && tls_ca)
+        s = set_tls(n->opts, tls_ca, urls, count);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&n->nc, n->opts);
         if (s == NATS_OK)
@@ -216,7 +247,7 @@ static void nats_close(struct stp_nats *n)
     free(n);
 }
 
-__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v2 = {
+__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v3 = {
     .version = STP_NATS_API_VERSION,
     .open = nats_open,
     .publish = nats_publish,

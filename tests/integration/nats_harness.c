@@ -265,6 +265,10 @@ static void run_server(struct h_nats *n)
         argv[k++] = "-sd";
         argv[k++] = n->store_dir;
     }
+    for (size_t i = 0; n->extra && n->extra[i]; i++) {
+        cr_assert(k < MAX_ARGS - 1, "nats harness: too many arguments");
+        argv[k++] = n->extra[i];
+    }
     argv[k] = NULL;
     n->log_start = file_size(n->log_path);
     n->pid = spawn_server(argv, n->log_path);
@@ -277,6 +281,11 @@ static void run_server(struct h_nats *n)
 
 struct h_nats *h_nats_start(bool jetstream)
 {
+    return h_nats_start_ex(jetstream, NULL);
+}
+
+struct h_nats *h_nats_start_ex(bool jetstream, const char *const *extra)
+{
     (void)server_bin(); /* fail first with the install hint */
     cr_assert(nservers < MAX_SERVERS, "nats harness: too many servers");
     h_at_fini(nats_fini);
@@ -284,6 +293,7 @@ struct h_nats *h_nats_start(bool jetstream)
     cr_assert(n != NULL, "nats harness: out of memory");
     servers[nservers++] = n;
     n->jetstream = jetstream;
+    n->extra = extra;
     const char *tmp = getenv("TMPDIR");
     snprintf(n->dir, sizeof n->dir, "%s/stampede-nats-%d-XXXXXX",
              tmp && tmp[0] && strlen(tmp) < 64 ? tmp : "/tmp", (int)getpid());

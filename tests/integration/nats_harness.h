@@ -40,6 +40,9 @@ struct h_nats {
     char log_path[160];
     char store_dir[160];
     char url[64]; /* "nats://127.0.0.1:PORT" */
+    /* h_nats_start_ex: more nats-server arguments for every run (the
+     * caller's NULL-terminated array, which must outlive the server). */
+    const char *const *extra;
 };
 
 /* Start nats-server on 127.0.0.1 with a port of its choice; with `jetstream`,
@@ -47,6 +50,10 @@ struct h_nats {
  * "Server is ready" and a TCP client gets the server's INFO line (at most
  * H_NATS_START_MS); asserts, with the log in the message, otherwise. */
 struct h_nats *h_nats_start(bool jetstream);
+/* The same with more nats-server arguments (e.g. "--user", "u", "--pass",
+ * "p", or "--tls", "--tlscert", FILE, "--tlskey", FILE), NULL-terminated; the
+ * array must stay valid while the server may be restarted. */
+struct h_nats *h_nats_start_ex(bool jetstream, const char *const *extra);
 /* "nats://127.0.0.1:PORT" (valid whether the server runs or not). */
 const char *h_nats_url(const struct h_nats *n);
 int h_nats_port(const struct h_nats *n);
