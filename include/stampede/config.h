@@ -90,7 +90,7 @@ struct stp_config {
      * nothing of NATS is loaded. */
     char **cluster_urls;
     size_t ncluster_urls;
-    char *node_name; /* this node's name in the cluster; default: the host name */
+    char *node_name;      /* this node's name in the cluster; default: the host name */
     char *cluster_tls_ca; /* CAs a tls:// NATS server's certificate must chain to */
 };
 
