@@ -226,7 +226,7 @@ static void child_env(const char *const *env)
         putenv((char *)env[i]);
 }
 
-static pid_t spawn(const char *const *argv, const char *const *env, int out_fd, int err_fd)
+pid_t h_spawn(const char *const *argv, const char *const *env, int out_fd, int err_fd)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
@@ -304,7 +304,7 @@ struct h_broker *h_broker_start_ex(int workers, bool listen, const char *const *
     }
     argv[n] = NULL;
     int fd = make_log(b->log_path, sizeof b->log_path);
-    b->pid = spawn(argv, env, fd, fd);
+    b->pid = h_spawn(argv, env, fd, fd);
     close(fd);
     uint64_t deadline = h_now_ms() + 5000;
     while (h_now_ms() < deadline) {
@@ -397,7 +397,7 @@ int h_run(const char *const *args, const char *const *env, int timeout_ms, char 
     for (size_t i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = spawn(argv, env, ofd, efd);
+    pid_t pid = h_spawn(argv, env, ofd, efd);
     close(ofd);
     close(efd);
     int st = 0, rc;
@@ -1079,7 +1079,7 @@ int h_sh(const char *cmd, int timeout_ms, char **out)
     char opath[128];
     int ofd = make_log(opath, sizeof opath);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    pid_t pid = spawn(argv, NULL, ofd, ofd);
+    pid_t pid = h_spawn(argv, NULL, ofd, ofd);
     close(ofd);
     int st = 0, rc;
     if (wait_exit(pid, &st, timeout_ms) != 0) {

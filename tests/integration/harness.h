@@ -102,6 +102,10 @@ const char *h_broker_log(struct h_broker *b);
 /* Run `stampede args...` to completion (timeout_ms), capture stdout/stderr.
  * Returns the exit code, -1 signal, -2 timeout. Strings are registry-owned. */
 int h_run(const char *const *args, const char *const *env, int timeout_ms, char **out, char **err);
+/* fork + exec argv[0] with stdin /dev/null, stdout/stderr to out_fd/err_fd,
+ * SIGKILLed when the test process dies, STAMPEDE_* variables removed and env
+ * ("NAME=value", may be NULL) added. Returns the child's pid. */
+pid_t h_spawn(const char *const *argv, const char *const *env, int out_fd, int err_fd);
 
 /* --- raw connections --- */
 

@@ -111,19 +111,7 @@ static pid_t spawn_server(const char *const *argv, const char *log_path)
 {
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     cr_assert(fd >= 0, "open %s: %s", log_path, strerror(errno));
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        signal(SIGPIPE, SIG_DFL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    pid_t pid = h_spawn(argv, NULL, fd, fd);
     close(fd);
     return pid;
 }
