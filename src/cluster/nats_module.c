@@ -12,7 +12,10 @@
  *   - one global delivery thread: every subscription's messages reach
  *     on_msg from the same thread, in the order they arrived;
  *   - pings every 5 s, 2 unanswered = dead: a server that vanished without
- *     closing the socket is noticed in about 10 s, not minutes.
+ *     closing the socket is noticed in about 10 s, not minutes;
+ *   - each subscription holds at most 16,384 messages / 8 MiB not yet
+ *     handed to the broker (libnats's default is 64 MiB): a node that falls
+ *     behind drops (a slow consumer, as NATS itself does) rather than grow.
  */
 #include "cluster/nats_api.h"
 
@@ -25,6 +28,8 @@
 #define RECONNECT_BUF_BYTES (8 * 1024 * 1024)
 #define PING_INTERVAL_MS 5000
 #define CLOSE_WAIT_MS 5000
+#define PENDING_MSGS 16384
+#define PENDING_BYTES (8 * 1024 * 1024)
 
 struct stp_nats {
     natsConnection *nc;
@@ -206,6 +211,10 @@ static int nats_subscribe(struct stp_nats *n, const char *subject, void **sub)
     natsSubscription *s = NULL;
     if (natsConnection_Subscribe(&s, n->nc, subject, on_msg, n) != NATS_OK)
         return -1;
+    /* What waits for the delivery thread (while the owners' rings are
+     * full) is bounded per subscription; past it libnats drops and
+     * reports a slow consumer (counted by the broker). */
+    natsSubscription_SetPendingLimits(s, PENDING_MSGS, PENDING_BYTES);
     *sub = s;
     return 0;
 }
