@@ -182,11 +182,13 @@ static unsigned subjects_of(struct stp_cluster *c, const char *name, size_t len)
         stp_buf_append_str(&c->subject, STP_CLUSTER_PREFIX ".t.>");
         return subject_z(c) ? 1 : 0;
     }
-    /* W is name[0, cut - 1): without the '.' before the `#`. */
-    if (stp_subject_of_pattern(&c->subject, STP_CLUSTER_PREFIX, name, cut - 1, &exact) < 0)
+    /* W is name[0, cut - 1): without the '.' before the `#`. Its subject is
+     * made twice (appending a copy of the buffer to itself could read
+     * freed memory when the append grows it). */
+    if (stp_subject_of_pattern(&c->subject, STP_CLUSTER_PREFIX, name, cut - 1, &exact) < 0 ||
+        !subject_z(c))
         return 0;
-    size_t first = c->subject.len;
-    if (!subject_z(c) || stp_buf_append(&c->subject, c->subject.data, first) < 0 ||
+    if (stp_subject_of_pattern(&c->subject, STP_CLUSTER_PREFIX, name, cut - 1, &exact) < 0 ||
         stp_buf_append_str(&c->subject, ".>") < 0 || !subject_z(c))
         return 0;
     return 2;
