@@ -161,22 +161,27 @@ Test(cluster_topics, patterns_match_remote_topics_without_duplicates)
     h_subscribe(sub, h_fmt("%s.x", base), "exact", NULL, "");
     h_subscribe(sub, h_fmt("%s.*", base), "star", NULL, "");
     h_subscribe(sub, h_fmt("%s.#", base), "hash", NULL, "");
-    /* exact: 1 subject; a.*: 1; a.#: 2 (a and a.>) */
-    interest_settled(b, 4);
+    h_subscribe(sub, "/topic/#", "all", NULL, "");
+    /* exact: 1 subject; a.*: 1; a.#: 2 (a and a.>); #: 1 (>) */
+    interest_settled(b, 5);
     struct h_conn *pub = h_client(a, "1.2");
     h_publish(pub, h_fmt("%s.x", base), "x", false);   /* exact, star, hash */
     h_publish(pub, base, "zero", false);               /* hash only (zero words) */
     h_publish(pub, h_fmt("%s.y.z", base), "yz", true); /* hash only */
-    int got[3] = {0};                                  /* exact, star, hash */
-    for (int k = 0; k < 5; k++) {
+    int got[4] = {0};                                  /* exact, star, hash, all */
+    for (int k = 0; k < 8; k++) {
         struct h_frame *f = h_expect(sub, "MESSAGE", 5000);
         const char *s = h_hdr(f, "subscription");
-        got[strcmp(s, "exact") == 0 ? 0 : strcmp(s, "star") == 0 ? 1 : 2]++;
+        got[strcmp(s, "exact") == 0  ? 0
+            : strcmp(s, "star") == 0 ? 1
+            : strcmp(s, "hash") == 0 ? 2
+                                     : 3]++;
     }
     h_expect_silence(sub, 300);
     cr_assert_eq(got[0], 1);
     cr_assert_eq(got[1], 1);
     cr_assert_eq(got[2], 3);
+    cr_assert_eq(got[3], 3);
     cr_assert(metric(b, "stampede_cluster_duplicates_total") >= 1,
               "overlapping NATS subscriptions should have delivered a second copy");
     h_broker_stop_ok(a);
