@@ -618,7 +618,8 @@ static const struct kw keywords[] = {
     COUNT_KW("max-redeliveries", "STAMPEDE_MAX_REDELIVERIES", max_redeliveries, "0", 0,
              1000000,
              "A queue message delivered and NACKed or returned by a disconnect more\n"
-             "than N times is rejected: dead-lettered or dropped (0: never)."),
+             "than N times is rejected: dead-lettered or dropped; a topic message\n"
+             "NACKed more than N times by one subscription is dropped (0: never)."),
     {.name = "dead-letter", .env = "STAMPEDE_DEAD_LETTER", .metavar = "yes|no", .def = "yes",
      .parse = parse_switch, FIELD(dead_letter),
      .help = "Queue messages that expire or are rejected (NACK requeue:false,\n"

@@ -154,7 +154,7 @@ static int messages(struct stp_buf *o, struct stp_broker *b)
     rc |= counter(o, "stampede_messages_expired_total",
                   "Queue messages that expired before delivery.", "counter", BSUM(b, msgs_expired));
     rc |= counter(o, "stampede_messages_rejected_total",
-                  "Queue messages rejected (NACK requeue:false, --max-redeliveries).", "counter",
+                  "Messages rejected (NACK requeue:false, --max-redeliveries).", "counter",
                   BSUM(b, msgs_rejected));
     rc |= counter(o, "stampede_messages_dead_lettered_total",
                   "Expired or rejected queue messages moved to a DLQ queue (--dead-letter).",

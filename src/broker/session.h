@@ -32,6 +32,7 @@ struct stp_held {
     struct stp_msg *msg;
     uint64_t tag;
     bool redelivered;
+    uint16_t nacks; /* topic, client acks: times NACKed on this subscription */
 };
 
 STP_DEQUE_DEFINE(stp_backlog, struct stp_held)

@@ -503,7 +503,7 @@ static void hold(struct stp_sub *sub, struct stp_msg *m, uint64_t tag, bool rede
         stp_conn_close(sub->conn, STP_CLOSE_NOW);
         return;
     }
-    sub->held[sub->nheld++] = (struct stp_held){stp_msg_ref(m), tag, redelivered};
+    sub->held[sub->nheld++] = (struct stp_held){stp_msg_ref(m), tag, redelivered, 0};
 }
 
 void stp_session_writing(struct stp_conn *c)
@@ -568,10 +568,10 @@ static size_t backlog_cost(const struct stp_sub *sub, const struct stp_msg *m)
     return sub->hdr_len + 64 + m->tail_len;
 }
 
-static void backlog_add(struct stp_sub *sub, struct stp_msg *m, bool redelivered, bool front)
+static void backlog_add(struct stp_sub *sub, struct stp_msg *m, uint16_t nacks, bool front)
 {
     struct stp_conn *c = sub->conn;
-    struct stp_held h = {stp_msg_ref(m), 0, redelivered};
+    struct stp_held h = {stp_msg_ref(m), 0, nacks > 0, nacks};
     int rc =
         front ? stp_backlog_push_front(&sub->backlog, h) : stp_backlog_push_back(&sub->backlog, h);
     if (rc < 0) {
@@ -584,14 +584,15 @@ static void backlog_add(struct stp_sub *sub, struct stp_msg *m, bool redelivered
     c->held_above += n;
 }
 
-static void send_topic_acked(struct stp_sub *sub, struct stp_msg *m, bool redelivered)
+static void send_topic_acked(struct stp_sub *sub, struct stp_msg *m, uint16_t nacks)
 {
     uint64_t tag = ++sub->topic_tag;
     if (stp_unacked_push(&sub->ua, tag, m) < 0) {
         stp_conn_close(sub->conn, STP_CLOSE_NOW);
         return;
     }
-    write_delivery(sub, m, tag, redelivered);
+    stp_unacked_deque_at(&sub->ua.q, sub->ua.q.count - 1)->nacks = nacks;
+    write_delivery(sub, m, tag, nacks > 0);
 }
 
 /* Deliver from the backlog while the prefetch has room. */
@@ -604,7 +605,7 @@ static void backlog_pump(struct stp_sub *sub)
         size_t n = backlog_cost(sub, h.msg);
         sub->backlog_bytes -= n;
         c->held_above -= n;
-        send_topic_acked(sub, h.msg, h.redelivered);
+        send_topic_acked(sub, h.msg, h.nacks);
         stp_msg_unref(&h.msg);
         sent = true;
     }
@@ -618,11 +619,20 @@ static void settle_topic(struct stp_sub *sub, size_t idx, enum stp_verdict v)
 {
     bool upto = sub->ack_mode == STP_ACK_CLIENT;
     if (v == STP_VERDICT_NACK) {
-        /* Back at the head in their order: the last first. */
+        /* Back at the head in their order: the last first. Past
+         * --max-redeliveries a message is dropped instead (a topic has no
+         * dead-letter queue), so a client that NACKs forever cannot keep
+         * the broker redelivering forever. */
+        size_t max = stp_worker_of(sub->conn)->cfg->max_redeliveries;
         for (size_t i = idx + 1; i-- > (upto ? 0 : idx);) {
             struct stp_unacked *u = stp_unacked_deque_at(&sub->ua.q, i);
-            if (!u->settled && u->msg)
-                backlog_add(sub, u->msg, true, true);
+            if (u->settled || !u->msg)
+                continue;
+            if (max && (size_t)u->nacks + 1 > max) {
+                STP_STAT_INC(stp_worker_of(sub->conn)->stats.msgs_rejected);
+                continue;
+            }
+            backlog_add(sub, u->msg, u->nacks < UINT16_MAX ? u->nacks + 1 : UINT16_MAX, true);
         }
     }
     if (upto)
@@ -636,9 +646,9 @@ static void settle_topic(struct stp_sub *sub, size_t idx, enum stp_verdict v)
 static __attribute__((noinline)) void deliver_topic_acked(struct stp_sub *sub, struct stp_msg *m)
 {
     if (sub->backlog.count > 0 || sub->ua.live >= sub->prefetch)
-        backlog_add(sub, m, false, false);
+        backlog_add(sub, m, 0, false);
     else
-        send_topic_acked(sub, m, false);
+        send_topic_acked(sub, m, 0);
     stp_conn_check_output(sub->conn); /* the backlog counts too */
 }
 

@@ -31,6 +31,7 @@ struct stp_unacked {
     uint64_t tag;
     struct stp_msg *msg; /* ids tracked: a reference (its id is the map key) */
     bool settled;        /* a tombstone */
+    uint16_t nacks;      /* topic subscriptions: times NACKed before this delivery */
 };
 
 STP_DEQUE_DEFINE(stp_unacked_deque, struct stp_unacked)

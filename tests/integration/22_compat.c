@@ -50,6 +50,40 @@ Test(compat, topic_prefetch_bounds_client_individual)
     h_broker_stop_ok(b);
 }
 
+/* --max-redeliveries bounds a topic subscription's NACKs too: a client that
+ * NACKs forever does not get the message forever (it is dropped, counted
+ * as rejected); the messages behind it and other subscribers go on. */
+Test(compat, topic_nack_redeliveries_are_bounded)
+{
+    struct h_broker *b = H_START_WS(2, "--max-redeliveries", "2");
+    const char *t = h_dest("topic", "nackloop");
+    struct h_conn *s = h_client(b, "1.2"), *other = h_client(b, "1.2");
+    struct h_conn *p = h_client(b, "1.2");
+    h_subscribe(s, t, "s", "client-individual", "prefetch-count:1\n");
+    h_subscribe(other, t, "o", NULL, "");
+    publish_n(p, t, 2);
+    /* The first delivery and 2 redeliveries of m1; the third NACK drops it
+     * and m2 (waiting behind the prefetch) comes next. */
+    struct h_frame *f = h_expect_msg(s, "m1");
+    cr_assert_str_eq(h_hdr(f, "redelivered"), "false");
+    for (int k = 0; k < 2; k++) {
+        h_nack(s, f, NULL, false);
+        f = h_expect_msg(s, "m1");
+        cr_assert_str_eq(h_hdr(f, "redelivered"), "true", "%s", h_show(f));
+    }
+    h_nack(s, f, NULL, false);
+    f = h_expect_msg(s, "m2");
+    cr_assert_str_eq(h_hdr(f, "redelivered"), "false");
+    h_ack(s, f, NULL, true);
+    h_expect_silence(s, 300);
+    h_expect_msg(other, "m1");
+    h_expect_msg(other, "m2");
+    const char *m = h_http_get(h_listener_port(b, "ws"), "/metrics");
+    cr_assert_eq(h_metric(m, "stampede_messages_rejected_total"), 1);
+    h_bystander_ok(b);
+    h_broker_stop_ok(b);
+}
+
 /* 1.1: cumulative `client` acks by message-id, with a made-up subscription
  * header, as RabbitMQ's own test suite sends. */
 Test(compat, topic_prefetch_client_1_1)
