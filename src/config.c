@@ -625,6 +625,10 @@ static const struct kw keywords[] = {
      .help = "Queue messages that expire or are rejected (NACK requeue:false,\n"
              "--max-redeliveries) move to /queue/DLQ.<queue name> with x-death-reason\n"
              "and x-original-destination headers (no: they are dropped)."},
+    COUNT_KW("max-durable-subscriptions-per-login", "STAMPEDE_MAX_DURABLE_SUBSCRIPTIONS_PER_LOGIN",
+             max_dsubs_per_login, "1000", 1, 100000000,
+             "Most durable topic subscriptions one login holds (logins share 4096\n"
+             "counters: a rare pair may share one); past it SUBSCRIBE gets an ERROR."),
     DURATION_KW("dedup-window", "STAMPEDE_DEDUP_WINDOW", dedup_window_ms, "2m", 0,
                 DAY_MS,
                 "A SEND whose dedup-id header was already seen on its destination this\n"

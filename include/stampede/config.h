@@ -82,9 +82,10 @@ struct stp_config {
     bool dead_letter;        /* expired/rejected queue messages go to DLQ.<name> */
     /* Publish de-duplication (issue 13): SENDs with a dedup-id seen on the
      * same destination within the window are dropped (still receipted). */
-    uint64_t dedup_window_ms; /* 0: off; default 2 min */
-    size_t dedup_max_ids;     /* ids remembered per destination; default 100,000 */
-    size_t dedup_max_memory;  /* bytes of every window in the broker; default 256 MiB */
+    uint64_t dedup_window_ms;   /* 0: off; default 2 min */
+    size_t max_dsubs_per_login; /* durable topic subscriptions one login holds; 1000 */
+    size_t dedup_max_ids;       /* ids remembered per destination; default 100,000 */
+    size_t dedup_max_memory;    /* bytes of every window in the broker; default 256 MiB */
     /* Clustering on NATS (issue 14): the NATS servers to join, as NATS URLs
      * (nats://[USER:PASS@]HOST:PORT, tls://...); none: a single node, and
      * nothing of NATS is loaded. */

@@ -19,6 +19,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* Counters of durable subscriptions per login (a hash picks one). */
+#define STP_DSUB_STRIPES 4096
+
 struct stp_worker;
 struct stp_mailboxes;
 struct stp_cluster;
@@ -43,6 +46,10 @@ struct stp_broker {
     /* Bytes of every de-duplication window (--dedup-max-memory): owners on
      * every worker add and remove (dedup.c). */
     atomic_size_t dedup_bytes;
+    /* Durable topic subscriptions per login (--max-durable-subscriptions-
+     * per-login), in STP_DSUB_STRIPES counters indexed by a hash of the
+     * login: made and removed by the subscriptions' owners on any worker. */
+    atomic_uint dsubs_per_login[STP_DSUB_STRIPES];
     /* Access control (src/auth), loaded by stp_broker_prepare, read-only
      * while the workers run; NULL when not configured. */
     struct stp_users *users;

@@ -75,6 +75,7 @@ struct stp_post {
             char *selector;
             uint64_t sub_key;
             uint32_t prefetch;
+            uint16_t login_stripe; /* durable: the subscriber's login's counter */
             bool client_ack;
             bool durable;
         } consumer_add;
@@ -166,7 +167,7 @@ static inline struct stp_post stp_post_consumer_add(char *queue, char *selector,
 {
     return (struct stp_post){
         .type = STP_WCMD_CONSUMER_ADD,
-        .u.consumer_add = {queue, selector, sub_key, prefetch, client_ack, false}};
+        .u.consumer_add = {queue, selector, sub_key, prefetch, 0, client_ack, false}};
 }
 
 static inline struct stp_post stp_post_consumer_del(uint64_t sub_key, uint64_t written_upto)
@@ -217,6 +218,7 @@ static inline struct stp_post stp_post_throttle(bool on)
 enum stp_refusal {
     STP_REFUSE_DESTINATIONS = 0, /* --max-destinations reached */
     STP_REFUSE_DSUB_BUSY = 1,    /* another connection holds the durable subscription */
+    STP_REFUSE_DSUB_QUOTA = 2,   /* --max-durable-subscriptions-per-login reached */
 };
 
 static inline struct stp_post stp_post_refused(char *topic)

@@ -23,6 +23,7 @@
  * copies per subscription) is in queue.c and topic.c. Runs on the
  * connection's worker.
  */
+#include "broker/broker.h"
 #include "broker/dest.h"
 #include "broker/session_int.h"
 #include "broker/worker.h"
@@ -124,6 +125,13 @@ int stp_session_dsub_target(struct stp_conn *c, const struct stp_frame *f, struc
         return STP_ENOMEM;
     }
     return 1;
+}
+
+uint16_t stp_session_login_stripe(struct stp_conn *c)
+{
+    const struct stp_session *s = stp_sess(c);
+    uint64_t h = stp_hash(s->login ? s->login : "", s->login ? s->login_len : 0);
+    return (uint16_t)(h % STP_DSUB_STRIPES);
 }
 
 bool stp_session_dsub_unsub_asked(const struct stp_frame *f)

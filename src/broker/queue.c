@@ -15,6 +15,7 @@
  * A queue over its bound (messages or bytes) pauses the publishers that send
  * to it until it drains below 90% of the bound.
  */
+#include "broker/broker.h"
 #include "broker/deadletter.h"
 #include "broker/dedup.h"
 #include "broker/dest.h"
@@ -180,6 +181,7 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     memcpy(q->name, name, len);
     q->name[len] = '\0';
     q->name_len = len;
+    q->dsub_stripe = STP_DSUB_UNCOUNTED;
     q->temp = stp_dest_is_reply(name, len);
     q->front_pos = q->back_pos = UINT64_C(1) << 63; /* room both ways */
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
@@ -516,6 +518,27 @@ static int bind_selector(struct stp_queue *q, const struct stp_msg *b)
                                                                                         : 0;
 }
 
+/* Take one of the login's durable subscriptions (stripe), or STP_EFULL
+ * past --max-durable-subscriptions-per-login. */
+static int dsub_count_take(struct stp_worker *w, struct stp_queue *q, uint16_t stripe)
+{
+    atomic_uint *n = &w->broker->dsubs_per_login[stripe % STP_DSUB_STRIPES];
+    if (atomic_fetch_add_explicit(n, 1, memory_order_relaxed) >= w->cfg->max_dsubs_per_login) {
+        atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+        return STP_EFULL;
+    }
+    q->dsub_stripe = stripe % STP_DSUB_STRIPES;
+    return 0;
+}
+
+static void dsub_count_give(struct stp_worker *w, struct stp_queue *q)
+{
+    if (q->dsub_stripe == STP_DSUB_UNCOUNTED)
+        return;
+    atomic_fetch_sub_explicit(&w->broker->dsubs_per_login[q->dsub_stripe], 1, memory_order_relaxed);
+    q->dsub_stripe = STP_DSUB_UNCOUNTED;
+}
+
 /* Bind q to its topic with selector text (NULL: none): the binding record
  * first (journaled with a data dir, before the SUBSCRIBE's receipt), then
  * the topic's table. */
@@ -572,6 +595,7 @@ static void dsub_unbind(struct stp_worker *w, struct stp_queue *q)
     settle(w, &q->binding);
     stp_selector_free(q->bind_sel);
     q->bind_sel = NULL;
+    dsub_count_give(w, q);
 }
 
 static bool same_selector(const struct stp_msg *b, const char *sel)
@@ -596,15 +620,20 @@ static int dsub_claim(struct stp_worker *w, struct stp_queue *q, const struct st
      * kept under the old one goes. */
     if (rc == 0 && q->binding && !same_selector(q->binding, sel))
         dsub_unbind(w, q);
-    if (rc == 0 && !q->binding)
-        rc = dsub_bind(w, q, sel);
+    bool quota = false;
+    if (rc == 0 && !q->binding) {
+        rc = dsub_count_take(w, q, cmd->u.consumer_add.login_stripe);
+        quota = rc == STP_EFULL;
+        if (rc == 0 && (rc = dsub_bind(w, q, sel)) < 0)
+            dsub_count_give(w, q);
+    }
     if (rc == 0)
         return 0;
-    if (rc == STP_EFULL) {
+    if (rc == STP_EFULL && !quota) {
         stp_dest_refuse(w, cmd, NULL);
     } else {
         struct stp_post r = stp_post_refused(NULL);
-        r.u.refused.why = STP_REFUSE_DSUB_BUSY;
+        r.u.refused.why = quota ? STP_REFUSE_DSUB_QUOTA : STP_REFUSE_DSUB_BUSY;
         if (rc != STP_EEXISTS)
             stp_error("%s: durable subscription not made: %s", q->name, stp_strerror(rc));
         stp_post_to_conn(&r, cmd->worker, cmd->slot, cmd->gen);

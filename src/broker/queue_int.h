@@ -84,9 +84,15 @@ struct connref {
     uint32_t slot, gen;
 };
 
+#define STP_DSUB_UNCOUNTED UINT16_MAX
+
 struct stp_queue {
     char *name;
     size_t name_len;
+    /* A durable subscription's: the login counter its binding took
+     * (STP_DSUB_UNCOUNTED: none, e.g. a binding recovered from the journal,
+     * whose login is not known). */
+    uint16_t dsub_stripe;
     struct qdeque ready; /* waiting messages, in position order (see above) */
     size_t count;        /* live entries of ready: the queue's depth */
     size_t tombs;        /* tombstones in ready */

@@ -70,6 +70,9 @@ int stp_session_temp_reply_to(struct stp_conn *c, const struct stp_frame *f, str
                               struct stp_slice *real);
 void stp_session_temps_free(struct stp_conn *c);
 
+/* The counter of this connection's login among the broker's
+ * dsubs_per_login (durable_sub.c). */
+uint16_t stp_session_login_stripe(struct stp_conn *c);
 /* Durable topic subscriptions (durable_sub.c). Does SUBSCRIBE f to topic
  * ask for one? 1 and *qname (heap) its queue's name, 0 when not, -1 after
  * an ERROR, or STP_ENOMEM. */

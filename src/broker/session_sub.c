@@ -130,6 +130,8 @@ static int register_sub(struct stp_conn *c, struct stp_sub *sub, char *sel_text)
     struct stp_post cmd = stp_post_consumer_add(strdup(sub->dest), sel_text, sub->key,
                                                 sub->prefetch, sub->ack_mode != STP_ACK_AUTO);
     cmd.u.consumer_add.durable = sub->durable;
+    if (sub->durable)
+        cmd.u.consumer_add.login_stripe = stp_session_login_stripe(c);
     if (!cmd.u.consumer_add.queue) {
         free(sel_text);
         return STP_ENOMEM;

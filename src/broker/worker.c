@@ -217,6 +217,16 @@ static void refuse_conn(struct stp_conn *c)
 void stp_dest_on_refused(struct stp_worker *w, struct stp_post *cmd)
 {
     char *topic = cmd->u.refused.topic;
+    if (cmd->u.refused.why == STP_REFUSE_DSUB_QUOTA) {
+        struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
+        if (c && c->closing == STP_OPEN)
+            stp_session_error(c, "too many durable subscriptions",
+                              "This login holds as many durable subscriptions as "
+                              "--max-durable-subscriptions-per-login allows; remove one "
+                              "(UNSUBSCRIBE with durable:true) first.",
+                              NULL);
+        return;
+    }
     if (cmd->u.refused.why == STP_REFUSE_DSUB_BUSY) {
         struct stp_conn *c = stp_worker_conn(w, cmd->slot, cmd->gen);
         if (c && c->closing == STP_OPEN)

@@ -188,3 +188,41 @@ Test(features, activemq_durable_subscription_survives_kill9)
     h_expect_silence(sub, 200);
     h_broker_stop_ok(b);
 }
+
+/* --max-durable-subscriptions-per-login: one login cannot pile up durable
+ * subscriptions (each keeps messages while away): past the bound SUBSCRIBE
+ * gets an ERROR; another login is not affected; coming back to one it holds
+ * is not a new one; removing one frees its place. */
+Test(features, durable_subscriptions_per_login_are_bounded)
+{
+    struct h_broker *b = H_START("--user", "alice:pw", "--user", "bob:pw",
+                                 "--max-durable-subscriptions-per-login", "2");
+    const char *hdrs = "durable:true\nauto-delete:false\n";
+    const char *t1 = h_dest("topic", "q1"), *t2 = h_dest("topic", "q2");
+    const char *t3 = h_dest("topic", "q3");
+    struct h_conn *a = h_client_login(b, "1.2", "alice", "pw");
+    h_subscribe(a, t1, "d1", NULL, hdrs);
+    h_subscribe(a, t2, "d2", NULL, hdrs);
+    h_disconnect(a);
+    /* Back to the two it holds: not new ones. */
+    a = h_client_login(b, "1.2", "alice", "pw");
+    h_subscribe(a, t1, "d1", NULL, hdrs);
+    h_subscribe(a, t2, "d2", NULL, hdrs);
+    /* A third is refused, with an ERROR that says why. */
+    struct h_conn *a2 = h_client_login(b, "1.2", "alice", "pw");
+    h_sendf(a2, "SUBSCRIBE\ndestination:%s\nid:d3\n%sreceipt:s3\n\n", t3, hdrs);
+    h_expect_error_msg(a2, NULL, "too many durable subscriptions");
+    /* Bob has his own count. */
+    struct h_conn *bob = h_client_login(b, "1.2", "bob", "pw");
+    h_subscribe(bob, t3, "d3", NULL, hdrs);
+    /* Alice removes one; then the third fits. */
+    h_sendf(a, "UNSUBSCRIBE\nid:d1\ndurable:true\nreceipt:u1\n\n");
+    h_expect_receipt(a, "u1");
+    struct h_conn *a3 = h_client_login(b, "1.2", "alice", "pw");
+    h_subscribe(a3, t3, "d3", NULL, hdrs);
+    struct h_conn *pub = h_client_login(b, "1.2", "bob", "pw");
+    h_publish(pub, t3, "to-both", true);
+    cr_assert_str_eq(h_expect(a3, "MESSAGE", H_WAIT)->body, "to-both");
+    cr_assert_str_eq(h_expect(bob, "MESSAGE", H_WAIT)->body, "to-both");
+    h_broker_stop_ok(b);
+}
