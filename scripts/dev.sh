@@ -126,6 +126,7 @@ run_tests() {
 # with exit code 66 (so the test fails) and lands in build-tsan/tsan-reports/:
 # any file there fails the run and is printed. The suites' own deadlines are
 # unchanged; meson's per-suite timeouts get the ASan run's multiplier.
+# tests/tsan.supp names the one third-party race it suppresses, and why.
 tsan_pass() {
     local reports=$top/build-tsan/tsan-reports rc=0 t0=$SECONDS
     if [ ! -f build-tsan/build.ninja ]; then
@@ -136,7 +137,7 @@ tsan_pass() {
     rm -rf "$reports"
     mkdir -p "$reports"
     STAMPEDE_TEST_BROKER=$top/build-tsan/stampede \
-        TSAN_OPTIONS="halt_on_error=1:exitcode=66:log_path=$reports/tsan" \
+        TSAN_OPTIONS="halt_on_error=1:exitcode=66:log_path=$reports/tsan:suppressions=$top/tests/tsan.supp" \
         meson test -C build --print-errorlogs --num-processes 1 --suite integration \
         --suite hostile --suite interop --timeout-multiplier 3 --logbase testlog-tsan || rc=1
     local f
