@@ -15,10 +15,18 @@ brokers' (and nats-server's) user+system time during the run, from
 and writes benchmarks/results/cluster.json. Everything listens on 127.0.0.1
 and every process is stopped at the end.
 """
-import argparse, json, os, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def nats_server():
+    """Debian installs nats-server in /usr/sbin, which a user's PATH may lack."""
+    found = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not os.access(found, os.X_OK):
+        raise SystemExit("cluster_bench: nats-server not found (scripts/dev.sh deps installs it)")
+    return found
 
 
 def free_port():
@@ -131,7 +139,7 @@ def main():
                                   f"stomp://127.0.0.1:{ps}", tmp)
                     procs.stop_all()
                     np_ = free_port()
-                    nats = procs.start("nats", ["nats-server", "-a", "127.0.0.1", "-p", str(np_)],
+                    nats = procs.start("nats", [nats_server(), "-a", "127.0.0.1", "-p", str(np_)],
                                        "Server is ready")
                     url = f"nats://127.0.0.1:{np_}"
                     pa, pb = free_port(), free_port()
