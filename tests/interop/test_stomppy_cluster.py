@@ -173,7 +173,8 @@ class QueuesAcrossNodes(unittest.TestCase):
             time.sleep(0.05)
         time.sleep(0.5)  # a duplicate would show up by now
         bodies = [m.body for _, _, a in consumers for m in a.messages]
-        self.assertEqual(len(bodies), n, "per node: %r" % [len(a.messages) for _, _, a in consumers])
+        per_node = [len(a.messages) for _, _, a in consumers]
+        self.assertEqual(len(bodies), n, "per node: %r" % per_node)
         self.assertEqual(sorted(bodies), sorted("q%d" % i for i in range(n)))
         for _, _, a in consumers:  # each consumer sees the queue's order
             seq = [int(m.body[1:]) for m in a.messages]
