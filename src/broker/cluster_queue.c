@@ -32,6 +32,8 @@
  * soon, so other nodes' consumers get their share. */
 #define ROOM_PER_CONSUMER 256
 #define PULL_MAX 4096
+#define UNMATCHED_MS 1000
+#define RETURN_SCAN_MAX 65536
 
 static struct stp_cluster *cluster(const struct stp_worker *w)
 {
@@ -314,12 +316,40 @@ static void renew(struct stp_worker *w, struct stp_msg *m, uint64_t now, uint64_
 static void renew_leases(struct stp_worker *w, struct stp_queue *q, uint64_t now)
 {
     uint64_t every = w->cfg->cluster_ack_wait_ms / 2;
-    for (size_t i = 0; i < q->ready.count; i++)
+    for (size_t i = 0; i < q->ready.count && !q->ngroups; i++)
         renew(w, qdeque_at(&q->ready, i)->msg, now, every);
     for (size_t k = 0; k < q->nconsumers; k++) {
         struct stp_consumer *c = q->consumers[k];
         for (size_t i = 0; i < c->inflight.count; i++)
             renew(w, qdeque_at(&c->inflight, i)->msg, now, every);
+    }
+}
+
+/* With selectors, a leased message none of this node's consumers matches
+ * would wait here while a consumer on another node could take it: after
+ * UNMATCHED_MS it goes back (NAK) for any node to lease. (A message nobody
+ * matches anywhere keeps going round, once a second, like this.) */
+static void return_unmatched(struct stp_worker *w, struct stp_queue *q, uint64_t now)
+{
+    uint64_t wait = w->cfg->cluster_ack_wait_ms / 2 < UNMATCHED_MS
+                        ? w->cfg->cluster_ack_wait_ms / 2
+                        : UNMATCHED_MS;
+    for (size_t scanned = 0; scanned < RETURN_SCAN_MAX;) {
+        size_t i = 0;
+        while (i < q->ready.count && scanned < RETURN_SCAN_MAX) {
+            struct stp_msg *m = qdeque_at(&q->ready, i)->msg;
+            scanned++;
+            if (m && m->cluster_ack && now - m->cluster_lease_ms >= wait)
+                break;
+            i++;
+        }
+        if (i >= q->ready.count || scanned >= RETURN_SCAN_MAX)
+            return;
+        /* Removing may compact ready: the scan starts again at the front,
+         * bounded by RETURN_SCAN_MAX in all. */
+        struct qentry e = stp_q_remove_at(q, i);
+        stp_cq_settle(w, e.msg, STP_CQ_NAK);
+        stp_msg_unref(&e.msg);
     }
 }
 
@@ -342,6 +372,8 @@ void stp_cq_tick(struct stp_worker *w)
             continue;
         if (q->js_requested && now - q->js_pull_ms >= PULL_STALE_MS)
             q->js_requested = 0;
+        if (q->ngroups)
+            return_unmatched(w, q, now);
         renew_leases(w, q, now);
         stp_cq_want(w, q);
     }
