@@ -331,9 +331,8 @@ static void renew_leases(struct stp_worker *w, struct stp_queue *q, uint64_t now
  * matches anywhere keeps going round, once a second, like this.) */
 static void return_unmatched(struct stp_worker *w, struct stp_queue *q, uint64_t now)
 {
-    uint64_t wait = w->cfg->cluster_ack_wait_ms / 2 < UNMATCHED_MS
-                        ? w->cfg->cluster_ack_wait_ms / 2
-                        : UNMATCHED_MS;
+    uint64_t wait = w->cfg->cluster_ack_wait_ms / 2 < UNMATCHED_MS ? w->cfg->cluster_ack_wait_ms / 2
+                                                                   : UNMATCHED_MS;
     for (size_t scanned = 0; scanned < RETURN_SCAN_MAX;) {
         size_t i = 0;
         while (i < q->ready.count && scanned < RETURN_SCAN_MAX) {
