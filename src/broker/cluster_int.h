@@ -52,6 +52,7 @@ struct stp_cluster {
     size_t inbox_len;
     void *inbox_sub;
     struct stp_buf js_reply, js_body; /* the cluster thread's */
+    uint64_t stream_retry_ms;         /* cluster thread: no stream setup before this */
     /* The delivery thread's. */
     struct stp_cluster_in in;
     /* Any thread: state and counters (relaxed; read by /metrics). */

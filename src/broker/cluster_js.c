@@ -28,6 +28,8 @@
 /* A queue's subject longer than this is not stored (NATS's control line
  * holds the subject, the reply and more in 4 KiB). */
 #define SUBJECT_MAX 2048
+/* After the stream could not be made, queue SENDs fail at once this long. */
+#define STREAM_RETRY_MS 1000
 
 void stp_cluster_consumer_name(char out[24], const char *name, size_t len)
 {
@@ -111,10 +113,19 @@ static bool ensure_stream(struct stp_cluster *c)
 {
     if (atomic_load_explicit(&c->stream_ok, memory_order_relaxed))
         return true;
+    /* After a failure, publishes fail at once for a while: a JetStream that
+     * does not answer must not hold the cluster thread (and the topics'
+     * traffic behind it) for every queue SEND. */
+    uv_update_time(&c->loop);
+    uint64_t now = uv_now(&c->loop);
+    if (c->stream_retry_ms && now < c->stream_retry_ms)
+        return false;
     char err[256];
     struct stp_nats_js js = js_config(c, NULL, NULL);
     if (c->api->js_setup(c->nats, &js, JS_TIMEOUT_MS, err, sizeof(err)) < 0) {
         setup_failed("queue messages", err);
+        uv_update_time(&c->loop);
+        c->stream_retry_ms = uv_now(&c->loop) + STREAM_RETRY_MS;
         return false;
     }
     atomic_store_explicit(&c->stream_ok, true, memory_order_relaxed);
