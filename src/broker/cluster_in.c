@@ -87,7 +87,8 @@ void stp_cluster_in_reject(struct stp_cluster *c, const char *subject, const cha
                  why, (unsigned long long)n);
 }
 
-/* The topic named by subject into in->dest (NUL-terminated), or NULL. */
+/* The topic (not a pattern) or temp queue's private name (a reply from
+ * another node) named by subject, into in->dest (NUL-terminated), or NULL. */
 static const char *topic_of(struct stp_cluster_in *in, const char *subject)
 {
     stp_buf_reset(&in->dest);
@@ -96,7 +97,10 @@ static const char *topic_of(struct stp_cluster_in *in, const char *subject)
         return NULL;
     const char *dest = (const char *)in->dest.data;
     size_t len = in->dest.len - 1, words;
-    if (stp_dest_kind(dest, len) != STP_DEST_TOPIC || stp_topic_is_pattern(dest, len, &words))
+    enum stp_dest_kind kind = stp_dest_kind(dest, len);
+    if (kind == STP_DEST_REPLY)
+        return dest;
+    if (kind != STP_DEST_TOPIC || stp_topic_is_pattern(dest, len, &words))
         return NULL;
     return dest;
 }
@@ -147,7 +151,7 @@ const char *stp_cluster_in_check(struct stp_cluster_in *in, const char *subject,
     }
     const char *dest = topic_of(in, subject);
     if (!dest) {
-        *why = "the subject names no topic";
+        *why = "the subject names no topic (or temp queue)";
         return NULL;
     }
     if (!stp_cluster_in_parse(in, wm, dest, f)) {

@@ -16,6 +16,7 @@
  * to it until it drains below 90% of the bound.
  */
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/cluster_queue.h"
 #include "broker/deadletter.h"
 #include "broker/dedup.h"
@@ -187,6 +188,10 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     q->dsub_stripe = STP_DSUB_UNCOUNTED;
     q->temp = stp_dest_is_reply(name, len);
     q->cluster = stp_cq_is_cluster(w, name, len);
+    /* A reply to this temp queue may be sent on another node: the node asks
+     * NATS for its subject while the queue lives. */
+    if (q->temp && w->broker->cluster)
+        stp_cluster_interest(w, q->name, len, +1);
     q->front_pos = q->back_pos = UINT64_C(1) << 63; /* room both ways */
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
@@ -473,7 +478,12 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
     bool reply = stp_dest_is_reply(m->dest, m->dest_len);
     struct stp_queue *q = queue_get(w, m->dest, m->dest_len, !reply, &refused);
     if (!q && reply) {
-        STP_STAT_INC(w->stats.msgs_dropped);
+        /* With --cluster a local client's reply may be for a temp queue on
+         * another node: NATS takes it there (or nowhere). */
+        if (conn && w->broker->cluster)
+            stp_cluster_publish(w, m);
+        else
+            STP_STAT_INC(w->stats.msgs_dropped);
         stp_msg_unref(&m);
         return;
     }
@@ -864,6 +874,8 @@ static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
     }
     stp_q_unthrottle_if_drained(w, q);
     stp_qsel_unschedule(w, q);
+    if (q->temp && w->broker->cluster)
+        stp_cluster_interest(w, q->name, q->name_len, -1);
     stp_map_del(&w->queues, q->name, q->name_len);
     queue_free(q);
     stp_dest_count_give(w);
