@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""cluster_bench.py - issue 14's figures: topic fan-out across two Stampede
-nodes joined by a local nats-server, measured in the same run as the same
-load on one node.
+"""cluster_bench.py - issue 14's figures: topic fan-out and a work queue
+across two Stampede nodes joined by a local nats-server (JetStream on),
+measured in the same run as the same load on one node (and, for the queue,
+on RabbitMQ's STOMP plugin).
 
     benchmarks/cluster_bench.py [--build build-bench] [--duration 5] [--rounds 2]
 
@@ -9,7 +10,9 @@ Each round runs, in this order: one node (publisher and subscribers on it);
 two nodes (publisher on A, subscribers on B: every message crosses NATS).
 Each node has --workers 1, so both set-ups have one worker per node. Loads:
 fan-out (1 producer, 10 subscribers, as fast as the window allows) and latency
-(1 producer at --rate msg/s, 10 subscribers). CPU per delivery is the
+(1 producer at --rate msg/s, 10 subscribers); queue (1 producer, 4
+consumers with client-individual acks and prefetch 100; across nodes each
+message is stored in JetStream and leased by the other node). CPU per delivery is the
 brokers' (and nats-server's) user+system time during the run, from
 /proc/PID/stat, over the deliveries the subscribers counted. Prints a table
 and writes benchmarks/results/cluster.json. Everything listens on 127.0.0.1
@@ -113,12 +116,33 @@ def measure(build, load, pids, url, sub_url, tmp):
     }
 
 
+def rabbitmq_figure(build, load, tmp):
+    """The same load on RabbitMQ's STOMP plugin (benchmarks/compare.py starts
+    it on loopback ports of its own), or None when it is not installed."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import compare
+    if not compare.RabbitMQ.available():
+        print("cluster_bench: rabbitmq-server with its STOMP plugin is not installed: "
+              "no RabbitMQ figure", flush=True)
+        return None
+    r = compare.RabbitMQ(list(range(os.cpu_count())), tmp, "stomp")
+    try:
+        r.start()
+        return measure(build, load, {"rabbitmq": r.pid}, r.url(), r.url(), tmp)
+    finally:
+        r.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(TOP, "build-bench"))
     ap.add_argument("--duration", default="5")
     ap.add_argument("--rate", default="2000")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--loads", default="fanout,latency,queue",
+                    help="comma-separated: fanout, latency, queue")
+    ap.add_argument("--no-rabbitmq", action="store_true",
+                    help="skip RabbitMQ's figure for the queue load")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     d = a.duration + "s"
@@ -126,7 +150,12 @@ def main():
         "fanout": ["--producers", "1", "--consumers", "10", "--topic", "--duration", d],
         "latency": ["--producers", "1", "--consumers", "10", "--topic", "--rate", a.rate,
                     "--duration", d],
+        # A work queue: across nodes every message is stored in JetStream by
+        # node A and leased by node B's consumers.
+        "queue": ["--producers", "1", "--consumers", "4", "--queue", "--ack",
+                  "client-individual", "--prefetch", "100", "--duration", d],
     }
+    loads = {k: v for k, v in loads.items() if k in a.loads.split(",")}
     runs = []
     for rnd in range(a.rounds):
         for name, load in loads.items():
@@ -139,7 +168,8 @@ def main():
                                   f"stomp://127.0.0.1:{ps}", tmp)
                     procs.stop_all()
                     np_ = free_port()
-                    nats = procs.start("nats", [nats_server(), "-a", "127.0.0.1", "-p", str(np_)],
+                    nats = procs.start("nats", [nats_server(), "-a", "127.0.0.1", "-p", str(np_),
+                                                "-js", "-sd", os.path.join(tmp, "js")],
                                        "Server is ready")
                     url = f"nats://127.0.0.1:{np_}"
                     pa, pb = free_port(), free_port()
@@ -149,7 +179,15 @@ def main():
                                   f"stomp://127.0.0.1:{pa}", f"stomp://127.0.0.1:{pb}", tmp)
                 finally:
                     procs.stop_all()
-            runs.append({"round": rnd, "load": name, "single": one, "cross_node": two})
+                rabbit = None
+                if name == "queue" and not a.no_rabbitmq:
+                    rabbit = rabbitmq_figure(build, load, tmp)
+            runs.append({"round": rnd, "load": name, "single": one, "cross_node": two,
+                         "rabbitmq": rabbit})
+            if rabbit:
+                print(f"round {rnd} {name:8s} rabbitmq {rabbit['delivered_per_s']:>10.0f}/s "
+                      f"p99 {rabbit['p99_us']} us cpu {rabbit['broker_cpu_ns_per_delivery']} ns",
+                      flush=True)
             print(f"round {rnd} {name:8s} single {one['delivered_per_s']:>10.0f}/s "
                   f"p99 {one['p99_us']} us cpu {one['broker_cpu_ns_per_delivery']} ns | "
                   f"cross {two['delivered_per_s']:>10.0f}/s p99 {two['p99_us']} us "

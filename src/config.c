@@ -649,6 +649,11 @@ static const struct kw keywords[] = {
             "PEM CA certificates a tls:// --cluster server's certificate must chain\n"
             "to (default: the system's); with one --cluster URL the certificate must\n"
             "also name its host."),
+    DURATION_KW("cluster-ack-wait", "STAMPEDE_CLUSTER_ACK_WAIT", cluster_ack_wait_ms, "30s", 1000,
+                3600 * 1000,
+                "With --cluster: how long JetStream waits for a node to settle a queue\n"
+                "message it leased before another node gets it (a killed node's unacked\n"
+                "messages come back after this; live leases are renewed)."),
     {.name = "node-name", .env = "STAMPEDE_NODE_NAME", .metavar = "NAME",
      .parse = parse_node_name, .def_note = "the host name",
      .help = "This node's name in the cluster (logs, /metrics, the NATS connection):\n"

@@ -91,8 +91,9 @@ struct stp_config {
      * nothing of NATS is loaded. */
     char **cluster_urls;
     size_t ncluster_urls;
-    char *node_name;      /* this node's name in the cluster; default: the host name */
-    char *cluster_tls_ca; /* CAs a tls:// NATS server's certificate must chain to */
+    uint64_t cluster_ack_wait_ms; /* JetStream AckWait of cluster queues; default 30 s */
+    char *node_name;              /* this node's name in the cluster; default: the host name */
+    char *cluster_tls_ca;         /* CAs a tls:// NATS server's certificate must chain to */
 };
 
 enum stp_config_result {

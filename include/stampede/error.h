@@ -33,7 +33,9 @@
     X(TLS, "TLS error")                                                                            \
     X(WS, "WebSocket error")                                                                       \
     X(HTTP, "HTTP error")                                                                          \
-    X(TIMEOUT, "timed out")
+    X(TIMEOUT, "timed out")                                                                        \
+    X(STORE_AWAY, "the cluster's message store (NATS JetStream) is not reachable")                 \
+    X(STORE_REFUSED, "the cluster's message store (NATS JetStream) refused it")
 
 enum stp_err {
     STP_OK = 0,

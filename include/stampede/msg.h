@@ -49,6 +49,12 @@ struct stp_msg {
      * (placed here, it fills a hole). */
     uint32_t dedup_off;
     uint64_t jkey, jlsn;
+    /* A cluster queue's message leased from JetStream (issue 14): its ack
+     * subject (heap, freed with the message; NULL for every other message),
+     * set before it is shared, and when the owner last told JetStream it
+     * still holds it (owner only). */
+    char *cluster_ack;
+    uint64_t cluster_lease_ms;
     /* Set by the publisher's worker before it is shared: the first receipt
      * fence of the sending connection that covers this SEND (told back if
      * the journal loses it). */

@@ -273,7 +273,8 @@ void stp_cluster_handle(void *ctx, unsigned from, const void *p)
         break;
     }
     default:
-        stp_post_release(&cmd);
+        if (!stp_cluster_js_handle(c, from, &cmd))
+            stp_post_release(&cmd);
         break;
     }
 }
@@ -392,6 +393,12 @@ int stp_cluster_start(struct stp_broker *b)
     c->stop_async.data = c;
     if (connect_nats(c) < 0)
         return -1;
+    /* JetStream's answers to this node (cluster queues) come here. */
+    c->inbox_len = (size_t)snprintf(c->inbox, sizeof(c->inbox), "_STP.%016" PRIx64, c->origin);
+    char inbox_all[48];
+    snprintf(inbox_all, sizeof(inbox_all), "%s.>", c->inbox);
+    if (c->api->subscribe(c->nats, inbox_all, &c->inbox_sub) < 0)
+        stp_error("cluster: could not subscribe to this node's inbox: queues across nodes wait");
     if (uv_thread_create(&c->thread, cluster_main, c) != 0) {
         stp_error("cluster: could not start the cluster thread");
         c->api->close(c->nats);
@@ -421,6 +428,8 @@ void stp_cluster_stop(struct stp_broker *b)
         for (size_t i = 0; i < c->subs.cap; i++)
             if (c->subs.slots[i].hash)
                 sub_free(c, c->subs.slots[i].value);
+        if (c->inbox_sub)
+            c->api->unsubscribe(c->nats, c->inbox_sub);
         c->api->close(c->nats); /* no hook runs after this */
     } else if (c->loop_ready) {
         uv_close((uv_handle_t *)&c->stop_async, NULL); /* the thread never ran */
@@ -433,6 +442,8 @@ void stp_cluster_stop(struct stp_broker *b)
     stp_cluster_in_free(&c->in);
     stp_buf_free(&c->subject);
     stp_buf_free(&c->payload);
+    stp_buf_free(&c->js_reply);
+    stp_buf_free(&c->js_body);
     free(c);
     b->cluster = NULL;
 }
@@ -496,6 +507,14 @@ int stp_cluster_metrics(const struct stp_broker *b, struct stp_buf *o)
     rc |= metric(o, "stampede_cluster_nats_errors_total", "counter",
                  "Asynchronous NATS errors (e.g. slow consumer: messages NATS dropped).",
                  LOAD(nats_errors));
+    rc |= metric(o, "stampede_cluster_queue_messages_out_total", "counter",
+                 "Queue messages this node stored in JetStream.", LOAD(cq_stored));
+    rc |= metric(o, "stampede_cluster_queue_messages_refused_total", "counter",
+                 "Queue messages JetStream did not store (full queue, NATS away): their "
+                 "publishers got ERROR.",
+                 LOAD(cq_refused));
+    rc |= metric(o, "stampede_cluster_queue_messages_in_total", "counter",
+                 "Queue messages JetStream leased to this node's consumers.", LOAD(cq_leased));
     rc |= metric(o, "stampede_cluster_bytes_in_total", "counter", "Bytes received from NATS.",
                  n.in_bytes);
     rc |= metric(o, "stampede_cluster_bytes_out_total", "counter", "Bytes sent to NATS.",

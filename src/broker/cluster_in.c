@@ -78,7 +78,7 @@ static bool fresh(struct stp_cluster_in *in, uint64_t origin, uint64_t seq)
     return true;
 }
 
-static void reject(struct stp_cluster *c, const char *subject, const char *why)
+void stp_cluster_in_reject(struct stp_cluster *c, const char *subject, const char *why)
 {
     /* Once per power of two: a flood of junk is a few lines. */
     uint64_t n = atomic_fetch_add_explicit(&c->rejected, 1, memory_order_relaxed) + 1;
@@ -87,7 +87,8 @@ static void reject(struct stp_cluster *c, const char *subject, const char *why)
                  why, (unsigned long long)n);
 }
 
-/* The topic named by subject into in->dest (NUL-terminated), or NULL. */
+/* The topic (not a pattern) or temp queue's private name (a reply from
+ * another node) named by subject, into in->dest (NUL-terminated), or NULL. */
 static const char *topic_of(struct stp_cluster_in *in, const char *subject)
 {
     stp_buf_reset(&in->dest);
@@ -96,15 +97,19 @@ static const char *topic_of(struct stp_cluster_in *in, const char *subject)
         return NULL;
     const char *dest = (const char *)in->dest.data;
     size_t len = in->dest.len - 1, words;
-    if (stp_dest_kind(dest, len) != STP_DEST_TOPIC || stp_topic_is_pattern(dest, len, &words))
+    enum stp_dest_kind kind = stp_dest_kind(dest, len);
+    if (kind == STP_DEST_REPLY)
+        return dest;
+    if (kind != STP_DEST_TOPIC || stp_topic_is_pattern(dest, len, &words))
         return NULL;
     return dest;
 }
 
 /* The frame "SEND\n" + tail, parsed in in->frame; NULL unless it is one
  * whole SEND whose destination is dest. */
-static const struct stp_frame *parse_send(struct stp_cluster_in *in, const struct stp_wire_msg *wm,
-                                          const char *dest, struct stp_frame *f)
+const struct stp_frame *stp_cluster_in_parse(struct stp_cluster_in *in,
+                                             const struct stp_wire_msg *wm, const char *dest,
+                                             struct stp_frame *f)
 {
     stp_buf_reset(&in->frame);
     if (stp_buf_append(&in->frame, "SEND\n", 5) < 0 ||
@@ -123,7 +128,7 @@ static const struct stp_frame *parse_send(struct stp_cluster_in *in, const struc
 
 /* Hand cmd to worker `to`, waiting while its ring is full; dropped when
  * the broker stops meanwhile. */
-static bool post_wait(struct stp_cluster *c, unsigned to, struct stp_post *cmd)
+bool stp_cluster_in_post(struct stp_cluster *c, unsigned to, struct stp_post *cmd)
 {
     struct timespec pause = {0, RING_FULL_WAIT_NS};
     while (stp_mailbox_try_post(c->b->mb, c->ingress, to, cmd) == STP_EAGAIN) {
@@ -146,28 +151,30 @@ const char *stp_cluster_in_check(struct stp_cluster_in *in, const char *subject,
     }
     const char *dest = topic_of(in, subject);
     if (!dest) {
-        *why = "the subject names no topic";
+        *why = "the subject names no topic (or temp queue)";
         return NULL;
     }
-    if (!parse_send(in, wm, dest, f)) {
+    if (!stp_cluster_in_parse(in, wm, dest, f)) {
         *why = "not a SEND frame to that topic within this node's frame limits";
         return NULL;
     }
     return dest;
 }
 
-void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t len)
+void stp_cluster_on_msg(void *ctx, const struct stp_nats_msg *nm)
 {
     struct stp_cluster *c = ctx;
     struct stp_cluster_in *in = &c->in;
     if (atomic_load_explicit(&c->closing, memory_order_relaxed))
         return;
+    if (stp_cluster_in_js(c, nm))
+        return;
     struct stp_wire_msg wm;
     struct stp_frame f;
     const char *why;
-    const char *dest = stp_cluster_in_check(in, subject, data, len, &wm, &f, &why);
+    const char *dest = stp_cluster_in_check(in, nm->subject, nm->data, nm->len, &wm, &f, &why);
     if (!dest) {
-        reject(c, subject, why);
+        stp_cluster_in_reject(c, nm->subject, why);
         return;
     }
     if (wm.origin == c->origin)
@@ -188,6 +195,6 @@ void stp_cluster_on_msg(void *ctx, const char *subject, const void *data, size_t
     unsigned owner = stp_owner_of(&c->b->workers[0], m->dest, m->dest_len);
     struct stp_post cmd = stp_post_route(m);
     cmd.worker = STP_NO_CONN;
-    if (post_wait(c, owner, &cmd))
+    if (stp_cluster_in_post(c, owner, &cmd))
         atomic_fetch_add_explicit(&c->delivered_in, 1, memory_order_relaxed);
 }

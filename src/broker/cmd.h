@@ -45,6 +45,16 @@ enum stp_wcmd {
     STP_WCMD_CLUSTER_INTEREST, /* owner -> cluster thread: the node's first / last interest */
     STP_WCMD_CLUSTER_FLUSH,    /* owner -> cluster thread: tell me when NATS has my interest */
     STP_WCMD_CLUSTER_FLUSHED,  /* cluster thread -> owner: it has (or NATS is away) */
+    /* Cluster queues (cluster_queue.c: the owner's side; cluster_js.c: the
+     * cluster thread's; cluster_in_js.c: the delivery thread's). */
+    STP_WCMD_CQ_PUBLISH, /* queue owner -> cluster thread: store in JetStream */
+    STP_WCMD_CQ_PUBACK,  /* delivery or cluster thread -> owner: stored, or why not */
+    STP_WCMD_CQ_ARRIVE,  /* delivery thread -> owner: a message JetStream leased to us */
+    STP_WCMD_CQ_SETTLE,  /* owner -> cluster thread: ACK, NAK, TERM or renew a lease */
+    STP_WCMD_CQ_OPEN,    /* owner -> cluster thread: make the queue's stream and consumer */
+    STP_WCMD_CQ_READY,   /* cluster thread -> owner: made (n 1) or not (n 0) */
+    STP_WCMD_CQ_PULL,    /* owner -> cluster thread: ask JetStream for n messages */
+    STP_WCMD_CQ_PULLED,  /* delivery or cluster thread -> owner: a pull ended, n undelivered */
 };
 
 /* The worker field of a command that comes from no connection (a dead
@@ -110,6 +120,28 @@ struct stp_post {
             struct stp_msg *msg;
             bool ok;
         } dead;
+        /* CQ_PUBLISH: owns one reference to msg; id names the publish at its
+         * owner. CQ_ARRIVE: owns one reference to msg (its cluster_ack set). */
+        struct {
+            struct stp_msg *msg;
+            uint64_t id;
+            bool redelivered;
+        } cq_msg;
+        /* CQ_PUBACK: err 0 (stored) or a negative STP_E* code. */
+        struct {
+            uint64_t id;
+            int err;
+        } cq_puback;
+        /* CQ_SETTLE: owns subject (heap, the message's JetStream ack subject). */
+        struct {
+            char *subject;
+            int kind; /* enum stp_cq_settle */
+        } cq_settle;
+        /* CQ_OPEN, CQ_READY, CQ_PULL, CQ_PULLED: own the queue name (heap). */
+        struct {
+            char *queue;
+            int64_t n;
+        } cq;
         /* FENCE, FENCE_OK, FENCE_FAIL (err: a negative STP_E* code) */
         struct {
             uint64_t id;

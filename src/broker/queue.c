@@ -16,6 +16,8 @@
  * to it until it drains below 90% of the bound.
  */
 #include "broker/broker.h"
+#include "broker/cluster.h"
+#include "broker/cluster_queue.h"
 #include "broker/deadletter.h"
 #include "broker/dedup.h"
 #include "broker/dest.h"
@@ -50,6 +52,8 @@ static bool has_msg(const struct qentry *e)
 /* The message left its queue for good: its journal record goes too. */
 static void settle(struct stp_worker *w, struct stp_msg **m)
 {
+    if ((*m)->cluster_ack)
+        stp_cq_settle(w, *m, STP_CQ_ACK);
     stp_durable_settled(w, *m);
     stp_msg_unref(m);
 }
@@ -183,6 +187,11 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     q->name_len = len;
     q->dsub_stripe = STP_DSUB_UNCOUNTED;
     q->temp = stp_dest_is_reply(name, len);
+    q->cluster = stp_cq_is_cluster(w, name, len);
+    /* A reply to this temp queue may be sent on another node: the node asks
+     * NATS for its subject while the queue lives. */
+    if (q->temp && w->broker->cluster)
+        stp_cluster_interest(w, q->name, len, +1);
     q->front_pos = q->back_pos = UINT64_C(1) << 63; /* room both ways */
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
@@ -207,8 +216,12 @@ static struct stp_consumer *next_consumer(struct stp_queue *q)
 void stp_q_unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q)
 {
     const struct stp_config *cfg = w->cfg;
-    if (q->nthrottled == 0 || q->count * 10 > cfg->queue_max_messages * 9 ||
-        q->bytes * 10 > cfg->queue_max_bytes * 9)
+    if (q->nthrottled == 0)
+        return;
+    /* A cluster queue pauses its publishers while JetStream is behind. */
+    if (q->cluster ? q->js_pending * 10 > STP_CQ_PUB_WINDOW * 9
+                   : q->count * 10 > cfg->queue_max_messages * 9 ||
+                         q->bytes * 10 > cfg->queue_max_bytes * 9)
         return;
     for (size_t i = 0; i < q->nthrottled; i++) {
         struct stp_post cmd = stp_post_throttle(false);
@@ -336,6 +349,8 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
 {
     if (q->ngroups) {
         stp_qsel_dispatch(w, q);
+        if (q->cluster)
+            stp_cq_want(w, q);
         return;
     }
     struct stp_consumer *c;
@@ -347,6 +362,8 @@ static void dispatch(struct stp_worker *w, struct stp_queue *q)
         deliver(w, c, ready_pop_front(q));
     }
     stp_q_unthrottle_if_drained(w, q);
+    if (q->cluster)
+        stp_cq_want(w, q); /* the consumers' room is JetStream's to fill */
 }
 
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q);
@@ -367,7 +384,7 @@ static int throttled_grow(struct stp_queue *q)
 
 /* Pause a publisher of a queue over its bound, once. Many publishers may
  * pipeline SENDs into a full queue: membership is a hash lookup, not a scan. */
-static void throttle(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
+void stp_q_throttle(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd)
 {
     struct connref r = {cmd->worker, cmd->slot, cmd->gen};
     if (stp_map_get(&q->throttled_set, &r, sizeof(r)))
@@ -436,7 +453,7 @@ static void enqueue(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m
     if (m->dedup_len)
         stp_dedup_remember(w, m); /* after the MSG record: a DEDUP record joins it */
     if (conn && !q->binding && over_bound(w, q))
-        throttle(w, q, cmd);
+        stp_q_throttle(w, q, cmd);
     dispatch(w, q);
 }
 
@@ -461,7 +478,12 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
     bool reply = stp_dest_is_reply(m->dest, m->dest_len);
     struct stp_queue *q = queue_get(w, m->dest, m->dest_len, !reply, &refused);
     if (!q && reply) {
-        STP_STAT_INC(w->stats.msgs_dropped);
+        /* With --cluster a local client's reply may be for a temp queue on
+         * another node: NATS takes it there (or nowhere). */
+        if (conn && w->broker->cluster)
+            stp_cluster_publish(w, m);
+        else
+            STP_STAT_INC(w->stats.msgs_dropped);
         stp_msg_unref(&m);
         return;
     }
@@ -474,6 +496,11 @@ void stp_queue_route(struct stp_worker *w, struct stp_post *cmd)
     if (!q) {
         stp_error("queue %s: out of memory, message dropped", m->dest);
         stp_msg_unref(&m);
+        return;
+    }
+    if (q->cluster) {
+        cmd->u.route.msg = m; /* JetStream keeps it, not this node */
+        stp_cq_send(w, q, cmd);
         return;
     }
     if (!conn && full_for(w, q, m)) {
@@ -721,6 +748,12 @@ static void put_back(struct stp_worker *w, struct stp_queue *q, struct qentry e)
 {
     if (!may_return(w, q, e.msg))
         return;
+    if (e.msg->cluster_ack) {
+        /* JetStream gives it to whichever node's consumer asks next. */
+        stp_cq_settle(w, e.msg, STP_CQ_NAK);
+        stp_msg_unref(&e.msg);
+        return;
+    }
     if (ready_push_front(q, e) < 0)
         stp_msg_unref(&e.msg);
 }
@@ -798,6 +831,18 @@ static void inflight_trim(struct stp_consumer *c)
         (void)qdeque_filter(&c->inflight, has_msg); /* on ENOMEM the tombstones stay */
 }
 
+/* A cluster queue with no consumer left here gives its leases back. */
+static void nak_ready(struct stp_worker *w, struct stp_queue *q)
+{
+    /* (A message recovered from this node's journal is not JetStream's:
+     * it stays, and the queue with it.) */
+    while (q->count > 0 && qdeque_at(&q->ready, 0)->msg->cluster_ack) {
+        struct qentry e = ready_pop_front(q);
+        stp_cq_settle(w, e.msg, STP_CQ_NAK);
+        stp_msg_unref(&e.msg);
+    }
+}
+
 static void queue_free(struct stp_queue *q)
 {
     stp_msg_unref(&q->binding);
@@ -816,7 +861,9 @@ static void queue_free(struct stp_queue *q)
  * or SUBSCRIBE makes it again. */
 static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
 {
-    if (q->nconsumers > 0 || q->binding || (q->count > 0 && !q->temp))
+    if (q->cluster && q->nconsumers == 0)
+        nak_ready(w, q);
+    if (q->nconsumers > 0 || q->binding || (q->count > 0 && !q->temp) || q->js_pending > 0)
         return;
     /* A temp queue's connection is gone (or unsubscribed): nobody else may
      * consume what it still holds. */
@@ -827,9 +874,45 @@ static void forget_if_idle(struct stp_worker *w, struct stp_queue *q)
     }
     stp_q_unthrottle_if_drained(w, q);
     stp_qsel_unschedule(w, q);
+    if (q->temp && w->broker->cluster)
+        stp_cluster_interest(w, q->name, q->name_len, -1);
     stp_map_del(&w->queues, q->name, q->name_len);
     queue_free(q);
     stp_dest_count_give(w);
+}
+
+void stp_q_forget_if_idle(struct stp_worker *w, struct stp_queue *q)
+{
+    forget_if_idle(w, q);
+}
+
+struct stp_queue *stp_q_find_queue(struct stp_worker *w, const char *name, size_t len)
+{
+    return stp_map_get(&w->queues, name, len);
+}
+
+void stp_q_cluster_arrive(struct stp_worker *w, struct stp_msg *m, bool redelivered)
+{
+    bool refused;
+    struct stp_queue *q = queue_get(w, m->dest, m->dest_len, true, &refused);
+    if (!q || !q->cluster) {
+        stp_cq_settle(w, m, STP_CQ_NAK);
+        stp_msg_unref(&m);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    if (q->js_requested)
+        q->js_requested--;
+    q->js_pull_ms = now;
+    m->cluster_lease_ms = now;
+    if (q->nconsumers == 0 ||
+        ready_push_back(q, (struct qentry){.msg = m, .redelivered = redelivered}) < 0) {
+        stp_cq_settle(w, m, STP_CQ_NAK);
+        stp_msg_unref(&m);
+        forget_if_idle(w, q);
+        return;
+    }
+    dispatch(w, q);
 }
 
 void stp_queue_consumer_del(struct stp_worker *w, struct stp_post *cmd)

@@ -119,7 +119,17 @@ struct stp_queue {
      * message; NULL for other queues. A bound queue is never forgotten. */
     struct stp_msg *binding;
     struct stp_selector *bind_sel; /* its selector, compiled (NULL: every message) */
+    /* A cluster queue's (cluster_queue.h): its messages are kept in
+     * JetStream; ready holds only what this node leased. */
+    bool cluster;
+    uint8_t js_state;      /* enum stp_cq_state */
+    size_t js_pending;     /* publishes JetStream has not answered yet */
+    uint64_t js_requested; /* messages asked for that have not arrived */
+    uint64_t js_pull_ms;   /* the last pull asked or message leased */
+    uint64_t js_open_ms;   /* the last CQ_OPEN sent */
 };
+
+enum stp_cq_state { STP_CQ_CLOSED, STP_CQ_OPENING, STP_CQ_OPEN };
 
 static inline bool stp_q_has_credit(const struct stp_consumer *c)
 {
@@ -153,6 +163,15 @@ void stp_q_expire(struct stp_worker *w, struct stp_queue *q, struct stp_msg *m);
 /* Hand e (taken out of ready) to consumer c. */
 void stp_q_deliver(struct stp_worker *w, struct stp_consumer *c, struct qentry e);
 void stp_q_unthrottle_if_drained(struct stp_worker *w, struct stp_queue *q);
+/* Pause the publisher of cmd (once) until q drains. */
+void stp_q_throttle(struct stp_worker *w, struct stp_queue *q, const struct stp_post *cmd);
+/* Drop q when it holds nothing a client could observe (may free q). */
+void stp_q_forget_if_idle(struct stp_worker *w, struct stp_queue *q);
+/* A message JetStream leased to this node (taken over) for cluster queue
+ * `name`: queued and dispatched, or NAKed back when nobody here consumes. */
+void stp_q_cluster_arrive(struct stp_worker *w, struct stp_msg *m, bool redelivered);
+/* The queue named so, or NULL. */
+struct stp_queue *stp_q_find_queue(struct stp_worker *w, const char *name, size_t len);
 
 /* --- qselect.c --- */
 

@@ -182,10 +182,16 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 /* The body of ERROR "message not stored". */
 static void not_stored_detail(char *out, size_t size, int err)
 {
-    snprintf(out, size,
-             "The broker could not write a persistent message to its journal (%s); it was not "
-             "stored. Send it again later.",
-             stp_strerror(err));
+    if (err == STP_ESTORE_AWAY || err == STP_ESTORE_REFUSED)
+        snprintf(out, size,
+                 "The cluster could not store a queue message (%s); it was not stored. A full "
+                 "queue refuses new messages. Send it again later.",
+                 stp_strerror(err));
+    else
+        snprintf(out, size,
+                 "The broker could not write a persistent message to its journal (%s); it was "
+                 "not stored. Send it again later.",
+                 stp_strerror(err));
 }
 
 /* Turn fence f into the ERROR for a message the journal lost: the receipts

@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/cluster_queue.h"
 #include "broker/dedup.h"
 #include "broker/dest.h"
 #include "broker/session.h"
@@ -63,6 +64,21 @@ void stp_post_release(struct stp_post *cmd)
     case STP_WCMD_ROUTE:
     case STP_WCMD_CLUSTER_PUBLISH:
         stp_msg_unref(&cmd->u.route.msg);
+        break;
+    case STP_WCMD_CQ_PUBLISH:
+    case STP_WCMD_CQ_ARRIVE:
+        stp_msg_unref(&cmd->u.cq_msg.msg);
+        break;
+    case STP_WCMD_CQ_SETTLE:
+        free(cmd->u.cq_settle.subject);
+        cmd->u.cq_settle.subject = NULL;
+        break;
+    case STP_WCMD_CQ_OPEN:
+    case STP_WCMD_CQ_READY:
+    case STP_WCMD_CQ_PULL:
+    case STP_WCMD_CQ_PULLED:
+        free(cmd->u.cq.queue);
+        cmd->u.cq.queue = NULL;
         break;
     case STP_WCMD_TOPIC_DELIVER:
         stp_msg_unref(&cmd->u.topic_deliver.msg);
@@ -311,10 +327,18 @@ void stp_worker_handle(struct stp_worker *w, unsigned from, struct stp_post *cmd
         stp_queue_ack(w, cmd);
         break;
     case STP_WCMD_FENCE:
-        /* With --cluster, a fence behind new interest waits until NATS has
-         * it (cluster.c), then comes back through stp_worker_answer_fence. */
-        if (!w->broker->cluster || !stp_cluster_hold_fence(w, cmd))
+        /* With --cluster, a fence behind queue messages JetStream has not
+         * stored yet waits for them (cluster_queue.c), and one behind new
+         * interest until NATS has it (cluster.c); then it comes back through
+         * stp_worker_answer_fence. */
+        if (!w->broker->cluster || (!stp_cq_hold_fence(w, cmd) && !stp_cluster_hold_fence(w, cmd)))
             stp_worker_answer_fence(w, cmd);
+        break;
+    case STP_WCMD_CQ_PUBACK:
+    case STP_WCMD_CQ_ARRIVE:
+    case STP_WCMD_CQ_READY:
+    case STP_WCMD_CQ_PULLED:
+        stp_cq_handle(w, cmd);
         break;
     case STP_WCMD_CLUSTER_FLUSHED:
         stp_cluster_flushed(w);
@@ -463,6 +487,7 @@ static void on_stats_timer(uv_timer_t *t)
     if (w->id == 0)
         maybe_trim(w);
     stp_queue_expire(w);
+    stp_cq_tick(w);
     stp_dedup_expire(w);
     stp_durable_compact(w);
     uint64_t now = uv_hrtime();
@@ -502,6 +527,7 @@ void stp_worker_fini(struct stp_worker *w)
     stp_durable_free(w);
     stp_dedup_free(w); /* after the journal: its records stay for the next start */
     stp_topics_free(w);
+    stp_cq_free(w);
     free(w->held_fences); /* fences own nothing */
     w->held_fences = NULL;
     stp_topic_patterns_free(w);

@@ -14,6 +14,7 @@
 #ifndef STP_BROKER_WORKER_H
 #define STP_BROKER_WORKER_H
 
+#include "broker/cluster_queue.h"
 #include "broker/cmd.h"
 #include "broker/durable.h"
 #include "broker/pattern.h"
@@ -124,6 +125,7 @@ struct stp_worker {
     unsigned cluster_flushes;
     struct stp_post *held_fences;
     size_t nheld_fences, cap_held_fences;
+    struct stp_cq_owner cq; /* cluster queues' publishes and fences (cluster_queue.h) */
 };
 
 /* The owner of a destination: hash(name) % workers. */

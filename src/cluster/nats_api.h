@@ -11,11 +11,12 @@
  * Threads (libnats runs its own: a reader and flusher per connection, a
  * timer thread, and one message-delivery thread for every subscription,
  * so messages reach on_msg in the order the server sent them):
- *   - open, publish, subscribe, unsubscribe, flush, close: the broker's cluster
- *     thread only (one caller at a time; libnats locks internally anyway);
+ *   - open, publish, publish_ex, js_setup, subscribe, unsubscribe, flush,
+ *     close: the broker's cluster thread only (one caller at a time; libnats locks internally
+ * anyway);
  *   - counts: any thread;
- *   - hooks->on_msg: the delivery thread, one message at a time; data is
- *     valid only during the call;
+ *   - hooks->on_msg: the delivery thread, one message at a time; the
+ *     message is valid only during the call;
  *   - hooks->on_state: libnats's callback thread; url has no credentials.
  * Nothing here ever blocks for a server that is away: open connects in the
  * background and reconnects forever; publish buffers up to the
@@ -30,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STP_NATS_API_VERSION 3
-#define STP_NATS_API_SYMBOL "stp_nats_api_v3"
+#define STP_NATS_API_VERSION 4
+#define STP_NATS_API_SYMBOL "stp_nats_api_v4"
 #define STP_NATS_MODULE "stampede-nats.so"
 
 struct stp_nats; /* one NATS connection, opaque */
@@ -43,9 +44,34 @@ enum stp_nats_state {
     STP_NATS_CLOSED = 4,       /* gone for good (only after close) */
 };
 
+/* One message from NATS, valid only during on_msg. status: a NATS status
+ * message's code (e.g. 408 when a JetStream pull request expired, 503 no
+ * responders), 0 for a plain message; pending: its Nats-Pending-Messages
+ * header (messages a pull request will no longer bring), -1 when absent. */
+struct stp_nats_msg {
+    const char *subject;
+    const char *reply; /* NULL: none */
+    const void *data;
+    size_t len;
+    int status;
+    long pending;
+};
+
+/* A JetStream stream and one durable pull consumer of it (js_setup). */
+struct stp_nats_js {
+    const char *stream;      /* e.g. "STP_QUEUES" */
+    const char *subjects;    /* the stream's one subject filter, e.g. "stp.q.>" */
+    int64_t max_per_subject; /* messages per subject; -1: no bound */
+    int32_t max_msg_size;    /* bytes; -1: the server's */
+    int64_t dup_window_ms;   /* Nats-Msg-Id de-duplication window; 0: the server's */
+    const char *consumer;    /* durable name */
+    const char *filter;      /* its subject */
+    int64_t ack_wait_ms;
+};
+
 struct stp_nats_hooks {
     void *ctx;
-    void (*on_msg)(void *ctx, const char *subject, const void *data, size_t len);
+    void (*on_msg)(void *ctx, const struct stp_nats_msg *m);
     void (*on_state)(void *ctx, enum stp_nats_state state, const char *url);
     /* libnats reported an asynchronous error (a slow consumer: the server
      * or the library dropped messages for us). */
@@ -66,6 +92,17 @@ struct stp_nats_api {
                 const char *tls_ca, const struct stp_nats_hooks *hooks, char *err, size_t errlen);
     /* Publish data[0, len) on subject. 0, or -1 (not buffered: dropped). */
     int (*publish)(struct stp_nats *n, const char *subject, const void *data, size_t len);
+    /* Publish data[0, len) on subject with a reply subject (NULL: none)
+     * and, when msg_id is not NULL, the header Nats-Msg-Id: msg_id
+     * (JetStream drops a second message with the same id). 0 or -1. */
+    int (*publish_ex)(struct stp_nats *n, const char *subject, const char *reply,
+                      const char *msg_id, const void *data, size_t len);
+    /* Make (or update to this configuration) the stream and the durable
+     * consumer of js (no consumer when js->consumer is NULL). Waits for JetStream's answers, at
+     * most timeout_ms each: the cluster thread only, and only while connected. 0, or -1 with a
+     * one-line reason in err. */
+    int (*js_setup)(struct stp_nats *n, const struct stp_nats_js *js, int timeout_ms, char *err,
+                    size_t errlen);
     /* Subscribe to subject (NATS wildcards allowed); *sub is the handle for
      * unsubscribe. 0 or -1. */
     int (*subscribe)(struct stp_nats *n, const char *subject, void **sub);

@@ -88,13 +88,41 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     n->hooks.on_error(n->hooks.ctx, natsStatus_GetText(err));
 }
 
+/* A status message's code ("Status" header: libnats files the status line
+ * "NATS/1.0 408 Request Timeout" there), 0 for a plain message. */
+static int msg_status(natsMsg *msg)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(msg, "Status", &v) != NATS_OK || !v)
+        return 0;
+    int code = atoi(v);
+    return code > 0 ? code : 0;
+}
+
+static long msg_pending(natsMsg *msg)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(msg, "Nats-Pending-Messages", &v) != NATS_OK || !v)
+        return -1;
+    char *end;
+    long p = strtol(v, &end, 10);
+    return end != v && p >= 0 ? p : -1;
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     struct stp_nats *n = closure;
-    n->hooks.on_msg(n->hooks.ctx, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-                    (size_t)natsMsg_GetDataLength(msg));
+    struct stp_nats_msg m = {.subject = natsMsg_GetSubject(msg),
+                             .reply = natsMsg_GetReply(msg),
+                             .data = natsMsg_GetData(msg),
+                             .len = (size_t)natsMsg_GetDataLength(msg),
+                             .status = msg_status(msg),
+                             .pending = -1};
+    if (m.status)
+        m.pending = msg_pending(msg);
+    n->hooks.on_msg(n->hooks.ctx, &m);
     natsMsg_Destroy(msg);
 }
 
@@ -206,6 +234,107 @@ static int nats_publish(struct stp_nats *n, const char *subject, const void *dat
     return natsConnection_Publish(n->nc, subject, data, (int)len) == NATS_OK ? 0 : -1;
 }
 
+static int nats_publish_ex(struct stp_nats *n, const char *subject, const char *reply,
+                           const char *msg_id, const void *data, size_t len)
+{
+    if (len > (size_t)INT32_MAX)
+        return -1;
+    if (!msg_id && !reply)
+        return nats_publish(n, subject, data, len);
+    if (!msg_id)
+        return natsConnection_PublishRequest(n->nc, subject, reply, data, (int)len) == NATS_OK ? 0
+                                                                                               : -1;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, reply, data, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(n->nc, m);
+    natsMsg_Destroy(m);
+    return s == NATS_OK ? 0 : -1;
+}
+
+/* err from a failed JetStream call: libnats's last error text. */
+static void js_err(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode code)
+{
+    const char *text = nats_GetLastError(NULL);
+    snprintf(err, errlen, "%s: %s (JetStream error %d)", what,
+             text && *text ? text : natsStatus_GetText(s), (int)code);
+}
+
+static natsStatus js_stream(jsCtx *js, const struct stp_nats_js *q, char *err, size_t errlen)
+{
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[1] = {q->subjects};
+    sc.Name = q->stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Storage = js_FileStorage;
+    sc.MaxMsgsPerSubject = q->max_per_subject;
+    sc.MaxMsgSize = q->max_msg_size;
+    sc.Discard = js_DiscardNew;
+    sc.DiscardNewPerSubject = q->max_per_subject > 0;
+    sc.Duplicates = q->dup_window_ms > 0 ? q->dup_window_ms * 1000000 : 0;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, &code);
+    if (s != NATS_OK && code == JSStreamNameExistErr)
+        s = js_UpdateStream(&si, js, &sc, NULL, &code); /* e.g. another bound */
+    if (s != NATS_OK)
+        js_err(err, errlen, "stream", s, code);
+    jsStreamInfo_Destroy(si);
+    return s;
+}
+
+static natsStatus js_consumer(jsCtx *js, const struct stp_nats_js *q, char *err, size_t errlen)
+{
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = q->consumer;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = q->ack_wait_ms * 1000000;
+    cc.MaxDeliver = -1;    /* --max-redeliveries is the broker's, at NACK */
+    cc.MaxAckPending = -1; /* each node leases only what its consumers have room for */
+    cc.FilterSubject = q->filter;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_AddConsumer(&ci, js, q->stream, &cc, NULL, &code);
+    if (s != NATS_OK && code != 0 && code != JSStreamNotFoundErr) {
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        s = js_UpdateConsumer(&ci, js, q->stream, &cc, NULL, &code); /* e.g. another ack wait */
+    }
+    if (s != NATS_OK)
+        js_err(err, errlen, "consumer", s, code);
+    jsConsumerInfo_Destroy(ci);
+    return s;
+}
+
+static int nats_js_setup(struct stp_nats *n, const struct stp_nats_js *q, int timeout_ms, char *err,
+                         size_t errlen)
+{
+    if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED) {
+        snprintf(err, errlen, "not connected to NATS");
+        return -1;
+    }
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = timeout_ms;
+    jsCtx *js = NULL;
+    natsStatus s = natsConnection_JetStream(&js, n->nc, &o);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "JetStream: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    s = js_stream(js, q, err, errlen);
+    if (s == NATS_OK && q->consumer)
+        s = js_consumer(js, q, err, errlen);
+    jsCtx_Destroy(js);
+    return s == NATS_OK ? 0 : -1;
+}
+
 static int nats_subscribe(struct stp_nats *n, const char *subject, void **sub)
 {
     natsSubscription *s = NULL;
@@ -256,10 +385,12 @@ static void nats_close(struct stp_nats *n)
     free(n);
 }
 
-__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v3 = {
+__attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v4 = {
     .version = STP_NATS_API_VERSION,
     .open = nats_open,
     .publish = nats_publish,
+    .publish_ex = nats_publish_ex,
+    .js_setup = nats_js_setup,
     .subscribe = nats_subscribe,
     .unsubscribe = nats_unsubscribe,
     .flush = nats_flush,

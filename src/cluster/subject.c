@@ -11,6 +11,8 @@
 #define QUEUE "/queue/"
 #define TLEN (sizeof(TOPIC) - 1)
 #define QLEN (sizeof(QUEUE) - 1)
+#define REPLY "/reply-queue/"
+#define RLEN (sizeof(REPLY) - 1)
 
 static bool plain(unsigned char c)
 {
@@ -95,6 +97,10 @@ int stp_subject_of(struct stp_buf *out, const char *prefix, const char *name, si
         rc = put_prefix(out, prefix, 'q');
         if (rc == 0)
             rc = put_token(out, name + QLEN, len - QLEN);
+    } else if (len > RLEN && memcmp(name, REPLY, RLEN) == 0) {
+        rc = put_prefix(out, prefix, 'r');
+        if (rc == 0)
+            rc = put_token(out, name + RLEN, len - RLEN);
     } else {
         rc = STP_EINVAL;
     }
@@ -165,8 +171,9 @@ int stp_subject_to_dest(struct stp_buf *out, const char *prefix, const char *s, 
     char kind = s[plen + 1];
     const char *p = s + plen + 3, *end = s + len;
     int rc;
-    if (kind == 'q') {
-        rc = stp_buf_append(out, QUEUE, QLEN) < 0 ? STP_ENOMEM : 0;
+    if (kind == 'q' || kind == 'r') {
+        rc = kind == 'q' ? stp_buf_append(out, QUEUE, QLEN) : stp_buf_append(out, REPLY, RLEN);
+        rc = rc < 0 ? STP_ENOMEM : 0;
         if (rc == 0 && memchr(p, '.', (size_t)(end - p)))
             rc = STP_EINVAL; /* a queue's name is one token */
         if (rc == 0)
@@ -186,7 +193,7 @@ int stp_subject_to_dest(struct stp_buf *out, const char *prefix, const char *s, 
         rc = STP_EINVAL;
     }
     /* A destination is never just its prefix (stp_subject_of refuses one). */
-    if (rc == 0 && out->len - mark <= (kind == 'q' ? QLEN : TLEN))
+    if (rc == 0 && out->len - mark <= (kind == 'q' ? QLEN : kind == 'r' ? RLEN : TLEN))
         rc = STP_EINVAL;
     if (rc < 0)
         out->len = mark;

@@ -12,6 +12,7 @@
  *                                          stay tokens: a pattern maps to
  *                                          NATS's own wildcards below)
  *   /queue/orders.eu -> PREFIX.q.orders~2Eeu  (a queue's name is one token)
+ *   /reply-queue/x.y -> PREFIX.r.x~2Ey    (a temp queue's private name too)
  *
  * Inside a token every byte outside [A-Za-z0-9_-] is written "~XX" (two
  * uppercase hex digits), '~' included, and an empty word is the token "~"
@@ -32,7 +33,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The subject of destination name[0, len) ("/topic/..." or "/queue/...")
+/* The subject of destination name[0, len) ("/topic/...", "/queue/..." or
+ * "/reply-queue/...")
  * appended to out. 0, STP_EINVAL (another kind of name, an empty name, a
  * control byte) or STP_ENOMEM. */
 int stp_subject_of(struct stp_buf *out, const char *prefix, const char *name, size_t len);

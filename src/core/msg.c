@@ -35,6 +35,8 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
     m->expires_ms = 0;
     m->deliveries = 0;
     m->jkey = m->jlsn = 0;
+    m->cluster_ack = NULL;
+    m->cluster_lease_ms = 0;
     m->pub_fence = 0;
     atomic_init(&m->utf8, 0);
     memcpy(m->data, dest, dest_len);
@@ -47,6 +49,7 @@ struct stp_msg *stp_msg_alloc(const char *dest, size_t dest_len, size_t tail_cap
 
 void stp_msg_free_(struct stp_msg *m)
 {
+    free(m->cluster_ack);
     atomic_fetch_sub_explicit(&bytes_in_use, msg_size(m->dest_len, m->tail_cap),
                               memory_order_relaxed);
     free(m);

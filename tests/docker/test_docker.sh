@@ -737,6 +737,12 @@ check_cluster() {
         "stomp://${ports[1]}" --send-url "stomp://${ports[0]}" "${as_user[@]}"
     roundtrip "cluster: a SEND (with receipt) on node3 reaches a /topic subscriber on node1" \
         "stomp://${ports[0]}" --send-url "stomp://${ports[2]}" "${as_user[@]}"
+    # Queues are one queue across the nodes, kept in JetStream: stored
+    # through node2 (its RECEIPT means JetStream has it), consumed on node3.
+    roundtrip "cluster: a /queue message receipted on node2 is consumed on node3" \
+        "stomp://${ports[1]}" --send-persistent "cluster-$run_id:across-nodes" "${as_user[@]}"
+    roundtrip "cluster: node3 gets that /queue message" \
+        "stomp://${ports[2]}" --receive "cluster-$run_id:across-nodes" "${as_user[@]}"
     if timeout 90 "${dc_cluster[@]}" down -v >/dev/null 2>&1; then
         rm -f "$work/cluster.up"
         pass "cluster: docker compose down -v"

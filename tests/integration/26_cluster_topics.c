@@ -293,62 +293,6 @@ Test(cluster_topics, a_killed_node_does_not_stop_the_others)
     h_broker_stop_ok(b);
 }
 
-/* --- a raw NATS client, for what no Stampede node would send --- */
-
-static int nats_dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "nats connect: %s",
-              strerror(errno));
-    static const char hello[] = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n";
-    cr_assert(write(fd, hello, sizeof(hello) - 1) == (ssize_t)sizeof(hello) - 1);
-    return fd;
-}
-
-/* PUB subject with payload p[0, n), then PING, and wait for the PONG (the
- * server has routed it by then). */
-static void nats_pub(int fd, const char *subject, const void *p, size_t n)
-{
-    char head[256];
-    int k = snprintf(head, sizeof(head), "PUB %s %zu\r\n", subject, n);
-    cr_assert(write(fd, head, (size_t)k) == k);
-    cr_assert(write(fd, p, n) == (ssize_t)n);
-    cr_assert(write(fd, "\r\nPING\r\n", 8) == 8);
-    char buf[4096];
-    size_t got = 0;
-    uint64_t end = h_now_ms() + 3000;
-    while (h_now_ms() < end) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-        cr_assert(r > 0, "nats closed the raw client");
-        got += (size_t)r;
-        buf[got] = '\0';
-        if (strstr(buf, "PONG"))
-            return;
-        if (got > 3000)
-            got = 0;
-    }
-    cr_assert_fail("no PONG from nats");
-}
-
-/* The wire format (src/cluster/wire.h), built by hand. */
-static size_t wire(char *out, uint64_t origin, uint64_t seq, const char *tail, size_t tail_len)
-{
-    memcpy(out, "STP1", 4);
-    for (int i = 0; i < 8; i++) {
-        out[4 + i] = (char)(origin >> (8 * i));
-        out[12 + i] = (char)(seq >> (8 * i));
-        out[20 + i] = 0;
-    }
-    out[28] = 0;
-    memcpy(out + 29, tail, tail_len);
-    return 29 + tail_len;
-}
-
 Test(cluster_topics, hostile_nats_publishers_cannot_inject)
 {
     struct h_nats *n = h_nats_start(false);
@@ -357,33 +301,36 @@ Test(cluster_topics, hostile_nats_publishers_cannot_inject)
     h_subscribe(sub, "/topic/h", "s", NULL, "");
     h_subscribe(sub, "/topic/hz.#", "p", NULL, ""); /* asks NATS for stp.t.hz and stp.t.hz.> */
     interest_settled(b, 3);
-    int fd = nats_dial(h_nats_port(n));
+    int fd = h_nats_raw_dial(h_nats_port(n));
     char buf[1024];
     /* 1. Not the format at all. */
-    nats_pub(fd, "stp.t.h", "hello", 5);
+    h_nats_raw_pub(fd, "stp.t.h", NULL, "hello", 5);
     /* 2. A tail that smuggles a second frame after its NUL. */
     static const char smuggle[] = "destination:/topic/h\ncontent-length:1\n\nx\0MESSAGE\n"
                                   "subscription:s\ndestination:/topic/h\n\nforged\0";
-    nats_pub(fd, "stp.t.h", buf, wire(buf, 7, 1, smuggle, sizeof(smuggle) - 1));
+    h_nats_raw_pub(fd, "stp.t.h", NULL, buf,
+                   h_cluster_wire(buf, 7, 1, smuggle, sizeof(smuggle) - 1));
     /* 3. A destination header that is not the subject's topic. */
     static const char other[] = "destination:/topic/other\n\nz\0";
-    nats_pub(fd, "stp.t.h", buf, wire(buf, 7, 2, other, sizeof(other) - 1));
+    h_nats_raw_pub(fd, "stp.t.h", NULL, buf, h_cluster_wire(buf, 7, 2, other, sizeof(other) - 1));
     /* 4. A header line with a raw CR LF pair inside a value is just two
      *    lines, but a NUL inside one is refused by the parser. */
     static const char nul_hdr[] = "destination:/topic/h\nx-a:1\0b\n\nz\0";
-    nats_pub(fd, "stp.t.h", buf, wire(buf, 7, 3, nul_hdr, sizeof(nul_hdr) - 1));
+    h_nats_raw_pub(fd, "stp.t.h", NULL, buf,
+                   h_cluster_wire(buf, 7, 3, nul_hdr, sizeof(nul_hdr) - 1));
     /* 5. A subject no Stampede node makes (a bad escape), inside the
      *    pattern subscription's wildcard. */
     static const char ok_tail[] = "destination:/topic/h\ncontent-length:2\n\nok\0";
-    nats_pub(fd, "stp.t.hz.~ZZ", buf, wire(buf, 7, 4, ok_tail, sizeof(ok_tail) - 1));
+    h_nats_raw_pub(fd, "stp.t.hz.~ZZ", NULL, buf,
+                   h_cluster_wire(buf, 7, 4, ok_tail, sizeof(ok_tail) - 1));
     cr_assert(metric_reaches(b, "stampede_cluster_messages_rejected_total", 5, 3000),
               "rejected: %g", metric(b, "stampede_cluster_messages_rejected_total"));
     h_expect_silence(sub, 200);
     /* 6. A well-formed message from a peer is delivered (the checks above
      *    refused what they should, not everything), once, even if repeated. */
-    size_t len = wire(buf, 7, 5, ok_tail, sizeof(ok_tail) - 1);
-    nats_pub(fd, "stp.t.h", buf, len);
-    nats_pub(fd, "stp.t.h", buf, len); /* same origin and seq: a second copy */
+    size_t len = h_cluster_wire(buf, 7, 5, ok_tail, sizeof(ok_tail) - 1);
+    h_nats_raw_pub(fd, "stp.t.h", NULL, buf, len);
+    h_nats_raw_pub(fd, "stp.t.h", NULL, buf, len); /* same origin and seq: a second copy */
     struct h_frame *f = h_expect(sub, "MESSAGE", 3000);
     cr_assert_str_eq(f->body, "ok");
     cr_assert_str_eq(h_hdr(f, "destination"), "/topic/h");

@@ -1005,7 +1005,7 @@ void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool wit
 void h_bystander_ok(struct h_broker *b)
 {
     struct h_conn *ok = h_client(b, "1.2");
-    const char *q = h_dest("queue", "bystander");
+    const char *q = h_dest("topic", "bystander");
     h_subscribe(ok, q, "s", NULL, NULL);
     h_publish(ok, q, "still-here", true);
     h_expect_msg(ok, "still-here");

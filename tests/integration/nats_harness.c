@@ -488,3 +488,119 @@ const char *h_nats_request(const struct h_nats *n, const char *subject, const ch
     free(buf);
     return out;
 }
+
+/* ------------------------------------------------------ a raw NATS client */
+
+int h_nats_raw_dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "nats connect: %s",
+              strerror(errno));
+    static const char hello[] = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n";
+    cr_assert(write(fd, hello, sizeof(hello) - 1) == (ssize_t)sizeof(hello) - 1);
+    return fd;
+}
+
+void h_nats_raw_pub(int fd, const char *subject, const char *reply, const void *p, size_t n)
+{
+    char head[600];
+    int k = snprintf(head, sizeof(head), "PUB %s %s%s%zu\r\n", subject, reply ? reply : "",
+                     reply ? " " : "", n);
+    cr_assert(k > 0 && (size_t)k < sizeof(head));
+    cr_assert(write(fd, head, (size_t)k) == k);
+    cr_assert(write(fd, p, n) == (ssize_t)n);
+    cr_assert(write(fd, "\r\nPING\r\n", 8) == 8);
+    char buf[4096];
+    size_t got = 0;
+    uint64_t end = h_now_ms() + 3000;
+    while (h_now_ms() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+        cr_assert(r > 0, "nats closed the raw client");
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "PONG"))
+            return;
+        if (got > 3000)
+            got = 0;
+    }
+    cr_assert_fail("no PONG from nats");
+}
+
+void h_nats_raw_sub(int fd, const char *subject, int sid)
+{
+    char line[512];
+    int k = snprintf(line, sizeof(line), "SUB %s %d\r\n", subject, sid);
+    cr_assert(k > 0 && (size_t)k < sizeof(line));
+    cr_assert(write(fd, line, (size_t)k) == k);
+}
+
+/* One line (without CR LF) into line[0, cap), reading a byte at a time (a
+ * test's rate): false after the deadline. */
+static bool raw_line(int fd, char *line, size_t cap, uint64_t deadline)
+{
+    size_t n = 0;
+    while (h_now_ms() < deadline) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) <= 0)
+            continue;
+        char ch;
+        if (read(fd, &ch, 1) != 1)
+            return false;
+        if (ch == '\n') {
+            line[n > 0 && line[n - 1] == '\r' ? n - 1 : n] = '\0';
+            return true;
+        }
+        if (n + 1 < cap)
+            line[n++] = ch;
+    }
+    return false;
+}
+
+bool h_nats_raw_next_msg(int fd, char *subject, char *reply, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+    char line[1024], payload[1024];
+    while (raw_line(fd, line, sizeof(line), deadline)) {
+        if (strcmp(line, "PING") == 0) {
+            cr_assert(write(fd, "PONG\r\n", 6) == 6);
+            continue;
+        }
+        char f[4][256];
+        int k = sscanf(line, "MSG %255s %255s %255s %255s", f[0], f[1], f[2], f[3]);
+        if (k < 3)
+            continue;
+        snprintf(subject, 256, "%s", f[0]);
+        snprintf(reply, 256, "%s", k == 4 ? f[2] : "");
+        /* The payload and its CR LF, skipped. */
+        size_t left = (size_t)strtoul(f[k - 1], NULL, 10) + 2;
+        while (left > 0 && h_now_ms() < deadline) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, 20) <= 0)
+                continue;
+            ssize_t r = read(fd, payload, left < sizeof(payload) ? left : sizeof(payload));
+            if (r <= 0)
+                return false;
+            left -= (size_t)r;
+        }
+        return left == 0;
+    }
+    return false;
+}
+
+size_t h_cluster_wire(char *out, uint64_t origin, uint64_t seq, const char *tail, size_t tail_len)
+{
+    memcpy(out, "STP1", 4);
+    for (int i = 0; i < 8; i++) {
+        out[4 + i] = (char)(origin >> (8 * i));
+        out[12 + i] = (char)(seq >> (8 * i));
+        out[20 + i] = 0;
+    }
+    out[28] = 0;
+    memcpy(out + 29, tail, tail_len);
+    return 29 + tail_len;
+}

@@ -106,4 +106,20 @@ bool h_broker_log_wait_n(struct h_broker *b, const char *needle, size_t n, int t
 /* How many times `needle` occurs in `text` (e.g. in h_broker_log). */
 size_t h_count(const char *text, const char *needle);
 
+/* A raw NATS client (plain TCP), for what no Stampede node would send.
+ * h_nats_raw_dial: connected and CONNECTed (asserts). h_nats_raw_pub: PUB
+ * subject (reply NULL: none) with payload p[0, n), then PING, and waits for
+ * the PONG (the server has routed it by then; asserts). h_nats_raw_sub: SUB
+ * subject as sid. h_nats_raw_next_msg: the next MSG's subject and reply
+ * ("" when none) into the caller's buffers (each 256 bytes), skipping other
+ * lines and the payload; false after timeout_ms. */
+int h_nats_raw_dial(int port);
+void h_nats_raw_pub(int fd, const char *subject, const char *reply, const void *p, size_t n);
+void h_nats_raw_sub(int fd, const char *subject, int sid);
+bool h_nats_raw_next_msg(int fd, char *subject, char *reply, int timeout_ms);
+/* The cluster's message format (src/cluster/wire.h), built by hand into
+ * out (room for 29 + tail_len bytes): from `origin`, number `seq`, no
+ * expiry, not persistent. Returns its length. */
+size_t h_cluster_wire(char *out, uint64_t origin, uint64_t seq, const char *tail, size_t tail_len);
+
 #endif

@@ -65,10 +65,23 @@ Test(subject, a_queue_name_is_one_token)
     cr_assert_str_eq(subject("/queue/a"), "stp.q.a");
 }
 
+Test(subject, a_reply_queue_name_is_one_token_and_comes_back)
+{
+    const char *name = "/reply-queue/stp.gen-Ab_9-xYz";
+    cr_assert_str_eq(subject(name), "stp.r.stp~2Egen-Ab_9-xYz");
+    int rc;
+    cr_assert_str_eq(dest("stp.r.stp~2Egen-Ab_9-xYz", &rc), name);
+    cr_assert_eq(rc, 0);
+    cr_assert_str_eq(dest("stp.r.a.b", &rc), "");
+    cr_assert_eq(rc, STP_EINVAL, "a reply queue's name is one token");
+    cr_assert_str_eq(dest("stp.r.", &rc), "");
+    cr_assert_eq(rc, STP_EINVAL);
+}
+
 Test(subject, other_names_are_refused)
 {
     struct stp_buf b = STP_BUF_INIT;
-    const char *bad[] = {"/topic/", "/queue/",     "/temp-queue/x", "/reply-queue/x",
+    const char *bad[] = {"/topic/", "/queue/",     "/temp-queue/x", "/reply-queue/",
                          "topic/a", "/queue/a\nb", "/topic/a\x7f",  ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_eq(stp_subject_of(&b, "stp", bad[i], strlen(bad[i])), STP_EINVAL, "%s", bad[i]);

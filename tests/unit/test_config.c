@@ -571,7 +571,7 @@ Test(config, help_pairs_each_flag_with_its_variable, .init = redirect_out)
         cr_assert(env && (!next || env < next), "--%.*s lacks '%s'", (int)len, name, want);
         flags++;
     }
-    cr_assert_eq(flags, 48);
+    cr_assert_eq(flags, 49);
 }
 
 Test(config, help_ignores_the_environment, .init = redirect_out)
