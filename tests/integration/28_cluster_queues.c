@@ -482,6 +482,160 @@ Test(cluster_queues, prefetch_count_bounds_a_nodes_lease)
     h_broker_stop_ok(b);
 }
 
+/* A node stopped with SIGTERM gives its consumers' leases back at once: the
+ * other node's consumer gets them well before the (default 30 s) ack wait,
+ * marked redelivered, in order, after which nothing is left. */
+Test(cluster_queues, sigterm_gives_leases_back_at_once)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    const char *q = h_dest("queue", "term");
+    struct h_conn *p = h_client(b, "1.2");
+    for (int k = 0; k < 3; k++)
+        h_publish(p, q, h_fmt("t%d", k), k == 2);
+    struct h_conn *ca = h_client(a, "1.2");
+    h_subscribe(ca, q, "s", "client-individual", "prefetch-count:3\n");
+    for (int k = 0; k < 3; k++)
+        expect_msg(ca, h_fmt("t%d", k), "false", 5000);
+    h_broker_stop_ok(a);
+    struct h_conn *cb = h_client(b, "1.2");
+    h_subscribe(cb, q, "s", "auto", "");
+    for (int k = 0; k < 3; k++)
+        expect_msg(cb, h_fmt("t%d", k), "true", 5000);
+    h_expect_silence(cb, 300);
+    cr_assert_eq(stored_until(n, q, 0, 3000), 0);
+    h_broker_stop_ok(b);
+}
+
+/* Selectors across nodes: a "red" consumer on A and a "blue" one on B each
+ * get exactly their colour, all of it, once. (Not in order: a node gives
+ * back what none of its consumers matches, and JetStream hands it out
+ * again after the messages behind it, as docs/CLUSTER.md says.) */
+Test(cluster_queues, selectors_across_nodes)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    const char *q = h_dest("queue", "sel");
+    struct h_conn *cs[2] = {h_client(a, "1.2"), h_client(b, "1.2")};
+    const char *colour[2] = {"red", "blue"};
+    for (int i = 0; i < 2; i++)
+        h_subscribe(cs[i], q, "s", "client-individual",
+                    h_fmt("selector:colour = '%s'\nprefetch-count:5\n", colour[i]));
+    struct h_conn *p = h_client(a, "1.2");
+    enum { N = 20 };
+    for (int k = 0; k < N; k++) {
+        const char *rid = h_rid(p);
+        h_sendf(p, "SEND\ndestination:%s\ncolour:%s\nreceipt:%s\n\n%s%d", q, colour[k % 2], rid,
+                colour[k % 2], k);
+        h_expect_receipt(p, rid);
+    }
+    int seen[N] = {0}, total = 0;
+    uint64_t end = h_now_ms() + 15000;
+    while (total < N && h_now_ms() < end) {
+        int i = -1;
+        struct h_frame *f = read_any(cs, 2, &i, 100);
+        if (f == NULL)
+            continue;
+        cr_assert(strcmp(f->cmd, "MESSAGE") == 0, "%s", h_show(f));
+        size_t cl = strlen(colour[i]);
+        cr_assert(strncmp(f->body, colour[i], cl) == 0, "the %s consumer got %s", colour[i],
+                  h_show(f));
+        int k = atoi(f->body + cl);
+        cr_assert(k >= 0 && k < N && k % 2 == i && !seen[k], "unexpected or repeated: %s",
+                  h_show(f));
+        seen[k] = 1;
+        total++;
+        h_ack(cs[i], f, NULL, false);
+    }
+    cr_assert_eq(total, N, "%d of %d delivered", total, N);
+    h_expect_silence(cs[0], 300);
+    h_expect_silence(cs[1], 100);
+    cr_assert_eq(stored_until(n, q, 0, 3000), 0);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
+/* A message that went round between nodes because no consumer matched it
+ * was never delivered to a client: its first delivery is
+ * redelivered:false, and its first NACK (--max-redeliveries 1) requeues it
+ * as on one node, instead of the round trips counting as redeliveries. */
+Test(cluster_queues, selector_round_trips_are_not_redeliveries)
+{
+    struct h_nats *n = h_nats_start(true);
+    const char *const args[] = {"--dead-letter=yes", "--max-redeliveries", "1", NULL};
+    struct h_broker *a = qnode(n, "a", args), *b = qnode(n, "b", args);
+    const char *q = h_dest("queue", "round");
+    struct h_conn *blue = h_client(b, "1.2");
+    h_subscribe(blue, q, "s", "client-individual", "selector:colour = 'blue'\nprefetch-count:5\n");
+    struct h_conn *p = h_client(a, "1.2");
+    send_stored(p, q, "r", "colour:red\n");
+    h_sleep_ms(1500); /* B's node leases r and gives it back, maybe several times */
+    h_expect_silence(blue, 0);
+    struct h_conn *red = h_client(a, "1.2");
+    h_subscribe(red, q, "s", "client-individual", "selector:colour = 'red'\nprefetch-count:1\n");
+    h_nack(red, expect_msg(red, "r", "false", 5000), NULL, true); /* returned once: requeued */
+    h_ack(red, expect_msg(red, "r", "true", 5000), NULL, true);
+    h_expect_silence(red, 300);
+    struct h_conn *d = h_client(b, "1.2");
+    h_subscribe(d, dlq_of(q), "d", "auto", "");
+    h_expect_silence(d, 300);
+    cr_assert_eq(stored_until(n, q, 0, 3000), 0);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
+/* A dedup-id is one across nodes (JetStream's Nats-Msg-Id): the second SEND
+ * with it, on the other node, is receipted and not delivered; the same id
+ * on another queue is another message. */
+Test(cluster_queues, dedup_id_across_nodes)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    const char *q = h_dest("queue", "dedup"), *q2 = h_dest("queue", "dedup2");
+    send_stored(h_client(a, "1.2"), q, "one", "dedup-id:d-1\n");
+    send_stored(h_client(b, "1.2"), q, "two", "dedup-id:d-1\n");
+    send_stored(h_client(b, "1.2"), q2, "three", "dedup-id:d-1\n");
+    cr_assert_eq(stored(n, q), 1);
+    cr_assert_eq(stored(n, q2), 1);
+    struct h_conn *c = h_client(b, "1.2");
+    h_subscribe(c, q, "s", "auto", "");
+    expect_msg(c, "one", "false", 5000);
+    h_expect_silence(c, 300);
+    h_subscribe(c, q2, "s2", "auto", "");
+    expect_msg(c, "three", "false", 5000);
+    h_expect_silence(c, 300);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
+/* A message that expires while stored is never delivered: its dead letter
+ * (x-death-reason:expired) reaches the DLQ's consumer on the other node. */
+Test(cluster_queues, expired_message_is_not_delivered_and_dead_letters)
+{
+    struct h_nats *n = h_nats_start(true);
+    const char *const dl[] = {"--dead-letter=yes", NULL};
+    struct h_broker *a = qnode(n, "a", dl), *b = qnode(n, "b", dl);
+    const char *q = h_dest("queue", "exp");
+    struct h_conn *p = h_client(a, "1.2");
+    send_stored(p, q, "old", "expiration:200\n");
+    send_stored(p, q, "fresh", "");
+    h_sleep_ms(500);
+    struct h_conn *c = h_client(b, "1.2");
+    h_subscribe(c, q, "s", "auto", "");
+    expect_msg(c, "fresh", "false", 5000);
+    h_expect_silence(c, 300);
+    h_subscribe(c, dlq_of(q), "d", "auto", "");
+    struct h_frame *f = expect_msg(c, "old", "false", 5000);
+    const char *why = h_hdr(f, "x-death-reason"), *orig = h_hdr(f, "x-original-destination");
+    cr_assert(why && strcmp(why, "expired") == 0, "x-death-reason: %s", h_show(f));
+    cr_assert(orig && strcmp(orig, q) == 0, "x-original-destination: %s", h_show(f));
+    h_expect_silence(c, 300);
+    cr_assert_eq(stored_until(n, q, 0, 3000), 0);
+    cr_assert_eq(stored_until(n, dlq_of(q), 0, 3000), 0);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
 /* ===================================================================== */
 /* Faults and bounds                                                      */
 /* ===================================================================== */
@@ -526,6 +680,35 @@ Test(cluster_queues, nats_away_refuses_queue_sends_then_resumes)
     h_expect_silence(c, 300); /* "while-away" was not stored */
     h_broker_stop_ok(a);
     h_broker_stop_ok(b);
+}
+
+/* A consumer holding leased messages acks them while NATS is away: the
+ * ACKs are answered, and once NATS is back they reach JetStream (the
+ * stream ends empty and nothing comes again; the ack wait is the default
+ * 30 s, far longer than the outage). */
+Test(cluster_queues, acks_made_while_nats_is_away_reach_jetstream)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL);
+    const char *q = h_dest("queue", "awayack");
+    struct h_conn *p = h_client(a, "1.2");
+    for (int k = 0; k < 3; k++)
+        h_publish(p, q, h_fmt("w%d", k), k == 2);
+    struct h_conn *c = h_client(a, "1.2");
+    h_subscribe(c, q, "s", "client-individual", "prefetch-count:3\n");
+    struct h_frame *f[3];
+    for (int k = 0; k < 3; k++)
+        f[k] = expect_msg(c, h_fmt("w%d", k), "false", 5000);
+    h_nats_stop(n);
+    cr_assert(h_broker_log_wait(a, "cluster: lost the NATS connection", 10000), "%s",
+              h_broker_log(a));
+    for (int k = 0; k < 3; k++)
+        h_ack(c, f[k], NULL, true);
+    h_nats_restart(n);
+    cr_assert_eq(metric_until(a, "stampede_cluster_connected", 1, 15000), 1, "%s", h_broker_log(a));
+    cr_assert_eq(stored_until(n, q, 0, 10000), 0, "the ACKs made while NATS was away were lost");
+    h_expect_silence(c, 300);
+    h_broker_stop_ok(a);
 }
 
 /* --queue-max-messages 5 is JetStream's bound per queue: five SENDs are
