@@ -95,19 +95,30 @@ static void terminate(struct stp_cluster *c, const char *reply)
     (void)stp_cluster_in_post(c, c->self, &cmd);
 }
 
+const char *stp_cluster_in_check_leased(struct stp_cluster_in *in, const char *subject,
+                                        const void *data, size_t len, struct stp_wire_msg *wm,
+                                        struct stp_frame *f, const char **why)
+{
+    const char *dest = NULL;
+    *why = NULL;
+    if (stp_wire_decode(data, len, wm) < 0)
+        *why = "not a Stampede cluster message";
+    else if (!(dest = queue_of(in, subject)))
+        *why = "the subject names no queue";
+    else if (!stp_cluster_in_parse(in, wm, dest, f))
+        *why = "not a SEND frame to that queue within this node's frame limits";
+    return *why ? NULL : dest;
+}
+
 static void leased(struct stp_cluster *c, const struct stp_nats_msg *nm)
 {
     struct stp_cluster_in *in = &c->in;
     struct stp_wire_msg wm;
     struct stp_frame f;
-    const char *dest = NULL, *why = NULL;
-    if (stp_wire_decode(nm->data, nm->len, &wm) < 0)
-        why = "not a Stampede cluster message";
-    else if (!(dest = queue_of(in, nm->subject)))
-        why = "the subject names no queue";
-    else if (!stp_cluster_in_parse(in, &wm, dest, &f))
-        why = "not a SEND frame to that queue within this node's frame limits";
-    if (why) {
+    const char *why;
+    const char *dest =
+        stp_cluster_in_check_leased(in, nm->subject, nm->data, nm->len, &wm, &f, &why);
+    if (!dest) {
         stp_cluster_in_reject(c, nm->subject, why);
         terminate(c, nm->reply);
         return;

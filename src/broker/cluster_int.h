@@ -101,6 +101,11 @@ void stp_cluster_consumer_name(char out[24], const char *name, size_t len);
 const char *stp_cluster_in_check(struct stp_cluster_in *in, const char *subject, const void *data,
                                  size_t len, struct stp_wire_msg *wm, struct stp_frame *f,
                                  const char **why);
+/* The same for a message JetStream leased to this node (cluster_in_js.c):
+ * the queue its subject names, its tail one SEND to that queue. */
+const char *stp_cluster_in_check_leased(struct stp_cluster_in *in, const char *subject,
+                                        const void *data, size_t len, struct stp_wire_msg *wm,
+                                        struct stp_frame *f, const char **why);
 int stp_cluster_in_init(struct stp_cluster_in *in, const struct stp_config *cfg);
 void stp_cluster_in_free(struct stp_cluster_in *in);
 

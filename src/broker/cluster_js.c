@@ -168,14 +168,20 @@ static void on_publish(struct stp_cluster *c, unsigned from, struct stp_post *cm
     answer(c, from, &ack);
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static void on_settle(struct stp_cluster *c, struct stp_post *cmd)
 {
-    static const char *const text[] = {[STP_CQ_ACK] = "+ACK",
-                                       [STP_CQ_NAK] = "-NAK",
-                                       [STP_CQ_TERM] = "+TERM",
-                                       [STP_CQ_WPI] = "+WPI"};
+    static const char *const text[] = {
+        [STP_CQ_ACK] = "+ACK",
+        [STP_CQ_NAK] = "-NAK",
+        [STP_CQ_TERM] = "+TERM",
+        [STP_CQ_WPI] = "+WPI",
+        [STP_CQ_NAK_LATER] = "-NAK {\"delay\":" STR(STP_CQ_NAK_DELAY_MS) "000000}",
+    };
     int kind = cmd->u.cq_settle.kind;
-    if (kind >= STP_CQ_ACK && kind <= STP_CQ_WPI)
+    if (kind >= STP_CQ_ACK && kind <= STP_CQ_NAK_LATER)
         (void)c->api->publish_ex(c->nats, cmd->u.cq_settle.subject, NULL, NULL, text[kind],
                                  strlen(text[kind])); /* lost: redelivered after the ack wait */
     stp_post_release(cmd);

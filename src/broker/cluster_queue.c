@@ -347,7 +347,7 @@ static void return_unmatched(struct stp_worker *w, struct stp_queue *q, uint64_t
         /* Removing may compact ready: the scan starts again at the front,
          * bounded by RETURN_SCAN_MAX in all. */
         struct qentry e = stp_q_remove_at(q, i);
-        stp_cq_settle(w, e.msg, STP_CQ_NAK);
+        stp_cq_settle(w, e.msg, STP_CQ_NAK_LATER);
         stp_msg_unref(&e.msg);
     }
 }

@@ -43,7 +43,11 @@ enum stp_cq_settle {
     STP_CQ_NAK,  /* give it to a consumer again (any node) */
     STP_CQ_TERM, /* never deliver it again (not a valid message) */
     STP_CQ_WPI,  /* still being worked on: restart the ack wait */
+    /* give it to a consumer again after STP_CQ_NAK_DELAY_MS (not one of
+     * this node's: none matches it) */
+    STP_CQ_NAK_LATER,
 };
+#define STP_CQ_NAK_DELAY_MS 100
 
 /* JetStream's pieces, the same on every node. */
 #define STP_CQ_STREAM "STP_QUEUES"

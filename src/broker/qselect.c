@@ -56,6 +56,17 @@ static bool matches(const struct stp_qgroup *g, const struct stp_msg *m)
     return stp_msg_selected(g->sel, m);
 }
 
+bool stp_qsel_wanted(const struct stp_queue *q, const struct stp_msg *m)
+{
+    for (size_t i = 0; i < q->nconsumers; i++)
+        if (!q->consumers[i]->group)
+            return true; /* a consumer without a selector takes anything */
+    for (size_t i = 0; i < q->ngroups; i++)
+        if (matches(q->groups[i], m))
+            return true;
+    return false;
+}
+
 static void group_free(struct stp_qgroup *g)
 {
     posdeque_free(&g->list);

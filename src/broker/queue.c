@@ -905,6 +905,14 @@ void stp_q_cluster_arrive(struct stp_worker *w, struct stp_msg *m, bool redelive
         q->js_requested--;
     q->js_pull_ms = now;
     m->cluster_lease_ms = now;
+    if (q->ngroups && !stp_qsel_wanted(q, m)) {
+        /* No consumer here matches it: back, for another node's, a little
+         * later (not straight back to this node's next pull). */
+        stp_cq_settle(w, m, STP_CQ_NAK_LATER);
+        stp_msg_unref(&m);
+        stp_cq_want(w, q);
+        return;
+    }
     if (q->nconsumers == 0 ||
         ready_push_back(q, (struct qentry){.msg = m, .redelivered = redelivered}) < 0) {
         stp_cq_settle(w, m, STP_CQ_NAK);

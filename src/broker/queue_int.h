@@ -179,6 +179,8 @@ struct stp_queue *stp_q_find_queue(struct stp_worker *w, const char *name, size_
  * looks at the messages already waiting). NULL when out of memory or the
  * text does not compile. */
 struct stp_qgroup *stp_qsel_join(struct stp_queue *q, const char *text);
+/* Whether some consumer of q (with or without a selector) would take m. */
+bool stp_qsel_wanted(const struct stp_queue *q, const struct stp_msg *m);
 /* A member left: the group goes with its last member. */
 void stp_qsel_leave(struct stp_queue *q, struct stp_qgroup *g);
 /* A message entered ready at position e->tag, at the back or (front) put

@@ -1,8 +1,10 @@
 /*
  * fuzz_cluster.c - what a node accepts from NATS (issue 14): the subject
  * and payload of one arrival through stp_cluster_in_check, and for what it
- * accepts, the message built as cluster_in.c builds it. Properties: never
- * crashes or leaks; an accepted message is a topic message whose MESSAGE
+ * accepts, the message built as cluster_in.c builds it (a queue's subject,
+ * stp.q.*, through the checks of a message JetStream leased,
+ * cluster_in_js.c). Properties: never crashes or leaks; an accepted
+ * message is a topic, temp queue or queue message (as its subject says) whose MESSAGE
  * frame (a delivery header block + its tail) parses back as exactly one
  * whole frame to the same destination, so nothing from NATS can smuggle a
  * second frame into a subscriber's stream.
@@ -75,13 +77,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct stp_wire_msg wm;
     struct stp_frame f;
     const char *why;
-    const char *dest = stp_cluster_in_check(&in, subject, nl + 1, size - slen - 1, &wm, &f, &why);
+    /* A queue's subject goes the way of a message JetStream leased. */
+    bool queue = strncmp(subject, "stp.q.", 6) == 0;
+    const char *dest =
+        queue ? stp_cluster_in_check_leased(&in, subject, nl + 1, size - slen - 1, &wm, &f, &why)
+              : stp_cluster_in_check(&in, subject, nl + 1, size - slen - 1, &wm, &f, &why);
     if (!dest)
         return 0;
     struct stp_msg *m = stp_msg_from_send(&in.scratch, &f, 3);
     if (!m)
         return 0;
-    if (strcmp(m->dest, dest) != 0 || strncmp(m->dest, "/topic/", 7) != 0)
+    const char *kind = queue ? "/queue/" : m->dest[1] == 'r' ? "/reply-queue/" : "/topic/";
+    if (strcmp(m->dest, dest) != 0 || strncmp(m->dest, kind, strlen(kind)) != 0)
         abort();
     check_delivery(m);
     stp_msg_unref(&m);
