@@ -151,6 +151,25 @@ static long stored_until(struct h_nats *n, const char *q, long want, int ms)
     return v;
 }
 
+/* Waits (10 s, asserts) until the stream's consumers have `want` pull
+ * requests waiting at JetStream in all (num_waiting in CONSUMER.LIST: the
+ * test's queue is the only one, with one consumer shared by the nodes, and
+ * a node at rest has one pull out per queue). */
+static void wait_pulls(struct h_nats *n, long want)
+{
+    const char *r = NULL;
+    for (uint64_t end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(20)) {
+        r = h_nats_request(n, "$JS.API.CONSUMER.LIST.STP_QUEUES", "{\"offset\":0}", 3000);
+        long sum = 0;
+        for (const char *p = r; p && (p = strstr(p, "\"num_waiting\":")); p++)
+            sum += strtol(p + strlen("\"num_waiting\":"), NULL, 10);
+        if (sum >= want)
+            return;
+    }
+    cr_assert_fail("fewer than %ld pulls waiting at JetStream after 10 s: %s", want,
+                   r ? r : "(no answer)");
+}
+
 /* --- frames --- */
 
 /* A MESSAGE on c within ms with body `body` and redelivered:`redelivered`. */
@@ -268,9 +287,9 @@ Test(cluster_queues, exactly_once_across_three_nodes)
         cons[i] = h_client(nodes[i], "1.2");
         h_subscribe(cons[i], q, "s", modes[i], "prefetch-count:10\n");
     }
-    /* Let each node's first fetch reach JetStream before the first SEND
-     * (the spread below depends on it; nothing is timed). */
-    h_sleep_ms(300);
+    /* Each node's first pull waits at JetStream before the first SEND (the
+     * spread below depends on it, as JetStream serves waiting pulls in turn). */
+    wait_pulls(n, 3);
     struct h_conn *pubs[2] = {h_client(nodes[0], "1.2"), h_client(nodes[1], "1.2")};
     enum { PER = 150, N = 2 * PER };
     for (int k = 0; k < PER; k++)
@@ -632,6 +651,46 @@ Test(cluster_queues, expired_message_is_not_delivered_and_dead_letters)
     h_expect_silence(c, 300);
     cr_assert_eq(stored_until(n, q, 0, 3000), 0);
     cr_assert_eq(stored_until(n, dlq_of(q), 0, 3000), 0);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
+/* What nodes lease is bounded by their consumers' room only (docs: the
+ * consumer's MaxAckPending is unlimited): two consumers on two nodes with
+ * prefetch-count 600 each hold 1,100 unacked messages between them, more
+ * than JetStream's default MaxAckPending of 1,000. */
+Test(cluster_queues, unacked_leases_are_bounded_by_consumers_only)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    const char *q = h_dest("queue", "many");
+    struct h_conn *p = h_client(a, "1.2");
+    enum { N = 1100 };
+    for (int k = 0; k < N; k++)
+        h_publish(p, q, h_fmt("m%d", k), k == N - 1);
+    struct h_conn *cs[2] = {h_client(a, "1.2"), h_client(b, "1.2")};
+    for (int i = 0; i < 2; i++)
+        h_subscribe(cs[i], q, "s", "client-individual", "prefetch-count:600\n");
+    static int seen[N];
+    memset(seen, 0, sizeof seen);
+    int per[2] = {0}, total = 0;
+    uint64_t end = h_now_ms() + 15000;
+    while (total < N && h_now_ms() < end) {
+        int i = -1;
+        struct h_frame *f = read_any(cs, 2, &i, 100);
+        if (f == NULL)
+            continue;
+        cr_assert(strcmp(f->cmd, "MESSAGE") == 0 && f->body[0] == 'm', "%s", h_show(f));
+        int k = atoi(f->body + 1);
+        cr_assert(k >= 0 && k < N && !seen[k], "unexpected or repeated: %s", h_show(f));
+        seen[k] = 1;
+        per[i]++;
+        total++;
+    }
+    cr_assert_eq(total, N, "%d of %d unacked messages delivered in 15 s (A %d, B %d)", total, N,
+                 per[0], per[1]);
+    h_expect_silence(cs[0], 300);
+    h_expect_silence(cs[1], 100);
     h_broker_stop_ok(a);
     h_broker_stop_ok(b);
 }
