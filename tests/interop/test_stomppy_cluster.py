@@ -21,6 +21,7 @@ from stomppy_common import Collector, close, name, open_conn, send, subscribe
 from test_stomppy import start_broker, stop_broker
 
 NATS = NATS_LOG = NATS_STORE = None
+NATS_PORT = 0
 NODES = []
 
 
@@ -50,6 +51,45 @@ def start_nats():
     raise RuntimeError("nats-server did not start")
 
 
+def nats_request(subject, payload, timeout=3.0):
+    """A core-NATS request from a plain socket (no client library): the
+    first reply's payload (bytes), or None within the timeout."""
+    with socket.create_connection(("127.0.0.1", NATS_PORT), timeout=timeout) as s:
+        data = payload.encode()
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.py 1\r\n'
+                  + ("PUB %s _INBOX.py %d\r\n" % (subject, len(data))).encode() + data + b"\r\n")
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(rb"MSG _INBOX\.py 1 (\d+)\r\n", buf)
+            if m and len(buf) >= m.end() + int(m.group(1)):
+                return buf[m.end():m.end() + int(m.group(1))]
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return None
+
+
+def wait_pulls(queue, want, timeout=10.0):
+    """Until JetStream's consumer of `queue` (a name of [a-z0-9-], so its
+    subject is stp.q.NAME) has `want` pulls waiting: one per node at rest."""
+    token = ('"filter_subject":"stp.q.%s"' % queue[len("/queue/"):]).encode()
+    deadline = time.monotonic() + timeout
+    reply = None
+    while time.monotonic() < deadline:
+        reply = nats_request("$JS.API.CONSUMER.LIST.STP_QUEUES", '{"offset":0}') or b""
+        for consumer in reply.split(b'{"stream_name"'):
+            m = re.search(rb'"num_waiting":(\d+)', consumer)
+            if token in consumer and m and int(m.group(1)) >= want:
+                return
+        time.sleep(0.02)
+    raise AssertionError("fewer than %d pulls waiting for %s: %r" % (want, queue, reply))
+
+
 def wait_connected(log):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -61,8 +101,9 @@ def wait_connected(log):
 
 
 def setUpModule():
-    global NATS, NATS_LOG, NATS_STORE
+    global NATS, NATS_LOG, NATS_STORE, NATS_PORT
     NATS, port, NATS_LOG, NATS_STORE = start_nats()
+    NATS_PORT = port
     for node in ("py-a", "py-b"):
         proc, sport, log = start_broker(("--cluster", "nats://127.0.0.1:%d" % port,
                                          "--node-name", node))
@@ -160,7 +201,7 @@ class QueuesAcrossNodes(unittest.TestCase):
     def test_each_message_consumed_exactly_once_over_two_nodes(self):
         queue = name("queue", "once")
         consumers = [acking_consumer(port(i), queue, "c%d" % i, 10) for i in (0, 1)]
-        time.sleep(0.3)  # both nodes' first fetch reaches JetStream (for the spread below)
+        wait_pulls(queue, 2)  # both nodes' first pull waits at JetStream (for the spread below)
         pub, pcol = open_conn(port(0))
         n = 100
         for i in range(n - 1):
