@@ -35,7 +35,8 @@
     X(HTTP, "HTTP error")                                                                          \
     X(TIMEOUT, "timed out")                                                                        \
     X(STORE_AWAY, "the cluster's message store (NATS JetStream) is not reachable")                 \
-    X(STORE_REFUSED, "the cluster's message store (NATS JetStream) refused it")
+    X(STORE_REFUSED, "the cluster's message store (NATS JetStream) refused it")                    \
+    X(STORE_TOO_BIG, "larger than the cluster's NATS server takes (its max_payload)")
 
 enum stp_err {
     STP_OK = 0,

@@ -82,13 +82,26 @@ static const struct stp_nats_api *load_module(void)
 
 /* ---- hooks (libnats's threads) ---- */
 
-static void on_state(void *ctx, enum stp_nats_state state, const char *url)
+/* A server that takes smaller messages than clients may send here: say so
+ * once (such queue SENDs get ERROR, such topic messages stay local). */
+static void warn_max_payload(struct stp_cluster *c, int64_t max)
+{
+    size_t frame = c->b->cfg->max_frame_size;
+    if (max > 0 && (uint64_t)max < frame + 64)
+        stp_warn("cluster: the NATS server takes messages up to %" PRId64 " bytes (its "
+                 "max_payload) but --max-frame-size is %zu: larger queue SENDs get ERROR and "
+                 "larger topic messages reach local subscribers only; raise max_payload",
+                 max, frame);
+}
+
+static void on_state(void *ctx, enum stp_nats_state state, const char *url, int64_t max_payload)
 {
     struct stp_cluster *c = ctx;
     const char *name = c->b->cfg->node_name;
     switch (state) {
     case STP_NATS_CONNECTED:
         stp_info("cluster: connected to NATS at %s as node %s", url, name);
+        warn_max_payload(c, max_payload);
         break;
     case STP_NATS_RECONNECTED:
         stp_info("cluster: reconnected to NATS at %s as node %s", url, name);

@@ -150,6 +150,9 @@ static int store(struct stp_cluster *c, unsigned from, const struct stp_msg *m, 
     stp_buf_reset(&c->payload);
     if (stp_wire_encode(&c->payload, &wm) < 0)
         return STP_ENOMEM;
+    int64_t max = c->api->max_payload(c->nats);
+    if (max > 0 && c->payload.len > (size_t)max)
+        return STP_ESTORE_TOO_BIG;
     if (c->api->publish_ex(c->nats, subject, reply, msg_id(c, m), c->payload.data, c->payload.len) <
         0)
         return STP_ESTORE_AWAY;

@@ -300,7 +300,7 @@ void stp_cq_handle(struct stp_worker *w, struct stp_post *cmd)
     stp_post_release(cmd);
 }
 
-/* ---- once a second ---- */
+/* ---- the timer (a quarter of the ack wait) ---- */
 
 static void renew(struct stp_worker *w, struct stp_msg *m, uint64_t now, uint64_t every)
 {

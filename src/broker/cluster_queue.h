@@ -103,8 +103,9 @@ void stp_cq_want(struct stp_worker *w, struct stp_queue *q);
 void stp_cq_forget(struct stp_worker *w, struct stp_queue *q);
 /* Commands for the owner: CQ_PUBACK, CQ_ARRIVE, CQ_READY, CQ_PULLED. */
 void stp_cq_handle(struct stp_worker *w, struct stp_post *cmd);
-/* Once a second: publishes JetStream never answered fail, stale pulls are
- * forgotten, leases held long are renewed, failed opens are retried. */
+/* Every quarter of the ack wait (at most a second, at least 100 ms):
+ * publishes JetStream never answered fail, stale pulls are forgotten,
+ * leases held half the ack wait are renewed, failed opens are retried. */
 void stp_cq_tick(struct stp_worker *w);
 void stp_cq_free(struct stp_worker *w);
 

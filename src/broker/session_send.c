@@ -182,16 +182,28 @@ void stp_session_fence_ok(struct stp_conn *c, uint64_t fence_id)
 /* The body of ERROR "message not stored". */
 static void not_stored_detail(char *out, size_t size, int err)
 {
-    if (err == STP_ESTORE_AWAY || err == STP_ESTORE_REFUSED)
+    switch (err) {
+    case STP_ESTORE_AWAY:
         snprintf(out, size,
-                 "The cluster could not store a queue message (%s); it was not stored. A full "
-                 "queue refuses new messages. Send it again later.",
-                 stp_strerror(err));
-    else
+                 "The cluster's message store (NATS JetStream) is not reachable: the queue "
+                 "message was not stored. Send it again later.");
+        break;
+    case STP_ESTORE_REFUSED:
+        snprintf(out, size,
+                 "The cluster's message store (NATS JetStream) refused the queue message (most "
+                 "often: the queue is full); it was not stored. Send it again later.");
+        break;
+    case STP_ESTORE_TOO_BIG:
+        snprintf(out, size,
+                 "The queue message is larger than the cluster's NATS server takes (its "
+                 "max_payload); it was not stored.");
+        break;
+    default:
         snprintf(out, size,
                  "The broker could not write a persistent message to its journal (%s); it was "
                  "not stored. Send it again later.",
                  stp_strerror(err));
+    }
 }
 
 /* Turn fence f into the ERROR for a message the journal lost: the receipts

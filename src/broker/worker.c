@@ -440,6 +440,7 @@ void stp_worker_close(struct stp_worker *w)
     uv_close((uv_handle_t *)&w->budget_timer, NULL);
     uv_close((uv_handle_t *)&w->qwork_idle, NULL);
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
+    uv_close((uv_handle_t *)&w->cq_timer, NULL);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
     stp_mailbox_detach(w->mb, w->id);
     stp_net_close_handles(&w->net);
@@ -481,13 +482,17 @@ static void maybe_trim(struct stp_worker *w)
 
 /* Once a second: measure how late the loop runs timers, publish the deepest
  * queues for /metrics, and (worker 0) return memory after a drained backlog. */
+static void on_cq_timer(uv_timer_t *t)
+{
+    stp_cq_tick(t->data);
+}
+
 static void on_stats_timer(uv_timer_t *t)
 {
     struct stp_worker *w = t->data;
     if (w->id == 0)
         maybe_trim(w);
     stp_queue_expire(w);
-    stp_cq_tick(w);
     stp_dedup_expire(w);
     stp_durable_compact(w);
     uint64_t now = uv_hrtime();
@@ -589,6 +594,15 @@ int stp_worker_init(struct stp_worker *w)
     w->stats_timer.data = w;
     w->stats_due_ns = uv_hrtime() + 1000000000ULL;
     uv_timer_start(&w->stats_timer, on_stats_timer, 1000, 1000);
+    uv_timer_init(&w->loop, &w->cq_timer);
+    w->cq_timer.data = w;
+    if (w->broker->cluster) {
+        /* Cluster queues' leases must be renewed well within the ack wait:
+         * a quarter of it, at most a second. */
+        uint64_t every = w->cfg->cluster_ack_wait_ms / 4;
+        every = every < 100 ? 100 : every > 1000 ? 1000 : every;
+        uv_timer_start(&w->cq_timer, on_cq_timer, every, every);
+    }
     uv_mutex_init(&w->qsnap_lock);
     rc = stp_net_init(&w->net, &w->loop, w->cfg, &stp_session_ops);
     if (rc < 0)

@@ -126,6 +126,7 @@ struct stp_worker {
     struct stp_post *held_fences;
     size_t nheld_fences, cap_held_fences;
     struct stp_cq_owner cq; /* cluster queues' publishes and fences (cluster_queue.h) */
+    uv_timer_t cq_timer;    /* --cluster: stp_cq_tick, a quarter of the ack wait (<= 1 s) */
 };
 
 /* The owner of a destination: hash(name) % workers. */

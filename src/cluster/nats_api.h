@@ -17,7 +17,8 @@
  *   - counts: any thread;
  *   - hooks->on_msg: the delivery thread, one message at a time; the
  *     message is valid only during the call;
- *   - hooks->on_state: libnats's callback thread; url has no credentials.
+ *   - hooks->on_state: libnats's callback thread (or open's caller, for a
+ *     connection made at once); url has no credentials.
  * Nothing here ever blocks for a server that is away: open connects in the
  * background and reconnects forever; publish buffers up to the
  * reconnect buffer while disconnected and then fails (the caller counts
@@ -72,7 +73,9 @@ struct stp_nats_js {
 struct stp_nats_hooks {
     void *ctx;
     void (*on_msg)(void *ctx, const struct stp_nats_msg *m);
-    void (*on_state)(void *ctx, enum stp_nats_state state, const char *url);
+    /* max_payload: the connected server's largest message payload (0: not
+     * connected). */
+    void (*on_state)(void *ctx, enum stp_nats_state state, const char *url, int64_t max_payload);
     /* libnats reported an asynchronous error (a slow consumer: the server
      * or the library dropped messages for us). */
     void (*on_error)(void *ctx, const char *text);
@@ -112,6 +115,9 @@ struct stp_nats_api {
      * timeout_ms; returns at once with -1 while disconnected. 0 or -1. */
     int (*flush)(struct stp_nats *n, int timeout_ms);
     void (*counts)(struct stp_nats *n, struct stp_nats_counts *out);
+    /* The largest message payload the connected server takes (its
+     * max_payload), 0 while not connected. Any thread. */
+    int64_t (*max_payload)(struct stp_nats *n);
     /* Close the connection and wait (bounded) until no libnats thread will
      * call a hook again; frees n. */
     void (*close)(struct stp_nats *n);

@@ -53,10 +53,14 @@ static void url_for_log(char *out, size_t n, const char *url)
 static void tell_state(natsConnection *nc, struct stp_nats *n, enum stp_nats_state s)
 {
     char url[512] = "", shown[512];
-    if (nc)
+    int64_t max_payload = 0;
+    if (nc) {
         natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+        if (s != STP_NATS_DISCONNECTED)
+            max_payload = natsConnection_GetMaxPayload(nc);
+    }
     url_for_log(shown, sizeof(shown), url);
-    n->hooks.on_state(n->hooks.ctx, s, shown);
+    n->hooks.on_state(n->hooks.ctx, s, shown, max_payload);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -374,6 +378,13 @@ static void nats_counts(struct stp_nats *n, struct stp_nats_counts *out)
     natsStatistics_Destroy(st);
 }
 
+static int64_t nats_max_payload(struct stp_nats *n)
+{
+    return natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED
+               ? natsConnection_GetMaxPayload(n->nc)
+               : 0;
+}
+
 static void nats_close(struct stp_nats *n)
 {
     natsConnection_Close(n->nc);
@@ -395,5 +406,6 @@ __attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v4
     .unsubscribe = nats_unsubscribe,
     .flush = nats_flush,
     .counts = nats_counts,
+    .max_payload = nats_max_payload,
     .close = nats_close,
 };

@@ -285,14 +285,14 @@ Test(nats_harness, cluster_node_gets_its_flags_and_serves_stomp)
     cr_assert(strstr(cl, " --listen stomp://127.0.0.1:0 ") != NULL, "command line: %s", cl);
     cr_assert(strstr(cl, " --workers 2 ") != NULL, "command line: %s", cl);
     cr_assert(h_broker_alive(b));
-    h_bystander_ok(b);
+    h_bystander_topic_ok(b);
 
     struct h_broker *c = h_cluster_node(n, "node-b", "--workers", "1", NULL);
     cl = cmdline(c);
     cr_assert(strstr(cl, " --workers 1") != NULL && strstr(cl, " --workers 2") == NULL,
               "command line: %s", cl);
     cr_assert(strstr(cl, " --node-name node-b ") != NULL, "command line: %s", cl);
-    h_bystander_ok(c);
+    h_bystander_topic_ok(c);
     h_broker_stop_ok(b);
     h_broker_stop_ok(c);
 }
@@ -313,7 +313,7 @@ Test(nats_harness, cluster_node_ex_takes_any_url)
     struct h_broker *b = h_cluster_node_ex(url, "lonely", 1, NULL, NULL);
     const char *cl = cmdline(b);
     cr_assert(strstr(cl, " --cluster nats://127.0.0.1:1 --node-name lonely ") != NULL, "%s", cl);
-    h_bystander_ok(b);
+    h_bystander_topic_ok(b);
 }
 
 Test(nats_harness, broker_log_wait)

@@ -337,7 +337,7 @@ Test(cluster_topics, hostile_nats_publishers_cannot_inject)
     h_expect_silence(sub, 300);
     cr_assert_eq(metric(b, "stampede_cluster_duplicates_total"), 1);
     close(fd);
-    h_bystander_ok(b);
+    h_bystander_topic_ok(b);
     h_broker_stop_ok(b);
 }
 

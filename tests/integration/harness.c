@@ -1002,14 +1002,24 @@ void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool wit
     ack_like(c, "NACK", f, txn, with_receipt);
 }
 
-void h_bystander_ok(struct h_broker *b)
+static void bystander(struct h_broker *b, const char *kind)
 {
     struct h_conn *ok = h_client(b, "1.2");
-    const char *q = h_dest("topic", "bystander");
+    const char *q = h_dest(kind, "bystander");
     h_subscribe(ok, q, "s", NULL, NULL);
     h_publish(ok, q, "still-here", true);
     h_expect_msg(ok, "still-here");
     h_disconnect(ok);
+}
+
+void h_bystander_ok(struct h_broker *b)
+{
+    bystander(b, "queue");
+}
+
+void h_bystander_topic_ok(struct h_broker *b)
+{
+    bystander(b, "topic");
 }
 
 void h_disconnect(struct h_conn *c)

@@ -182,11 +182,13 @@ void h_publish(struct h_conn *c, const char *dest, const char *body, bool with_r
  * message-id+subscription, 1.0 message-id); txn may be NULL; with_receipt waits. */
 void h_ack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
 void h_nack(struct h_conn *c, const struct h_frame *f, const char *txn, bool with_receipt);
-/* A new 1.2 client round-trips a message on a new topic, then disconnects:
- * the broker still serves others after whatever a test did to it. (A
- * topic, not a queue: a cluster node whose NATS is away still serves its
- * local topics, while its queues, kept in JetStream, refuse SENDs.) */
+/* A new 1.2 client round-trips a message on a new queue, then disconnects:
+ * the broker still serves others after whatever a test did to it. */
 void h_bystander_ok(struct h_broker *b);
+/* The same on a new topic: for a cluster node, whose queues are kept in
+ * JetStream (a node whose NATS is away still serves its local topics while
+ * its queues refuse SENDs). */
+void h_bystander_topic_ok(struct h_broker *b);
 /* DISCONNECT with a receipt: asserts RECEIPT then close. */
 void h_disconnect(struct h_conn *c);
 
