@@ -763,12 +763,22 @@ static void put_back(struct stp_worker *w, struct stp_queue *q, struct qentry e)
 static void requeue_front(struct stp_worker *w, struct stp_queue *q, struct stp_consumer *c,
                           size_t n)
 {
+    /* Local messages go back at the head from the last one; a cluster
+     * queue's go back to JetStream (-NAK) from the first one, so that it
+     * redelivers them in their order. */
     for (size_t i = n; i > 0; i--) {
         struct qentry e = *qdeque_at(&c->inflight, i - 1);
-        if (!e.msg)
-            continue; /* a tombstone */
+        if (!e.msg || e.msg->cluster_ack)
+            continue; /* a tombstone, or JetStream's (below) */
         c->live--;
         e.redelivered = true;
+        put_back(w, q, e);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct qentry e = *qdeque_at(&c->inflight, i);
+        if (!e.msg || !e.msg->cluster_ack)
+            continue;
+        c->live--;
         put_back(w, q, e);
     }
     for (size_t i = 0; i < n; i++)

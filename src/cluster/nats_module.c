@@ -30,6 +30,7 @@
 #define CLOSE_WAIT_MS 5000
 #define PENDING_MSGS 16384
 #define PENDING_BYTES (8 * 1024 * 1024)
+#define MAX_ACK_PENDING 10000000
 
 struct stp_nats {
     natsConnection *nc;
@@ -299,8 +300,11 @@ static natsStatus js_consumer(jsCtx *js, const struct stp_nats_js *q, char *err,
     cc.Durable = q->consumer;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = q->ack_wait_ms * 1000000;
-    cc.MaxDeliver = -1;    /* --max-redeliveries is the broker's, at NACK */
-    cc.MaxAckPending = -1; /* each node leases only what its consumers have room for */
+    cc.MaxDeliver = -1; /* --max-redeliveries is the broker's, at NACK */
+    /* Each node leases only what its consumers have room for; JetStream's
+     * own bound must not stop them first (libnats 3.4 does not send -1,
+     * so the server's default of 1,000 would apply). */
+    cc.MaxAckPending = MAX_ACK_PENDING;
     cc.FilterSubject = q->filter;
     jsConsumerInfo *ci = NULL;
     jsErrCode code = 0;

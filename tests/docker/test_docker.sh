@@ -733,6 +733,11 @@ check_cluster() {
             show_logs "$c"
         fi
     done
+    # The NATS image takes the nodes' largest frames (max_payload 8 MB): no
+    # node warns that larger messages would stay local.
+    c=$(cluster_id node1)
+    check "cluster: node1 does not warn about NATS's max_payload" \
+        bash -c '! "$1" logs "$2" 2>&1 | grep -qF max_payload' _ "$docker" "$c"
     roundtrip "cluster: a SEND (with receipt) on node1 reaches a /topic subscriber on node2" \
         "stomp://${ports[1]}" --send-url "stomp://${ports[0]}" "${as_user[@]}"
     roundtrip "cluster: a SEND (with receipt) on node3 reaches a /topic subscriber on node1" \
