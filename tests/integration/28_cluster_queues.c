@@ -821,6 +821,55 @@ Test(cluster_queues, a_full_queue_refuses_sends)
     h_broker_stop_ok(b);
 }
 
+/* A NATS server that takes messages of at most 4 KiB (max_payload): the
+ * node warns at connect; a larger queue SEND is refused (ERROR "message not
+ * stored" whose body names max_payload), a smaller one is stored; a larger
+ * topic message reaches the node's own subscribers only. */
+Test(cluster_queues, larger_than_max_payload_is_refused_saying_so)
+{
+    char conf[] = "/tmp/stampede-nats-conf-XXXXXX";
+    int fd = mkstemp(conf);
+    cr_assert(fd >= 0);
+    static const char text[] = "max_payload: 4096\n";
+    cr_assert(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+    close(fd);
+    static const char *extra[3];
+    extra[0] = "-c";
+    extra[1] = h_fmt("%s", conf);
+    extra[2] = NULL;
+    struct h_nats *n = h_nats_start_ex(true, extra);
+    unlink(conf);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    cr_assert(h_broker_log_wait(a, "max_payload", 3000), "%s", h_broker_log(a));
+    const char *q = h_dest("queue", "big"), *t = h_dest("topic", "big");
+    char big[8001];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct h_conn *sa = h_client(a, "1.2"), *sb = h_client(b, "1.2");
+    h_subscribe(sa, t, "t", NULL, "");
+    h_subscribe(sb, t, "t", NULL, "");
+    struct h_conn *p = h_client(a, "1.2");
+    h_publish(p, t, big, true);
+    cr_assert_eq(h_expect(sa, "MESSAGE", 3000)->body_len, sizeof big - 1);
+    h_expect_silence(sb, 500);
+    send_stored(p, q, "small", "");
+    const char *rid = h_rid(p);
+    h_sendf(p, "SEND\ndestination:%s\nreceipt:%s\n\n%s", q, rid, big);
+    struct h_frame *f = h_read(p, 5000);
+    cr_assert(f && strcmp(f->cmd, "ERROR") == 0 && h_hdr(f, "message") &&
+                  strcmp(h_hdr(f, "message"), NOT_STORED) == 0 && strstr(f->body, "max_payload"),
+              "expected ERROR message:%s naming max_payload, got %s", NOT_STORED, h_show(f));
+    cr_assert(h_hdr(f, "receipt-id") && strcmp(h_hdr(f, "receipt-id"), rid) == 0, "%s", h_show(f));
+    cr_assert(h_wait_closed(p, 3000, NULL), "not closed after the ERROR");
+    cr_assert_eq(stored(n, q), 1);
+    struct h_conn *c = h_client(b, "1.2");
+    h_subscribe(c, q, "s", "auto", "");
+    expect_msg(c, "small", "false", 5000);
+    h_expect_silence(c, 300);
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
 /* ===================================================================== */
 /* Dead letters                                                           */
 /* ===================================================================== */
