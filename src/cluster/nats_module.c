@@ -31,6 +31,8 @@
 #define PENDING_MSGS 16384
 #define PENDING_BYTES (8 * 1024 * 1024)
 #define MAX_ACK_PENDING 10000000
+#define STREAM_ATTEMPTS 3
+#define STREAM_RETRY_MS 50
 
 struct stp_nats {
     natsConnection *nc;
@@ -282,14 +284,28 @@ static natsStatus js_stream(jsCtx *js, const struct stp_nats_js *q, char *err, s
     sc.Discard = js_DiscardNew;
     sc.DiscardNewPerSubject = q->max_per_subject > 0;
     sc.Duplicates = q->dup_window_ms > 0 ? q->dup_window_ms * 1000000 : 0;
-    jsStreamInfo *si = NULL;
+    natsStatus s = NATS_OK;
     jsErrCode code = 0;
-    natsStatus s = js_AddStream(&si, js, &sc, NULL, &code);
-    if (s != NATS_OK && code == JSStreamNameExistErr)
-        s = js_UpdateStream(&si, js, &sc, NULL, &code); /* e.g. another bound */
+    /* Another node may be making the same stream at this moment (then
+     * JetStream answers "name in use" or, mid-creation, "subjects
+     * overlap"): update it to this configuration instead, a few times. */
+    for (int attempt = 0; attempt < STREAM_ATTEMPTS; attempt++) {
+        jsStreamInfo *si = NULL;
+        code = 0;
+        s = js_AddStream(&si, js, &sc, NULL, &code);
+        jsStreamInfo_Destroy(si);
+        if (s == NATS_OK || (code != JSStreamNameExistErr && code != JSStreamSubjectOverlapErr))
+            break;
+        si = NULL;
+        code = 0;
+        s = js_UpdateStream(&si, js, &sc, NULL, &code);
+        jsStreamInfo_Destroy(si);
+        if (s == NATS_OK)
+            break;
+        nats_Sleep(STREAM_RETRY_MS);
+    }
     if (s != NATS_OK)
         js_err(err, errlen, "stream", s, code);
-    jsStreamInfo_Destroy(si);
     return s;
 }
 
