@@ -715,6 +715,98 @@ Test(cluster_queues, unacked_leases_are_bounded_by_consumers_only)
     h_broker_stop_ok(b);
 }
 
+/* Kill -9 a consuming node in the middle of the stream: nothing is lost.
+ * Consumers on A and B (client-individual, prefetch 10, each ACKs what it
+ * gets), 200 messages; A is killed after its 30th. Every message reaches a
+ * consumer; a message that comes twice came first to A (whose ACK may not
+ * have left) and the second time marked redelivered, to B. */
+Test(cluster_queues, no_loss_when_a_consuming_node_is_killed_mid_stream)
+{
+    struct h_nats *n = h_nats_start(true);
+    const char *const wait2[] = {"--cluster-ack-wait", "2s", NULL};
+    struct h_broker *a = qnode(n, "a", wait2), *b = qnode(n, "b", wait2);
+    const char *q = h_dest("queue", "midkill");
+    struct h_conn *cs[2] = {h_client(a, "1.2"), h_client(b, "1.2")};
+    for (int i = 0; i < 2; i++)
+        h_subscribe(cs[i], q, "s", "client-individual", "prefetch-count:10\n");
+    wait_pulls(n, 2);
+    struct h_conn *p = h_client(b, "1.2");
+    enum { N = 200 };
+    for (int k = 0; k < N; k++)
+        h_publish(p, q, h_fmt("m%d", k), k == N - 1);
+    static int first[N]; /* 0: not yet; 1: to A; 2: to B */
+    memset(first, 0, sizeof first);
+    struct h_conn *rd[2] = {cs[0], cs[1]}; /* the connections still read */
+    int node_of[2] = {0, 1}, live = 2, distinct = 0, at_a = 0;
+    uint64_t end = h_now_ms() + 20000;
+    while (distinct < N && h_now_ms() < end) {
+        int j = -1;
+        struct h_frame *f = read_any(rd, live, &j, 100);
+        if (f == NULL)
+            continue;
+        int i = node_of[j];
+        cr_assert(strcmp(f->cmd, "MESSAGE") == 0 && f->body[0] == 'm', "%s", h_show(f));
+        int k = atoi(f->body + 1);
+        cr_assert(k >= 0 && k < N, "%s", h_show(f));
+        const char *r = h_hdr(f, "redelivered");
+        if (first[k]) {
+            cr_assert(first[k] == 1 && i == 1 && r && strcmp(r, "true") == 0,
+                      "m%d again (first to %c), now to %c: %s", k, first[k] == 1 ? 'A' : 'B',
+                      i ? 'B' : 'A', h_show(f));
+        } else {
+            first[k] = i + 1;
+            distinct++;
+        }
+        h_ack(cs[i], f, NULL, false);
+        if (i == 0 && ++at_a == 30) {
+            kill9(a);
+            rd[0] = cs[1];
+            node_of[0] = 1;
+            live = 1;
+        }
+    }
+    cr_assert_eq(distinct, N, "%d of %d messages delivered (A got %d before the kill)", distinct, N,
+                 at_a);
+    cr_assert_eq(at_a, 30, "A did not get 30 messages before the kill");
+    /* Copies of what A had acked just before dying may still come (after
+     * the ack wait): each must be such a copy; B acks them. */
+    for (struct h_frame *f; (f = h_read(cs[1], 3000)) != NULL;) {
+        int k = f->body[0] == 'm' ? atoi(f->body + 1) : -1;
+        const char *r = h_hdr(f, "redelivered");
+        cr_assert(strcmp(f->cmd, "MESSAGE") == 0 && k >= 0 && k < N && first[k] == 1 && r &&
+                      strcmp(r, "true") == 0,
+                  "after all %d: %s", N, h_show(f));
+        h_ack(cs[1], f, NULL, false);
+    }
+    cr_assert_eq(stored_until(n, q, 0, 5000), 0);
+    h_broker_stop_ok(b);
+}
+
+/* STOMP 1.0 (ack:client, ACK by message-id) and 1.1 (client-individual,
+ * message-id + subscription) consumers ack cluster queue messages too. */
+Test(cluster_queues, acks_in_every_version)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *a = qnode(n, "a", NULL), *b = qnode(n, "b", NULL);
+    const char *versions[] = {"1.0", "1.1", "1.2"},
+               *modes[] = {"client", "client-individual", "client"};
+    for (int v = 0; v < 3; v++) {
+        const char *q = h_dest("queue", "ver");
+        struct h_conn *p = h_client(a, "1.2");
+        send_stored(p, q, "v1", "");
+        send_stored(p, q, "v2", "");
+        struct h_conn *c = h_client(b, versions[v]);
+        h_subscribe(c, q, "s", modes[v], "prefetch-count:1\n");
+        h_ack(c, expect_msg(c, "v1", "false", 5000), NULL, true);
+        h_ack(c, expect_msg(c, "v2", "false", 5000), NULL, true);
+        h_expect_silence(c, 200);
+        cr_assert_eq(stored_until(n, q, 0, 3000), 0, "STOMP %s: the ACKs did not reach JetStream",
+                     versions[v]);
+    }
+    h_broker_stop_ok(a);
+    h_broker_stop_ok(b);
+}
+
 /* ===================================================================== */
 /* Faults and bounds                                                      */
 /* ===================================================================== */
