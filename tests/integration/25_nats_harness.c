@@ -122,6 +122,27 @@ Test(nats_harness, jetstream_is_on_with_its_store)
     cr_assert(is_dir(h_fmt("%s/jetstream", n->store_dir)), "no %s/jetstream", n->store_dir);
 }
 
+/* h_nats_request: JetStream's API answers (an account info, a stream made
+ * and then described: Go's JSON writes '>' as \u003e); a subject nobody answers is NULL within the
+ * time. */
+Test(nats_harness, request_reaches_the_jetstream_api)
+{
+    struct h_nats *n = h_nats_start(true);
+    const char *r = h_nats_request(n, "$JS.API.INFO", "", 3000);
+    cr_assert(r && strstr(r, "\"type\":\"io.nats.jetstream.api.v1.account_info_response\""),
+              "$JS.API.INFO: %s", r ? r : "(no answer)");
+    r = h_nats_request(n, "$JS.API.STREAM.CREATE.HT",
+                       "{\"name\":\"HT\",\"subjects\":[\"ht.>\"],\"storage\":\"memory\"}", 3000);
+    cr_assert(r && strstr(r, "\"name\":\"HT\"") && !strstr(r, "\"error\""), "CREATE: %s",
+              r ? r : "(no answer)");
+    r = h_nats_request(n, "$JS.API.STREAM.INFO.HT", "", 3000);
+    cr_assert(r && strstr(r, "\"subjects\":[\"ht.\\u003e\"]") && strstr(r, "\"messages\":0"),
+              "INFO: %s", r ? r : "(no answer)");
+    uint64_t t0 = h_now_ms();
+    cr_assert_null(h_nats_request(n, "nobody.answers", "x", 300));
+    cr_assert(h_now_ms() - t0 < 2000);
+}
+
 Test(nats_harness, two_servers_get_two_ports)
 {
     struct h_nats *a = h_nats_start(false), *b = h_nats_start(true);

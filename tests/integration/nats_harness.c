@@ -401,6 +401,94 @@ bool h_broker_log_wait(struct h_broker *b, const char *needle, int timeout_ms)
     return h_broker_log_wait_n(b, needle, 1, timeout_ms);
 }
 
+/* ------------------------------------------------------- NATS requests */
+
+/* Bytes from fd appended to *buf (growing it) until `enough` says the
+ * buffer holds what the caller waits for, the deadline passes or the peer
+ * closes; true when it does. */
+static bool read_until(int fd, char **buf, size_t *len, size_t *cap, uint64_t deadline,
+                       bool (*enough)(const char *, size_t, size_t *), size_t *at)
+{
+    for (;;) {
+        if (enough(*buf, *len, at))
+            return true;
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+            continue;
+        if (*cap - *len < 4096) {
+            *cap *= 2;
+            *buf = realloc(*buf, *cap);
+            cr_assert(*buf != NULL, "nats harness: out of memory");
+        }
+        ssize_t r = recv(fd, *buf + *len, *cap - *len - 1, 0);
+        if (r <= 0)
+            return false;
+        *len += (size_t)r;
+        (*buf)[*len] = '\0';
+    }
+}
+
+/* Whether buf holds a whole "MSG _INBOX.h 1 LEN\r\n<LEN bytes>\r\n"; *at
+ * is then the payload's offset (its length follows from the line). */
+static bool reply_complete(const char *buf, size_t len, size_t *at)
+{
+    const char *m = len ? strstr(buf, "MSG _INBOX.h 1 ") : NULL;
+    if (m == NULL)
+        return false;
+    const char *eol = strstr(m, "\r\n");
+    if (eol == NULL)
+        return false;
+    size_t n = strtoul(m + strlen("MSG _INBOX.h 1 "), NULL, 10);
+    size_t start = (size_t)(eol + 2 - buf);
+    if (len < start + n)
+        return false;
+    *at = start;
+    return true;
+}
+
+const char *h_nats_request(const struct h_nats *n, const char *subject, const char *payload,
+                           int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return NULL;
+    }
+    const char *req = h_fmt("CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB _INBOX.h 1\r\n"
+                            "PUB %s _INBOX.h %zu\r\n%s\r\n",
+                            subject, strlen(payload), payload);
+    size_t len = strlen(req), sent = 0;
+    while (sent < len) {
+        ssize_t w = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+        if (w <= 0) {
+            close(fd);
+            return NULL;
+        }
+        sent += (size_t)w;
+    }
+    size_t cap = 65536, got = 0, at = 0;
+    char *buf = malloc(cap);
+    cr_assert(buf != NULL, "nats harness: out of memory");
+    buf[0] = '\0';
+    bool ok =
+        read_until(fd, &buf, &got, &cap, h_now_ms() + (uint64_t)timeout_ms, reply_complete, &at);
+    close(fd);
+    const char *out = NULL;
+    if (ok) {
+        const char *m = strstr(buf, "MSG _INBOX.h 1 ");
+        size_t plen = strtoul(m + strlen("MSG _INBOX.h 1 "), NULL, 10);
+        out = h_fmt("%.*s", (int)plen, buf + at);
+    }
+    free(buf);
+    return out;
+}
+
 /* ------------------------------------------------------ a raw NATS client */
 
 int h_nats_raw_dial(int port)

@@ -73,6 +73,15 @@ bool h_nats_alive(struct h_nats *n);
 /* The whole log file: every run's lines, in order. */
 const char *h_nats_log(const struct h_nats *n);
 
+/* A NATS request from a client of the test's own (core NATS protocol over a
+ * plain socket, no headers): publish `payload` (NUL-terminated) on `subject`
+ * with a private inbox as reply subject and return the first reply's payload
+ * (registry-owned), or NULL when none came within timeout_ms (or the server
+ * closed the connection). For JetStream's API ($JS.API.STREAM.INFO.NAME ...),
+ * whose replies are JSON. Does not assert. */
+const char *h_nats_request(const struct h_nats *n, const char *subject, const char *payload,
+                           int timeout_ms);
+
 /* Stampede cluster nodes. A node is h_broker_start_ex(workers, true, ...)
  * with "--cluster URL --node-name NAME" before the extra arguments: a loopback
  * stomp:// listener on port 0, and the start waits only for the "listening on"
