@@ -136,16 +136,21 @@ static const char *subject_z(struct stp_cluster *c)
     return (const char *)c->subject.data;
 }
 
+struct stp_wire_msg stp_cluster_wire_of(struct stp_cluster *c, const struct stp_msg *m)
+{
+    return (struct stp_wire_msg){.origin = c->origin,
+                                 .seq = ++c->seq,
+                                 .expires_ms = m->expires_ms,
+                                 .persistent = m->persistent,
+                                 .tail = m->tail,
+                                 .tail_len = m->tail_len};
+}
+
 static void publish(struct stp_cluster *c, const struct stp_msg *m)
 {
     stp_buf_reset(&c->subject);
     stp_buf_reset(&c->payload);
-    struct stp_wire_msg wm = {.origin = c->origin,
-                              .seq = ++c->seq,
-                              .expires_ms = m->expires_ms,
-                              .persistent = m->persistent,
-                              .tail = m->tail,
-                              .tail_len = m->tail_len};
+    struct stp_wire_msg wm = stp_cluster_wire_of(c, m);
     const char *subject = NULL;
     if (stp_subject_of(&c->subject, STP_CLUSTER_PREFIX, m->dest, m->dest_len) == 0)
         subject = subject_z(c);

@@ -89,14 +89,22 @@ void stp_cluster_in_reject(struct stp_cluster *c, const char *subject, const cha
 
 /* The topic (not a pattern) or temp queue's private name (a reply from
  * another node) named by subject, into in->dest (NUL-terminated), or NULL. */
-static const char *topic_of(struct stp_cluster_in *in, const char *subject)
+const char *stp_cluster_in_dest(struct stp_cluster_in *in, const char *subject, size_t *len)
 {
     stp_buf_reset(&in->dest);
     if (stp_subject_to_dest(&in->dest, STP_CLUSTER_PREFIX, subject, strlen(subject)) < 0 ||
         stp_buf_append(&in->dest, "", 1) < 0)
         return NULL;
-    const char *dest = (const char *)in->dest.data;
-    size_t len = in->dest.len - 1, words;
+    *len = in->dest.len - 1;
+    return (const char *)in->dest.data;
+}
+
+static const char *topic_of(struct stp_cluster_in *in, const char *subject)
+{
+    size_t len, words;
+    const char *dest = stp_cluster_in_dest(in, subject, &len);
+    if (!dest)
+        return NULL;
     enum stp_dest_kind kind = stp_dest_kind(dest, len);
     if (kind == STP_DEST_REPLY)
         return dest;

@@ -77,12 +77,9 @@ static uint64_t delivered_of(const char *reply)
  * (NUL-terminated), or NULL. */
 static const char *queue_of(struct stp_cluster_in *in, const char *subject)
 {
-    stp_buf_reset(&in->dest);
-    if (stp_subject_to_dest(&in->dest, STP_CLUSTER_PREFIX, subject, strlen(subject)) < 0 ||
-        stp_buf_append(&in->dest, "", 1) < 0)
-        return NULL;
-    const char *dest = (const char *)in->dest.data;
-    return stp_dest_kind(dest, in->dest.len - 1) == STP_DEST_QUEUE ? dest : NULL;
+    size_t len;
+    const char *dest = stp_cluster_in_dest(in, subject, &len);
+    return dest && stp_dest_kind(dest, len) == STP_DEST_QUEUE ? dest : NULL;
 }
 
 static void terminate(struct stp_cluster *c, const char *reply)

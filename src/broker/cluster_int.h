@@ -72,6 +72,13 @@ struct stp_cluster {
 struct stp_config;
 struct stp_wire_msg;
 
+/* The cluster thread: m in the wire format, the next of this node's
+ * sequence numbers (cluster.c: topics and replies; cluster_js.c: queues). */
+struct stp_wire_msg stp_cluster_wire_of(struct stp_cluster *c, const struct stp_msg *m);
+/* The delivery thread: the destination a subject made by stp_subject_of
+ * names, into in->dest (NUL-terminated; *len its length), or NULL. */
+const char *stp_cluster_in_dest(struct stp_cluster_in *in, const char *subject, size_t *len);
+
 /* The delivery thread's hook (cluster_in.c). */
 void stp_cluster_on_msg(void *ctx, const struct stp_nats_msg *m);
 /* The delivery thread: JetStream's part of what arrives (cluster_in_js.c):

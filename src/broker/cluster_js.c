@@ -141,12 +141,7 @@ static int store(struct stp_cluster *c, unsigned from, const struct stp_msg *m, 
         return STP_ESTORE_REFUSED;
     char reply[96];
     snprintf(reply, sizeof(reply), "%s.a.%u.%" PRIu64, c->inbox, from, id);
-    struct stp_wire_msg wm = {.origin = c->origin,
-                              .seq = ++c->seq,
-                              .expires_ms = m->expires_ms,
-                              .persistent = m->persistent,
-                              .tail = m->tail,
-                              .tail_len = m->tail_len};
+    struct stp_wire_msg wm = stp_cluster_wire_of(c, m);
     stp_buf_reset(&c->payload);
     if (stp_wire_encode(&c->payload, &wm) < 0)
         return STP_ENOMEM;

@@ -32,33 +32,11 @@ static struct h_broker *node(struct h_nats *n, const char *name)
     return b;
 }
 
-static const char *metrics(struct h_broker *b)
-{
-    return h_http_get(h_listener_port(b, "ws"), "/metrics");
-}
-
-static double metric(struct h_broker *b, const char *series)
-{
-    return h_metric(metrics(b), series);
-}
-
-/* Waits (bounded) until `series` on b reaches at least `want`. */
-static bool metric_reaches(struct h_broker *b, const char *series, double want, int ms)
-{
-    uint64_t end = h_now_ms() + (uint64_t)ms;
-    do {
-        if (metric(b, series) >= want)
-            return true;
-        h_sleep_ms(20);
-    } while (h_now_ms() < end);
-    return false;
-}
-
 /* After a SUBSCRIBE's RECEIPT on node b: b has `want` NATS subscriptions
  * (the receipt already waited for NATS to have them). */
 static void interest_settled(struct h_broker *b, double want)
 {
-    cr_assert_eq(metric(b, "stampede_cluster_subscriptions"), want);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_subscriptions"), want);
 }
 
 Test(cluster_topics, fanout_reaches_every_node_in_order_once)
@@ -87,9 +65,9 @@ Test(cluster_topics, fanout_reaches_every_node_in_order_once)
         h_expect_silence(subs[i], 200); /* exactly once */
     }
     /* Once per node into NATS, never once per remote subscriber. */
-    cr_assert_eq(metric(nodes[0], "stampede_cluster_messages_out_total"), N);
-    cr_assert_eq(metric(nodes[1], "stampede_cluster_messages_in_total"), N);
-    cr_assert_eq(metric(nodes[2], "stampede_cluster_messages_in_total"), N);
+    cr_assert_eq(h_node_metric(nodes[0], "stampede_cluster_messages_out_total"), N);
+    cr_assert_eq(h_node_metric(nodes[1], "stampede_cluster_messages_in_total"), N);
+    cr_assert_eq(h_node_metric(nodes[2], "stampede_cluster_messages_in_total"), N);
     for (int i = 0; i < 3; i++)
         h_broker_stop_ok(nodes[i]);
 }
@@ -132,21 +110,21 @@ Test(cluster_topics, only_nodes_with_interest_receive)
     struct h_conn *sub = h_client(b, "1.2");
     h_subscribe(sub, t, "s", NULL, "");
     interest_settled(b, 1);
-    cr_assert_eq(metric(idle, "stampede_cluster_subscriptions"), 0);
+    cr_assert_eq(h_node_metric(idle, "stampede_cluster_subscriptions"), 0);
     struct h_conn *pub = h_client(a, "1.2");
     for (int k = 0; k < 50; k++)
         h_publish(pub, t, "x", k == 49);
     for (int k = 0; k < 50; k++)
         h_expect(sub, "MESSAGE", 5000);
-    cr_assert_eq(metric(idle, "stampede_cluster_messages_in_total"), 0);
-    cr_assert_eq(metric(idle, "stampede_cluster_bytes_in_total") < 2000, true,
+    cr_assert_eq(h_node_metric(idle, "stampede_cluster_messages_in_total"), 0);
+    cr_assert_eq(h_node_metric(idle, "stampede_cluster_bytes_in_total") < 2000, true,
                  "the idle node received topic traffic");
     /* The last subscriber leaves: the node drops its NATS subscription. */
     h_unsubscribe(sub, "s");
     uint64_t end = h_now_ms() + 5000;
-    while (metric(b, "stampede_cluster_subscriptions") != 0 && h_now_ms() < end)
+    while (h_node_metric(b, "stampede_cluster_subscriptions") != 0 && h_now_ms() < end)
         h_sleep_ms(20);
-    cr_assert_eq(metric(b, "stampede_cluster_subscriptions"), 0);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_subscriptions"), 0);
     h_broker_stop_ok(a);
     h_broker_stop_ok(b);
     h_broker_stop_ok(idle);
@@ -182,7 +160,7 @@ Test(cluster_topics, patterns_match_remote_topics_without_duplicates)
     cr_assert_eq(got[1], 1);
     cr_assert_eq(got[2], 3);
     cr_assert_eq(got[3], 3);
-    cr_assert(metric(b, "stampede_cluster_duplicates_total") >= 1,
+    cr_assert(h_node_metric(b, "stampede_cluster_duplicates_total") >= 1,
               "overlapping NATS subscriptions should have delivered a second copy");
     h_broker_stop_ok(a);
     h_broker_stop_ok(b);
@@ -198,11 +176,11 @@ Test(cluster_topics, durable_subscription_keeps_remote_messages)
     interest_settled(b, 1);
     h_disconnect(sub); /* away: the durable subscription keeps the interest */
     h_sleep_ms(100);
-    cr_assert_eq(metric(b, "stampede_cluster_subscriptions"), 1);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_subscriptions"), 1);
     struct h_conn *pub = h_client(a, "1.2");
     for (int k = 0; k < 20; k++)
         h_publish(pub, t, h_fmt("d%d", k), k == 19);
-    cr_assert(metric_reaches(b, "stampede_cluster_messages_in_total", 20, 5000));
+    cr_assert(h_node_metric_reaches(b, "stampede_cluster_messages_in_total", 20, 5000));
     sub = h_client(b, "1.2");
     h_subscribe(sub, t, "d1", NULL, "durable:true\nauto-delete:false\n");
     for (int k = 0; k < 20; k++)
@@ -228,7 +206,7 @@ Test(cluster_topics, nats_restart_degrades_then_resumes)
     cr_assert(strstr(health, "\"status\":\"degraded\"") &&
                   strstr(health, "\"cluster\":\"disconnected\""),
               "%s", health);
-    cr_assert_eq(metric(a, "stampede_cluster_connected"), 0);
+    cr_assert_eq(h_node_metric(a, "stampede_cluster_connected"), 0);
     /* Local delivery goes on, at once. */
     struct h_conn *pub = h_client(a, "1.2");
     h_publish(pub, t, "while-away", true);
@@ -239,7 +217,7 @@ Test(cluster_topics, nats_restart_degrades_then_resumes)
     health = h_http_get(h_listener_port(a, "ws"), "/healthz");
     cr_assert(strstr(health, "\"status\":\"ok\"") && strstr(health, "\"cluster\":\"connected\""),
               "%s", health);
-    cr_assert(metric(a, "stampede_cluster_reconnects_total") >= 1);
+    cr_assert(h_node_metric(a, "stampede_cluster_reconnects_total") >= 1);
     /* libnats re-sends b's subscriptions on reconnect; what a publishes
      * after both are back reaches b (the first may race the re-subscribe, so
      * publish until one arrives, bounded). */
@@ -323,8 +301,8 @@ Test(cluster_topics, hostile_nats_publishers_cannot_inject)
     static const char ok_tail[] = "destination:/topic/h\ncontent-length:2\n\nok\0";
     h_nats_raw_pub(fd, "stp.t.hz.~ZZ", NULL, buf,
                    h_cluster_wire(buf, 7, 4, ok_tail, sizeof(ok_tail) - 1));
-    cr_assert(metric_reaches(b, "stampede_cluster_messages_rejected_total", 5, 3000),
-              "rejected: %g", metric(b, "stampede_cluster_messages_rejected_total"));
+    cr_assert(h_node_metric_reaches(b, "stampede_cluster_messages_rejected_total", 5, 3000),
+              "rejected: %g", h_node_metric(b, "stampede_cluster_messages_rejected_total"));
     h_expect_silence(sub, 200);
     /* 6. A well-formed message from a peer is delivered (the checks above
      *    refused what they should, not everything), once, even if repeated. */
@@ -335,7 +313,7 @@ Test(cluster_topics, hostile_nats_publishers_cannot_inject)
     cr_assert_str_eq(f->body, "ok");
     cr_assert_str_eq(h_hdr(f, "destination"), "/topic/h");
     h_expect_silence(sub, 300);
-    cr_assert_eq(metric(b, "stampede_cluster_duplicates_total"), 1);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_duplicates_total"), 1);
     close(fd);
     h_bystander_topic_ok(b);
     h_broker_stop_ok(b);

@@ -59,17 +59,12 @@ static struct h_broker *qnode(struct h_nats *n, const char *name, const char *co
     return b;
 }
 
-static double metric(struct h_broker *b, const char *series)
-{
-    return h_metric(h_http_get(h_listener_port(b, "ws"), "/metrics"), series);
-}
-
 /* Polls /metrics until `series` == want (ms); the last value seen. */
 static double metric_until(struct h_broker *b, const char *series, double want, int ms)
 {
     double v = -1;
     for (uint64_t end = h_now_ms() + (uint64_t)ms; h_now_ms() < end; h_sleep_ms(50)) {
-        v = metric(b, series);
+        v = h_node_metric(b, series);
         if (v == want)
             break;
     }
@@ -826,7 +821,7 @@ Test(cluster_queues, nats_away_refuses_queue_sends_then_resumes)
     h_nats_stop(n);
     cr_assert(h_broker_log_wait(a, "cluster: lost the NATS connection", 10000), "%s",
               h_broker_log(a));
-    cr_assert_eq(metric(a, "stampede_cluster_connected"), 0);
+    cr_assert_eq(h_node_metric(a, "stampede_cluster_connected"), 0);
     struct h_conn *away = h_client(a, "1.2");
     const char *rid = h_rid(away);
     h_sendf(away, "SEND\ndestination:%s\nreceipt:%s\n\nwhile-away", q, rid);
@@ -1042,10 +1037,10 @@ Test(cluster_queues, metrics_count_stored_and_fetched)
         h_publish(p, q, h_fmt("m%d", k), k == N - 1);
     for (int k = 0; k < N; k++)
         expect_msg(c, h_fmt("m%d", k), "false", 5000);
-    cr_assert_eq(metric(a, "stampede_cluster_queue_messages_out_total"), N);
-    cr_assert_eq(metric(b, "stampede_cluster_queue_messages_in_total"), N);
-    cr_assert_eq(metric(a, "stampede_cluster_queue_messages_in_total"), 0);
-    cr_assert_eq(metric(b, "stampede_cluster_queue_messages_out_total"), 0);
+    cr_assert_eq(h_node_metric(a, "stampede_cluster_queue_messages_out_total"), N);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_queue_messages_in_total"), N);
+    cr_assert_eq(h_node_metric(a, "stampede_cluster_queue_messages_in_total"), 0);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_queue_messages_out_total"), 0);
     h_broker_stop_ok(a);
     h_broker_stop_ok(b);
 }
@@ -1075,8 +1070,8 @@ Test(cluster_queues, request_reply_across_nodes_keeps_replies_out_of_jetstream)
     cr_assert_str_eq(rep->body, "answer");
     cr_assert_str_eq(h_hdr(rep, "subscription"), "/temp-queue/r");
     h_expect_silence(client, 300);
-    cr_assert_eq(metric(a, "stampede_cluster_queue_messages_out_total"), 1);
-    cr_assert_eq(metric(b, "stampede_cluster_queue_messages_out_total"), 0);
+    cr_assert_eq(h_node_metric(a, "stampede_cluster_queue_messages_out_total"), 1);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_queue_messages_out_total"), 0);
     long left = -1;
     for (uint64_t end = h_now_ms() + 3000; h_now_ms() < end && left != 0; h_sleep_ms(50))
         left = stored_total(n);

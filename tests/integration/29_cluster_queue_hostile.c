@@ -27,22 +27,6 @@ static struct h_broker *node(struct h_nats *n, const char *name)
     return b;
 }
 
-static double metric(struct h_broker *b, const char *series)
-{
-    return h_metric(h_http_get(h_listener_port(b, "ws"), "/metrics"), series);
-}
-
-static bool metric_reaches(struct h_broker *b, const char *series, double want, int ms)
-{
-    uint64_t end = h_now_ms() + (uint64_t)ms;
-    do {
-        if (metric(b, series) >= want)
-            return true;
-        h_sleep_ms(20);
-    } while (h_now_ms() < end);
-    return false;
-}
-
 Test(cluster_queue_hostile, junk_in_the_stream_is_terminated_not_delivered)
 {
     struct h_nats *n = h_nats_start(true);
@@ -68,8 +52,8 @@ Test(cluster_queue_hostile, junk_in_the_stream_is_terminated_not_delivered)
     h_nats_raw_pub(fd, "stp.q.hq", NULL, buf,
                    h_cluster_wire(buf, 9, 3, topic, sizeof(topic) - 1)); /* 4. a topic */
     close(fd);
-    cr_assert(metric_reaches(b, "stampede_cluster_messages_rejected_total", 4, 5000),
-              "rejected: %g", metric(b, "stampede_cluster_messages_rejected_total"));
+    cr_assert(h_node_metric_reaches(b, "stampede_cluster_messages_rejected_total", 4, 5000),
+              "rejected: %g", h_node_metric(b, "stampede_cluster_messages_rejected_total"));
 
     /* A real message after them is delivered, and nothing else is. */
     h_publish(pub, "/queue/hq", "after", true);
@@ -78,7 +62,7 @@ Test(cluster_queue_hostile, junk_in_the_stream_is_terminated_not_delivered)
     cr_assert_str_eq(h_hdr(f, "destination"), "/queue/hq");
     /* Terminated, not NAKed: past two ack waits none comes back. */
     h_expect_silence(sub, 2500);
-    cr_assert_eq(metric(b, "stampede_cluster_messages_rejected_total"), 4);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_messages_rejected_total"), 4);
     h_bystander_ok(b);
     h_broker_stop_ok(b);
 }

@@ -604,3 +604,21 @@ size_t h_cluster_wire(char *out, uint64_t origin, uint64_t seq, const char *tail
     memcpy(out + 29, tail, tail_len);
     return 29 + tail_len;
 }
+
+/* ------------------------------------------------------ a node's /metrics */
+
+double h_node_metric(struct h_broker *b, const char *series)
+{
+    return h_metric(h_http_get(h_listener_port(b, "ws"), "/metrics"), series);
+}
+
+bool h_node_metric_reaches(struct h_broker *b, const char *series, double want, int ms)
+{
+    uint64_t end = h_now_ms() + (uint64_t)ms;
+    do {
+        if (h_node_metric(b, series) >= want)
+            return true;
+        h_sleep_ms(20);
+    } while (h_now_ms() < end);
+    return false;
+}

@@ -122,4 +122,10 @@ bool h_nats_raw_next_msg(int fd, char *subject, char *reply, int timeout_ms);
  * expiry, not persistent. Returns its length. */
 size_t h_cluster_wire(char *out, uint64_t origin, uint64_t seq, const char *tail, size_t tail_len);
 
+/* A cluster node's /metrics (it needs a ws:// listener, where /metrics is
+ * served): one series's value (-1 when missing), and whether it reaches at
+ * least `want` within ms (polled every 20 ms). */
+double h_node_metric(struct h_broker *b, const char *series);
+bool h_node_metric_reaches(struct h_broker *b, const char *series, double want, int ms);
+
 #endif
