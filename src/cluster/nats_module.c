@@ -32,6 +32,7 @@
 #define PENDING_BYTES (8 * 1024 * 1024)
 #define MAX_ACK_PENDING 10000000
 #define STREAM_ATTEMPTS 3
+#define CONSUMER_IDLE_S 3600
 #define STREAM_RETRY_MS 50
 
 struct stp_nats {
@@ -321,6 +322,10 @@ static natsStatus js_consumer(jsCtx *js, const struct stp_nats_js *q, char *err,
      * own bound must not stop them first (libnats 3.4 does not send -1,
      * so the server's default of 1,000 would apply). */
     cc.MaxAckPending = MAX_ACK_PENDING;
+    /* A queue nobody has pulled from for an hour gives its consumer back
+     * (its messages stay in the stream; the next subscriber makes it again):
+     * queue names used once do not pile up consumers in JetStream. */
+    cc.InactiveThreshold = (int64_t)CONSUMER_IDLE_S * 1000000000;
     cc.FilterSubject = q->filter;
     jsConsumerInfo *ci = NULL;
     jsErrCode code = 0;
