@@ -1105,3 +1105,28 @@ Test(cluster_queues, cluster_ack_wait_is_bounded)
     h_broker_stop_ok(lo);
     h_broker_stop_ok(hi);
 }
+
+/* What bounds a queue's consumer in JetStream, as JetStream reports it:
+ * one consumer per queue with the node's ack wait, an ack-pending bound far
+ * above what nodes lease, and an inactivity threshold of one hour (so that
+ * a client subscribing to ever new queue names does not pile up consumers
+ * in the NATS server). */
+Test(cluster_queues, a_queues_consumer_is_bounded_in_jetstream)
+{
+    struct h_nats *n = h_nats_start(true);
+    const char *const wait3[] = {"--cluster-ack-wait", "3s", NULL};
+    struct h_broker *a = qnode(n, "a", wait3);
+    const char *q = h_dest("queue", "bounds");
+    struct h_conn *c = h_client(a, "1.2");
+    h_subscribe(c, q, "s", NULL, NULL);
+    struct h_conn *p = h_client(a, "1.2");
+    h_publish(p, q, "one", true);
+    cr_assert_str_eq(h_expect(c, "MESSAGE", 5000)->body, "one");
+    const char *r = h_nats_request(n, "$JS.API.CONSUMER.LIST.STP_QUEUES", "{\"offset\":0}", 3000);
+    cr_assert(r != NULL, "no answer to CONSUMER.LIST");
+    cr_assert_eq(h_count(r, "\"name\":\"stpq_"), 1, "one consumer for one queue: %s", r);
+    cr_assert(strstr(r, "\"inactive_threshold\":3600000000000") != NULL, "%s", r);
+    cr_assert(strstr(r, "\"max_ack_pending\":10000000") != NULL, "%s", r);
+    cr_assert(strstr(r, "\"ack_wait\":3000000000") != NULL, "%s", r);
+    h_broker_stop_ok(a);
+}
