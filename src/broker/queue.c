@@ -188,10 +188,6 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
     q->dsub_stripe = STP_DSUB_UNCOUNTED;
     q->temp = stp_dest_is_reply(name, len);
     q->cluster = stp_cq_is_cluster(w, name, len);
-    /* A reply to this temp queue may be sent on another node: the node asks
-     * NATS for its subject while the queue lives. */
-    if (q->temp && w->broker->cluster)
-        stp_cluster_interest(w, q->name, len, +1);
     q->front_pos = q->back_pos = UINT64_C(1) << 63; /* room both ways */
     if (stp_map_put(&w->queues, q->name, len, q) < 0) {
         free(q->name);
@@ -199,6 +195,10 @@ static struct stp_queue *queue_get(struct stp_worker *w, const char *name, size_
         stp_dest_count_give(w);
         return NULL;
     }
+    /* A reply to this temp queue may be sent on another node: the node asks
+     * NATS for its subject while the queue lives. */
+    if (q->temp && w->broker->cluster)
+        stp_cluster_interest(w, q->name, len, +1);
     return q;
 }
 
