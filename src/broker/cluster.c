@@ -155,7 +155,7 @@ static void publish(struct stp_cluster *c, const struct stp_msg *m)
     if (stp_subject_of(&c->subject, STP_CLUSTER_PREFIX, m->dest, m->dest_len) == 0)
         subject = subject_z(c);
     if (!subject || stp_wire_encode(&c->payload, &wm) < 0 ||
-        c->api->publish(c->nats, subject, c->payload.data, c->payload.len) < 0) {
+        c->api->publish(c->nats, subject, NULL, NULL, c->payload.data, c->payload.len) < 0) {
         atomic_fetch_add_explicit(&c->publish_dropped, 1, memory_order_relaxed);
         return;
     }

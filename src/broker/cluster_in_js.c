@@ -87,8 +87,9 @@ static void terminate(struct stp_cluster *c, const char *reply)
     char *subject = strdup(reply);
     if (!subject)
         return; /* delivered again after the ack wait, and checked again */
-    struct stp_post cmd = {
-        .type = STP_WCMD_CQ_SETTLE, .worker = STP_NO_CONN, .u.cq_settle = {subject, STP_CQ_TERM}};
+    struct stp_post cmd = {.type = STP_WCMD_CQ_SETTLE,
+                           .worker = STP_NO_CONN,
+                           .u.cq_settle = {NULL, subject, STP_CQ_TERM}};
     (void)stp_cluster_in_post(c, c->self, &cmd);
 }
 

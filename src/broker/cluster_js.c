@@ -148,8 +148,7 @@ static int store(struct stp_cluster *c, unsigned from, const struct stp_msg *m, 
     int64_t max = c->api->max_payload(c->nats);
     if (max > 0 && c->payload.len > (size_t)max)
         return STP_ESTORE_TOO_BIG;
-    if (c->api->publish_ex(c->nats, subject, reply, msg_id(c, m), c->payload.data, c->payload.len) <
-        0)
+    if (c->api->publish(c->nats, subject, reply, msg_id(c, m), c->payload.data, c->payload.len) < 0)
         return STP_ESTORE_AWAY;
     return 0;
 }
@@ -179,9 +178,11 @@ static void on_settle(struct stp_cluster *c, struct stp_post *cmd)
         [STP_CQ_NAK_LATER] = "-NAK {\"delay\":" STR(STP_CQ_NAK_DELAY_MS) "000000}",
     };
     int kind = cmd->u.cq_settle.kind;
+    const struct stp_msg *msg = cmd->u.cq_settle.msg;
     if (kind >= STP_CQ_ACK && kind <= STP_CQ_NAK_LATER)
-        (void)c->api->publish_ex(c->nats, cmd->u.cq_settle.subject, NULL, NULL, text[kind],
-                                 strlen(text[kind])); /* lost: redelivered after the ack wait */
+        (void)c->api->publish(c->nats, msg ? msg->cluster_ack : cmd->u.cq_settle.subject, NULL,
+                              NULL, text[kind],
+                              strlen(text[kind])); /* lost: redelivered after the ack wait */
     stp_post_release(cmd);
 }
 
@@ -224,8 +225,8 @@ static void on_pull(struct stp_cluster *c, unsigned from, struct stp_post *cmd)
                  consumer);
         int n = snprintf(body, sizeof(body), "{\"batch\":%" PRId64 ",\"expires\":%" PRIu64 "}",
                          cmd->u.cq.n, (uint64_t)STP_CQ_PULL_EXPIRES_MS * 1000000);
-        ok = c->api->publish_ex(c->nats, subject, (const char *)c->js_reply.data, NULL, body,
-                                (size_t)n) == 0;
+        ok = c->api->publish(c->nats, subject, (const char *)c->js_reply.data, NULL, body,
+                             (size_t)n) == 0;
     }
     if (ok) {
         stp_post_release(cmd);

@@ -156,26 +156,15 @@ static void on_puback(struct stp_worker *w, const struct stp_post *cmd)
     pop_done(w);
 }
 
-void stp_cq_forget(struct stp_worker *w, struct stp_queue *q)
-{
-    for (size_t i = 0; i < w->cq.pubs.count; i++)
-        if (stp_cq_pubs_at(&w->cq.pubs, i)->q == q)
-            stp_cq_pubs_at(&w->cq.pubs, i)->q = NULL;
-}
-
 /* ---- leasing ---- */
 
 void stp_cq_settle(struct stp_worker *w, struct stp_msg *m, enum stp_cq_settle kind)
 {
     if (!m->cluster_ack)
         return;
-    char *subject = strdup(m->cluster_ack);
-    if (!subject) {
-        stp_error("cluster: out of memory: a queue message's settlement is lost (JetStream "
-                  "delivers it again after the ack wait)");
-        return;
-    }
-    struct stp_post cmd = {.type = STP_WCMD_CQ_SETTLE, .u.cq_settle = {subject, (int)kind}};
+    /* A reference, not a copy of the subject: no allocation per ack. */
+    struct stp_post cmd = {.type = STP_WCMD_CQ_SETTLE,
+                           .u.cq_settle = {stp_msg_ref(m), NULL, (int)kind}};
     to_cluster(w, &cmd);
 }
 

@@ -65,6 +65,8 @@ enum stp_cq_settle {
 /* A publish waiting for JetStream's answer, and who to tell if refused. */
 struct stp_cq_pub {
     uint64_t id;
+    /* Its queue, kept while it has publishes unanswered (js_pending);
+     * NULL once this one is answered. */
     struct stp_queue *q;
     uint64_t fence; /* the message's pub_fence */
     uint64_t sent_ms;
@@ -99,8 +101,6 @@ bool stp_cq_hold_fence(struct stp_worker *w, const struct stp_post *fence);
 void stp_cq_settle(struct stp_worker *w, struct stp_msg *m, enum stp_cq_settle kind);
 /* q's consumers may have room: lease more (opening the consumer first). */
 void stp_cq_want(struct stp_worker *w, struct stp_queue *q);
-/* q is being forgotten or freed: its publishes no longer point to it. */
-void stp_cq_forget(struct stp_worker *w, struct stp_queue *q);
 /* Commands for the owner: CQ_PUBACK, CQ_ARRIVE, CQ_READY, CQ_PULLED. */
 void stp_cq_handle(struct stp_worker *w, struct stp_post *cmd);
 /* Every quarter of the ack wait (at most a second, at least 100 ms):

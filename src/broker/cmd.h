@@ -132,8 +132,11 @@ struct stp_post {
             uint64_t id;
             int err;
         } cq_puback;
-        /* CQ_SETTLE: owns subject (heap, the message's JetStream ack subject). */
+        /* CQ_SETTLE: owns one reference to the leased msg, whose cluster_ack
+         * is the JetStream ack subject; or, with no message (the delivery
+         * thread's +TERM of junk), the subject itself (heap). */
         struct {
+            struct stp_msg *msg;
             char *subject;
             int kind; /* enum stp_cq_settle */
         } cq_settle;

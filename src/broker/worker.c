@@ -70,6 +70,7 @@ void stp_post_release(struct stp_post *cmd)
         stp_msg_unref(&cmd->u.cq_msg.msg);
         break;
     case STP_WCMD_CQ_SETTLE:
+        stp_msg_unref(&cmd->u.cq_settle.msg);
         free(cmd->u.cq_settle.subject);
         cmd->u.cq_settle.subject = NULL;
         break;

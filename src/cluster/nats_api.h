@@ -11,7 +11,7 @@
  * Threads (libnats runs its own: a reader and flusher per connection, a
  * timer thread, and one message-delivery thread for every subscription,
  * so messages reach on_msg in the order the server sent them):
- *   - open, publish, publish_ex, js_setup, subscribe, unsubscribe, flush,
+ *   - open, publish, js_setup, subscribe, unsubscribe, flush,
  *     close: the broker's cluster thread only (one caller at a time; libnats locks internally
  * anyway);
  *   - counts: any thread;
@@ -93,13 +93,12 @@ struct stp_nats_api {
      * certificate. 0, or -1 with a one-line reason in err. */
     int (*open)(struct stp_nats **out, const char *const *urls, size_t n, const char *name,
                 const char *tls_ca, const struct stp_nats_hooks *hooks, char *err, size_t errlen);
-    /* Publish data[0, len) on subject. 0, or -1 (not buffered: dropped). */
-    int (*publish)(struct stp_nats *n, const char *subject, const void *data, size_t len);
     /* Publish data[0, len) on subject with a reply subject (NULL: none)
      * and, when msg_id is not NULL, the header Nats-Msg-Id: msg_id
-     * (JetStream drops a second message with the same id). 0 or -1. */
-    int (*publish_ex)(struct stp_nats *n, const char *subject, const char *reply,
-                      const char *msg_id, const void *data, size_t len);
+     * (JetStream drops a second message with the same id). 0, or -1 (not
+     * buffered: dropped). */
+    int (*publish)(struct stp_nats *n, const char *subject, const char *reply, const char *msg_id,
+                   const void *data, size_t len);
     /* Make (or update to this configuration) the stream and the durable
      * consumer of js (no consumer when js->consumer is NULL). Waits for JetStream's answers, at
      * most timeout_ms each: the cluster thread only, and only while connected. 0, or -1 with a

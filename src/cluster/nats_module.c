@@ -235,20 +235,20 @@ static int nats_open(struct stp_nats **out, const char *const *urls, size_t coun
     return 0;
 }
 
-static int nats_publish(struct stp_nats *n, const char *subject, const void *data, size_t len)
+static int publish_plain(struct stp_nats *n, const char *subject, const void *data, size_t len)
 {
     if (len > (size_t)INT32_MAX)
         return -1;
     return natsConnection_Publish(n->nc, subject, data, (int)len) == NATS_OK ? 0 : -1;
 }
 
-static int nats_publish_ex(struct stp_nats *n, const char *subject, const char *reply,
+static int nats_publish(struct stp_nats *n, const char *subject, const char *reply,
                            const char *msg_id, const void *data, size_t len)
 {
     if (len > (size_t)INT32_MAX)
         return -1;
     if (!msg_id && !reply)
-        return nats_publish(n, subject, data, len);
+        return publish_plain(n, subject, data, len);
     if (!msg_id)
         return natsConnection_PublishRequest(n->nc, subject, reply, data, (int)len) == NATS_OK ? 0
                                                                                                : -1;
@@ -425,7 +425,6 @@ __attribute__((visibility("default"))) const struct stp_nats_api stp_nats_api_v4
     .version = STP_NATS_API_VERSION,
     .open = nats_open,
     .publish = nats_publish,
-    .publish_ex = nats_publish_ex,
     .js_setup = nats_js_setup,
     .subscribe = nats_subscribe,
     .unsubscribe = nats_unsubscribe,
