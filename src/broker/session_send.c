@@ -191,7 +191,8 @@ static void not_stored_detail(char *out, size_t size, int err)
     case STP_ESTORE_REFUSED:
         snprintf(out, size,
                  "The cluster's message store (NATS JetStream) refused the queue message (most "
-                 "often: the queue is full); it was not stored. Send it again later.");
+                 "often: the queue is full; or the queue's name is too long for a NATS "
+                 "subject); it was not stored.");
         break;
     case STP_ESTORE_TOO_BIG:
         snprintf(out, size,
@@ -239,14 +240,17 @@ void stp_session_fence_fail(struct stp_conn *c, uint64_t fence_id, int err)
 void stp_session_not_stored(struct stp_conn *c, int err, uint64_t fence)
 {
     struct stp_session *s = stp_sess(c);
-    if (s->state == STP_SESS_CLOSING)
-        return; /* already answered (a fence over the message failed) */
-    /* The first pending fence issued after the SEND covers it. */
+    /* The first pending fence issued after the SEND covers it: it must not
+     * become a RECEIPT, also when the session is already closing (e.g. a
+     * bad frame right behind the SEND: its ERROR waits for the receipts
+     * before it, and this one is not one of them). */
     size_t lo = stp_lower_bound(s->fences.count, fence, fence_id_at, &s->fences);
     if (lo < s->fences.count) {
         fail_fence(c, stp_fence_deque_at(&s->fences, lo), err);
         return;
     }
+    if (s->state == STP_SESS_CLOSING)
+        return; /* already answered (a fence over the message failed) */
     if (s->in_frame) {
         /* Refused on the spot, while its frame is handled: the frame's
          * receipt fence (if it asks for one) is yet to come. */

@@ -115,3 +115,40 @@ Test(cluster_queue_hostile, forged_inbox_answers_change_nothing)
     h_bystander_ok(b);
     h_broker_stop_ok(b);
 }
+
+/* A queue name within --max-destination-length whose NATS subject would be
+ * too long (every byte escaped three times): the SEND gets ERROR "message
+ * not stored" naming the reason, nothing reaches JetStream, and the node
+ * goes on serving queues. The same SEND with a bad frame right behind it
+ * (the session is closing when the refusal comes) gets no RECEIPT either. */
+Test(cluster_queue_hostile, a_queue_name_too_long_for_nats_is_refused)
+{
+    struct h_nats *n = h_nats_start(true);
+    struct h_broker *b = node(n, "b");
+    static char name[1000]; /* within the default 1 KiB */
+    memcpy(name, "/queue/", 7);
+    memset(name + 7, '.', sizeof(name) - 8); /* each '.' is "~2E" in a subject */
+    name[sizeof(name) - 1] = '\0';
+    struct h_conn *pub = h_client(b, "1.2");
+    h_sendf(pub, "SEND\ndestination:%s\nreceipt:long\n\nx", name);
+    struct h_frame *f = h_expect(pub, "ERROR", 5000);
+    cr_assert_str_eq(h_hdr(f, "message"), "message not stored");
+    cr_assert_str_eq(h_hdr(f, "receipt-id"), "long");
+    cr_assert(strstr(f->body, "too long for a NATS subject") != NULL, "%s", f->body);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_queue_messages_out_total"), 0);
+    cr_assert_eq(h_node_metric(b, "stampede_cluster_queue_messages_refused_total"), 1);
+
+    struct h_conn *bad = h_client(b, "1.2");
+    h_sendf(bad, "SEND\ndestination:%s\nreceipt:long2\n\nx", name);
+    h_send(bad, "bad\n\n", 6); /* not a command: ERROR, then closed */
+    struct h_frame *g = h_expect(bad, "ERROR", 5000);
+    cr_assert(h_hdr(g, "receipt-id") == NULL || strcmp(h_hdr(g, "receipt-id"), "long2") == 0, "%s",
+              h_show(g));
+    struct h_frame *more = NULL;
+    cr_assert(h_wait_closed(bad, 3000, &more), "not closed: %s", more ? h_show(more) : "open");
+    cr_assert(more == NULL || strcmp(more->cmd, "RECEIPT") != 0,
+              "a RECEIPT for a message not stored: %s", h_show(more));
+    cr_assert(h_node_metric_reaches(b, "stampede_cluster_queue_messages_refused_total", 2, 3000));
+    h_bystander_ok(b);
+    h_broker_stop_ok(b);
+}
