@@ -243,7 +243,7 @@ static int publish_plain(struct stp_nats *n, const char *subject, const void *da
 }
 
 static int nats_publish(struct stp_nats *n, const char *subject, const char *reply,
-                           const char *msg_id, const void *data, size_t len)
+                        const char *msg_id, const void *data, size_t len)
 {
     if (len > (size_t)INT32_MAX)
         return -1;
